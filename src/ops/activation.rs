@@ -1,0 +1,173 @@
+//! Activations (ReLU, LeakyReLU, Sigmoid, Tanh, ELU): `shaders/activation.wgsl`.
+//! Backward: dx = dy * f'(x), one kernel for every kind.
+
+use crate::error::{Error, Result};
+use crate::gpu::{Dispatch, KernelCall, Shader};
+use crate::graph::{Graph, NodeId};
+use crate::ops::{bytes_of, groups, BackwardCtx, EncodeCtx, Op};
+use crate::tensor::{Shape, Tensor};
+
+pub static SHADER: Shader = Shader {
+    name: "activation",
+    source: include_str!("../../shaders/activation.wgsl"),
+};
+const WORKGROUP: usize = 256;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Activation {
+    Relu,
+    LeakyRelu(f32),
+    Sigmoid,
+    Tanh,
+    Elu(f32),
+}
+
+impl Activation {
+    fn kind(self) -> (u32, f32) {
+        match self {
+            Activation::Relu => (0, 0.0),
+            Activation::LeakyRelu(a) => (1, a),
+            Activation::Sigmoid => (2, 0.0),
+            Activation::Tanh => (3, 0.0),
+            Activation::Elu(a) => (4, a),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Relu => "relu",
+            Activation::LeakyRelu(_) => "leaky_relu",
+            Activation::Sigmoid => "sigmoid",
+            Activation::Tanh => "tanh",
+            Activation::Elu(_) => "elu",
+        }
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    n: u32,
+    kind: u32,
+    alpha: f32,
+    _pad: u32,
+}
+
+fn params(activation: Activation, n: usize) -> Params {
+    let (kind, alpha) = activation.kind();
+    Params {
+        n: n as u32,
+        kind,
+        alpha,
+        _pad: 0,
+    }
+}
+
+/// y = f(x).
+#[derive(Debug)]
+pub struct ActivationForward(pub Activation);
+
+/// dx = dy * f'(x); inputs (x, dy).
+#[derive(Debug)]
+pub struct ActivationBackward(pub Activation);
+
+impl Op for ActivationForward {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {
+        Ok(inputs[0].clone())
+    }
+
+    fn encode(
+        &self,
+        ctx: &mut EncodeCtx<'_>,
+        inputs: &[&Tensor],
+        output: &Tensor,
+    ) -> Result<Vec<Dispatch>> {
+        let n = output.shape.numel();
+        Ok(vec![ctx.gpu.prepare(KernelCall {
+            shader: &SHADER,
+            entry: "forward",
+            constants: &[],
+            params: bytes_of(&params(self.0, n)),
+            reads: &[&inputs[0].buffer],
+            writes: &[&output.buffer],
+            workgroups: groups(n, WORKGROUP),
+        })?])
+    }
+
+    fn backward(&self, g: &mut Graph, ctx: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {
+        Ok(vec![Some(g.apply(
+            ActivationBackward(self.0),
+            &[ctx.inputs[0], ctx.grad],
+        )?)])
+    }
+}
+
+impl Op for ActivationBackward {
+    fn name(&self) -> &'static str {
+        "activation_backward"
+    }
+
+    fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {
+        if inputs[0] != inputs[1] {
+            return Err(Error::shape(
+                self.name(),
+                "x and dy must have the same shape",
+            ));
+        }
+        Ok(inputs[0].clone())
+    }
+
+    fn encode(
+        &self,
+        ctx: &mut EncodeCtx<'_>,
+        inputs: &[&Tensor],
+        output: &Tensor,
+    ) -> Result<Vec<Dispatch>> {
+        let n = output.shape.numel();
+        Ok(vec![ctx.gpu.prepare(KernelCall {
+            shader: &SHADER,
+            entry: "backward",
+            constants: &[],
+            params: bytes_of(&params(self.0, n)),
+            reads: &[&inputs[0].buffer, &inputs[1].buffer],
+            writes: &[&output.buffer],
+            workgroups: groups(n, WORKGROUP),
+        })?])
+    }
+
+    fn backward(&self, _: &mut Graph, _: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {
+        Err(Error::Invalid(
+            "second derivatives of activations are not implemented".into(),
+        ))
+    }
+}
+
+impl Graph {
+    pub fn activation(&mut self, x: NodeId, activation: Activation) -> Result<NodeId> {
+        self.apply(ActivationForward(activation), &[x])
+    }
+
+    pub fn relu(&mut self, x: NodeId) -> Result<NodeId> {
+        self.activation(x, Activation::Relu)
+    }
+
+    pub fn leaky_relu(&mut self, x: NodeId, alpha: f32) -> Result<NodeId> {
+        self.activation(x, Activation::LeakyRelu(alpha))
+    }
+
+    pub fn sigmoid(&mut self, x: NodeId) -> Result<NodeId> {
+        self.activation(x, Activation::Sigmoid)
+    }
+
+    pub fn tanh(&mut self, x: NodeId) -> Result<NodeId> {
+        self.activation(x, Activation::Tanh)
+    }
+
+    pub fn elu(&mut self, x: NodeId, alpha: f32) -> Result<NodeId> {
+        self.activation(x, Activation::Elu(alpha))
+    }
+}

@@ -1,0 +1,354 @@
+//! Elementwise ops: fill, scale, add / sub / mul with numpy-style broadcasting (a per-channel
+//! bias of shape [C, 1, 1] broadcasts over [N, C, H, W]), and `sum_to_shape`, the backward of a
+//! broadcast. `shaders/elementwise.wgsl`.
+
+use crate::error::{Error, Result};
+use crate::gpu::{Dispatch, KernelCall, Shader};
+use crate::graph::{Graph, NodeId};
+use crate::ops::{bytes_of, groups, BackwardCtx, EncodeCtx, Op};
+use crate::tensor::{Shape, Tensor};
+
+pub static SHADER: Shader = Shader {
+    name: "elementwise",
+    source: include_str!("../../shaders/elementwise.wgsl"),
+};
+const WORKGROUP: usize = 256;
+const SLOTS: usize = 8;
+
+#[repr(C)]
+#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    n: u32,
+    rank: u32,
+    op: u32,
+    alpha: f32,
+    dims: [u32; SLOTS],
+    a_strides: [u32; SLOTS],
+    b_strides: [u32; SLOTS],
+    reduce_count: u32,
+    _pad: [u32; 3],
+}
+
+fn slots(values: impl IntoIterator<Item = usize>) -> [u32; SLOTS] {
+    let mut out = [0u32; SLOTS];
+    for (k, v) in values.into_iter().enumerate() {
+        out[k] = v as u32;
+    }
+    out
+}
+
+/// `shape` padded on the left with 1s to `rank` dimensions.
+fn aligned(shape: &Shape, rank: usize) -> Vec<usize> {
+    let mut dims = vec![1; rank - shape.rank()];
+    dims.extend_from_slice(shape.dims());
+    dims
+}
+
+/// Row-major strides of `dims`, with 0 where the dimension is 1 but the output's is not.
+fn broadcast_strides(dims: &[usize], out: &[usize]) -> Vec<usize> {
+    let mut strides = vec![0; dims.len()];
+    let mut stride = 1;
+    for k in (0..dims.len()).rev() {
+        strides[k] = if dims[k] == 1 && out[k] != 1 {
+            0
+        } else {
+            stride
+        };
+        stride *= dims[k];
+    }
+    strides
+}
+
+/// The numpy broadcast of two shapes, or an error naming both.
+pub fn broadcast_shapes(op: &str, a: &Shape, b: &Shape) -> Result<Shape> {
+    let rank = a.rank().max(b.rank());
+    let (da, db) = (aligned(a, rank), aligned(b, rank));
+    let mut dims = Vec::with_capacity(rank);
+    for k in 0..rank {
+        dims.push(match (da[k], db[k]) {
+            (x, y) if x == y => x,
+            (1, y) => y,
+            (x, 1) => x,
+            _ => {
+                return Err(Error::shape(
+                    op,
+                    format!("shapes {a} and {b} do not broadcast"),
+                ))
+            }
+        });
+    }
+    Shape::new(&dims)
+}
+
+/// A tensor of `shape` filled with `value` (no inputs).
+#[derive(Debug)]
+pub struct Fill {
+    pub shape: Shape,
+    pub value: f32,
+}
+
+impl Op for Fill {
+    fn name(&self) -> &'static str {
+        "fill"
+    }
+
+    fn output_shape(&self, _: &[&Shape]) -> Result<Shape> {
+        Ok(self.shape.clone())
+    }
+
+    fn encode(
+        &self,
+        ctx: &mut EncodeCtx<'_>,
+        _: &[&Tensor],
+        output: &Tensor,
+    ) -> Result<Vec<Dispatch>> {
+        let n = output.shape.numel();
+        let params = Params {
+            n: n as u32,
+            alpha: self.value,
+            ..Default::default()
+        };
+        Ok(vec![ctx.gpu.prepare(KernelCall {
+            shader: &SHADER,
+            entry: "fill",
+            constants: &[],
+            params: bytes_of(&params),
+            reads: &[],
+            writes: &[&output.buffer],
+            workgroups: groups(n, WORKGROUP),
+        })?])
+    }
+
+    fn backward(&self, _: &mut Graph, _: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {
+        Ok(vec![])
+    }
+}
+
+/// y = alpha * x.
+#[derive(Debug)]
+pub struct Scale(pub f32);
+
+impl Op for Scale {
+    fn name(&self) -> &'static str {
+        "scale"
+    }
+
+    fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {
+        Ok(inputs[0].clone())
+    }
+
+    fn encode(
+        &self,
+        ctx: &mut EncodeCtx<'_>,
+        inputs: &[&Tensor],
+        output: &Tensor,
+    ) -> Result<Vec<Dispatch>> {
+        let n = output.shape.numel();
+        let params = Params {
+            n: n as u32,
+            alpha: self.0,
+            ..Default::default()
+        };
+        Ok(vec![ctx.gpu.prepare(KernelCall {
+            shader: &SHADER,
+            entry: "scale",
+            constants: &[],
+            params: bytes_of(&params),
+            reads: &[&inputs[0].buffer],
+            writes: &[&output.buffer],
+            workgroups: groups(n, WORKGROUP),
+        })?])
+    }
+
+    fn backward(&self, g: &mut Graph, ctx: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {
+        Ok(vec![Some(g.scale(ctx.grad, self.0)?)])
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryKind {
+    Add,
+    Sub,
+    Mul,
+}
+
+/// a (op) b with broadcasting.
+#[derive(Debug)]
+pub struct Binary(pub BinaryKind);
+
+impl Op for Binary {
+    fn name(&self) -> &'static str {
+        match self.0 {
+            BinaryKind::Add => "add",
+            BinaryKind::Sub => "sub",
+            BinaryKind::Mul => "mul",
+        }
+    }
+
+    fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {
+        broadcast_shapes(self.name(), inputs[0], inputs[1])
+    }
+
+    fn encode(
+        &self,
+        ctx: &mut EncodeCtx<'_>,
+        inputs: &[&Tensor],
+        output: &Tensor,
+    ) -> Result<Vec<Dispatch>> {
+        let rank = output.shape.rank();
+        let out = output.shape.dims();
+        let a_strides = broadcast_strides(&aligned(&inputs[0].shape, rank), out);
+        let b_strides = broadcast_strides(&aligned(&inputs[1].shape, rank), out);
+        let n = output.shape.numel();
+        let params = Params {
+            n: n as u32,
+            rank: rank as u32,
+            op: self.0 as u32,
+            dims: slots(out.iter().copied()),
+            a_strides: slots(a_strides),
+            b_strides: slots(b_strides),
+            ..Default::default()
+        };
+        Ok(vec![ctx.gpu.prepare(KernelCall {
+            shader: &SHADER,
+            entry: "binary",
+            constants: &[],
+            params: bytes_of(&params),
+            reads: &[&inputs[0].buffer, &inputs[1].buffer],
+            writes: &[&output.buffer],
+            workgroups: groups(n, WORKGROUP),
+        })?])
+    }
+
+    fn backward(&self, g: &mut Graph, ctx: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {
+        let (a, b, grad) = (ctx.inputs[0], ctx.inputs[1], ctx.grad);
+        let (ga, gb) = match self.0 {
+            BinaryKind::Add => (grad, grad),
+            BinaryKind::Sub => (grad, g.scale(grad, -1.0)?),
+            BinaryKind::Mul => {
+                let ga = if ctx.needs_grad[0] {
+                    g.mul(grad, b)?
+                } else {
+                    grad
+                };
+                let gb = if ctx.needs_grad[1] {
+                    g.mul(grad, a)?
+                } else {
+                    grad
+                };
+                (ga, gb)
+            }
+        };
+        let ga = if ctx.needs_grad[0] {
+            Some(g.sum_to_shape(ga, a)?)
+        } else {
+            None
+        };
+        let gb = if ctx.needs_grad[1] {
+            Some(g.sum_to_shape(gb, b)?)
+        } else {
+            None
+        };
+        Ok(vec![ga, gb])
+    }
+}
+
+/// Sums a tensor down to `target`, a shape that broadcasts to the input's.
+#[derive(Debug)]
+pub struct SumToShape {
+    pub target: Shape,
+}
+
+impl Op for SumToShape {
+    fn name(&self) -> &'static str {
+        "sum_to_shape"
+    }
+
+    fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {
+        let broadcast = broadcast_shapes(self.name(), inputs[0], &self.target)?;
+        if &broadcast != inputs[0] {
+            return Err(Error::shape(
+                self.name(),
+                format!("{} does not broadcast to {}", self.target, inputs[0]),
+            ));
+        }
+        Ok(self.target.clone())
+    }
+
+    fn encode(
+        &self,
+        ctx: &mut EncodeCtx<'_>,
+        inputs: &[&Tensor],
+        output: &Tensor,
+    ) -> Result<Vec<Dispatch>> {
+        let input = inputs[0].shape.dims();
+        let rank = input.len();
+        let target = aligned(&self.target, rank);
+        let kept = (0..rank).map(|k| usize::from(target[k] == input[k]));
+        let n = output.shape.numel();
+        let params = Params {
+            n: n as u32,
+            rank: rank as u32,
+            dims: slots(input.iter().copied()),
+            b_strides: slots(kept),
+            reduce_count: (inputs[0].shape.numel() / n) as u32,
+            ..Default::default()
+        };
+        Ok(vec![ctx.gpu.prepare(KernelCall {
+            shader: &SHADER,
+            entry: "sum_to_shape",
+            constants: &[],
+            params: bytes_of(&params),
+            reads: &[&inputs[0].buffer],
+            writes: &[&output.buffer],
+            workgroups: groups(n, WORKGROUP),
+        })?])
+    }
+
+    fn backward(&self, g: &mut Graph, ctx: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {
+        // The gradient of a sum over broadcast dimensions is the broadcast of the gradient.
+        let zeros = g.fill(g.shape(ctx.inputs[0]).clone(), 0.0)?;
+        Ok(vec![Some(g.add(zeros, ctx.grad)?)])
+    }
+
+    fn flops(&self, inputs: &[&Shape], _: &Shape) -> u64 {
+        inputs[0].numel() as u64
+    }
+}
+
+impl Graph {
+    pub fn fill(&mut self, shape: impl Into<Shape>, value: f32) -> Result<NodeId> {
+        self.apply(
+            Fill {
+                shape: shape.into(),
+                value,
+            },
+            &[],
+        )
+    }
+
+    pub fn scale(&mut self, x: NodeId, alpha: f32) -> Result<NodeId> {
+        self.apply(Scale(alpha), &[x])
+    }
+
+    pub fn add(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
+        self.apply(Binary(BinaryKind::Add), &[a, b])
+    }
+
+    pub fn sub(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
+        self.apply(Binary(BinaryKind::Sub), &[a, b])
+    }
+
+    pub fn mul(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
+        self.apply(Binary(BinaryKind::Mul), &[a, b])
+    }
+
+    /// Sums `x` down to the shape of `like` (which must broadcast to x's shape).
+    pub fn sum_to_shape(&mut self, x: NodeId, like: NodeId) -> Result<NodeId> {
+        let target = self.shape(like).clone();
+        if &target == self.shape(x) {
+            return Ok(x);
+        }
+        self.apply(SumToShape { target }, &[x])
+    }
+}
