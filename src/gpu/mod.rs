@@ -55,6 +55,31 @@ pub fn list_adapters() -> Vec<AdapterSummary> {
         .collect()
 }
 
+/// Which adapter to open.
+#[derive(Clone, Debug)]
+pub struct AdapterChoice {
+    /// A case-insensitive substring of the adapter's name.
+    pub name: Option<String>,
+    pub power: wgpu::PowerPreference,
+    pub backends: wgpu::Backends,
+}
+
+impl AdapterChoice {
+    /// wgpu's conventions: `WGPU_ADAPTER_NAME` (a substring of the adapter's name), else
+    /// `WGPU_POWER_PREF` (`low`, `high`, `none`; default high performance), among the backends
+    /// of `WGPU_BACKEND` (e.g. `vulkan`, `metal`, `dx12`; default all).
+    pub fn from_env() -> Self {
+        Self {
+            name: std::env::var("WGPU_ADAPTER_NAME")
+                .ok()
+                .filter(|n| !n.is_empty()),
+            power: wgpu::PowerPreference::from_env()
+                .unwrap_or(wgpu::PowerPreference::HighPerformance),
+            backends: wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all()),
+        }
+    }
+}
+
 /// A device and queue with the kernels compiled so far.
 pub struct Gpu {
     pub device: wgpu::Device,
@@ -65,16 +90,17 @@ pub struct Gpu {
 }
 
 impl Gpu {
-    /// Picks an adapter following wgpu's conventions: `WGPU_ADAPTER_NAME` (a case-insensitive
-    /// substring of the adapter's name), else `WGPU_POWER_PREF` (`low`, `high`, `none`; default
-    /// high performance), among the backends of `WGPU_BACKEND` (e.g. `vulkan`). The device is
-    /// requested with the adapter's own limits, not WebGPU's defaults.
+    /// Picks an adapter following wgpu's conventions (see `AdapterChoice::from_env`) and opens
+    /// the device with the adapter's own limits, not WebGPU's defaults.
     pub fn new() -> Result<Self> {
+        Self::with_choice(&AdapterChoice::from_env())
+    }
+
+    pub fn with_choice(choice: &AdapterChoice) -> Result<Self> {
         let instance = instance();
-        let adapter = match std::env::var("WGPU_ADAPTER_NAME") {
-            Ok(wanted) => {
-                let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
-                let adapters = pollster::block_on(instance.enumerate_adapters(backends));
+        let adapter = match &choice.name {
+            Some(wanted) => {
+                let adapters = pollster::block_on(instance.enumerate_adapters(choice.backends));
                 let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
                 adapters
                     .into_iter()
@@ -85,16 +111,12 @@ impl Gpu {
                             .contains(&wanted.to_lowercase())
                     })
                     .ok_or_else(|| {
-                        Error::NoAdapter(format!(
-                            " matching WGPU_ADAPTER_NAME={wanted:?} (available: {names:?})"
-                        ))
+                        Error::NoAdapter(format!(" named like {wanted:?} (available: {names:?})"))
                     })?
             }
-            Err(_) => {
-                let power_preference = wgpu::PowerPreference::from_env()
-                    .unwrap_or(wgpu::PowerPreference::HighPerformance);
+            None => {
                 let options = wgpu::RequestAdapterOptions {
-                    power_preference,
+                    power_preference: choice.power,
                     ..Default::default()
                 };
                 pollster::block_on(instance.request_adapter(&options))
@@ -237,21 +259,26 @@ impl Gpu {
     /// `max_compute_workgroups_per_dimension`. Kernels recover the flat index with
     /// `workgroup_index()` from the shader prelude and ignore the overshoot.
     pub fn split_workgroups(&self, total: u32) -> Result<[u32; 3]> {
-        let max = self.limits.max_compute_workgroups_per_dimension.max(1);
-        if total <= max {
-            return Ok([total.max(1), 1, 1]);
-        }
-        let y = total.div_ceil(max);
-        if y <= max {
-            return Ok([max, y, 1]);
-        }
-        let z = y.div_ceil(max);
-        if z <= max {
-            return Ok([max, max, z]);
-        }
-        Err(Error::Limit {
-            what: "dispatch".into(),
-            message: format!("{total} workgroups exceed {max}^3"),
-        })
+        split_workgroups(total, self.limits.max_compute_workgroups_per_dimension)
     }
+}
+
+/// `Gpu::split_workgroups` for a given per-dimension limit.
+pub fn split_workgroups(total: u32, max_per_dimension: u32) -> Result<[u32; 3]> {
+    let max = max_per_dimension.max(1);
+    if total <= max {
+        return Ok([total.max(1), 1, 1]);
+    }
+    let y = total.div_ceil(max);
+    if y <= max {
+        return Ok([max, y, 1]);
+    }
+    let z = y.div_ceil(max);
+    if z <= max {
+        return Ok([max, max, z]);
+    }
+    Err(Error::Limit {
+        what: "dispatch".into(),
+        message: format!("{total} workgroups exceed {max}^3"),
+    })
 }
