@@ -4,6 +4,9 @@
 //   scale:        y[i] = alpha * a[i]
 //   binary:       y[i] = a[ia] (op) b[ib], op 0 add, 1 sub, 2 mul; numpy-style broadcasting:
 //                 ia/ib use stride 0 on the dimensions where the operand has size 1
+//   channel_affine: y[n, c, s] = scale[c] * a[n, perm[c], s] + offset[c] for C <= 4 channels (model
+//                 preprocessing such as RGB [0,1] -> BGR 0..255 minus mean); `alpha` unused
+//   clamp_range:  x[i] = clamp(x[i], lo, hi) in place (projects an image back into [0, 1])
 //   sum_to_shape: y[j] = sum of a over every element that broadcasts to j (the backward of a
 //                 broadcast); `kept[k]` is 1 where the output keeps dimension k. One invocation
 //                 per output element summing sequentially, so the result is deterministic.
@@ -18,9 +21,12 @@ struct Params {
     a_strides: array<vec4<u32>, 2>,  // binary: a's strides in the output's index space (0 = broadcast)
     b_strides: array<vec4<u32>, 2>,  // binary: b's strides; sum_to_shape: 1 where the output keeps the dim
     reduce_count: u32,               // sum_to_shape: input elements per output element
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    inner: u32,                      // channel_affine: elements per channel (spatial size)
+    lo: f32,                         // clamp bounds
+    hi: f32,
+    affine_perm: vec4<u32>,          // channel_affine: source channel of each output channel
+    affine_scale: vec4<f32>,
+    affine_offset: vec4<f32>,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -29,6 +35,8 @@ struct Params {
 // scale, sum_to_shape: a at 1, y at 2
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
+// clamp: x at 1 (in place)
+@group(0) @binding(1) var<storage, read_write> clamped: array<f32>;
 // binary: a at 1, b at 2, out at 3
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
@@ -119,4 +127,28 @@ fn sum_to_shape(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
         total += a[index];
     }
     y[j] = total;
+}
+
+@compute @workgroup_size(WG)
+fn channel_affine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_index) lid: u32) {
+    let i = workgroup_index(wid, nwg) * WG + lid;
+    if i >= p.n {
+        return;
+    }
+    let channels = p.rank;  // reused: number of channels
+    let s = i % p.inner;
+    let c = (i / p.inner) % channels;
+    let n = i / (p.inner * channels);
+    let source = (n * channels + p.affine_perm[c]) * p.inner + s;
+    y[i] = p.affine_scale[c] * a[source] + p.affine_offset[c];
+}
+
+@compute @workgroup_size(WG)
+fn clamp_range(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+         @builtin(local_invocation_index) lid: u32) {
+    let i = workgroup_index(wid, nwg) * WG + lid;
+    if i < p.n {
+        clamped[i] = clamp(clamped[i], p.lo, p.hi);
+    }
 }

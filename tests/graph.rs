@@ -213,3 +213,47 @@ fn gradients_need_a_scalar_loss_and_a_path() {
         .to_string();
     assert!(message.contains("unused"), "{message}");
 }
+
+#[test]
+fn channel_affine_permutes_scales_and_back_propagates() {
+    // RGB -> BGR * 255 - mean, as SqueezeNet's preprocessing.
+    let mut rng = Rng::new(6);
+    let (n, c, s) = (2, 3, 5);
+    let x = random_f64(&mut rng, n * c * s);
+    let up = random_f64(&mut rng, n * c * s);
+    let affine = wgnn::ops::elementwise::ChannelAffine {
+        perm: vec![2, 1, 0],
+        scale: vec![255.0, 254.0, 253.0],
+        offset: vec![-104.0, -116.5, -122.75],
+    };
+    let (y, grads) = graph_vjp(&[(&[n, c, s], &x)], &up, &|g, ids| {
+        g.channel_affine(ids[0], affine.clone()).unwrap()
+    });
+    let idx = |b: usize, ch: usize, i: usize| (b * c + ch) * s + i;
+    let mut expect_y = vec![0.0; n * c * s];
+    let mut expect_dx = vec![0.0; n * c * s];
+    for b in 0..n {
+        for ch in 0..c {
+            for i in 0..s {
+                let src = affine.perm[ch];
+                expect_y[idx(b, ch, i)] =
+                    affine.scale[ch] as f64 * x[idx(b, src, i)] + affine.offset[ch] as f64;
+                expect_dx[idx(b, src, i)] += affine.scale[ch] as f64 * up[idx(b, ch, i)];
+            }
+        }
+    }
+    assert_close("channel_affine", &y, &expect_y, 1e-5, 1e-3);
+    assert_close("channel_affine backward", &grads[0], &expect_dx, 1e-5, 1e-3);
+}
+
+#[test]
+fn clamp_in_place_projects_into_range() {
+    let gpu = gpu();
+    let mut rng = Rng::new(7);
+    let x = rng.vec_f32(1001, -2.0, 2.0);
+    let t = wgnn::Tensor::from_f32(gpu, [1001], &x).unwrap();
+    let d = wgnn::ops::elementwise::clamp_in_place(gpu, &t, 0.0, 1.0).unwrap();
+    gpu.run(&[d]).unwrap();
+    let y = t.to_vec(gpu).unwrap();
+    assert!(y.iter().zip(&x).all(|(a, b)| *a == b.clamp(0.0, 1.0)));
+}

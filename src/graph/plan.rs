@@ -25,6 +25,8 @@ pub struct PlanSpec<'a> {
     /// (parameter, gradient) pairs that the optimizer updates at the end of each step.
     pub updates: Vec<(NodeId, NodeId)>,
     pub optimizer: Option<&'a mut dyn Optimizer>,
+    /// Dispatches appended after the update (e.g. clamping an optimised image into range).
+    pub after_update: Vec<Dispatch>,
 }
 
 /// Sizes of what a plan holds, for `--summary`-style printing.
@@ -243,6 +245,8 @@ impl Plan {
                 "plan: updates were given without an optimizer".into(),
             ));
         }
+
+        dispatches.extend(spec.after_update);
 
         let mut outputs = Vec::new();
         for &o in &spec.outputs {

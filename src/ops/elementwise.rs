@@ -26,7 +26,12 @@ struct Params {
     a_strides: [u32; SLOTS],
     b_strides: [u32; SLOTS],
     reduce_count: u32,
-    _pad: [u32; 3],
+    inner: u32,
+    lo: f32,
+    hi: f32,
+    affine_perm: [u32; 4],
+    affine_scale: [f32; 4],
+    affine_offset: [f32; 4],
 }
 
 fn slots(values: impl IntoIterator<Item = usize>) -> [u32; SLOTS] {
@@ -316,7 +321,127 @@ impl Op for SumToShape {
     }
 }
 
+/// Per-channel affine map with a channel permutation on [N, C, ...] with C <= 4:
+/// y[:, c] = scale[c] * x[:, perm[c]] + offset[c]. Model preprocessing (RGB [0, 1] to the
+/// network's input) is one of these, so gradients flow back to the image.
+#[derive(Clone, Debug)]
+pub struct ChannelAffine {
+    pub perm: Vec<usize>,
+    pub scale: Vec<f32>,
+    pub offset: Vec<f32>,
+}
+
+impl ChannelAffine {
+    fn check(&self) -> Result<()> {
+        let c = self.perm.len();
+        let mut seen = self.perm.clone();
+        seen.sort_unstable();
+        if c == 0
+            || c > 4
+            || self.scale.len() != c
+            || self.offset.len() != c
+            || seen != (0..c).collect::<Vec<_>>()
+        {
+            return Err(Error::shape("channel_affine", format!("perm {:?} must be a permutation of at most 4 channels with a scale and offset each", self.perm)));
+        }
+        Ok(())
+    }
+}
+
+impl Op for ChannelAffine {
+    fn name(&self) -> &'static str {
+        "channel_affine"
+    }
+
+    fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {
+        self.check()?;
+        if inputs[0].rank() < 2 || inputs[0].dim(1) != self.perm.len() {
+            return Err(Error::shape(
+                self.name(),
+                format!("expects [N, {}, ...], got {}", self.perm.len(), inputs[0]),
+            ));
+        }
+        Ok(inputs[0].clone())
+    }
+
+    fn encode(
+        &self,
+        ctx: &mut EncodeCtx<'_>,
+        inputs: &[&Tensor],
+        output: &Tensor,
+    ) -> Result<Vec<Dispatch>> {
+        let n = output.shape.numel();
+        let channels = self.perm.len();
+        let inner = n / (output.shape.dim(0) * channels);
+        let mut params = Params {
+            n: n as u32,
+            rank: channels as u32,
+            inner: inner as u32,
+            ..Default::default()
+        };
+        for c in 0..channels {
+            params.affine_perm[c] = self.perm[c] as u32;
+            params.affine_scale[c] = self.scale[c];
+            params.affine_offset[c] = self.offset[c];
+        }
+        Ok(vec![ctx.gpu.prepare(KernelCall {
+            shader: &SHADER,
+            entry: "channel_affine",
+            constants: &[],
+            params: bytes_of(&params),
+            reads: &[&inputs[0].buffer],
+            writes: &[&output.buffer],
+            workgroups: groups(n, WORKGROUP),
+        })?])
+    }
+
+    fn backward(&self, g: &mut Graph, ctx: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {
+        // dx[:, perm[c]] = scale[c] * dy[:, c]: the same op with the inverse permutation.
+        let c = self.perm.len();
+        let mut inverse = ChannelAffine {
+            perm: vec![0; c],
+            scale: vec![0.0; c],
+            offset: vec![0.0; c],
+        };
+        for (out_channel, &source) in self.perm.iter().enumerate() {
+            inverse.perm[source] = out_channel;
+            inverse.scale[source] = self.scale[out_channel];
+        }
+        Ok(vec![Some(g.apply(inverse, &[ctx.grad])?)])
+    }
+}
+
+/// A dispatch that clamps `tensor` into [lo, hi] in place (e.g. after an optimiser update of an
+/// image); add it to `PlanSpec::after_update`.
+pub fn clamp_in_place(
+    gpu: &crate::gpu::Gpu,
+    tensor: &Tensor,
+    lo: f32,
+    hi: f32,
+) -> Result<Dispatch> {
+    let n = tensor.shape.numel();
+    let params = Params {
+        n: n as u32,
+        lo,
+        hi,
+        ..Default::default()
+    };
+    gpu.prepare(KernelCall {
+        shader: &SHADER,
+        entry: "clamp_range",
+        constants: &[],
+        params: bytes_of(&params),
+        reads: &[],
+        writes: &[&tensor.buffer],
+        workgroups: groups(n, WORKGROUP),
+    })
+}
+
 impl Graph {
+    pub fn channel_affine(&mut self, x: NodeId, affine: ChannelAffine) -> Result<NodeId> {
+        self.apply(affine, &[x])
+    }
+
     pub fn fill(&mut self, shape: impl Into<Shape>, value: f32) -> Result<NodeId> {
         self.apply(
             Fill {
