@@ -132,16 +132,15 @@ fn check_run(
     );
 }
 
+/// Parameters after each step, and the final state by name.
+type Trajectory = (Vec<Vec<Vec<f64>>>, Vec<(String, Vec<f64>)>);
+
 fn sorted(mut state: Vec<(String, Vec<f64>)>) -> Vec<(String, Vec<f64>)> {
     state.sort_by(|a, b| a.0.cmp(&b.0));
     state
 }
 
-fn sgd_reference(
-    config: &SgdConfig,
-    problem: &Problem,
-    lrs: &[f32],
-) -> (Vec<Vec<Vec<f64>>>, Vec<(String, Vec<f64>)>) {
+fn sgd_reference(config: &SgdConfig, problem: &Problem, lrs: &[f32]) -> Trajectory {
     let mut params = problem.params.clone();
     let mut buffers: Vec<Vec<f64>> = params.iter().map(|p| vec![0.0; p.len()]).collect();
     let mut after = Vec::new();
@@ -163,11 +162,7 @@ fn sgd_reference(
     (after, sorted(state))
 }
 
-fn adam_reference(
-    config: &AdamConfig,
-    problem: &Problem,
-    lrs: &[f32],
-) -> (Vec<Vec<Vec<f64>>>, Vec<(String, Vec<f64>)>) {
+fn adam_reference(config: &AdamConfig, problem: &Problem, lrs: &[f32]) -> Trajectory {
     let mut params = problem.params.clone();
     let mut m: Vec<Vec<f64>> = params.iter().map(|p| vec![0.0; p.len()]).collect();
     let mut v = m.clone();
@@ -351,7 +346,7 @@ fn reupload(host: &[(String, Vec<f32>)], like: &[(String, Tensor)]) -> Vec<(Stri
 fn resuming_from_saved_state_is_bit_identical() {
     let gpu = gpu();
     let problem = problem(5, 6);
-    for config in [adam_configs()[1]] {
+    for config in [adam_configs()[1], adam_configs()[2]] {
         let mut straight = Adam::new(gpu, config).unwrap();
         let params = fresh_params(&problem);
         continue_steps(&mut straight, &params, &problem, 0..6);
@@ -476,14 +471,23 @@ fn bad_configurations_and_slots_are_errors() {
                 grad: &wrong,
             }],
         )
-        .err()
-        .expect("a gradient of the wrong shape must be an error");
+        .expect_err("a gradient of the wrong shape must be an error");
     assert!(err.to_string().contains("`w`"), "{err}");
+    let gw = tensor(&[2, 3], &[0.1; 6]);
     let slot = || UpdateSlot {
+        name: "w",
+        param: &w,
+        grad: &gw,
+    };
+    let aliased = UpdateSlot {
         name: "w",
         param: &w,
         grad: &w,
     };
+    assert!(
+        adam.prepare(gpu, &[aliased]).is_err(),
+        "a gradient aliasing its parameter"
+    );
     assert!(
         adam.prepare(gpu, &[slot(), slot()]).is_err(),
         "a parameter listed twice"
@@ -495,8 +499,7 @@ fn bad_configurations_and_slots_are_errors() {
     let bad_shape = vec![("w.exp_avg".to_string(), tensor(&[6], &[0.5; 6]))];
     let err = adam
         .load_state(gpu, &bad_shape)
-        .err()
-        .expect("wrong state shape");
+        .expect_err("wrong state shape");
     assert!(err.to_string().contains("w.exp_avg"), "{err}");
     assert!(adam.set_step_count(gpu, u64::MAX).is_err());
 }

@@ -132,8 +132,8 @@ impl NamedState {
     }
 }
 
-/// Every gradient matches its parameter, both are f32, and no parameter appears twice (it
-/// would be updated twice per step).
+/// Every gradient matches its parameter, both are f32 in distinct buffers, and no parameter
+/// appears twice (it would be updated twice per step).
 pub(super) fn check_slots(optimizer: &str, slots: &[UpdateSlot<'_>]) -> Result<()> {
     let mut seen = BTreeSet::new();
     for slot in slots {
@@ -151,6 +151,12 @@ pub(super) fn check_slots(optimizer: &str, slots: &[UpdateSlot<'_>]) -> Result<(
                     slot.name, slot.grad.shape, slot.param.shape
                 ),
             ));
+        }
+        if slot.param.buffer == slot.grad.buffer {
+            return Err(Error::Invalid(format!(
+                "{optimizer}: the gradient of `{}` is the parameter's own buffer",
+                slot.name
+            )));
         }
         if slot.param.dtype != DType::F32 || slot.grad.dtype != DType::F32 {
             return Err(Error::Invalid(format!(
