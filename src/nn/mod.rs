@@ -1,5 +1,9 @@
-//! Building blocks above single ops: the parameter store and layer helpers.
+//! Building blocks above single ops: the parameter store, initialisation and safetensors I/O.
 
+pub mod init;
 mod params;
+mod safetensors_io;
 
+pub use init::{FanMode, Init, Nonlinearity};
 pub use params::ParamStore;
+pub use safetensors_io::read_safetensors_metadata;

@@ -4,8 +4,10 @@
 
 use std::collections::BTreeMap;
 
+use super::init::Init;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::rng::Rng;
 use crate::tensor::{Shape, Tensor};
 
 #[derive(Clone, Debug, Default)]
@@ -38,6 +40,48 @@ impl ParamStore {
             .map_err(|e| Error::Invalid(format!("parameter `{name}`: {e}")))?;
         self.insert(name, tensor);
         Ok(())
+    }
+
+    /// A new parameter `name` filled by `init`, drawn from `rng`.
+    pub fn insert_init(
+        &mut self,
+        gpu: &Gpu,
+        name: &str,
+        shape: impl Into<Shape>,
+        init: Init,
+        rng: &mut Rng,
+    ) -> Result<()> {
+        let shape = shape.into();
+        let values = init.values(&shape, rng).map_err(|e| match e {
+            Error::Shape { op, message } => Error::Shape {
+                op,
+                message: format!("parameter `{name}`: {message}"),
+            },
+            other => Error::Invalid(format!("parameter `{name}`: {other}")),
+        })?;
+        self.insert_f32(gpu, name, shape, &values)
+    }
+
+    /// A layer's `<prefix>.weight` of `weight_shape` (PyTorch layout: [out, in] or
+    /// [O, I, k...]) filled by `init`, and `<prefix>.bias` of [out] zeros.
+    pub fn insert_weight_and_bias(
+        &mut self,
+        gpu: &Gpu,
+        prefix: &str,
+        weight_shape: impl Into<Shape>,
+        init: Init,
+        rng: &mut Rng,
+    ) -> Result<()> {
+        let weight_shape = weight_shape.into();
+        if weight_shape.rank() < 2 {
+            return Err(Error::shape(
+                "insert_weight_and_bias",
+                format!("`{prefix}.weight` must have rank >= 2, not {weight_shape}"),
+            ));
+        }
+        let out = weight_shape.dims()[0];
+        self.insert_init(gpu, &format!("{prefix}.weight"), weight_shape, init, rng)?;
+        self.insert_f32(gpu, &format!("{prefix}.bias"), [out], &vec![0.0; out])
     }
 
     /// (name, tensor) in name order.

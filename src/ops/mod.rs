@@ -103,5 +103,9 @@ pub fn bytes_of<T: bytemuck::Pod>(params: &T) -> &[u8] {
 
 /// Every shader of the crate, for validation with naga in the tests.
 pub fn all_shaders() -> Vec<&'static crate::gpu::Shader> {
-    vec![&activation::SHADER, &elementwise::SHADER]
+    vec![
+        &activation::SHADER,
+        &elementwise::SHADER,
+        &crate::optim::SHADER,
+    ]
 }
