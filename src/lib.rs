@@ -5,9 +5,12 @@
 //! - [`ops`]: one module per op family (forward kernels and backward rules), `shaders/*.wgsl`.
 //! - [`graph`]: symbolic graphs, autodiff, compiled plans.
 //! - [`nn`], [`optim`]: parameters, layers, optimisers.
+//! - [`faces`]: one-shot face recognition on the CPU side: datasets, triplet mining, metrics,
+//!   galleries, ROC plots.
 //! - [`reference`]: float64 CPU implementations that the kernels are tested against.
 
 pub mod error;
+pub mod faces;
 pub mod gpu;
 pub mod graph;
 pub mod nn;

@@ -1,0 +1,74 @@
+//! Helpers shared by the `faces_*` test files.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use wgnn::rng::Rng;
+
+/// The ORL faces (40 identities x 10 images, 92x112 PGM), beside the repository.
+pub const ORL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/orl_faces");
+
+/// A folder under the system temp dir, unique per process and call, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "wgnn-{tag}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Writes `bytes` to `relative` (creating folders on the way) and returns the full path.
+    pub fn write(&self, relative: &str, bytes: &[u8]) -> PathBuf {
+        let path = self.0.join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    /// Names of the entries of the folder, sorted.
+    pub fn entries(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.0)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A binary PGM (P5) of `width x height` with the given grey values.
+pub fn pgm(width: u32, height: u32, values: &[u8]) -> Vec<u8> {
+    assert_eq!(values.len(), (width * height) as usize);
+    let mut bytes = format!("P5\n{width} {height}\n255\n").into_bytes();
+    bytes.extend_from_slice(values);
+    bytes
+}
+
+/// `n` random rows of `dim` values, each L2-normalised.
+pub fn random_unit_rows(rng: &mut Rng, n: usize, dim: usize) -> Vec<f32> {
+    let mut rows = Vec::with_capacity(n * dim);
+    for _ in 0..n {
+        let row: Vec<f32> = (0..dim).map(|_| rng.normal() as f32).collect();
+        let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+        rows.extend(row.iter().map(|x| x / norm));
+    }
+    rows
+}
