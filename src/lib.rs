@@ -5,11 +5,15 @@
 //! - [`ops`]: one module per op family (forward kernels and backward rules), `shaders/*.wgsl`.
 //! - [`graph`]: symbolic graphs, autodiff, compiled plans.
 //! - [`nn`], [`optim`]: parameters, layers, optimisers.
+//! - [`imaging`]: image files, PIL-compatible resizing, network preprocessing, colour transfer.
+//! - [`assets`]: the embedded SqueezeNet weights, class names and default pictures.
 //! - [`reference`]: float64 CPU implementations that the kernels are tested against.
 
+pub mod assets;
 pub mod error;
 pub mod gpu;
 pub mod graph;
+pub mod imaging;
 pub mod nn;
 pub mod ops;
 pub mod optim;
