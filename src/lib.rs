@@ -7,12 +7,16 @@
 //! - [`nn`], [`optim`]: parameters, layers, optimisers.
 //! - [`faces`]: one-shot face recognition on the CPU side: datasets, triplet mining, metrics,
 //!   galleries, ROC plots.
-//! - [`reference`]: float64 CPU implementations that the kernels are tested against.
+//! - [`imaging`]: image files, PIL-compatible resizing, network preprocessing, colour transfer.
+//! - [`assets`]: the embedded SqueezeNet weights, class names and default pictures.
+//! - [`reference`](mod@reference): float64 CPU implementations that the kernels are tested against.
 
+pub mod assets;
 pub mod error;
 pub mod faces;
 pub mod gpu;
 pub mod graph;
+pub mod imaging;
 pub mod nn;
 pub mod ops;
 pub mod optim;

@@ -1,0 +1,49 @@
+//! Files embedded in the library, so that `classify` and `stylize` work on a fresh machine with
+//! no arguments and no downloads. Provenance and licences: `assets/SOURCES.md`.
+//!
+//! Only what the defaults use is embedded (about 5.5 MB): the SqueezeNet v1.1 weights, the
+//! ImageNet class names, one content photo and one style painting. The other pictures in
+//! `assets/` (coffee.png, astronaut.png, scream.jpg, brick.png) stay files for the README and
+//! the tests.
+
+use std::sync::OnceLock;
+
+use crate::error::Result;
+use crate::imaging::{io, RgbImage};
+
+/// SqueezeNet v1.1 ImageNet weights (safetensors, f32, torchvision names `features.N.*` and
+/// `classifier.1.*`, OIHW kernels). Its `__metadata__` states the input preprocessing, which is
+/// [`crate::imaging::preprocess::Preprocess::SQUEEZENET`].
+pub const SQUEEZENET1_1_SAFETENSORS: &[u8] = include_bytes!("../assets/squeezenet1_1.safetensors");
+
+/// The 1000 ImageNet class names, one a line, in the order of the classifier's outputs.
+pub const IMAGENET_CLASSES_TXT: &str = include_str!("../assets/imagenet_classes.txt");
+
+/// File name of the default content photo (a cat, 451x300, CC0).
+pub const DEFAULT_CONTENT_NAME: &str = "chelsea.png";
+/// The default content photo, encoded.
+pub const DEFAULT_CONTENT: &[u8] = include_bytes!("../assets/chelsea.png");
+
+/// File name of the default style painting (Van Gogh, The Starry Night, 752x600).
+pub const DEFAULT_STYLE_NAME: &str = "starry_night.jpg";
+/// The default style painting, encoded.
+pub const DEFAULT_STYLE: &[u8] = include_bytes!("../assets/starry_night.jpg");
+
+/// The ImageNet class names: `imagenet_classes()[i]` names classifier output `i`.
+pub fn imagenet_classes() -> &'static [&'static str] {
+    static CLASSES: OnceLock<Vec<&'static str>> = OnceLock::new();
+    CLASSES.get_or_init(|| IMAGENET_CLASSES_TXT.lines().collect())
+}
+
+/// The default content photo, decoded.
+pub fn default_content() -> Result<RgbImage> {
+    io::decode(
+        DEFAULT_CONTENT,
+        format!("<embedded {DEFAULT_CONTENT_NAME}>"),
+    )
+}
+
+/// The default style painting, decoded.
+pub fn default_style() -> Result<RgbImage> {
+    io::decode(DEFAULT_STYLE, format!("<embedded {DEFAULT_STYLE_NAME}>"))
+}
