@@ -24,7 +24,13 @@ pub fn random_tensor(rng: &mut Rng, dims: &[usize]) -> Tensor {
 
 /// Prepares `ops` (applied in order, each output feeding nothing: independent ops) once and
 /// times their dispatches together. `work` is the FLOPs (or bytes) of one run.
-pub fn bench_ops(c: &mut Criterion, group: &str, id: &str, ops: &[(&dyn Op, Vec<&Tensor>)], work: u64) {
+pub fn bench_ops(
+    c: &mut Criterion,
+    group: &str,
+    id: &str,
+    ops: &[(&dyn Op, Vec<&Tensor>)],
+    work: u64,
+) {
     let gpu = gpu();
     let mut ctx = EncodeCtx::new(gpu);
     let mut dispatches: Vec<Dispatch> = Vec::new();

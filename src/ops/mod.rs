@@ -3,6 +3,7 @@
 //! backward rule (as more graph nodes). `Graph` methods for each family live in its file.
 
 pub mod activation;
+pub mod conv;
 pub mod elementwise;
 
 use std::fmt;
@@ -103,5 +104,5 @@ pub fn bytes_of<T: bytemuck::Pod>(params: &T) -> &[u8] {
 
 /// Every shader of the crate, for validation with naga in the tests.
 pub fn all_shaders() -> Vec<&'static crate::gpu::Shader> {
-    vec![&activation::SHADER, &elementwise::SHADER]
+    vec![&activation::SHADER, &conv::SHADER, &elementwise::SHADER]
 }
