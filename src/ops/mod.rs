@@ -3,6 +3,7 @@
 //! backward rule (as more graph nodes). `Graph` methods for each family live in its file.
 
 pub mod activation;
+pub mod conv;
 pub mod elementwise;
 
 use std::fmt;
@@ -105,7 +106,8 @@ pub fn bytes_of<T: bytemuck::Pod>(params: &T) -> &[u8] {
 pub fn all_shaders() -> Vec<&'static crate::gpu::Shader> {
     vec![
         &activation::SHADER,
-        &elementwise::SHADER,
+        &conv::SHADER,
         &crate::optim::SHADER,
+        &elementwise::SHADER,
     ]
 }

@@ -6,6 +6,7 @@
 
 pub mod activation;
 pub mod optim;
+pub mod conv;
 
 /// Central finite differences of a scalar function `f` at `x`, in float64.
 /// Used to prove that each reference backward is right before it judges the GPU.

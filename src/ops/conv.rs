@@ -1,0 +1,654 @@
+//! Convolution 1-D, 2-D and 3-D (NCW / NCHW / NCDHW inputs, OIW / OIHW / OIDHW weights, zero
+//! padding, per-dim stride and dilation, optional bias): `shaders/conv.wgsl`.
+//! All three ranks run the same kernels as 3-D with leading spatial dims of size 1.
+//!
+//! Backward: dx is `ConvBackwardInput` (a gather over the taps, i.e. a transposed convolution),
+//! dw is `ConvBackwardWeight` (a reduction over batch and output positions, split over K with a
+//! deterministic second pass when the weight is small), dbias is `ConvBackwardBias`.
+
+use crate::error::{Error, Result};
+use crate::gpu::{Dispatch, KernelCall, Shader};
+use crate::graph::{Graph, NodeId};
+use crate::ops::{bytes_of, groups, BackwardCtx, EncodeCtx, Op};
+use crate::tensor::{Shape, Tensor};
+
+pub static SHADER: Shader = Shader {
+    name: "conv",
+    source: include_str!("../../shaders/conv.wgsl"),
+};
+
+/// The GEMM tile of one workgroup (BM x BN, reduction slices of BK), as in conv.wgsl.
+const TILE_M: usize = 64;
+const TILE_N: usize = 64;
+const TILE_K: usize = 16;
+const REDUCE_WORKGROUP: usize = 256;
+/// backward_weight splits K until about this many workgroups run...
+const TARGET_WORKGROUPS: usize = 32;
+/// ...as long as each slice of K keeps at least this many terms.
+const MIN_SPLIT_LEN: usize = 256;
+
+/// Stride, zero padding and dilation, one entry per spatial dim (outermost first).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConvParams {
+    pub stride: Vec<usize>,
+    pub padding: Vec<usize>,
+    pub dilation: Vec<usize>,
+}
+
+impl ConvParams {
+    /// Stride 1, padding 0, dilation 1 for `spatial_dims` dims (1, 2 or 3).
+    pub fn new(spatial_dims: usize) -> Self {
+        Self {
+            stride: vec![1; spatial_dims],
+            padding: vec![0; spatial_dims],
+            dilation: vec![1; spatial_dims],
+        }
+    }
+
+    pub fn spatial_dims(&self) -> usize {
+        self.stride.len()
+    }
+
+    /// The same stride on every spatial dim.
+    pub fn stride(mut self, s: usize) -> Self {
+        self.stride = vec![s; self.spatial_dims()];
+        self
+    }
+
+    /// The same padding on every spatial dim (both sides).
+    pub fn padding(mut self, p: usize) -> Self {
+        self.padding = vec![p; self.spatial_dims()];
+        self
+    }
+
+    /// The same dilation on every spatial dim.
+    pub fn dilation(mut self, d: usize) -> Self {
+        self.dilation = vec![d; self.spatial_dims()];
+        self
+    }
+
+    pub fn strides(mut self, s: &[usize]) -> Self {
+        self.stride = s.to_vec();
+        self
+    }
+
+    pub fn paddings(mut self, p: &[usize]) -> Self {
+        self.padding = p.to_vec();
+        self
+    }
+
+    pub fn dilations(mut self, d: &[usize]) -> Self {
+        self.dilation = d.to_vec();
+        self
+    }
+}
+
+/// Mirrors `Params` in conv.wgsl: shapes lifted to 3 spatial dims, hyper-parameters, and the
+/// GEMM that the kernel at hand computes.
+#[repr(C)]
+#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    n: u32,
+    c: u32,
+    o: u32,
+    has_bias: u32,
+    in_d: u32,
+    in_h: u32,
+    in_w: u32,
+    in_spatial: u32,
+    out_d: u32,
+    out_h: u32,
+    out_w: u32,
+    out_spatial: u32,
+    k_d: u32,
+    k_h: u32,
+    k_w: u32,
+    k_vol: u32,
+    stride_d: u32,
+    stride_h: u32,
+    stride_w: u32,
+    unit_stride: u32,
+    pad_d: u32,
+    pad_h: u32,
+    pad_w: u32,
+    splits: u32,
+    dil_d: u32,
+    dil_h: u32,
+    dil_w: u32,
+    split_len: u32,
+    gemm_m: u32,
+    gemm_n: u32,
+    gemm_k: u32,
+    tiles_n: u32,
+}
+
+/// A convolution's sizes with every rank lifted to three spatial dims.
+#[derive(Clone, Copy, Debug)]
+struct Geometry {
+    spatial_dims: usize,
+    n: usize,
+    c: usize,
+    o: usize,
+    input: [usize; 3],
+    kernel: [usize; 3],
+    output: [usize; 3],
+    stride: [usize; 3],
+    padding: [usize; 3],
+    dilation: [usize; 3],
+}
+
+fn lift3(values: &[usize], fill: usize) -> [usize; 3] {
+    let mut out = [fill; 3];
+    out[3 - values.len()..].copy_from_slice(values);
+    out
+}
+
+impl Geometry {
+    /// Checks that x, w and the parameters fit together and computes the output size
+    /// floor((in + 2 pad - dil (k - 1) - 1) / stride) + 1 per dim.
+    fn new(op: &str, x: &Shape, w: &Shape, p: &ConvParams) -> Result<Self> {
+        let rank = x.rank();
+        if !(3..=5).contains(&rank) {
+            return Err(Error::shape(
+                op,
+                format!("input {x} must be NCW, NCHW or NCDHW (rank 3 to 5)"),
+            ));
+        }
+        let spatial_dims = rank - 2;
+        if w.rank() != rank {
+            return Err(Error::shape(
+                op,
+                format!("weight {w} must have the input's rank {rank} (O, C, kernel...)"),
+            ));
+        }
+        for (what, values) in [
+            ("stride", &p.stride),
+            ("padding", &p.padding),
+            ("dilation", &p.dilation),
+        ] {
+            if values.len() != spatial_dims {
+                return Err(Error::shape(
+                    op,
+                    format!(
+                        "{what} {values:?} has {} entries for {spatial_dims} spatial dims",
+                        values.len()
+                    ),
+                ));
+            }
+        }
+        if p.stride.contains(&0) || p.dilation.contains(&0) {
+            return Err(Error::shape(
+                op,
+                format!(
+                    "stride {:?} and dilation {:?} must be at least 1",
+                    p.stride, p.dilation
+                ),
+            ));
+        }
+        if w.dims()[1] != x.dims()[1] {
+            return Err(Error::shape(
+                op,
+                format!(
+                    "input {x} has {} channels but weight {w} expects {}",
+                    x.dims()[1],
+                    w.dims()[1]
+                ),
+            ));
+        }
+        let input = lift3(&x.dims()[2..], 1);
+        let kernel = lift3(&w.dims()[2..], 1);
+        let stride = lift3(&p.stride, 1);
+        let padding = lift3(&p.padding, 0);
+        let dilation = lift3(&p.dilation, 1);
+        let mut output = [0; 3];
+        for d in 0..3 {
+            let span = dilation[d] * (kernel[d] - 1) + 1;
+            let padded = input[d] + 2 * padding[d];
+            if padded < span {
+                return Err(Error::shape(
+                    op,
+                    format!(
+                        "kernel {w} (dilation {:?}) is larger than input {x} padded by {:?}: \
+                         the output would be empty",
+                        p.dilation, p.padding
+                    ),
+                ));
+            }
+            output[d] = (padded - span) / stride[d] + 1;
+        }
+        let geometry = Self {
+            spatial_dims,
+            n: x.dims()[0],
+            c: x.dims()[1],
+            o: w.dims()[0],
+            input,
+            kernel,
+            output,
+            stride,
+            padding,
+            dilation,
+        };
+        let largest = [
+            x.numel(),
+            w.numel(),
+            geometry.output_shape().numel(),
+            geometry.c * geometry.taps() * geometry.n * geometry.output_spatial(),
+        ];
+        if largest.iter().any(|&v| v >= i32::MAX as usize) {
+            return Err(Error::shape(
+                op,
+                format!("input {x} and weight {w} are too large for 32-bit indexing"),
+            ));
+        }
+        Ok(geometry)
+    }
+
+    fn taps(&self) -> usize {
+        self.kernel.iter().product()
+    }
+
+    fn input_spatial(&self) -> usize {
+        self.input.iter().product()
+    }
+
+    fn output_spatial(&self) -> usize {
+        self.output.iter().product()
+    }
+
+    fn output_shape(&self) -> Shape {
+        let mut dims = vec![self.n, self.o];
+        dims.extend_from_slice(&self.output[3 - self.spatial_dims..]);
+        Shape::new(&dims).expect("conv output dims are positive")
+    }
+
+    fn check_output(&self, op: &str, dy: &Shape) -> Result<()> {
+        let expected = self.output_shape();
+        if dy != &expected {
+            return Err(Error::shape(
+                op,
+                format!("output gradient {dy} does not match the convolution's output {expected}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// 2 * N * O * output positions * C * taps: one multiply and one add per tap.
+    fn flops(&self) -> u64 {
+        2 * (self.n * self.o * self.output_spatial()) as u64 * (self.c * self.taps()) as u64
+    }
+
+    /// The uniform parameters for a GEMM of m x n x k, split into `splits` slices of K.
+    fn params(&self, [m, n, k]: [usize; 3], splits: usize, split_len: usize) -> Params {
+        let u = |v: usize| v as u32;
+        Params {
+            n: u(self.n),
+            c: u(self.c),
+            o: u(self.o),
+            has_bias: 0,
+            in_d: u(self.input[0]),
+            in_h: u(self.input[1]),
+            in_w: u(self.input[2]),
+            in_spatial: u(self.input_spatial()),
+            out_d: u(self.output[0]),
+            out_h: u(self.output[1]),
+            out_w: u(self.output[2]),
+            out_spatial: u(self.output_spatial()),
+            k_d: u(self.kernel[0]),
+            k_h: u(self.kernel[1]),
+            k_w: u(self.kernel[2]),
+            k_vol: u(self.taps()),
+            stride_d: u(self.stride[0]),
+            stride_h: u(self.stride[1]),
+            stride_w: u(self.stride[2]),
+            unit_stride: u32::from(self.stride == [1; 3]),
+            pad_d: u(self.padding[0]),
+            pad_h: u(self.padding[1]),
+            pad_w: u(self.padding[2]),
+            splits: u(splits),
+            dil_d: u(self.dilation[0]),
+            dil_h: u(self.dilation[1]),
+            dil_w: u(self.dilation[2]),
+            split_len: u(split_len),
+            gemm_m: u(m),
+            gemm_n: u(n),
+            gemm_k: u(k),
+            tiles_n: u(n.div_ceil(TILE_N)),
+        }
+    }
+}
+
+fn gemm_workgroups([m, n, _]: [usize; 3]) -> usize {
+    m.div_ceil(TILE_M) * n.div_ceil(TILE_N)
+}
+
+fn check_inputs(op: &str, inputs: &[&Shape], counts: &[usize]) -> Result<()> {
+    if !counts.contains(&inputs.len()) {
+        return Err(Error::shape(
+            op,
+            format!("takes {counts:?} inputs, {} given", inputs.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// y = conv(x, w) + bias; inputs (x, w) or (x, w, bias of shape [O]).
+#[derive(Debug)]
+pub struct ConvForward {
+    pub params: ConvParams,
+}
+
+impl ConvForward {
+    fn geometry(&self, inputs: &[&Shape]) -> Result<Geometry> {
+        check_inputs(self.name(), inputs, &[2, 3])?;
+        let geometry = Geometry::new(self.name(), inputs[0], inputs[1], &self.params)?;
+        if let Some(bias) = inputs.get(2) {
+            if bias.dims() != [geometry.o] {
+                return Err(Error::shape(
+                    self.name(),
+                    format!("bias {bias} must have shape [{}]", geometry.o),
+                ));
+            }
+        }
+        Ok(geometry)
+    }
+}
+
+impl Op for ConvForward {
+    fn name(&self) -> &'static str {
+        match self.params.spatial_dims() {
+            1 => "conv1d",
+            2 => "conv2d",
+            _ => "conv3d",
+        }
+    }
+
+    fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {
+        Ok(self.geometry(inputs)?.output_shape())
+    }
+
+    fn encode(
+        &self,
+        ctx: &mut EncodeCtx<'_>,
+        inputs: &[&Tensor],
+        output: &Tensor,
+    ) -> Result<Vec<Dispatch>> {
+        let shapes: Vec<&Shape> = inputs.iter().map(|t| &t.shape).collect();
+        let geo = self.geometry(&shapes)?;
+        let gemm = [geo.o, geo.n * geo.output_spatial(), geo.c * geo.taps()];
+        let mut params = geo.params(gemm, 1, gemm[2]);
+        // Without a bias the weight is bound in its place and never read.
+        let bias = match inputs.get(2) {
+            Some(b) => {
+                params.has_bias = 1;
+                &b.buffer
+            }
+            None => &inputs[1].buffer,
+        };
+        Ok(vec![ctx.gpu.prepare(KernelCall {
+            shader: &SHADER,
+            entry: "forward",
+            constants: &[],
+            params: bytes_of(&params),
+            reads: &[&inputs[0].buffer, &inputs[1].buffer, bias],
+            writes: &[&output.buffer],
+            workgroups: gemm_workgroups(gemm) as u32,
+        })?])
+    }
+
+    fn backward(&self, g: &mut Graph, ctx: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {
+        let (x, w, grad) = (ctx.inputs[0], ctx.inputs[1], ctx.grad);
+        let mut grads = vec![None; ctx.inputs.len()];
+        if ctx.needs_grad[0] {
+            let op = ConvBackwardInput {
+                params: self.params.clone(),
+                input_shape: g.shape(x).clone(),
+            };
+            grads[0] = Some(g.apply(op, &[grad, w])?);
+        }
+        if ctx.needs_grad[1] {
+            let op = ConvBackwardWeight {
+                params: self.params.clone(),
+                weight_shape: g.shape(w).clone(),
+            };
+            grads[1] = Some(g.apply(op, &[x, grad])?);
+        }
+        if ctx.inputs.len() == 3 && ctx.needs_grad[2] {
+            grads[2] = Some(g.apply(ConvBackwardBias, &[grad])?);
+        }
+        Ok(grads)
+    }
+
+    fn flops(&self, inputs: &[&Shape], _: &Shape) -> u64 {
+        self.geometry(inputs).map_or(0, |g| g.flops())
+    }
+}
+
+/// dx from (dy, w): the transposed convolution. `input_shape` is x's shape, which dy alone does
+/// not determine when the stride does not divide the input.
+#[derive(Debug)]
+pub struct ConvBackwardInput {
+    pub params: ConvParams,
+    pub input_shape: Shape,
+}
+
+impl ConvBackwardInput {
+    fn geometry(&self, inputs: &[&Shape]) -> Result<Geometry> {
+        check_inputs(self.name(), inputs, &[2])?;
+        let geo = Geometry::new(self.name(), &self.input_shape, inputs[1], &self.params)?;
+        geo.check_output(self.name(), inputs[0])?;
+        Ok(geo)
+    }
+}
+
+impl Op for ConvBackwardInput {
+    fn name(&self) -> &'static str {
+        "conv_backward_input"
+    }
+
+    fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {
+        self.geometry(inputs)?;
+        Ok(self.input_shape.clone())
+    }
+
+    fn encode(
+        &self,
+        ctx: &mut EncodeCtx<'_>,
+        inputs: &[&Tensor],
+        output: &Tensor,
+    ) -> Result<Vec<Dispatch>> {
+        let shapes: Vec<&Shape> = inputs.iter().map(|t| &t.shape).collect();
+        let geo = self.geometry(&shapes)?;
+        let gemm = [geo.c, geo.n * geo.input_spatial(), geo.o * geo.taps()];
+        let params = geo.params(gemm, 1, gemm[2]);
+        Ok(vec![ctx.gpu.prepare(KernelCall {
+            shader: &SHADER,
+            entry: "backward_input",
+            constants: &[],
+            params: bytes_of(&params),
+            reads: &[&inputs[0].buffer, &inputs[1].buffer],
+            writes: &[&output.buffer],
+            workgroups: gemm_workgroups(gemm) as u32,
+        })?])
+    }
+
+    fn backward(&self, _: &mut Graph, _: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {
+        Err(Error::Invalid(
+            "second derivatives of convolutions are not implemented".into(),
+        ))
+    }
+
+    fn flops(&self, inputs: &[&Shape], _: &Shape) -> u64 {
+        self.geometry(inputs).map_or(0, |g| g.flops())
+    }
+}
+
+/// dw from (x, dy). `weight_shape` gives the kernel size.
+#[derive(Debug)]
+pub struct ConvBackwardWeight {
+    pub params: ConvParams,
+    pub weight_shape: Shape,
+}
+
+impl ConvBackwardWeight {
+    fn geometry(&self, inputs: &[&Shape]) -> Result<Geometry> {
+        check_inputs(self.name(), inputs, &[2])?;
+        let geo = Geometry::new(self.name(), inputs[0], &self.weight_shape, &self.params)?;
+        geo.check_output(self.name(), inputs[1])?;
+        Ok(geo)
+    }
+}
+
+/// How backward_weight splits its reduction of length k: (slices, length of each, a multiple of
+/// the tile's K). Depends only on the shapes, so results are the same on every run.
+fn weight_splits(gemm: [usize; 3]) -> (usize, usize) {
+    let k = gemm[2];
+    let tiles = gemm_workgroups(gemm);
+    let wanted = TARGET_WORKGROUPS.div_ceil(tiles);
+    let splits = wanted.min(k / MIN_SPLIT_LEN).max(1);
+    let split_len = k.div_ceil(splits).next_multiple_of(TILE_K);
+    (k.div_ceil(split_len), split_len)
+}
+
+impl Op for ConvBackwardWeight {
+    fn name(&self) -> &'static str {
+        "conv_backward_weight"
+    }
+
+    fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {
+        self.geometry(inputs)?;
+        Ok(self.weight_shape.clone())
+    }
+
+    fn encode(
+        &self,
+        ctx: &mut EncodeCtx<'_>,
+        inputs: &[&Tensor],
+        output: &Tensor,
+    ) -> Result<Vec<Dispatch>> {
+        let shapes: Vec<&Shape> = inputs.iter().map(|t| &t.shape).collect();
+        let geo = self.geometry(&shapes)?;
+        let gemm = [geo.o, geo.c * geo.taps(), geo.n * geo.output_spatial()];
+        let (splits, split_len) = weight_splits(gemm);
+        let params = geo.params(gemm, splits, split_len);
+        // With several slices, each writes its partial sums to scratch and a second pass adds
+        // them in slice order.
+        let partial = if splits > 1 {
+            Some(ctx.scratch(
+                "conv_backward_weight partial sums",
+                (4 * splits * gemm[0] * gemm[1]) as u64,
+            )?)
+        } else {
+            None
+        };
+        let target = partial.as_deref().unwrap_or(&output.buffer);
+        let mut dispatches = vec![ctx.gpu.prepare(KernelCall {
+            shader: &SHADER,
+            entry: "backward_weight",
+            constants: &[],
+            params: bytes_of(&params),
+            reads: &[&inputs[0].buffer, &inputs[1].buffer],
+            writes: &[target],
+            workgroups: (gemm_workgroups(gemm) * splits) as u32,
+        })?];
+        if let Some(partial) = &partial {
+            dispatches.push(ctx.gpu.prepare(KernelCall {
+                shader: &SHADER,
+                entry: "weight_reduce",
+                constants: &[],
+                params: bytes_of(&params),
+                reads: &[partial],
+                writes: &[&output.buffer],
+                workgroups: groups(gemm[0] * gemm[1], REDUCE_WORKGROUP),
+            })?);
+        }
+        Ok(dispatches)
+    }
+
+    fn backward(&self, _: &mut Graph, _: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {
+        Err(Error::Invalid(
+            "second derivatives of convolutions are not implemented".into(),
+        ))
+    }
+
+    fn flops(&self, inputs: &[&Shape], _: &Shape) -> u64 {
+        self.geometry(inputs).map_or(0, |g| g.flops())
+    }
+}
+
+/// dbias from dy [N, O, ...]: dy summed over the batch and every output position.
+#[derive(Debug)]
+pub struct ConvBackwardBias;
+
+impl Op for ConvBackwardBias {
+    fn name(&self) -> &'static str {
+        "conv_backward_bias"
+    }
+
+    fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {
+        check_inputs(self.name(), inputs, &[1])?;
+        if inputs[0].rank() < 3 {
+            return Err(Error::shape(
+                self.name(),
+                format!("output gradient {} must be [N, O, spatial...]", inputs[0]),
+            ));
+        }
+        Shape::new(&[inputs[0].dims()[1]])
+    }
+
+    fn encode(
+        &self,
+        ctx: &mut EncodeCtx<'_>,
+        inputs: &[&Tensor],
+        output: &Tensor,
+    ) -> Result<Vec<Dispatch>> {
+        let dims = inputs[0].shape.dims();
+        let params = Params {
+            n: dims[0] as u32,
+            o: dims[1] as u32,
+            out_spatial: dims[2..].iter().product::<usize>() as u32,
+            ..Default::default()
+        };
+        Ok(vec![ctx.gpu.prepare(KernelCall {
+            shader: &SHADER,
+            entry: "bias_grad",
+            constants: &[],
+            params: bytes_of(&params),
+            reads: &[&inputs[0].buffer],
+            writes: &[&output.buffer],
+            workgroups: dims[1] as u32,
+        })?])
+    }
+
+    fn backward(&self, _: &mut Graph, _: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {
+        Err(Error::Invalid(
+            "second derivatives of convolutions are not implemented".into(),
+        ))
+    }
+
+    fn flops(&self, inputs: &[&Shape], _: &Shape) -> u64 {
+        inputs[0].numel() as u64
+    }
+}
+
+/// The output shape of `conv(x, w)` with these parameters, or the error `Graph::conv` would give.
+pub fn conv_output_shape(x: &Shape, w: &Shape, p: &ConvParams) -> Result<Shape> {
+    ConvForward { params: p.clone() }.output_shape(&[x, w])
+}
+
+impl Graph {
+    /// Convolution of x [N, C, spatial...] with w [O, C, kernel...] (1, 2 or 3 spatial dims),
+    /// plus bias [O] when given.
+    pub fn conv(
+        &mut self,
+        x: NodeId,
+        w: NodeId,
+        bias: Option<NodeId>,
+        p: &ConvParams,
+    ) -> Result<NodeId> {
+        let op = ConvForward { params: p.clone() };
+        match bias {
+            Some(b) => self.apply(op, &[x, w, b]),
+            None => self.apply(op, &[x, w]),
+        }
+    }
+}
