@@ -3,7 +3,11 @@
 //! backward rule (as more graph nodes). `Graph` methods for each family live in its file.
 
 pub mod activation;
+pub mod concat;
 pub mod elementwise;
+pub mod gram;
+pub mod norm;
+pub mod pool;
 
 use std::fmt;
 use std::sync::Arc;
@@ -103,5 +107,12 @@ pub fn bytes_of<T: bytemuck::Pod>(params: &T) -> &[u8] {
 
 /// Every shader of the crate, for validation with naga in the tests.
 pub fn all_shaders() -> Vec<&'static crate::gpu::Shader> {
-    vec![&activation::SHADER, &elementwise::SHADER]
+    vec![
+        &activation::SHADER,
+        &concat::SHADER,
+        &elementwise::SHADER,
+        &gram::SHADER,
+        &norm::SHADER,
+        &pool::SHADER,
+    ]
 }

@@ -1,0 +1,163 @@
+//! Gram matrices of feature maps (style losses): G[n] = F F^T / (C * HW) with F the C x HW
+//! matrix of x[n]. `shaders/gram.wgsl`, tiled kernels for both passes.
+//! Backward: dF = (dG + dG^T) F / (C * HW).
+
+use crate::error::{Error, Result};
+use crate::gpu::{Dispatch, KernelCall, Shader};
+use crate::graph::{Graph, NodeId};
+use crate::ops::{bytes_of, BackwardCtx, EncodeCtx, Op};
+use crate::tensor::{Shape, Tensor};
+
+pub static SHADER: Shader = Shader {
+    name: "gram",
+    source: include_str!("../../shaders/gram.wgsl"),
+};
+/// Output tile edge of both kernels (see the shader).
+const TILE: usize = 64;
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    batch: u32,
+    c: u32,
+    hw: u32,
+    row_tiles: u32,
+    tiles: u32,
+    col_tiles: u32,
+    scale: f32,
+    _pad: u32,
+}
+
+/// (N, C, HW) of a feature tensor [N, C, spatial...] of rank 3 to 5.
+fn features(op: &str, shape: &Shape) -> Result<(usize, usize, usize)> {
+    if !(3..=5).contains(&shape.rank()) {
+        return Err(Error::shape(
+            op,
+            format!("features must be [N, C, spatial...] of rank 3 to 5, not {shape}"),
+        ));
+    }
+    let d = shape.dims();
+    Ok((d[0], d[1], d[2..].iter().product()))
+}
+
+fn params(x: &Shape, forward: bool) -> Params {
+    let d = x.dims();
+    let (n, c, hw) = (d[0], d[1], d[2..].iter().product::<usize>());
+    let row_tiles = c.div_ceil(TILE);
+    let col_tiles = hw.div_ceil(TILE);
+    Params {
+        batch: n as u32,
+        c: c as u32,
+        hw: hw as u32,
+        row_tiles: row_tiles as u32,
+        tiles: if forward {
+            row_tiles * (row_tiles + 1) / 2
+        } else {
+            row_tiles * col_tiles
+        } as u32,
+        col_tiles: col_tiles as u32,
+        scale: 1.0 / (c * hw) as f32,
+        _pad: 0,
+    }
+}
+
+/// [N, C, spatial...] -> [N, C, C].
+#[derive(Debug)]
+pub struct Gram;
+
+/// dF of `Gram`; inputs (x, dG).
+#[derive(Debug)]
+pub struct GramBackward;
+
+impl Op for Gram {
+    fn name(&self) -> &'static str {
+        "gram"
+    }
+
+    fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {
+        let (n, c, _) = features(self.name(), inputs[0])?;
+        Shape::new(&[n, c, c])
+    }
+
+    fn encode(
+        &self,
+        ctx: &mut EncodeCtx<'_>,
+        inputs: &[&Tensor],
+        output: &Tensor,
+    ) -> Result<Vec<Dispatch>> {
+        let params = params(&inputs[0].shape, true);
+        Ok(vec![ctx.gpu.prepare(KernelCall {
+            shader: &SHADER,
+            entry: "forward",
+            constants: &[],
+            params: bytes_of(&params),
+            reads: &[&inputs[0].buffer],
+            writes: &[&output.buffer],
+            workgroups: params.batch * params.tiles,
+        })?])
+    }
+
+    fn backward(&self, g: &mut Graph, ctx: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {
+        Ok(vec![Some(
+            g.apply(GramBackward, &[ctx.inputs[0], ctx.grad])?,
+        )])
+    }
+
+    fn flops(&self, inputs: &[&Shape], _: &Shape) -> u64 {
+        let (n, c, hw) = features(self.name(), inputs[0]).unwrap_or_default();
+        (2 * n * c * c * hw) as u64
+    }
+}
+
+impl Op for GramBackward {
+    fn name(&self) -> &'static str {
+        "gram_backward"
+    }
+
+    fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {
+        let (n, c, _) = features(self.name(), inputs[0])?;
+        if inputs[1].dims() != [n, c, c] {
+            return Err(Error::shape(
+                self.name(),
+                format!("dG must be [{n}, {c}, {c}] for features {}", inputs[0]),
+            ));
+        }
+        Ok(inputs[0].clone())
+    }
+
+    fn encode(
+        &self,
+        ctx: &mut EncodeCtx<'_>,
+        inputs: &[&Tensor],
+        output: &Tensor,
+    ) -> Result<Vec<Dispatch>> {
+        let params = params(&inputs[0].shape, false);
+        Ok(vec![ctx.gpu.prepare(KernelCall {
+            shader: &SHADER,
+            entry: "backward",
+            constants: &[],
+            params: bytes_of(&params),
+            reads: &[&inputs[0].buffer, &inputs[1].buffer],
+            writes: &[&output.buffer],
+            workgroups: params.batch * params.tiles,
+        })?])
+    }
+
+    fn backward(&self, _: &mut Graph, _: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {
+        Err(Error::Invalid(
+            "second derivatives of gram are not implemented".into(),
+        ))
+    }
+
+    fn flops(&self, inputs: &[&Shape], _: &Shape) -> u64 {
+        let (n, c, hw) = features(self.name(), inputs[0]).unwrap_or_default();
+        (2 * n * c * c * hw) as u64
+    }
+}
+
+impl Graph {
+    /// Gram matrix of features [N, C, spatial...]: [N, C, C], normalised by C * HW.
+    pub fn gram(&mut self, x: NodeId) -> Result<NodeId> {
+        self.apply(Gram, &[x])
+    }
+}
