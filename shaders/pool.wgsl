@@ -1,6 +1,6 @@
-// Pooling over NCW / NCDHW / NCDHW tensors, row-major. Every kernel sees three spatial dims
+// Pooling over NCW / NCHW / NCDHW tensors, row-major. Every kernel sees three spatial dims
 // (D, H, W): 1-D and 2-D pooling pad the missing leading dims with size 1, kernel 1, stride 1,
-// padding 0. `planes` = N * C; planes are independent.
+// padding 0. Planes (N * C of them) are independent.
 //
 // Windows (PyTorch semantics): output position o along one dim covers input positions
 // [o * stride - pad, o * stride - pad + kernel); elements outside [0, in) are padding. The host
@@ -16,21 +16,26 @@
 //                 that hangs past the right padding does not.
 //   max_backward: dx[i] = sum of dy[o] over the windows o containing i whose FIRST maximal
 //                 element (first in row-major D, H, W order within the window) is i. A gather:
-//                 each invocation owns one input element and recomputes the max of every
-//                 window that contains it, so there are no atomics and no stored argmax; a tie
-//                 sends the whole gradient to the first maximal element, as PyTorch does.
+//                 each invocation owns input elements and recomputes the max of every window
+//                 that contains them, so there are no atomics and no stored argmax; a tie sends
+//                 the whole gradient to the first maximal element, as PyTorch's CPU kernel does.
 //   avg_backward: dx[i] = sum over the windows o containing i of dy[o] / divisor(o).
 //   global_avg_forward:  y[r] = mean of row r ([N*C rows, spatial columns]); one workgroup of
 //                 64 per row: each invocation sums a strided slice sequentially, then a fixed
 //                 tree over workgroup memory, so the result is deterministic.
 //   global_avg_backward: dx[i] = dy[i / spatial] / spatial.
-// One invocation per output element (forward) or input element (backward), 256 per workgroup;
-// windows are small, so plain loops over global memory (no tiling) suffice: pooling is
-// memory-bound and each input element is read by about (kernel / stride)^dims invocations.
+//
+// The windowed kernels give each invocation a chunk of CHUNK consecutive positions along W of one
+// row (plane, d, h) of the output (forward) or input (backward), 256 invocations per workgroup.
+// Integer division is the expensive part of the index arithmetic (lavapipe has no vector
+// division), so it is done once per chunk: along W the window ranges follow by multiplication,
+// or, for the backward gathers, by stepping a quotient and remainder. Windows are small, so
+// plain loops over global memory (no tiling) suffice: pooling is memory-bound and each input
+// element is read by about (kernel / stride)^dims windows.
 
 struct Params {
-    count: u32,          // invocations that do work: elements, or rows for global_avg_forward
-    planes: u32,         // N * C
+    count: u32,          // invocations that do work: chunks, elements, or rows (global forward)
+    chunks: u32,         // windowed kernels: chunks per row, ceil(W / CHUNK)
     spatial: u32,        // global pooling: spatial elements per row
     scale: f32,          // global pooling: 1 / spatial
     in_size: vec4<u32>,  // D, H, W of the input (.w unused)
@@ -53,56 +58,95 @@ struct Params {
 
 const WG: u32 = 256u;
 const ROW_WG: u32 = 64u;
-const NONE: u32 = 0xffffffffu;
+const CHUNK: u32 = 8u;
 
-// (d, h, w, plane) of a flat index into a tensor of `size` per plane.
-fn unflatten(i: u32, size: vec4<u32>) -> vec4<u32> {
-    let w = i % size.z;
-    let h = (i / size.z) % size.y;
-    let d = (i / (size.z * size.y)) % size.x;
-    let plane = i / (size.z * size.y * size.x);
-    return vec4<u32>(d, h, w, plane);
+// (a / b, a % b) with one division.
+fn divmod(a: u32, b: u32) -> vec2<u32> {
+    let q = a / b;
+    return vec2<u32>(q, a - q * b);
 }
 
-// First input position (may be negative: padding) of the window at output position o.
-fn window_start(o: vec4<u32>) -> vec3<i32> {
-    return vec3<i32>(o.xyz * p.stride.xyz) - vec3<i32>(p.pad.xyz);
-}
-
-// The real (non-padding) input positions of the window starting at `start`: [lo, hi).
-fn window_lo(start: vec3<i32>) -> vec3<u32> {
-    return vec3<u32>(max(start, vec3<i32>(0)));
-}
-
-fn window_hi(start: vec3<i32>) -> vec3<u32> {
-    return vec3<u32>(min(start + vec3<i32>(p.kernel.xyz), vec3<i32>(p.in_size.xyz)));
-}
-
-fn avg_divisor(start: vec3<i32>) -> f32 {
-    let padded_end = vec3<i32>(p.in_size.xyz) + vec3<i32>(p.pad.xyz);
-    let extent = min(start + vec3<i32>(p.kernel.xyz), padded_end) - start;
-    return f32(extent.x * extent.y * extent.z);
+// (plane, d, h, first w) of chunk t of a tensor whose spatial size is `size`.
+fn chunk_origin(t: u32, size: vec4<u32>) -> vec4<u32> {
+    let row_chunk = divmod(t, p.chunks);
+    let rest_h = divmod(row_chunk.x, size.y);
+    let plane_d = divmod(rest_h.x, size.x);
+    return vec4<u32>(plane_d.x, plane_d.y, rest_h.y, row_chunk.y * CHUNK);
 }
 
 fn input_index(plane: u32, d: u32, h: u32, w: u32) -> u32 {
     return ((plane * p.in_size.x + d) * p.in_size.y + h) * p.in_size.z + w;
 }
 
-// Flat input index of the first maximal element of the window at output position o.
-fn window_argmax(o: vec4<u32>) -> u32 {
-    let start = window_start(o);
-    let lo = window_lo(start);
-    let hi = window_hi(start);
-    var best = 0.0;
-    var arg = NONE;
-    for (var d = lo.x; d < hi.x; d++) {
-        for (var h = lo.y; h < hi.y; h++) {
-            for (var w = lo.z; w < hi.z; w++) {
-                let i = input_index(o.w, d, h, w);
-                let v = x[i];
-                if arg == NONE || v > best {
+fn output_index(plane: u32, d: u32, h: u32, w: u32) -> u32 {
+    return ((plane * p.out_size.x + d) * p.out_size.y + h) * p.out_size.z + w;
+}
+
+// The real (non-padding) input positions [lo, hi) of the window at output position o along
+// dim k (0 D, 1 H, 2 W).
+fn window_range(o: u32, k: u32) -> vec2<u32> {
+    let start = i32(o * p.stride[k]) - i32(p.pad[k]);
+    let end = min(start + i32(p.kernel[k]), i32(p.in_size[k]));
+    return vec2<u32>(u32(max(start, 0)), u32(end));
+}
+
+// The average-pooling divisor's factor along dim k: the window clipped to the padded input.
+fn window_extent(o: u32, k: u32) -> f32 {
+    let start = i32(o * p.stride[k]) - i32(p.pad[k]);
+    let end = min(start + i32(p.kernel[k]), i32(p.in_size[k] + p.pad[k]));
+    return f32(end - start);
+}
+
+// Output positions [first, end) along dim k whose windows contain input position `at`:
+// o * stride - pad <= at < o * stride - pad + kernel.
+fn windows_containing(at: u32, k: u32) -> vec2<u32> {
+    let s = p.stride[k];
+    let end = min((at + p.pad[k]) / s + 1u, p.out_size[k]);
+    let reach = i32(at + p.pad[k]) - i32(p.kernel[k]) + 1;
+    let first = (u32(max(reach, 0)) + s - 1u) / s;
+    return vec2<u32>(first, end);
+}
+
+// Along W, windows_containing steps with `at` without dividing: first = ceil((at + pad + 1 -
+// kernel) / stride) clipped at 0 and end - 1 = floor((at + pad) / stride) are each kept as a
+// (quotient, remainder) pair. The first's numerator is offset by stride * kernel so that it stays
+// non-negative; the quotient then carries an extra `kernel`.
+struct WindowsAlongW {
+    first: vec2<u32>,
+    last: vec2<u32>,
+}
+
+fn windows_along_w(at: u32) -> WindowsAlongW {
+    let s = p.stride.z;
+    let k = p.kernel.z;
+    return WindowsAlongW(divmod(at + p.pad.z + s + s * k - k, s), divmod(at + p.pad.z, s));
+}
+
+fn step_quotient(qr: vec2<u32>) -> vec2<u32> {
+    let wrap = qr.y + 1u == p.stride.z;
+    return vec2<u32>(qr.x + select(0u, 1u, wrap), select(qr.y + 1u, 0u, wrap));
+}
+
+fn windows_w_range(ws: WindowsAlongW) -> vec2<u32> {
+    let first = u32(max(i32(ws.first.x) - i32(p.kernel.z), 0));
+    return vec2<u32>(first, min(ws.last.x + 1u, p.out_size.z));
+}
+
+// Flat input index of the first maximal element of window (od, oh, ow) of `plane`.
+fn window_argmax(plane: u32, od: u32, oh: u32, ow: u32) -> u32 {
+    let rd = window_range(od, 0u);
+    let rh = window_range(oh, 1u);
+    let rw = window_range(ow, 2u);
+    var arg = input_index(plane, rd.x, rh.x, rw.x);
+    var best = x[arg];
+    for (var d = rd.x; d < rd.y; d++) {
+        for (var h = rh.x; h < rh.y; h++) {
+            let row = input_index(plane, d, h, 0u);
+            for (var w = rw.x; w < rw.y; w++) {
+                let v = x[row + w];
+                if v > best {
                     best = v;
-                    arg = i;
+                    arg = row + w;
                 }
             }
         }
@@ -113,112 +157,124 @@ fn window_argmax(o: vec4<u32>) -> u32 {
 @compute @workgroup_size(WG)
 fn max_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
-    let i = workgroup_index(wid, nwg) * WG + lid;
-    if i >= p.count {
+    let t = workgroup_index(wid, nwg) * WG + lid;
+    if t >= p.count {
         return;
     }
-    let o = unflatten(i, p.out_size);
-    let start = window_start(o);
-    let lo = window_lo(start);
-    let hi = window_hi(start);
-    // Every window holds a real element (see the top), so its first one seeds the max.
-    var best = x[input_index(o.w, lo.x, lo.y, lo.z)];
-    for (var d = lo.x; d < hi.x; d++) {
-        for (var h = lo.y; h < hi.y; h++) {
-            let row = input_index(o.w, d, h, 0u);
-            for (var w = lo.z; w < hi.z; w++) {
-                best = max(best, x[row + w]);
+    let o = chunk_origin(t, p.out_size);
+    let rd = window_range(o.y, 0u);
+    let rh = window_range(o.z, 1u);
+    let out_row = output_index(o.x, o.y, o.z, 0u);
+    let ow_end = min(o.w + CHUNK, p.out_size.z);
+    for (var ow = o.w; ow < ow_end; ow++) {
+        let rw = window_range(ow, 2u);
+        // Every window holds a real element (see the top), so its first one seeds the max.
+        var best = x[input_index(o.x, rd.x, rh.x, rw.x)];
+        for (var d = rd.x; d < rd.y; d++) {
+            for (var h = rh.x; h < rh.y; h++) {
+                let row = input_index(o.x, d, h, 0u);
+                for (var w = rw.x; w < rw.y; w++) {
+                    best = max(best, x[row + w]);
+                }
             }
         }
+        y[out_row + ow] = best;
     }
-    y[i] = best;
 }
 
 @compute @workgroup_size(WG)
 fn avg_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
-    let i = workgroup_index(wid, nwg) * WG + lid;
-    if i >= p.count {
+    let t = workgroup_index(wid, nwg) * WG + lid;
+    if t >= p.count {
         return;
     }
-    let o = unflatten(i, p.out_size);
-    let start = window_start(o);
-    let lo = window_lo(start);
-    let hi = window_hi(start);
-    var total = 0.0;
-    for (var d = lo.x; d < hi.x; d++) {
-        for (var h = lo.y; h < hi.y; h++) {
-            let row = input_index(o.w, d, h, 0u);
-            for (var w = lo.z; w < hi.z; w++) {
-                total += x[row + w];
+    let o = chunk_origin(t, p.out_size);
+    let rd = window_range(o.y, 0u);
+    let rh = window_range(o.z, 1u);
+    let row_extent = window_extent(o.y, 0u) * window_extent(o.z, 1u);
+    let out_row = output_index(o.x, o.y, o.z, 0u);
+    let ow_end = min(o.w + CHUNK, p.out_size.z);
+    for (var ow = o.w; ow < ow_end; ow++) {
+        let rw = window_range(ow, 2u);
+        var total = 0.0;
+        for (var d = rd.x; d < rd.y; d++) {
+            for (var h = rh.x; h < rh.y; h++) {
+                let row = input_index(o.x, d, h, 0u);
+                for (var w = rw.x; w < rw.y; w++) {
+                    total += x[row + w];
+                }
             }
         }
+        y[out_row + ow] = total / (row_extent * window_extent(ow, 2u));
     }
-    y[i] = total / avg_divisor(start);
 }
 
-// Output positions [first, last] along each dim whose windows contain input position `at`
-// (empty when first > last).
-fn windows_first(at: vec3<u32>) -> vec3<u32> {
-    // o * stride - pad + kernel > at  <=>  o > (at + pad - kernel) / stride
-    let reach = vec3<i32>(at + p.pad.xyz) - vec3<i32>(p.kernel.xyz) + vec3<i32>(1);
-    let first = (max(reach, vec3<i32>(0)) + vec3<i32>(p.stride.xyz) - vec3<i32>(1))
-        / vec3<i32>(p.stride.xyz);
-    return vec3<u32>(first);
-}
-
-fn windows_end(at: vec3<u32>) -> vec3<u32> {
-    // o * stride - pad <= at  <=>  o <= (at + pad) / stride; exclusive end, clipped to the output
-    return min((at + p.pad.xyz) / p.stride.xyz + vec3<u32>(1u), p.out_size.xyz);
-}
-
-fn output_index(plane: u32, d: u32, h: u32, w: u32) -> u32 {
-    return ((plane * p.out_size.x + d) * p.out_size.y + h) * p.out_size.z + w;
-}
-
+// Each invocation visits every window that overlaps its chunk once, finds the window's first
+// maximal element and, when that lies in the chunk, adds the window's dy to it: a window's max is
+// computed once per chunk rather than once per element it contains.
 @compute @workgroup_size(WG)
 fn max_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-    let i = workgroup_index(wid, nwg) * WG + lid;
-    if i >= p.count {
+    let t = workgroup_index(wid, nwg) * WG + lid;
+    if t >= p.count {
         return;
     }
-    let at = unflatten(i, p.in_size);
-    let first = windows_first(at.xyz);
-    let end = windows_end(at.xyz);
-    var total = 0.0;
-    for (var d = first.x; d < end.x; d++) {
-        for (var h = first.y; h < end.y; h++) {
-            for (var w = first.z; w < end.z; w++) {
-                if window_argmax(vec4<u32>(d, h, w, at.w)) == i {
-                    total += dy_after_x[output_index(at.w, d, h, w)];
+    let a = chunk_origin(t, p.in_size);
+    let wd = windows_containing(a.y, 0u);
+    let wh = windows_containing(a.z, 1u);
+    let width = min(CHUNK, p.in_size.z - a.w);
+    let ww = vec2<u32>(windows_containing(a.w, 2u).x,
+                       windows_containing(a.w + width - 1u, 2u).y);
+    let chunk_start = input_index(a.x, a.y, a.z, a.w);
+    var total: array<f32, CHUNK>;
+    for (var c = 0u; c < CHUNK; c++) {
+        total[c] = 0.0;
+    }
+    for (var od = wd.x; od < wd.y; od++) {
+        for (var oh = wh.x; oh < wh.y; oh++) {
+            for (var ow = ww.x; ow < ww.y; ow++) {
+                // Wraps to a huge value when the max lies before the chunk.
+                let offset = window_argmax(a.x, od, oh, ow) - chunk_start;
+                if offset < width {
+                    total[offset] += dy_after_x[output_index(a.x, od, oh, ow)];
                 }
             }
         }
     }
-    dx_after_dy[i] = total;
+    for (var c = 0u; c < width; c++) {
+        dx_after_dy[chunk_start + c] = total[c];
+    }
 }
 
 @compute @workgroup_size(WG)
 fn avg_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-    let i = workgroup_index(wid, nwg) * WG + lid;
-    if i >= p.count {
+    let t = workgroup_index(wid, nwg) * WG + lid;
+    if t >= p.count {
         return;
     }
-    let at = unflatten(i, p.in_size);
-    let first = windows_first(at.xyz);
-    let end = windows_end(at.xyz);
-    var total = 0.0;
-    for (var d = first.x; d < end.x; d++) {
-        for (var h = first.y; h < end.y; h++) {
-            for (var w = first.z; w < end.z; w++) {
-                let start = window_start(vec4<u32>(d, h, w, 0u));
-                total += dy[output_index(at.w, d, h, w)] / avg_divisor(start);
+    let a = chunk_origin(t, p.in_size);
+    let wd = windows_containing(a.y, 0u);
+    let wh = windows_containing(a.z, 1u);
+    let in_row = input_index(a.x, a.y, a.z, 0u);
+    let w_end = min(a.w + CHUNK, p.in_size.z);
+    var along_w = windows_along_w(a.w);
+    for (var w = a.w; w < w_end; w++) {
+        let ww = windows_w_range(along_w);
+        var total = 0.0;
+        for (var od = wd.x; od < wd.y; od++) {
+            for (var oh = wh.x; oh < wh.y; oh++) {
+                let row_extent = window_extent(od, 0u) * window_extent(oh, 1u);
+                for (var ow = ww.x; ow < ww.y; ow++) {
+                    let g = dy[output_index(a.x, od, oh, ow)];
+                    total += g / (row_extent * window_extent(ow, 2u));
+                }
             }
         }
+        dx[in_row + w] = total;
+        along_w = WindowsAlongW(step_quotient(along_w.first), step_quotient(along_w.last));
     }
-    dx[i] = total;
 }
 
 var<workgroup> partial: array<f32, ROW_WG>;

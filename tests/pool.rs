@@ -18,7 +18,10 @@ fn cases() -> Vec<(Vec<usize>, PoolParams)> {
         // 1-D
         (vec![2, 3, 11], PoolParams::new(&[3]).stride(2)),
         (vec![2, 3, 11], PoolParams::new(&[2])),
-        (vec![2, 3, 12], PoolParams::new(&[3]).stride(2).ceil_mode(true)),
+        (
+            vec![2, 3, 12],
+            PoolParams::new(&[3]).stride(2).ceil_mode(true),
+        ),
         (
             vec![2, 3, 11],
             PoolParams::new(&[3]).stride(2).padding(1).ceil_mode(true),
@@ -30,8 +33,14 @@ fn cases() -> Vec<(Vec<usize>, PoolParams)> {
         ),
         // 2-D
         (vec![2, 3, 9, 8], PoolParams::new(&[2, 2])),
-        (vec![2, 3, 9, 8], PoolParams::new(&[3, 3]).stride(2).ceil_mode(true)),
-        (vec![1, 2, 7, 9], PoolParams::new(&[3, 3]).stride(1).padding(1)),
+        (
+            vec![2, 3, 9, 8],
+            PoolParams::new(&[3, 3]).stride(2).ceil_mode(true),
+        ),
+        (
+            vec![1, 2, 7, 9],
+            PoolParams::new(&[3, 3]).stride(1).padding(1),
+        ),
         (
             vec![2, 2, 9, 7],
             PoolParams::new(&[3, 2])
@@ -107,12 +116,24 @@ fn avg_divisor_clips_ceil_windows_to_the_padded_input() {
 fn reference_backward_matches_finite_differences() {
     let mut rng = Rng::new(1);
     let small = [
-        (vec![1, 2, 9], PoolParams::new(&[3]).stride(2).padding(1).ceil_mode(true)),
-        (vec![2, 1, 6, 7], PoolParams::new(&[3, 3]).stride(2).ceil_mode(true)),
-        (vec![1, 2, 5, 5], PoolParams::new(&[2, 3]).strides(&[1, 2]).paddings(&[1, 1])),
+        (
+            vec![1, 2, 9],
+            PoolParams::new(&[3]).stride(2).padding(1).ceil_mode(true),
+        ),
+        (
+            vec![2, 1, 6, 7],
+            PoolParams::new(&[3, 3]).stride(2).ceil_mode(true),
+        ),
+        (
+            vec![1, 2, 5, 5],
+            PoolParams::new(&[2, 3]).strides(&[1, 2]).paddings(&[1, 1]),
+        ),
         (
             vec![1, 1, 4, 5, 5],
-            PoolParams::new(&[3, 2, 3]).stride(2).paddings(&[1, 1, 0]).ceil_mode(true),
+            PoolParams::new(&[3, 2, 3])
+                .stride(2)
+                .paddings(&[1, 1, 0])
+                .ceil_mode(true),
         ),
     ];
     for (shape, p) in small {
@@ -150,7 +171,13 @@ fn forward_and_backward_match_reference() {
         let pool = Pool::max(p.clone());
         let y = wgnn::ops::eval(gpu(), &pool, &[&tx]).unwrap();
         assert_eq!(y.shape.dims(), expect_shape.as_slice(), "max {what}");
-        assert_close(&format!("max {what}"), &y.to_vec(gpu()).unwrap(), &expect, 1e-6, 1e-6);
+        assert_close(
+            &format!("max {what}"),
+            &y.to_vec(gpu()).unwrap(),
+            &expect,
+            1e-6,
+            1e-6,
+        );
         let dx = eval(&MaxPoolBackward(p.clone()), &[&tx, &tup]);
         let expect = reference::max_pool_backward(&x, &shape, &p, &up);
         assert_close(&format!("max backward {what}"), &dx, &expect, 1e-4, 1e-3);
@@ -184,7 +211,13 @@ fn squeezenet_pooling_shapes() {
         assert_eq!(out, vec![2, 3, expect_size, expect_size]);
         assert_close(&format!("squeezenet max {size}"), &y, &expect, 1e-6, 1e-6);
         let dx = reference::max_pool_backward(&x, &shape, &p, &up);
-        assert_close(&format!("squeezenet max backward {size}"), &grads[0], &dx, 1e-4, 1e-3);
+        assert_close(
+            &format!("squeezenet max backward {size}"),
+            &grads[0],
+            &dx,
+            1e-4,
+            1e-3,
+        );
     }
 }
 
@@ -193,7 +226,10 @@ fn max_backward_sends_ties_to_the_first_maximal_element() {
     // Every window is constant: the whole gradient of a window goes to its first element.
     let shape = [1, 2, 5, 5];
     let x: Vec<f64> = (0..50).map(|i| if i < 25 { 0.5 } else { -0.25 }).collect();
-    let p = PoolParams::new(&[3, 3]).stride(2).padding(1).ceil_mode(true);
+    let p = PoolParams::new(&[3, 3])
+        .stride(2)
+        .padding(1)
+        .ceil_mode(true);
     let out = reference::output_shape(&shape, &p);
     let mut rng = Rng::new(4);
     let up = random_f64(&mut rng, numel(&out));
@@ -211,14 +247,25 @@ fn max_backward_sends_ties_to_the_first_maximal_element() {
 fn global_avg_pool_matches_reference() {
     let mut rng = Rng::new(5);
     // Rows shorter and longer than the 64-invocation workgroup, ranks 3 to 5.
-    for shape in [vec![3, 5, 7], vec![2, 3, 13, 11], vec![2, 2, 3, 5, 7], vec![1, 3, 300]] {
+    for shape in [
+        vec![3, 5, 7],
+        vec![2, 3, 13, 11],
+        vec![2, 2, 3, 5, 7],
+        vec![1, 3, 300],
+    ] {
         let x = random_nonzero(&mut rng, numel(&shape));
         let rows = shape[0] * shape[1];
         let up = random_f64(&mut rng, rows);
         let tx = tensor(&shape, &x);
         let y = eval(&GlobalAvgPool, &[&tx]);
         let what = format!("{shape:?}");
-        assert_close(&what, &y, &reference::global_avg_pool(&x, &shape), 1e-4, 1e-3);
+        assert_close(
+            &what,
+            &y,
+            &reference::global_avg_pool(&x, &shape),
+            1e-4,
+            1e-3,
+        );
         let backward = GlobalAvgPoolBackward {
             input: Shape::new(&shape).unwrap(),
         };
@@ -235,7 +282,10 @@ fn graph_gradient_through_pool_chain() {
     let shape = [2, 3, 11, 10];
     let x = random_nonzero(&mut rng, numel(&shape));
     let up = random_f64(&mut rng, 6);
-    let pm = PoolParams::new(&[3, 3]).stride(2).padding(1).ceil_mode(true);
+    let pm = PoolParams::new(&[3, 3])
+        .stride(2)
+        .padding(1)
+        .ceil_mode(true);
     let pa = PoolParams::new(&[2, 2]).stride(1).padding(1);
     let (y, grads) = graph_vjp(&[(&shape, &x)], &up, &|g, ids| {
         let m = g.max_pool(ids[0], &pm).unwrap();
@@ -244,7 +294,13 @@ fn graph_gradient_through_pool_chain() {
     });
     let (m, m_shape) = reference::max_pool(&x, &shape, &pm);
     let (a, a_shape) = reference::avg_pool(&m, &m_shape, &pa);
-    assert_close("chain forward", &y, &reference::global_avg_pool(&a, &a_shape), 1e-4, 1e-3);
+    assert_close(
+        "chain forward",
+        &y,
+        &reference::global_avg_pool(&a, &a_shape),
+        1e-4,
+        1e-3,
+    );
     let da = reference::global_avg_pool_backward(&a_shape, &up);
     let dm = reference::avg_pool_backward(&m_shape, &pa, &da);
     let dx = reference::max_pool_backward(&x, &shape, &pm, &dm);
@@ -263,8 +319,12 @@ fn bad_shapes_are_errors() {
     assert!(g.max_pool(x, &PoolParams::new(&[9, 9])).is_err());
     assert!(g.avg_pool(x, &PoolParams::new(&[2, 2]).stride(0)).is_err());
     // Stride and padding lengths that do not match the kernel.
-    assert!(g.max_pool(x, &PoolParams::new(&[2, 2]).strides(&[2])).is_err());
-    assert!(g.max_pool(x, &PoolParams::new(&[2, 2]).paddings(&[0, 0, 0])).is_err());
+    assert!(g
+        .max_pool(x, &PoolParams::new(&[2, 2]).strides(&[2]))
+        .is_err());
+    assert!(g
+        .max_pool(x, &PoolParams::new(&[2, 2]).paddings(&[0, 0, 0]))
+        .is_err());
     assert!(g.max_pool(x, &PoolParams::new(&[])).is_err());
     let v = g.input("v", [2, 3]);
     assert!(g.global_avg_pool(v).is_err());

@@ -5,7 +5,7 @@
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, KernelCall, Shader};
 use crate::graph::{Graph, NodeId};
-use crate::ops::{bytes_of, BackwardCtx, EncodeCtx, Op};
+use crate::ops::{bytes_of, groups, BackwardCtx, EncodeCtx, Op};
 use crate::tensor::{Shape, Tensor};
 
 pub static SHADER: Shader = Shader {
@@ -14,6 +14,14 @@ pub static SHADER: Shader = Shader {
 };
 /// Output tile edge of both kernels (see the shader).
 const TILE: usize = 64;
+/// Reduction step of both kernels: split ranges of the forward pass are multiples of it.
+const STEP: usize = 16;
+/// The forward pass splits its reduction over HW when it would launch fewer workgroups than
+/// this (small C, e.g. the 64 channels of VGG's first block, give one 64 x 64 tile)...
+const MIN_WORKGROUPS: usize = 64;
+/// ...into ranges of at least this many columns of F.
+const MIN_SPLIT_COLUMNS: usize = 1024;
+const REDUCE_WORKGROUP: usize = 256;
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -25,6 +33,9 @@ struct Params {
     tiles: u32,
     col_tiles: u32,
     scale: f32,
+    splits: u32,
+    k_split: u32,
+    count: u32,
     _pad: u32,
 }
 
@@ -57,8 +68,24 @@ fn params(x: &Shape, forward: bool) -> Params {
         } as u32,
         col_tiles: col_tiles as u32,
         scale: 1.0 / (c * hw) as f32,
+        splits: 1,
+        k_split: hw as u32,
+        count: (n * c * c) as u32,
         _pad: 0,
     }
+}
+
+/// (splits, columns per split) of the forward reduction over `hw` for `workgroups` tiles.
+fn split_reduction(workgroups: usize, hw: usize) -> (usize, usize) {
+    if workgroups >= MIN_WORKGROUPS {
+        return (1, hw);
+    }
+    let wanted = MIN_WORKGROUPS
+        .div_ceil(workgroups)
+        .min(hw / MIN_SPLIT_COLUMNS)
+        .max(1);
+    let k_split = hw.div_ceil(wanted).next_multiple_of(STEP);
+    (hw.div_ceil(k_split), k_split)
 }
 
 /// [N, C, spatial...] -> [N, C, C].
@@ -85,16 +112,45 @@ impl Op for Gram {
         inputs: &[&Tensor],
         output: &Tensor,
     ) -> Result<Vec<Dispatch>> {
-        let params = params(&inputs[0].shape, true);
-        Ok(vec![ctx.gpu.prepare(KernelCall {
+        let mut params = params(&inputs[0].shape, true);
+        let tiles = (params.batch * params.tiles) as usize;
+        let (splits, k_split) = split_reduction(tiles, params.hw as usize);
+        if splits == 1 {
+            return Ok(vec![ctx.gpu.prepare(KernelCall {
+                shader: &SHADER,
+                entry: "forward",
+                constants: &[],
+                params: bytes_of(&params),
+                reads: &[&inputs[0].buffer],
+                writes: &[&output.buffer],
+                workgroups: tiles as u32,
+            })?]);
+        }
+        let partial = ctx.scratch("gram partial sums", splits as u64 * output.shape.bytes())?;
+        let scale = params.scale;
+        params.splits = splits as u32;
+        params.k_split = k_split as u32;
+        params.scale = 1.0;
+        let partial_sums = ctx.gpu.prepare(KernelCall {
             shader: &SHADER,
             entry: "forward",
             constants: &[],
             params: bytes_of(&params),
             reads: &[&inputs[0].buffer],
+            writes: &[&partial],
+            workgroups: (splits * tiles) as u32,
+        })?;
+        params.scale = scale;
+        let reduce = ctx.gpu.prepare(KernelCall {
+            shader: &SHADER,
+            entry: "reduce_splits",
+            constants: &[],
+            params: bytes_of(&params),
+            reads: &[&partial],
             writes: &[&output.buffer],
-            workgroups: params.batch * params.tiles,
-        })?])
+            workgroups: groups(params.count as usize, REDUCE_WORKGROUP),
+        })?;
+        Ok(vec![partial_sums, reduce])
     }
 
     fn backward(&self, g: &mut Graph, ctx: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {

@@ -15,6 +15,8 @@ pub static SHADER: Shader = Shader {
     source: include_str!("../../shaders/pool.wgsl"),
 };
 const WORKGROUP: usize = 256;
+/// Consecutive W positions handled by one invocation of the windowed kernels (see the shader).
+const CHUNK: usize = 8;
 
 /// Window geometry per spatial dimension (1, 2 or 3 of them, outermost first).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -123,7 +125,9 @@ impl PoolParams {
             if size + 2 * pad < kernel {
                 return Err(Error::shape(
                     op,
-                    format!("kernel {kernel} is larger than the padded input size {size} + 2 * {pad}"),
+                    format!(
+                        "kernel {kernel} is larger than the padded input size {size} + 2 * {pad}"
+                    ),
                 ));
             }
             out.push(self.out_size(k, size));
@@ -136,7 +140,7 @@ impl PoolParams {
 #[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
 struct Params {
     count: u32,
-    planes: u32,
+    chunks: u32,
     spatial: u32,
     scale: f32,
     in_size: [u32; 4],
@@ -156,10 +160,14 @@ fn spatial_slots(values: &[usize], fill: u32) -> [u32; 4] {
     out
 }
 
-fn window_params(pool: &PoolParams, input: &Shape, output: &Shape, count: usize) -> Params {
+/// Parameters of a windowed kernel whose invocations own CHUNK-wide pieces of the rows of
+/// `walked` (the output for forward kernels, the input for backward ones).
+fn window_params(pool: &PoolParams, input: &Shape, output: &Shape, walked: &Shape) -> Params {
+    let width = walked.dim(-1);
+    let chunks = width.div_ceil(CHUNK);
     Params {
-        count: count as u32,
-        planes: (input.dims()[0] * input.dims()[1]) as u32,
+        count: (walked.numel() / width * chunks) as u32,
+        chunks: chunks as u32,
         in_size: spatial_slots(&input.dims()[2..], 1),
         out_size: spatial_slots(&output.dims()[2..], 1),
         kernel: spatial_slots(&pool.kernel, 1),
@@ -216,8 +224,7 @@ impl Op for Pool {
         inputs: &[&Tensor],
         output: &Tensor,
     ) -> Result<Vec<Dispatch>> {
-        let n = output.shape.numel();
-        let params = window_params(&self.params, &inputs[0].shape, &output.shape, n);
+        let params = window_params(&self.params, &inputs[0].shape, &output.shape, &output.shape);
         Ok(vec![ctx.gpu.prepare(KernelCall {
             shader: &SHADER,
             entry: match self.kind {
@@ -228,7 +235,7 @@ impl Op for Pool {
             params: bytes_of(&params),
             reads: &[&inputs[0].buffer],
             writes: &[&output.buffer],
-            workgroups: groups(n, WORKGROUP),
+            workgroups: groups(params.count as usize, WORKGROUP),
         })?])
     }
 
@@ -279,8 +286,7 @@ impl Op for MaxPoolBackward {
         inputs: &[&Tensor],
         output: &Tensor,
     ) -> Result<Vec<Dispatch>> {
-        let n = output.shape.numel();
-        let params = window_params(&self.0, &inputs[0].shape, &inputs[1].shape, n);
+        let params = window_params(&self.0, &inputs[0].shape, &inputs[1].shape, &output.shape);
         Ok(vec![ctx.gpu.prepare(KernelCall {
             shader: &SHADER,
             entry: "max_backward",
@@ -288,7 +294,7 @@ impl Op for MaxPoolBackward {
             params: bytes_of(&params),
             reads: &[&inputs[0].buffer, &inputs[1].buffer],
             writes: &[&output.buffer],
-            workgroups: groups(n, WORKGROUP),
+            workgroups: groups(params.count as usize, WORKGROUP),
         })?])
     }
 
@@ -328,8 +334,7 @@ impl Op for AvgPoolBackward {
         inputs: &[&Tensor],
         output: &Tensor,
     ) -> Result<Vec<Dispatch>> {
-        let n = output.shape.numel();
-        let params = window_params(&self.params, &output.shape, &inputs[0].shape, n);
+        let params = window_params(&self.params, &output.shape, &inputs[0].shape, &output.shape);
         Ok(vec![ctx.gpu.prepare(KernelCall {
             shader: &SHADER,
             entry: "avg_backward",
@@ -337,7 +342,7 @@ impl Op for AvgPoolBackward {
             params: bytes_of(&params),
             reads: &[&inputs[0].buffer],
             writes: &[&output.buffer],
-            workgroups: groups(n, WORKGROUP),
+            workgroups: groups(params.count as usize, WORKGROUP),
         })?])
     }
 
@@ -352,7 +357,6 @@ fn global_params(shape: &Shape, count: usize) -> Params {
     let spatial = shape.numel() / rows;
     Params {
         count: count as u32,
-        planes: rows as u32,
         spatial: spatial as u32,
         scale: 1.0 / spatial as f32,
         ..Default::default()
