@@ -28,10 +28,12 @@
 // The windowed kernels give each invocation a chunk of CHUNK consecutive positions along W of one
 // row (plane, d, h) of the output (forward) or input (backward), 256 invocations per workgroup.
 // Integer division is the expensive part of the index arithmetic (lavapipe has no vector
-// division), so it is done once per chunk: along W the window ranges follow by multiplication,
-// or, for the backward gathers, by stepping a quotient and remainder. Windows are small, so
-// plain loops over global memory (no tiling) suffice: pooling is memory-bound and each input
-// element is read by about (kernel / stride)^dims windows.
+// division), so it is done once per chunk; along W the window ranges follow by multiplication.
+// The backward kernels visit each window overlapping their chunk once (a max window's argmax is
+// recomputed once per chunk, not once per element) and accumulate into per-chunk registers in a
+// fixed window order, so dx is deterministic. Windows are small, so plain loops over global
+// memory (no tiling) suffice: pooling is memory-bound. CHUNK = 8 measured best on lavapipe
+// (4 gave more division work, 16 too few invocations for small maps).
 
 struct Params {
     count: u32,          // invocations that do work: chunks, elements, or rows (global forward)
@@ -105,31 +107,6 @@ fn windows_containing(at: u32, k: u32) -> vec2<u32> {
     let reach = i32(at + p.pad[k]) - i32(p.kernel[k]) + 1;
     let first = (u32(max(reach, 0)) + s - 1u) / s;
     return vec2<u32>(first, end);
-}
-
-// Along W, windows_containing steps with `at` without dividing: first = ceil((at + pad + 1 -
-// kernel) / stride) clipped at 0 and end - 1 = floor((at + pad) / stride) are each kept as a
-// (quotient, remainder) pair. The first's numerator is offset by stride * kernel so that it stays
-// non-negative; the quotient then carries an extra `kernel`.
-struct WindowsAlongW {
-    first: vec2<u32>,
-    last: vec2<u32>,
-}
-
-fn windows_along_w(at: u32) -> WindowsAlongW {
-    let s = p.stride.z;
-    let k = p.kernel.z;
-    return WindowsAlongW(divmod(at + p.pad.z + s + s * k - k, s), divmod(at + p.pad.z, s));
-}
-
-fn step_quotient(qr: vec2<u32>) -> vec2<u32> {
-    let wrap = qr.y + 1u == p.stride.z;
-    return vec2<u32>(qr.x + select(0u, 1u, wrap), select(qr.y + 1u, 0u, wrap));
-}
-
-fn windows_w_range(ws: WindowsAlongW) -> vec2<u32> {
-    let first = u32(max(i32(ws.first.x) - i32(p.kernel.z), 0));
-    return vec2<u32>(first, min(ws.last.x + 1u, p.out_size.z));
 }
 
 // Flat input index of the first maximal element of window (od, oh, ow) of `plane`.
@@ -247,6 +224,8 @@ fn max_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     }
 }
 
+// Like max_backward, each invocation visits the windows overlapping its chunk once and spreads
+// each window's dy / divisor over the window's elements in the chunk.
 @compute @workgroup_size(WG)
 fn avg_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
@@ -257,23 +236,28 @@ fn avg_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     let a = chunk_origin(t, p.in_size);
     let wd = windows_containing(a.y, 0u);
     let wh = windows_containing(a.z, 1u);
-    let in_row = input_index(a.x, a.y, a.z, 0u);
-    let w_end = min(a.w + CHUNK, p.in_size.z);
-    var along_w = windows_along_w(a.w);
-    for (var w = a.w; w < w_end; w++) {
-        let ww = windows_w_range(along_w);
-        var total = 0.0;
-        for (var od = wd.x; od < wd.y; od++) {
-            for (var oh = wh.x; oh < wh.y; oh++) {
-                let row_extent = window_extent(od, 0u) * window_extent(oh, 1u);
-                for (var ow = ww.x; ow < ww.y; ow++) {
-                    let g = dy[output_index(a.x, od, oh, ow)];
-                    total += g / (row_extent * window_extent(ow, 2u));
+    let width = min(CHUNK, p.in_size.z - a.w);
+    let ww = vec2<u32>(windows_containing(a.w, 2u).x,
+                       windows_containing(a.w + width - 1u, 2u).y);
+    var total: array<f32, CHUNK>;
+    for (var c = 0u; c < CHUNK; c++) {
+        total[c] = 0.0;
+    }
+    for (var od = wd.x; od < wd.y; od++) {
+        for (var oh = wh.x; oh < wh.y; oh++) {
+            let row_extent = window_extent(od, 0u) * window_extent(oh, 1u);
+            for (var ow = ww.x; ow < ww.y; ow++) {
+                let g = dy[output_index(a.x, od, oh, ow)] / (row_extent * window_extent(ow, 2u));
+                let rw = window_range(ow, 2u);
+                for (var w = max(rw.x, a.w); w < min(rw.y, a.w + width); w++) {
+                    total[w - a.w] += g;
                 }
             }
         }
-        dx[in_row + w] = total;
-        along_w = WindowsAlongW(step_quotient(along_w.first), step_quotient(along_w.last));
+    }
+    let chunk_start = input_index(a.x, a.y, a.z, a.w);
+    for (var c = 0u; c < width; c++) {
+        dx[chunk_start + c] = total[c];
     }
 }
 

@@ -31,6 +31,8 @@ fn cases() -> Vec<(Vec<usize>, PoolParams)> {
             vec![2, 1, 13],
             PoolParams::new(&[4]).stride(3).padding(2).ceil_mode(true),
         ),
+        // Stride over the kernel: some inputs are in no window (their gradient is 0).
+        (vec![2, 2, 11], PoolParams::new(&[2]).stride(3)),
         // 2-D
         (vec![2, 3, 9, 8], PoolParams::new(&[2, 2])),
         (
@@ -55,6 +57,7 @@ fn cases() -> Vec<(Vec<usize>, PoolParams)> {
                 .paddings(&[1, 1])
                 .ceil_mode(true),
         ),
+        (vec![1, 2, 7, 8], PoolParams::new(&[2, 1]).strides(&[3, 2])),
         // 3-D
         (vec![2, 2, 5, 6, 7], PoolParams::new(&[2, 2, 2])),
         (
