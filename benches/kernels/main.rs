@@ -4,6 +4,9 @@
 //! second where one element is one floating-point operation (GFLOP/s) or one byte (GB/s), as
 //! each benchmark's comment says.
 
+mod gram;
+mod pool;
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use wgnn::gpu::Dispatch;
 use wgnn::ops::{EncodeCtx, Op};
@@ -52,6 +55,8 @@ pub fn bench_ops(
 
 fn benches(c: &mut Criterion) {
     eprintln!("adapter: {}", gpu().adapter);
+    pool::benches(c);
+    gram::benches(c);
 }
 
 criterion_group!(kernels, benches);

@@ -4,7 +4,11 @@
 
 pub mod activation;
 pub mod conv;
+pub mod concat;
 pub mod elementwise;
+pub mod gram;
+pub mod norm;
+pub mod pool;
 
 use std::fmt;
 use std::sync::Arc;
@@ -106,8 +110,12 @@ pub fn bytes_of<T: bytemuck::Pod>(params: &T) -> &[u8] {
 pub fn all_shaders() -> Vec<&'static crate::gpu::Shader> {
     vec![
         &activation::SHADER,
+        &concat::SHADER,
         &conv::SHADER,
         &crate::optim::SHADER,
         &elementwise::SHADER,
+        &gram::SHADER,
+        &norm::SHADER,
+        &pool::SHADER,
     ]
 }

@@ -7,6 +7,10 @@
 pub mod activation;
 pub mod optim;
 pub mod conv;
+pub mod concat;
+pub mod gram;
+pub mod norm;
+pub mod pool;
 
 /// Central finite differences of a scalar function `f` at `x`, in float64.
 /// Used to prove that each reference backward is right before it judges the GPU.

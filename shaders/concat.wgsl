@@ -1,0 +1,54 @@
+// Channel concatenation and its backward, on row-major [N, C, inner...] tensors (inner = the
+// product of the dims after C; any rank >= 2).
+//   concat_copy:    wide[n, offset + c, s] = narrow[n, c, s]: copies one input of a
+//                   concatenation into its channel range of the output. A concatenation of K
+//                   tensors is K dispatches; their ranges are disjoint and cover the output.
+//   slice_channels: narrow[n, c, s] = wide[n, offset + c, s]: the backward of concatenation.
+// One invocation per element of the narrow tensor, 256 per workgroup; a pure copy.
+
+struct Params {
+    count: u32,           // elements of the narrow tensor
+    narrow_channels: u32,
+    wide_channels: u32,
+    offset: u32,          // first channel of the narrow tensor inside the wide one
+    inner: u32,           // elements per channel
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+// concat_copy: narrow at 1, wide at 2
+@group(0) @binding(1) var<storage, read> narrow_in: array<f32>;
+@group(0) @binding(2) var<storage, read_write> wide_out: array<f32>;
+// slice_channels: wide at 1, narrow at 2
+@group(0) @binding(1) var<storage, read> wide_in: array<f32>;
+@group(0) @binding(2) var<storage, read_write> narrow_out: array<f32>;
+
+const WG: u32 = 256u;
+
+// Index into the wide tensor of narrow element i.
+fn wide_index(i: u32) -> u32 {
+    let s = i % p.inner;
+    let c = (i / p.inner) % p.narrow_channels;
+    let n = i / (p.inner * p.narrow_channels);
+    return (n * p.wide_channels + p.offset + c) * p.inner + s;
+}
+
+@compute @workgroup_size(WG)
+fn concat_copy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+    let i = workgroup_index(wid, nwg) * WG + lid;
+    if i < p.count {
+        wide_out[wide_index(i)] = narrow_in[i];
+    }
+}
+
+@compute @workgroup_size(WG)
+fn slice_channels(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_index) lid: u32) {
+    let i = workgroup_index(wid, nwg) * WG + lid;
+    if i < p.count {
+        narrow_out[i] = wide_in[wide_index(i)];
+    }
+}
