@@ -4,6 +4,8 @@
 //! second where one element is one floating-point operation (GFLOP/s) or one byte (GB/s), as
 //! each benchmark's comment says.
 
+mod matmul;
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use wgnn::gpu::Dispatch;
 use wgnn::ops::{EncodeCtx, Op};
@@ -24,7 +26,13 @@ pub fn random_tensor(rng: &mut Rng, dims: &[usize]) -> Tensor {
 
 /// Prepares `ops` (applied in order, each output feeding nothing: independent ops) once and
 /// times their dispatches together. `work` is the FLOPs (or bytes) of one run.
-pub fn bench_ops(c: &mut Criterion, group: &str, id: &str, ops: &[(&dyn Op, Vec<&Tensor>)], work: u64) {
+pub fn bench_ops(
+    c: &mut Criterion,
+    group: &str,
+    id: &str,
+    ops: &[(&dyn Op, Vec<&Tensor>)],
+    work: u64,
+) {
     let gpu = gpu();
     let mut ctx = EncodeCtx::new(gpu);
     let mut dispatches: Vec<Dispatch> = Vec::new();
@@ -46,6 +54,7 @@ pub fn bench_ops(c: &mut Criterion, group: &str, id: &str, ops: &[(&dyn Op, Vec<
 
 fn benches(c: &mut Criterion) {
     eprintln!("adapter: {}", gpu().adapter);
+    matmul::benches(c);
 }
 
 criterion_group!(kernels, benches);

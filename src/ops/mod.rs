@@ -4,6 +4,9 @@
 
 pub mod activation;
 pub mod elementwise;
+pub mod loss;
+pub mod matmul;
+pub mod reduce;
 
 use std::fmt;
 use std::sync::Arc;
@@ -103,5 +106,11 @@ pub fn bytes_of<T: bytemuck::Pod>(params: &T) -> &[u8] {
 
 /// Every shader of the crate, for validation with naga in the tests.
 pub fn all_shaders() -> Vec<&'static crate::gpu::Shader> {
-    vec![&activation::SHADER, &elementwise::SHADER]
+    vec![
+        &activation::SHADER,
+        &elementwise::SHADER,
+        &loss::SHADER,
+        &matmul::SHADER,
+        &reduce::SHADER,
+    ]
 }

@@ -5,6 +5,9 @@
 //! backward functions take the upstream gradient and return the gradient of each input.
 
 pub mod activation;
+pub mod loss;
+pub mod matmul;
+pub mod reduce;
 
 /// Central finite differences of a scalar function `f` at `x`, in float64.
 /// Used to prove that each reference backward is right before it judges the GPU.
