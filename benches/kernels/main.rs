@@ -6,6 +6,7 @@
 
 mod gram;
 mod pool;
+mod matmul;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use wgnn::gpu::Dispatch;
@@ -57,6 +58,7 @@ fn benches(c: &mut Criterion) {
     eprintln!("adapter: {}", gpu().adapter);
     pool::benches(c);
     gram::benches(c);
+    matmul::benches(c);
 }
 
 criterion_group!(kernels, benches);

@@ -9,6 +9,9 @@ pub mod elementwise;
 pub mod gram;
 pub mod norm;
 pub mod pool;
+pub mod loss;
+pub mod matmul;
+pub mod reduce;
 
 use std::fmt;
 use std::sync::Arc;
@@ -115,7 +118,10 @@ pub fn all_shaders() -> Vec<&'static crate::gpu::Shader> {
         &crate::optim::SHADER,
         &elementwise::SHADER,
         &gram::SHADER,
+        &loss::SHADER,
+        &matmul::SHADER,
         &norm::SHADER,
         &pool::SHADER,
+        &reduce::SHADER,
     ]
 }

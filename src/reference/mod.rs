@@ -11,6 +11,9 @@ pub mod concat;
 pub mod gram;
 pub mod norm;
 pub mod pool;
+pub mod loss;
+pub mod matmul;
+pub mod reduce;
 
 /// Central finite differences of a scalar function `f` at `x`, in float64.
 /// Used to prove that each reference backward is right before it judges the GPU.

@@ -1,0 +1,21 @@
+//! Matrix product benchmarks. Throughput in FLOP/s: 2 * M * N * K per product (one multiply
+//! and one add per term).
+
+use criterion::Criterion;
+use wgnn::ops::matmul::MatMul;
+use wgnn::rng::Rng;
+
+pub fn benches(c: &mut Criterion) {
+    let mut rng = Rng::new(7);
+    let (m, n, k) = (1024, 1024, 1024);
+    let a = crate::random_tensor(&mut rng, &[m, k]);
+    let b = crate::random_tensor(&mut rng, &[k, n]);
+    let op = MatMul::default();
+    crate::bench_ops(
+        c,
+        "matmul",
+        &format!("{m}x{n}x{k}"),
+        &[(&op, vec![&a, &b])],
+        2 * (m * n * k) as u64,
+    );
+}
