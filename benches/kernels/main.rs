@@ -5,8 +5,8 @@
 //! each benchmark's comment says.
 
 mod gram;
-mod pool;
 mod matmul;
+mod pool;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use wgnn::gpu::Dispatch;

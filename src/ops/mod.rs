@@ -3,14 +3,14 @@
 //! backward rule (as more graph nodes). `Graph` methods for each family live in its file.
 
 pub mod activation;
-pub mod conv;
 pub mod concat;
+pub mod conv;
 pub mod elementwise;
 pub mod gram;
-pub mod norm;
-pub mod pool;
 pub mod loss;
 pub mod matmul;
+pub mod norm;
+pub mod pool;
 pub mod reduce;
 
 use std::fmt;

@@ -5,14 +5,14 @@
 //! backward functions take the upstream gradient and return the gradient of each input.
 
 pub mod activation;
-pub mod optim;
-pub mod conv;
 pub mod concat;
+pub mod conv;
 pub mod gram;
-pub mod norm;
-pub mod pool;
 pub mod loss;
 pub mod matmul;
+pub mod norm;
+pub mod optim;
+pub mod pool;
 pub mod reduce;
 
 /// Central finite differences of a scalar function `f` at `x`, in float64.
