@@ -30,7 +30,9 @@ impl Architecture {
             "squeezenet" | "squeezenet1_1" => Ok(Architecture::SqueezeNet),
             "vgg16" => Ok(Architecture::Vgg16),
             "vgg19" => Ok(Architecture::Vgg19),
-            other => Err(Error::Invalid(format!("unknown model `{other}`: choose squeezenet, vgg16 or vgg19"))),
+            other => Err(Error::Invalid(format!(
+                "unknown model `{other}`: choose squeezenet, vgg16 or vgg19"
+            ))),
         }
     }
 
@@ -97,16 +99,57 @@ impl Architecture {
 
     /// Builds the network on a preprocessed input `x` ([N, 3, H, W]) up to the deepest of
     /// `layers` and returns the node of each requested layer, in the order asked.
-    pub fn features(self, g: &mut Graph, x: NodeId, pooling: Pooling, layers: &[String]) -> Result<Vec<NodeId>> {
+    pub fn features(
+        self,
+        g: &mut Graph,
+        x: NodeId,
+        pooling: Pooling,
+        layers: &[String],
+    ) -> Result<Vec<NodeId>> {
         self.check_layers(layers)?;
         let names = self.layer_names();
-        let deepest = layers.iter().filter_map(|l| names.iter().position(|n| n == l)).max().unwrap_or(0);
+        let deepest = layers
+            .iter()
+            .filter_map(|l| names.iter().position(|n| n == l))
+            .max()
+            .unwrap_or(0);
         let built = match self {
             Architecture::SqueezeNet => squeezenet::build_features(g, x, pooling, deepest + 1)?,
-            Architecture::Vgg16 | Architecture::Vgg19 => vgg::build_features(g, x, pooling, vgg::config(self), deepest + 1)?,
+            Architecture::Vgg16 | Architecture::Vgg19 => {
+                vgg::build_features(g, x, pooling, vgg::config(self), deepest + 1)?
+            }
         };
-        Ok(layers.iter().map(|l| built[names.iter().position(|n| n == l).unwrap()]).collect())
+        Ok(layers
+            .iter()
+            .map(|l| built[names.iter().position(|n| n == l).unwrap()])
+            .collect())
     }
 }
 
 pub use squeezenet::classifier as squeezenet_classifier;
+
+impl Architecture {
+    /// The network's weights: SqueezeNet's are embedded (a file may replace them); VGG's come
+    /// from a safetensors file of torchvision's `state_dict` (see `scripts/export_vgg.py`).
+    /// Every tensor is checked by name and shape.
+    pub fn load_weights(
+        self,
+        gpu: &crate::gpu::Gpu,
+        path: Option<&std::path::Path>,
+    ) -> Result<crate::nn::ParamStore> {
+        let expected = self.parameter_shapes();
+        match (self, path) {
+            (_, Some(path)) => crate::nn::ParamStore::load_for(gpu, path, &expected),
+            (Architecture::SqueezeNet, None) => crate::nn::ParamStore::load_for_bytes(
+                gpu,
+                std::path::Path::new("<embedded squeezenet1_1.safetensors>"),
+                crate::assets::SQUEEZENET1_1_SAFETENSORS,
+                &expected,
+            ),
+            (_, None) => Err(Error::Invalid(format!(
+                "{} needs --weights FILE: a safetensors file of torchvision's state_dict (scripts/export_vgg.py writes one)",
+                self.name()
+            ))),
+        }
+    }
+}

@@ -12,7 +12,9 @@ use crate::tensor::Shape;
 
 /// User-facing layer names; each means the block's output after its ReLU (after the
 /// concatenation for fire modules).
-pub const LAYERS: [&str; 9] = ["conv1", "fire2", "fire3", "fire4", "fire5", "fire6", "fire7", "fire8", "fire9"];
+pub const LAYERS: [&str; 9] = [
+    "conv1", "fire2", "fire3", "fire4", "fire5", "fire6", "fire7", "fire8", "fire9",
+];
 
 /// (torchvision index, input channels, squeeze, expand) of each fire module, in order.
 const FIRES: [(usize, usize, usize, usize); 8] = [
@@ -33,31 +35,66 @@ pub fn parameter_shapes() -> Vec<(String, Shape)> {
     ];
     for (index, cin, squeeze, expand) in FIRES {
         let p = format!("features.{index}");
-        shapes.push((format!("{p}.squeeze.weight"), Shape::from([squeeze, cin, 1, 1])));
+        shapes.push((
+            format!("{p}.squeeze.weight"),
+            Shape::from([squeeze, cin, 1, 1]),
+        ));
         shapes.push((format!("{p}.squeeze.bias"), Shape::from([squeeze])));
-        shapes.push((format!("{p}.expand1x1.weight"), Shape::from([expand, squeeze, 1, 1])));
+        shapes.push((
+            format!("{p}.expand1x1.weight"),
+            Shape::from([expand, squeeze, 1, 1]),
+        ));
         shapes.push((format!("{p}.expand1x1.bias"), Shape::from([expand])));
-        shapes.push((format!("{p}.expand3x3.weight"), Shape::from([expand, squeeze, 3, 3])));
+        shapes.push((
+            format!("{p}.expand3x3.weight"),
+            Shape::from([expand, squeeze, 3, 3]),
+        ));
         shapes.push((format!("{p}.expand3x3.bias"), Shape::from([expand])));
     }
-    shapes.push(("classifier.1.weight".to_string(), Shape::from([1000, 512, 1, 1])));
+    shapes.push((
+        "classifier.1.weight".to_string(),
+        Shape::from([1000, 512, 1, 1]),
+    ));
     shapes.push(("classifier.1.bias".to_string(), Shape::from([1000])));
     shapes
 }
 
-fn conv_relu(g: &mut Graph, x: NodeId, prefix: &str, cin: usize, cout: usize, k: usize, p: &ConvParams) -> Result<NodeId> {
+fn conv_relu(
+    g: &mut Graph,
+    x: NodeId,
+    prefix: &str,
+    cin: usize,
+    cout: usize,
+    k: usize,
+    p: &ConvParams,
+) -> Result<NodeId> {
     let w = g.param(&format!("{prefix}.weight"), [cout, cin, k, k])?;
     let b = g.param(&format!("{prefix}.bias"), [cout])?;
     let y = g.conv(x, w, Some(b), p)?;
     g.relu(y)
 }
 
-fn fire(g: &mut Graph, x: NodeId, index: usize, cin: usize, squeeze: usize, expand: usize) -> Result<NodeId> {
+fn fire(
+    g: &mut Graph,
+    x: NodeId,
+    index: usize,
+    cin: usize,
+    squeeze: usize,
+    expand: usize,
+) -> Result<NodeId> {
     let p = format!("features.{index}");
     let one = ConvParams::new(2);
     let s = conv_relu(g, x, &format!("{p}.squeeze"), cin, squeeze, 1, &one)?;
     let e1 = conv_relu(g, s, &format!("{p}.expand1x1"), squeeze, expand, 1, &one)?;
-    let e3 = conv_relu(g, s, &format!("{p}.expand3x3"), squeeze, expand, 3, &ConvParams::new(2).padding(1))?;
+    let e3 = conv_relu(
+        g,
+        s,
+        &format!("{p}.expand3x3"),
+        squeeze,
+        expand,
+        3,
+        &ConvParams::new(2).padding(1),
+    )?;
     g.concat_channels(&[e1, e3])
 }
 
@@ -70,7 +107,12 @@ fn downsample(g: &mut Graph, x: NodeId, pooling: Pooling) -> Result<NodeId> {
 }
 
 /// Builds the first `count` user layers and returns their nodes (index i = LAYERS[i]).
-pub fn build_features(g: &mut Graph, x: NodeId, pooling: Pooling, count: usize) -> Result<Vec<NodeId>> {
+pub fn build_features(
+    g: &mut Graph,
+    x: NodeId,
+    pooling: Pooling,
+    count: usize,
+) -> Result<Vec<NodeId>> {
     let mut outputs = Vec::with_capacity(count);
     let mut h = conv_relu(g, x, "features.0", 3, 64, 3, &ConvParams::new(2).stride(2))?;
     outputs.push(h);

@@ -31,7 +31,10 @@ fn layers(config: &[usize]) -> Vec<(String, Layer)> {
     let (mut index, mut cin) = (0, 3);
     for (stage, (&convs, &width)) in config.iter().zip(&WIDTHS).enumerate() {
         for c in 1..=convs {
-            out.push((format!("conv{}_{c}", stage + 1), Layer::Conv(index, cin, width)));
+            out.push((
+                format!("conv{}_{c}", stage + 1),
+                Layer::Conv(index, cin, width),
+            ));
             out.push((format!("relu{}_{c}", stage + 1), Layer::Relu));
             index += 2;
             cin = width;
@@ -50,7 +53,10 @@ pub fn parameter_shapes(config: &[usize]) -> Vec<(String, Shape)> {
     let mut shapes = Vec::new();
     for (_, layer) in layers(config) {
         if let Layer::Conv(index, cin, cout) = layer {
-            shapes.push((format!("features.{index}.weight"), Shape::from([cout, cin, 3, 3])));
+            shapes.push((
+                format!("features.{index}.weight"),
+                Shape::from([cout, cin, 3, 3]),
+            ));
             shapes.push((format!("features.{index}.bias"), Shape::from([cout])));
         }
     }
@@ -58,7 +64,13 @@ pub fn parameter_shapes(config: &[usize]) -> Vec<(String, Shape)> {
 }
 
 /// Builds the first `count` layers and returns their nodes.
-pub fn build_features(g: &mut Graph, x: NodeId, pooling: Pooling, config: &[usize], count: usize) -> Result<Vec<NodeId>> {
+pub fn build_features(
+    g: &mut Graph,
+    x: NodeId,
+    pooling: Pooling,
+    config: &[usize],
+    count: usize,
+) -> Result<Vec<NodeId>> {
     let mut outputs = Vec::with_capacity(count);
     let mut h = x;
     for (_, layer) in layers(config).into_iter().take(count) {

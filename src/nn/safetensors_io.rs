@@ -113,7 +113,17 @@ impl ParamStore {
     ) -> Result<ParamStore> {
         let path = path.as_ref();
         let bytes = read_file(path)?;
-        let file = parse(path, &bytes)?;
+        Self::load_for_bytes(gpu, path, &bytes, expected)
+    }
+
+    /// `load_for` on a file already in memory (e.g. embedded weights); `path` names it in errors.
+    pub fn load_for_bytes(
+        gpu: &Gpu,
+        path: &Path,
+        bytes: &[u8],
+        expected: &[(String, Shape)],
+    ) -> Result<ParamStore> {
+        let file = parse(path, bytes)?;
         let mut store = ParamStore::new();
         for (name, shape) in expected {
             let view = file

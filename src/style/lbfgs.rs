@@ -24,7 +24,10 @@ pub enum LineSearch {
 
 impl Lbfgs {
     pub fn new(history: usize) -> Self {
-        Self { history: history.max(1), steps: VecDeque::new() }
+        Self {
+            history: history.max(1),
+            steps: VecDeque::new(),
+        }
     }
 
     /// The quasi-Newton direction -H g (two-loop recursion), or -g without history.
@@ -32,7 +35,11 @@ impl Lbfgs {
         let mut q: Vec<f64> = grad.iter().map(|&v| v as f64).collect();
         let mut alphas = Vec::with_capacity(self.steps.len());
         for (s, y, rho) in self.steps.iter().rev() {
-            let a = rho * s.iter().zip(&q).map(|(si, qi)| *si as f64 * qi).sum::<f64>();
+            let a = rho
+                * s.iter()
+                    .zip(&q)
+                    .map(|(si, qi)| *si as f64 * qi)
+                    .sum::<f64>();
             for (qi, yi) in q.iter_mut().zip(y) {
                 *qi -= a * *yi as f64;
             }
@@ -43,7 +50,11 @@ impl Lbfgs {
             q.iter_mut().for_each(|v| *v *= gamma);
         }
         for ((s, y, rho), a) in self.steps.iter().zip(alphas.into_iter().rev()) {
-            let b = rho * y.iter().zip(&q).map(|(yi, qi)| *yi as f64 * qi).sum::<f64>();
+            let b = rho
+                * y.iter()
+                    .zip(&q)
+                    .map(|(yi, qi)| *yi as f64 * qi)
+                    .sum::<f64>();
             for (qi, si) in q.iter_mut().zip(s) {
                 *qi += (a - b) * *si as f64;
             }
@@ -73,7 +84,10 @@ impl Lbfgs {
 
 /// x + t d projected on [0, 1].
 pub fn projected_step(x: &[f32], d: &[f32], t: f64) -> Vec<f32> {
-    x.iter().zip(d).map(|(xi, di)| (*xi as f64 + t * *di as f64).clamp(0.0, 1.0) as f32).collect()
+    x.iter()
+        .zip(d)
+        .map(|(xi, di)| (*xi as f64 + t * *di as f64).clamp(0.0, 1.0) as f32)
+        .collect()
 }
 
 /// Backtracking line search: tries t, t/2, t/4, ... (at most `tries`) and accepts the first
@@ -114,8 +128,20 @@ mod tests {
         let n = 20;
         let target: Vec<f32> = (0..n).map(|i| 0.1 + 0.8 * i as f32 / n as f32).collect();
         let scale: Vec<f32> = (0..n).map(|i| 1.0 + 50.0 * i as f32 / n as f32).collect();
-        let f = |x: &[f32]| -> f64 { x.iter().zip(&target).zip(&scale).map(|((a, b), s)| (*s * (a - b) * (a - b)) as f64).sum() };
-        let g = |x: &[f32]| -> Vec<f32> { x.iter().zip(&target).zip(&scale).map(|((a, b), s)| 2.0 * s * (a - b)).collect() };
+        let f = |x: &[f32]| -> f64 {
+            x.iter()
+                .zip(&target)
+                .zip(&scale)
+                .map(|((a, b), s)| (*s * (a - b) * (a - b)) as f64)
+                .sum()
+        };
+        let g = |x: &[f32]| -> Vec<f32> {
+            x.iter()
+                .zip(&target)
+                .zip(&scale)
+                .map(|((a, b), s)| 2.0 * s * (a - b))
+                .collect()
+        };
         let mut x = vec![0.5f32; n];
         let mut value = f(&x);
         let mut grad = g(&x);
@@ -123,13 +149,17 @@ mod tests {
         for _ in 0..50 {
             let d = opt.direction(&grad);
             let mut eval = |c: &[f32]| Ok(f(c));
-            let (result, x_new, v_new) = line_search(&x, value, &grad, &d, 1.0, 30, &mut eval).unwrap();
+            let (result, x_new, v_new) =
+                line_search(&x, value, &grad, &d, 1.0, 30, &mut eval).unwrap();
             assert!(v_new <= value, "J increased: {v_new} > {value}");
             if result == LineSearch::Stalled {
                 break;
             }
             let g_new = g(&x_new);
-            opt.remember(x_new.iter().zip(&x).map(|(a, b)| a - b).collect(), g_new.iter().zip(&grad).map(|(a, b)| a - b).collect());
+            opt.remember(
+                x_new.iter().zip(&x).map(|(a, b)| a - b).collect(),
+                g_new.iter().zip(&grad).map(|(a, b)| a - b).collect(),
+            );
             x = x_new;
             value = v_new;
             grad = g_new;

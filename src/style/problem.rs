@@ -15,7 +15,7 @@ use crate::graph::{Graph, NodeId, Plan, PlanSpec};
 use crate::models::{Architecture, Pooling};
 use crate::nn::ParamStore;
 use crate::ops::elementwise::clamp_in_place;
-use crate::optim::{Adam, Optimizer};
+use crate::optim::{Adam, AdamConfig, Optimizer};
 use crate::tensor::Tensor;
 
 /// What the objective is made of.
@@ -76,13 +76,25 @@ fn forward_targets(
     let mut g = Graph::new();
     let x = g.input("image", [1, 3, image.height, image.width]);
     let pre = g.channel_affine(x, objective.model.preprocess())?;
-    let features = objective.model.features(&mut g, pre, objective.pooling, feature_layers)?;
-    let grams_in = objective.model.features(&mut g, pre, objective.pooling, gram_layers)?;
+    let features = objective
+        .model
+        .features(&mut g, pre, objective.pooling, feature_layers)?;
+    let grams_in = objective
+        .model
+        .features(&mut g, pre, objective.pooling, gram_layers)?;
     let mut outputs = features.clone();
     for f in grams_in {
         outputs.push(g.gram(f)?);
     }
-    let mut plan = Plan::compile(gpu, &g, backbone, PlanSpec { outputs, ..Default::default() })?;
+    let mut plan = Plan::compile(
+        gpu,
+        &g,
+        backbone,
+        PlanSpec {
+            outputs,
+            ..Default::default()
+        },
+    )?;
     plan.write_input(gpu, x, image.chw)?;
     let mut values = plan.step(gpu)?;
     let grams = values.split_off(features.len());
@@ -115,13 +127,22 @@ fn check(objective: &Objective) -> Result<()> {
         ("style weight", objective.style_weight),
         ("tv weight", objective.tv_weight),
     ];
-    for (what, w) in weights.into_iter().chain(objective.style_layer_weights.iter().map(|&w| ("style layer weight", w))) {
+    for (what, w) in weights.into_iter().chain(
+        objective
+            .style_layer_weights
+            .iter()
+            .map(|&w| ("style layer weight", w)),
+    ) {
         if !w.is_finite() || w < 0.0 {
-            return Err(Error::Invalid(format!("{what} must be a finite number >= 0, got {w}")));
+            return Err(Error::Invalid(format!(
+                "{what} must be a finite number >= 0, got {w}"
+            )));
         }
     }
     if objective.content_layers.is_empty() && objective.style_layers.is_empty() {
-        return Err(Error::Invalid("give at least one content or style layer".into()));
+        return Err(Error::Invalid(
+            "give at least one content or style layer".into(),
+        ));
     }
     Ok(())
 }
@@ -143,24 +164,50 @@ impl StyleProblem {
         check(objective)?;
         let (height, width) = (content.height, content.width);
         if init.len() != 3 * height * width {
-            return Err(Error::Invalid(format!("initial image has {} values, expected 3x{height}x{width}", init.len())));
+            return Err(Error::Invalid(format!(
+                "initial image has {} values, expected 3x{height}x{width}",
+                init.len()
+            )));
         }
         if styles.is_empty() && !objective.style_layers.is_empty() {
-            return Err(Error::Invalid("style layers given but no style image".into()));
+            return Err(Error::Invalid(
+                "style layers given but no style image".into(),
+            ));
         }
         let blend_total: f32 = styles.iter().map(|(_, w)| *w).sum();
-        if styles.iter().any(|(_, w)| !w.is_finite() || *w < 0.0) || (!styles.is_empty() && blend_total <= 0.0) {
-            return Err(Error::Invalid("style blend weights must be >= 0 with a positive sum".into()));
+        if styles.iter().any(|(_, w)| !w.is_finite() || *w < 0.0)
+            || (!styles.is_empty() && blend_total <= 0.0)
+        {
+            return Err(Error::Invalid(
+                "style blend weights must be >= 0 with a positive sum".into(),
+            ));
         }
 
         // Targets, computed once.
-        let (content_features, _) = forward_targets(gpu, backbone, objective, content, &objective.content_layers, &[])?;
+        let (content_features, _) = forward_targets(
+            gpu,
+            backbone,
+            objective,
+            content,
+            &objective.content_layers,
+            &[],
+        )?;
         let mut style_grams: Vec<Vec<f32>> = Vec::new();
         for (style, weight) in styles {
-            let (_, grams) = forward_targets(gpu, backbone, objective, style, &[], &objective.style_layers)?;
+            let (_, grams) = forward_targets(
+                gpu,
+                backbone,
+                objective,
+                style,
+                &[],
+                &objective.style_layers,
+            )?;
             let share = weight / blend_total;
             if style_grams.is_empty() {
-                style_grams = grams.iter().map(|gm| gm.iter().map(|v| v * share).collect()).collect();
+                style_grams = grams
+                    .iter()
+                    .map(|gm| gm.iter().map(|v| v * share).collect())
+                    .collect();
             } else {
                 for (acc, gm) in style_grams.iter_mut().zip(&grams) {
                     for (a, v) in acc.iter_mut().zip(gm) {
@@ -169,7 +216,10 @@ impl StyleProblem {
                 }
             }
         }
-        let targets = Targets { content: content_features, style: style_grams };
+        let targets = Targets {
+            content: content_features,
+            style: style_grams,
+        };
 
         let mut store = backbone.clone();
         let image = Tensor::from_f32(gpu, [1, 3, height, width], init)?;
@@ -191,13 +241,27 @@ impl StyleProblem {
 
         let mut eval_outputs = outputs.clone();
         eval_outputs.push(nodes.grad);
-        let mut eval_plan = Plan::compile(gpu, &g, &store, PlanSpec { outputs: eval_outputs, ..Default::default() })?;
+        let mut eval_plan = Plan::compile(
+            gpu,
+            &g,
+            &store,
+            PlanSpec {
+                outputs: eval_outputs,
+                ..Default::default()
+            },
+        )?;
         for (id, data) in &inputs {
             eval_plan.write_input(gpu, *id, data)?;
         }
         let update_plan = match learning_rate {
             Some(lr) => {
-                let mut adam = Adam::new(lr);
+                let mut adam = Adam::new(
+                    gpu,
+                    AdamConfig {
+                        lr,
+                        ..Default::default()
+                    },
+                )?;
                 let optimizer: &mut dyn Optimizer = &mut adam;
                 let spec = PlanSpec {
                     outputs,
@@ -214,16 +278,34 @@ impl StyleProblem {
             }
             None => None,
         };
-        let summary = update_plan.as_ref().unwrap_or(&eval_plan).summary().to_string();
-        Ok(Self { height, width, image, update_plan, eval_plan, eval_inputs: inputs, summary })
+        let summary = update_plan
+            .as_ref()
+            .unwrap_or(&eval_plan)
+            .summary()
+            .to_string();
+        Ok(Self {
+            height,
+            width,
+            image,
+            update_plan,
+            eval_plan,
+            eval_inputs: inputs,
+            summary,
+        })
     }
 
-    fn build_graph(objective: &Objective, height: usize, width: usize) -> Result<(Graph, LossNodes)> {
+    fn build_graph(
+        objective: &Objective,
+        height: usize,
+        width: usize,
+    ) -> Result<(Graph, LossNodes)> {
         let mut g = Graph::new();
         let image = g.param("image", [1, 3, height, width])?;
         let pre = g.channel_affine(image, objective.model.preprocess())?;
         let layers = union_layers(objective);
-        let features = objective.model.features(&mut g, pre, objective.pooling, &layers)?;
+        let features = objective
+            .model
+            .features(&mut g, pre, objective.pooling, &layers)?;
         let feature = |name: &String| features[layers.iter().position(|l| l == name).unwrap()];
 
         let mut content_targets = Vec::new();
@@ -236,7 +318,11 @@ impl StyleProblem {
         }
         let mut style_targets = Vec::new();
         let mut style_terms = Vec::new();
-        for (layer, &w) in objective.style_layers.iter().zip(&objective.style_layer_weights) {
+        for (layer, &w) in objective
+            .style_layers
+            .iter()
+            .zip(&objective.style_layer_weights)
+        {
             let gram = g.gram(feature(layer))?;
             let target = g.input(&format!("style_target.{layer}"), g.shape(gram).clone());
             style_targets.push(target);
@@ -253,7 +339,19 @@ impl StyleProblem {
         ];
         let total = sum_terms(&mut g, &weighted)?;
         let grad = g.gradients(total, &[image])?[0];
-        Ok((g, LossNodes { image, content, style, tv, total, grad, content_targets, style_targets }))
+        Ok((
+            g,
+            LossNodes {
+                image,
+                content,
+                style,
+                tv,
+                total,
+                grad,
+                content_targets,
+                style_targets,
+            },
+        ))
     }
 
     pub fn size(&self) -> (usize, usize) {
@@ -267,7 +365,10 @@ impl StyleProblem {
 
     /// One Adam iteration: returns the losses at the image before the update.
     pub fn adam_step(&mut self, gpu: &Gpu) -> Result<Losses> {
-        let plan = self.update_plan.as_mut().ok_or_else(|| Error::Invalid("this problem was built without Adam".into()))?;
+        let plan = self
+            .update_plan
+            .as_mut()
+            .ok_or_else(|| Error::Invalid("this problem was built without Adam".into()))?;
         let values = plan.step(gpu)?;
         losses_from(&values)
     }
@@ -317,7 +418,13 @@ fn sum_terms(g: &mut Graph, terms: &[NodeId]) -> Result<NodeId> {
 }
 
 fn losses_from(values: &[Vec<f32>]) -> Result<Losses> {
-    let scalar = |i: usize| values.get(i).and_then(|v| v.first()).map(|&v| v as f64).unwrap_or(f64::NAN);
+    let scalar = |i: usize| {
+        values
+            .get(i)
+            .and_then(|v| v.first())
+            .map(|&v| v as f64)
+            .unwrap_or(f64::NAN)
+    };
     let losses = Losses {
         content: scalar(0),
         style: scalar(1),
