@@ -4,6 +4,8 @@
 //! second where one element is one floating-point operation (GFLOP/s) or one byte (GB/s), as
 //! each benchmark's comment says.
 
+mod conv;
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use wgnn::gpu::Dispatch;
 use wgnn::ops::{EncodeCtx, Op};
@@ -52,6 +54,7 @@ pub fn bench_ops(
 
 fn benches(c: &mut Criterion) {
     eprintln!("adapter: {}", gpu().adapter);
+    conv::benches(c);
 }
 
 criterion_group!(kernels, benches);
