@@ -256,13 +256,13 @@ impl Geometry {
             padding,
             dilation,
         };
-        let largest = [
-            x.numel(),
-            w.numel(),
-            geometry.output_shape().numel(),
-            geometry.c * geometry.taps() * geometry.n * geometry.output_spatial(),
-        ];
-        if largest.iter().any(|&v| v >= i32::MAX as usize) {
+        // Indices are 32-bit in the kernels, and backward_input divides coordinates by the
+        // stride in f32, exact below 2^24.
+        let too_large = [x.numel(), w.numel(), geometry.output_shape().numel()]
+            .iter()
+            .any(|&v| v > i32::MAX as usize)
+            || (0..3).any(|d| input[d] + 2 * padding[d] >= 1 << 24);
+        if too_large {
             return Err(Error::shape(
                 op,
                 format!("input {x} and weight {w} are too large for 32-bit indexing"),
