@@ -498,6 +498,10 @@ fn bad_shapes_give_errors() {
             "bias of the wrong rank",
             conv_error(&[1, 3, 8, 8], &[4, 3, 3, 3], Some(&[4, 1]), &p2),
         ),
+        (
+            "spatial dim beyond the kernels' limit",
+            conv_error(&[1, 1, 1 << 22], &[1, 1, 1], None, &ConvParams::new(1)),
+        ),
     ];
     for (what, e) in bad {
         assert!(matches!(e, Error::Shape { .. }), "{what}: {e}");

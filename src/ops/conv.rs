@@ -257,15 +257,18 @@ impl Geometry {
             dilation,
         };
         // Indices are 32-bit in the kernels, and backward_input divides coordinates by the
-        // stride in f32, exact below 2^24.
+        // stride in f32, exact below 2^22.
         let too_large = [x.numel(), w.numel(), geometry.output_shape().numel()]
             .iter()
             .any(|&v| v > i32::MAX as usize)
-            || (0..3).any(|d| input[d] + 2 * padding[d] >= 1 << 24);
+            || (0..3).any(|d| input[d] + 2 * padding[d] >= 1 << 22);
         if too_large {
             return Err(Error::shape(
                 op,
-                format!("input {x} and weight {w} are too large for 32-bit indexing"),
+                format!(
+                    "input {x} and weight {w} exceed the kernels' limits: 2^31 elements per \
+                     tensor, 2^22 per padded spatial dim"
+                ),
             ));
         }
         Ok(geometry)
