@@ -14,15 +14,18 @@
 //                    split into `splits` slices of K when M * N is small; slice s writes its own
 //                    partial sums and `weight_reduce` adds the slices in order (deterministic).
 //
-// Tiling: a workgroup owns a BM x BN tile of `out`; it walks K in slices of BK, staging an
-// A slice (BK x BM) and a B slice (BK x BN) in workgroup memory, both k-major so that an
-// invocation reads its TM rows and TN columns as vec4s. Each of the 256 invocations accumulates
-// a TM x TN = 4 x 4 block in registers: 64 x 64 tiles give 16 multiply-adds per 2 vec4 reads of
-// workgroup memory and use 2 * 16 * 64 * 4 B = 8 KiB of it (under WebGPU's 16 KiB).
-// Every invocation loads LA = 4 elements of the A slice and LB = 4 of the B slice, all in one
-// reduction row and 4 adjacent columns: the gather arithmetic of a column (batch, position) is
-// done once per workgroup, and that of a reduction row once per slice, carried from slice to
-// slice by mixed-radix addition rather than divisions.
+// Tiling: a workgroup of 64 invocations owns a BM x BN tile of `out` (64 x 64, or 32 x 128 when
+// M is small, chosen by the host through override constants) and walks K in slices of BK = 16,
+// staging the A slice (16 x BM) and the B slice (16 x BN) in workgroup memory, k-major, as vec4s
+// (16 * (BM + BN) * 4 B = 8 or 10 KiB, under WebGPU's 16 KiB). Each invocation accumulates an
+// 8 x 8 block of `out` in registers, reading 4 vec4s of workgroup memory per 64 multiply-adds.
+// The block is four mat4x4 values, never an array indexed by a loop counter: on CPU drivers such
+// as lavapipe a dynamically indexed private array lives in memory, which cost more than all the
+// arithmetic (the kernels ran 2.2x slower with one).
+// Staging: each invocation fills BM / 16 reduction rows x 4 adjacent columns of the A slice and
+// BN / 16 rows x 4 columns of the B slice. The gather arithmetic of its 4 columns (batch,
+// position) is done once; that of a reduction row is carried from row to row by mixed-radix
+// addition rather than divisions.
 // Each output is summed in one fixed order by one invocation: results are bit-identical between
 // runs.
 //
@@ -50,19 +53,19 @@ struct Params {
     stride_d: u32,
     stride_h: u32,
     stride_w: u32,
-    unit_stride: u32,   // 1 when every stride is 1 (backward_input skips the divisibility test)
+    splits: u32,        // backward_weight: slices of K; weight_reduce: slices to add
     pad_d: u32,
     pad_h: u32,
     pad_w: u32,
-    splits: u32,        // backward_weight: slices of K; weight_reduce: slices to add
+    split_len: u32,     // backward_weight: K per slice (a multiple of BK)
     dil_d: u32,
     dil_h: u32,
     dil_w: u32,
-    split_len: u32,     // backward_weight: K per slice (a multiple of BK)
+    tiles_n: u32,       // column tiles: ceil(gemm_n / BN)
     gemm_m: u32,
     gemm_n: u32,
     gemm_k: u32,
-    tiles_n: u32,       // column tiles: ceil(gemm_n / BN)
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -84,17 +87,10 @@ struct Params {
 // bias_grad: dy (as above), db
 @group(0) @binding(2) var<storage, read_write> db: array<f32>;
 
-const BM: u32 = 64u;
-const BN: u32 = 64u;
-const BK: u32 = 16u;
-const TM: u32 = 4u;
-const TN: u32 = 4u;
-const WG: u32 = (BM / TM) * (BN / TN);
-const LA: u32 = BM * BK / WG;   // A elements each invocation stages per slice (multiple of 4)
-const LB: u32 = BN * BK / WG;   // B elements each invocation stages per slice (multiple of 4)
-const A_PER_ROW: u32 = BM / LA; // invocations staging one reduction row of the A slice
-const B_PER_ROW: u32 = BN / LB;
-const ACC: u32 = TM * TN / 4u;
+override BM: u32 = 64u;  // tile rows (GEMM M): 32, 64 or 128, with BM * BN = 64 * 64
+override BN: u32 = 64u;  // tile columns (GEMM N)
+const BK: u32 = 16u;     // reduction rows per slice
+const WG: u32 = 64u;     // (BM / 8) x (BN / 8) invocations
 
 // A coordinate that fails every bounds test even after adding or subtracting a kernel offset:
 // marks the columns past the end of the GEMM.
@@ -103,6 +99,10 @@ const OUTSIDE: i32 = -1073741824;
 var<workgroup> tile_a: array<vec4<f32>, BK * BM / 4u>;  // [k][m]
 var<workgroup> tile_b: array<vec4<f32>, BK * BN / 4u>;  // [k][n]
 
+const LANES: vec4<u32> = vec4(0u, 1u, 2u, 3u);
+
+// ---- index arithmetic ----
+
 // An index split into (outer, z, y, x) digits of the mixed radix (unbounded, rz, ry, rx).
 struct Digits {
     outer: u32,
@@ -110,6 +110,8 @@ struct Digits {
     y: u32,
     x: u32,
 }
+
+const NEXT: Digits = Digits(0u, 0u, 0u, 1u);
 
 fn split_index(k: u32, r: vec3<u32>) -> Digits {
     let yx = r.y * r.z;
@@ -144,337 +146,425 @@ fn in_radix() -> vec3<u32> {
     return vec3(p.in_d, p.in_h, p.in_w);
 }
 
-fn inside_input(z: i32, y: i32, x: i32) -> bool {
-    return u32(z) < p.in_d && u32(y) < p.in_h && u32(x) < p.in_w;
+// Four (z, y, x) coordinates, one per staged column, with a flat offset that goes with them.
+struct Coords4 {
+    base: vec4<i32>,
+    z: vec4<i32>,
+    y: vec4<i32>,
+    x: vec4<i32>,
 }
 
-fn input_offset(z: i32, y: i32, x: i32) -> i32 {
+// Each of 4 flat indices into boxes of r = (d, h, w) as (box, z, y, x); the box goes in `base`.
+fn split4(flat: vec4<u32>, r: vec3<u32>) -> Coords4 {
+    let yx = r.y * r.z;
+    let rest = flat % vec4(r.x * yx);
+    let z = rest / vec4(yx);
+    let y = (rest % vec4(yx)) / vec4(r.z);
+    let x = rest % vec4(r.z);
+    return Coords4(vec4<i32>(flat / vec4(r.x * yx)), vec4<i32>(z), vec4<i32>(y), vec4<i32>(x));
+}
+
+fn inside_input4(z: vec4<i32>, y: vec4<i32>, x: vec4<i32>) -> vec4<bool> {
+    return vec4<u32>(z) < vec4(p.in_d) & vec4<u32>(y) < vec4(p.in_h)
+        & vec4<u32>(x) < vec4(p.in_w);
+}
+
+fn input_offset4(z: vec4<i32>, y: vec4<i32>, x: vec4<i32>) -> vec4<i32> {
     return (z * i32(p.in_h) + y) * i32(p.in_w) + x;
 }
 
-// Stages this invocation's A values (reduction row `row`, columns col..col+LA) as vec4s.
-fn stage_a(row: u32, col: u32, v: array<f32, LA>) {
-    for (var i = 0u; i < LA / 4u; i++) {
-        tile_a[row * (BM / 4u) + col / 4u + i] =
-            vec4(v[4u * i], v[4u * i + 1u], v[4u * i + 2u], v[4u * i + 3u]);
-    }
+// z / s where z is a whole multiple of s; for other z the result q has q * s != z. Float
+// division keeps this vectorised (integer division is not, on CPU drivers). Exact for
+// |z| < 2^22, which the host guarantees for every coordinate that can be in range: z + 0.5 is
+// then exact in f32, and (z + 0.5) / s lies at least 0.5 / s from an integer, far more than the
+// rounding error of the division.
+fn exact_quotient(z: vec4<i32>, s: i32) -> vec4<i32> {
+    return vec4<i32>(floor((vec4<f32>(z) + 0.5) / f32(s)));
 }
 
-fn stage_b(row: u32, col: u32, v: array<f32, LB>) {
-    for (var i = 0u; i < LB / 4u; i++) {
-        tile_b[row * (BN / 4u) + col / 4u + i] =
-            vec4(v[4u * i], v[4u * i + 1u], v[4u * i + 2u], v[4u * i + 3u]);
-    }
+// ---- loads of 4 elements, 0 where `ok` is false (the index is then not used) ----
+
+fn load_x4(index: vec4<i32>, ok: vec4<bool>) -> vec4<f32> {
+    let i = vec4<u32>(select(vec4(0), index, ok));
+    return select(vec4(0.0), vec4(x[i.x], x[i.y], x[i.z], x[i.w]), ok);
 }
 
-// acc[i][j] += sum over the staged slice of A[tm * TM + i][k] * B[k][tn * TN + j].
-fn multiply_slice(acc: ptr<function, array<vec4<f32>, ACC>>, tm: u32, tn: u32) {
+fn load_w4(index: vec4<u32>, ok: vec4<bool>) -> vec4<f32> {
+    let i = select(vec4(0u), index, ok);
+    return select(vec4(0.0), vec4(w[i.x], w[i.y], w[i.z], w[i.w]), ok);
+}
+
+fn load_dy4(index: vec4<i32>, ok: vec4<bool>) -> vec4<f32> {
+    let i = vec4<u32>(select(vec4(0), index, ok));
+    return select(vec4(0.0), vec4(dy[i.x], dy[i.y], dy[i.z], dy[i.w]), ok);
+}
+
+fn load_dy_w4(index: vec4<u32>, ok: vec4<bool>) -> vec4<f32> {
+    let i = select(vec4(0u), index, ok);
+    return select(vec4(0.0), vec4(dy_w[i.x], dy_w[i.y], dy_w[i.z], dy_w[i.w]), ok);
+}
+
+// ---- the GEMM skeleton ----
+
+// The workgroup's tile of `out` and slice of K.
+struct Tile {
+    m0: u32,
+    n0: u32,
+    split: u32,
+}
+
+fn tile_of(wid: vec3<u32>, nwg: vec3<u32>) -> Tile {
+    let tiles = ((p.gemm_m + BM - 1u) / BM) * p.tiles_n;
+    let g = workgroup_index(wid, nwg);
+    return Tile(((g % tiles) / p.tiles_n) * BM, (g % p.tiles_n) * BN, g / tiles);
+}
+
+// What an invocation stages of each slice of width `width`: `rows` reduction rows from `row`,
+// at the 4 columns from `col`.
+struct Staging {
+    row: u32,
+    col: u32,
+    rows: u32,
+}
+
+fn staging(lid: u32, width: u32) -> Staging {
+    let rows = BK * width / (4u * WG);
+    return Staging((lid / (width / 4u)) * rows, (lid % (width / 4u)) * 4u, rows);
+}
+
+fn put_a(s: Staging, r: u32, v: vec4<f32>) {
+    tile_a[(s.row + r) * (BM / 4u) + s.col / 4u] = v;
+}
+
+fn put_b(s: Staging, r: u32, v: vec4<f32>) {
+    tile_b[(s.row + r) * (BN / 4u) + s.col / 4u] = v;
+}
+
+// An 8 x 8 block of accumulators: row i of a quarter is accumulator row i (4 columns).
+struct Block {
+    top_left: mat4x4<f32>,
+    top_right: mat4x4<f32>,
+    bottom_left: mat4x4<f32>,
+    bottom_right: mat4x4<f32>,
+}
+
+// acc + outer(a, b): acc[i] += a[i] * b.
+fn fma_outer(acc: mat4x4<f32>, a: vec4<f32>, b: vec4<f32>) -> mat4x4<f32> {
+    return mat4x4(fma(vec4(a.x), b, acc[0]), fma(vec4(a.y), b, acc[1]),
+                  fma(vec4(a.z), b, acc[2]), fma(vec4(a.w), b, acc[3]));
+}
+
+// The invocation's block: rows 8 tm.. and columns 8 tn.. of the tile.
+fn block_row(lid: u32) -> u32 {
+    return lid / (BN / 8u);
+}
+
+fn block_col(lid: u32) -> u32 {
+    return lid % (BN / 8u);
+}
+
+// acc[i][j] += sum over the staged slice of A[8 tm + i][k] * B[k][8 tn + j].
+fn multiply_slice(acc: Block, tm: u32, tn: u32) -> Block {
+    var r = acc;
     for (var k = 0u; k < BK; k++) {
-        var a: array<vec4<f32>, TM / 4u>;
-        var b: array<vec4<f32>, TN / 4u>;
-        for (var i = 0u; i < TM / 4u; i++) {
-            a[i] = tile_a[k * (BM / 4u) + tm * (TM / 4u) + i];
-        }
-        for (var j = 0u; j < TN / 4u; j++) {
-            b[j] = tile_b[k * (BN / 4u) + tn * (TN / 4u) + j];
-        }
-        for (var i = 0u; i < TM; i++) {
-            let ai = vec4(a[i / 4u][i % 4u]);
-            for (var j = 0u; j < TN / 4u; j++) {
-                (*acc)[i * (TN / 4u) + j] = fma(ai, b[j], (*acc)[i * (TN / 4u) + j]);
-            }
-        }
+        let a0 = tile_a[k * (BM / 4u) + 2u * tm];
+        let a1 = tile_a[k * (BM / 4u) + 2u * tm + 1u];
+        let b0 = tile_b[k * (BN / 4u) + 2u * tn];
+        let b1 = tile_b[k * (BN / 4u) + 2u * tn + 1u];
+        r.top_left = fma_outer(r.top_left, a0, b0);
+        r.top_right = fma_outer(r.top_right, a0, b1);
+        r.bottom_left = fma_outer(r.bottom_left, a1, b0);
+        r.bottom_right = fma_outer(r.bottom_right, a1, b1);
     }
+    return r;
 }
 
-fn acc_at(acc: ptr<function, array<vec4<f32>, ACC>>, i: u32, j: u32) -> f32 {
-    return (*acc)[i * (TN / 4u) + j / 4u][j % 4u];
+// Where an invocation's outputs go: out[m][n] is at column[n] + m * row_stride for its 8
+// columns (two vec4s, `valid` false past the end of the GEMM), with
+// column[n] = (n / spatial) * batch_stride + n % spatial + offset.
+struct OutColumns {
+    left: vec4<u32>,
+    right: vec4<u32>,
+    left_valid: vec4<bool>,
+    right_valid: vec4<bool>,
+    row_stride: u32,
 }
+
+fn out_columns(n: u32, spatial: u32, batch_stride: u32, row_stride: u32, offset: u32)
+    -> OutColumns {
+    let left = vec4(n) + LANES;
+    let right = left + 4u;
+    return OutColumns(
+        (left / vec4(spatial)) * batch_stride + left % vec4(spatial) + offset,
+        (right / vec4(spatial)) * batch_stride + right % vec4(spatial) + offset,
+        left < vec4(p.gemm_n),
+        right < vec4(p.gemm_n),
+        row_stride,
+    );
+}
+
+// ---- forward ----
 
 @compute @workgroup_size(WG)
 fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-    let tiles_m = (p.gemm_m + BM - 1u) / BM;
-    let g = workgroup_index(wid, nwg);
-    if g >= tiles_m * p.tiles_n {
+    let tile = tile_of(wid, nwg);
+    if tile.split > 0u {
         return;
     }
-    let m0 = (g / p.tiles_n) * BM;
-    let n0 = (g % p.tiles_n) * BN;
+    // A[m][k] = w[m * K + k].
+    let sa = staging(lid, BM);
+    let a_rows = tile.m0 + sa.col + LANES;
+    let a_ok = a_rows < vec4(p.gemm_m);
+    // B[k][col] = x[batch, c, position * stride - pad + tap * dilation] for
+    // col = batch * out positions + out position, k = c * taps + tap.
+    let sb = staging(lid, BN);
+    let cols = tile.n0 + sb.col + LANES;
+    let at = split4(cols, out_radix());
+    var g: Coords4;
+    g.z = at.z * i32(p.stride_d) - i32(p.pad_d);
+    g.y = at.y * i32(p.stride_h) - i32(p.pad_h);
+    g.x = at.x * i32(p.stride_w) - i32(p.pad_w);
+    g.base = at.base * i32(p.c * p.in_spatial) + input_offset4(g.z, g.y, g.x);
+    g.z = select(vec4(OUTSIDE), g.z, cols < vec4(p.gemm_n));
+    var b_tap = split_index(sb.row, kernel_radix());  // (c, kz, ky, kx) of row k0 + sb.row
+    let slice_step = split_index(BK, kernel_radix());
 
-    // A = w viewed as [O, K]: this invocation stages row a_k of each slice, channels a_m...
-    let a_k = lid / A_PER_ROW;
-    let a_m = (lid % A_PER_ROW) * LA;
-    // B[k][col] = x[batch, c, pos + tap] for col = batch * out positions + out position.
-    let b_k = lid / B_PER_ROW;
-    let b_n = (lid % B_PER_ROW) * LB;
-    var col_base: array<i32, LB>;  // batch offset into x
-    var col_z: array<i32, LB>;     // input coordinate of tap 0
-    var col_y: array<i32, LB>;
-    var col_x: array<i32, LB>;
-    for (var j = 0u; j < LB; j++) {
-        let col = n0 + b_n + j;
-        let pos = split_index(col, out_radix());
-        col_base[j] = i32(pos.outer * p.c * p.in_spatial);
-        col_z[j] = select(OUTSIDE, i32(pos.z * p.stride_d) - i32(p.pad_d), col < p.gemm_n);
-        col_y[j] = i32(pos.y * p.stride_h) - i32(p.pad_h);
-        col_x[j] = i32(pos.x * p.stride_w) - i32(p.pad_w);
-    }
-    var tap = split_index(b_k, kernel_radix());  // (c, kz, ky, kx) of row k0 + b_k
-    let tap_step = split_index(BK, kernel_radix());
-
-    let tm = lid / (BN / TN);
-    let tn = lid % (BN / TN);
-    var acc: array<vec4<f32>, ACC>;
+    let tm = block_row(lid);
+    let tn = block_col(lid);
+    var acc: Block;
     for (var k0 = 0u; k0 < p.gemm_k; k0 += BK) {
-        var va: array<f32, LA>;
-        let ka = k0 + a_k;
-        for (var i = 0u; i < LA; i++) {
-            let m = m0 + a_m + i;
-            if m < p.gemm_m && ka < p.gemm_k {
-                va[i] = w[m * p.gemm_k + ka];
-            }
+        for (var r = 0u; r < sa.rows; r++) {
+            let k = k0 + sa.row + r;
+            put_a(sa, r, load_w4(a_rows * p.gemm_k + k, a_ok & vec4(k < p.gemm_k)));
         }
-        stage_a(a_k, a_m, va);
-
-        var vb: array<f32, LB>;
-        if k0 + b_k < p.gemm_k {
-            let channel = i32(tap.outer * p.in_spatial);
+        var tap = b_tap;
+        for (var r = 0u; r < sb.rows; r++) {
             let tz = i32(tap.z * p.dil_d);
             let ty = i32(tap.y * p.dil_h);
             let tx = i32(tap.x * p.dil_w);
-            for (var j = 0u; j < LB; j++) {
-                let iz = col_z[j] + tz;
-                let iy = col_y[j] + ty;
-                let ix = col_x[j] + tx;
-                if inside_input(iz, iy, ix) {
-                    vb[j] = x[u32(col_base[j] + channel + input_offset(iz, iy, ix))];
-                }
-            }
+            let offset = i32(tap.outer * p.in_spatial) + (tz * i32(p.in_h) + ty) * i32(p.in_w)
+                + tx;
+            let ok = inside_input4(g.z + tz, g.y + ty, g.x + tx)
+                & vec4(k0 + sb.row + r < p.gemm_k);
+            put_b(sb, r, load_x4(g.base + offset, ok));
+            tap = add_digits(tap, NEXT, kernel_radix());
         }
-        stage_b(b_k, b_n, vb);
-        tap = add_digits(tap, tap_step, kernel_radix());
+        b_tap = add_digits(b_tap, slice_step, kernel_radix());
 
         workgroupBarrier();
-        multiply_slice(&acc, tm, tn);
+        acc = multiply_slice(acc, tm, tn);
         workgroupBarrier();
     }
 
-    for (var j = 0u; j < TN; j++) {
-        let col = n0 + tn * TN + j;
-        if col >= p.gemm_n {
-            continue;
+    let out = out_columns(tile.n0 + 8u * tn, p.out_spatial, p.o * p.out_spatial, p.out_spatial,
+                          0u);
+    let m = tile.m0 + 8u * tm;
+    store_y(out, m, acc.top_left, acc.top_right);
+    store_y(out, m + 4u, acc.bottom_left, acc.bottom_right);
+}
+
+// Stores rows m..m+3 (x 8 columns) of y, adding the bias.
+fn store_y(out: OutColumns, m: u32, left: mat4x4<f32>, right: mat4x4<f32>) {
+    for (var i = 0u; i < 4u; i++) {
+        let row = m + i;
+        if row >= p.gemm_m {
+            return;
         }
-        let batch = col / p.out_spatial;
-        let pos = col % p.out_spatial;
-        for (var i = 0u; i < TM; i++) {
-            let m = m0 + tm * TM + i;
-            if m < p.gemm_m {
-                var v = acc_at(&acc, i, j);
-                if p.has_bias != 0u {
-                    v += bias[m];
-                }
-                y[(batch * p.o + m) * p.out_spatial + pos] = v;
+        var b = 0.0;
+        if p.has_bias != 0u {
+            b = bias[row];
+        }
+        let l = out.left + row * out.row_stride;
+        let r = out.right + row * out.row_stride;
+        let lv = left[i] + b;
+        let rv = right[i] + b;
+        for (var j = 0u; j < 4u; j++) {
+            if out.left_valid[j] {
+                y[l[j]] = lv[j];
+            }
+            if out.right_valid[j] {
+                y[r[j]] = rv[j];
             }
         }
     }
 }
+
+// ---- backward_input ----
 
 @compute @workgroup_size(WG)
 fn backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                   @builtin(local_invocation_index) lid: u32) {
-    let tiles_m = (p.gemm_m + BM - 1u) / BM;
-    let g = workgroup_index(wid, nwg);
-    if g >= tiles_m * p.tiles_n {
+    let tile = tile_of(wid, nwg);
+    if tile.split > 0u {
         return;
     }
-    let m0 = (g / p.tiles_n) * BM;
-    let n0 = (g % p.tiles_n) * BN;
-
     // A[c][k] = w[o, c, tap] for k = o * taps + tap.
-    let a_k = lid / A_PER_ROW;
-    let a_m = (lid % A_PER_ROW) * LA;
-    var a_tap = split_index(a_k, kernel_radix());
-    // B[k][col] = dy[batch, o, (in position + pad - tap * dil) / stride] when that is a whole
+    let sa = staging(lid, BM);
+    let a_rows = tile.m0 + sa.col + LANES;
+    let a_ok = a_rows < vec4(p.gemm_m);
+    var a_tap = split_index(sa.row, kernel_radix());  // (o, kz, ky, kx) of row k0 + sa.row
+    // B[k][col] = dy[batch, o, (position + pad - tap * dilation) / stride] where that is a whole
     // output position, for col = batch * in positions + in position.
-    let b_k = lid / B_PER_ROW;
-    let b_n = (lid % B_PER_ROW) * LB;
-    var col_base: array<i32, LB>;  // batch offset into dy
-    var col_z: array<i32, LB>;     // in coordinate + pad
-    var col_y: array<i32, LB>;
-    var col_x: array<i32, LB>;
-    for (var j = 0u; j < LB; j++) {
-        let col = n0 + b_n + j;
-        let pos = split_index(col, in_radix());
-        col_base[j] = i32(pos.outer * p.o * p.out_spatial);
-        col_z[j] = select(OUTSIDE, i32(pos.z + p.pad_d), col < p.gemm_n);
-        col_y[j] = i32(pos.y + p.pad_h);
-        col_x[j] = i32(pos.x + p.pad_w);
-    }
-    var b_tap = split_index(b_k, kernel_radix());
-    let tap_step = split_index(BK, kernel_radix());
+    let sb = staging(lid, BN);
+    let cols = tile.n0 + sb.col + LANES;
+    let at = split4(cols, in_radix());
+    var g: Coords4;
+    g.base = at.base * i32(p.o * p.out_spatial);
+    g.z = select(vec4(OUTSIDE), at.z + i32(p.pad_d), cols < vec4(p.gemm_n));
+    g.y = at.y + i32(p.pad_h);
+    g.x = at.x + i32(p.pad_w);
+    var b_tap = split_index(sb.row, kernel_radix());
+    let slice_step = split_index(BK, kernel_radix());
     let stride = vec3(i32(p.stride_d), i32(p.stride_h), i32(p.stride_w));
-    let out_size = vec3(p.out_d, p.out_h, p.out_w);
 
-    let tm = lid / (BN / TN);
-    let tn = lid % (BN / TN);
-    var acc: array<vec4<f32>, ACC>;
+    let tm = block_row(lid);
+    let tn = block_col(lid);
+    var acc: Block;
     for (var k0 = 0u; k0 < p.gemm_k; k0 += BK) {
-        var va: array<f32, LA>;
-        if k0 + a_k < p.gemm_k {
-            let tap = (a_tap.z * p.k_h + a_tap.y) * p.k_w + a_tap.x;
-            let base = a_tap.outer * p.c * p.k_vol + tap;
-            for (var i = 0u; i < LA; i++) {
-                let c = m0 + a_m + i;
-                if c < p.gemm_m {
-                    va[i] = w[base + c * p.k_vol];
-                }
-            }
+        var tap = a_tap;
+        for (var r = 0u; r < sa.rows; r++) {
+            let flat_tap = (tap.z * p.k_h + tap.y) * p.k_w + tap.x;
+            let index = vec4(tap.outer * p.c * p.k_vol + flat_tap) + a_rows * p.k_vol;
+            put_a(sa, r, load_w4(index, a_ok & vec4(k0 + sa.row + r < p.gemm_k)));
+            tap = add_digits(tap, NEXT, kernel_radix());
         }
-        stage_a(a_k, a_m, va);
-        a_tap = add_digits(a_tap, tap_step, kernel_radix());
+        a_tap = add_digits(a_tap, slice_step, kernel_radix());
 
-        var vb: array<f32, LB>;
-        if k0 + b_k < p.gemm_k {
-            let channel = i32(b_tap.outer * p.out_spatial);
-            let tz = i32(b_tap.z * p.dil_d);
-            let ty = i32(b_tap.y * p.dil_h);
-            let tx = i32(b_tap.x * p.dil_w);
-            for (var j = 0u; j < LB; j++) {
-                var oz = col_z[j] - tz;
-                var oy = col_y[j] - ty;
-                var ox = col_x[j] - tx;
-                var hit = true;
-                if p.unit_stride == 0u {
-                    hit = oz >= 0 && oy >= 0 && ox >= 0 && oz % stride.x == 0
-                        && oy % stride.y == 0 && ox % stride.z == 0;
-                    oz /= stride.x;
-                    oy /= stride.y;
-                    ox /= stride.z;
-                }
-                hit = hit && u32(oz) < out_size.x && u32(oy) < out_size.y
-                    && u32(ox) < out_size.z;
-                if hit {
-                    let at = (oz * i32(p.out_h) + oy) * i32(p.out_w) + ox;
-                    vb[j] = dy[u32(col_base[j] + channel + at)];
-                }
-            }
+        tap = b_tap;
+        for (var r = 0u; r < sb.rows; r++) {
+            let tz = g.z - i32(tap.z * p.dil_d);
+            let ty = g.y - i32(tap.y * p.dil_h);
+            let tx = g.x - i32(tap.x * p.dil_w);
+            let oz = exact_quotient(tz, stride.x);
+            let oy = exact_quotient(ty, stride.y);
+            let ox = exact_quotient(tx, stride.z);
+            let ok = oz * stride.x == tz & oy * stride.y == ty & ox * stride.z == tx
+                & vec4<u32>(oz) < vec4(p.out_d) & vec4<u32>(oy) < vec4(p.out_h)
+                & vec4<u32>(ox) < vec4(p.out_w) & vec4(k0 + sb.row + r < p.gemm_k);
+            let index = g.base + i32(tap.outer * p.out_spatial)
+                + (oz * i32(p.out_h) + oy) * i32(p.out_w) + ox;
+            put_b(sb, r, load_dy4(index, ok));
+            tap = add_digits(tap, NEXT, kernel_radix());
         }
-        stage_b(b_k, b_n, vb);
-        b_tap = add_digits(b_tap, tap_step, kernel_radix());
+        b_tap = add_digits(b_tap, slice_step, kernel_radix());
 
         workgroupBarrier();
-        multiply_slice(&acc, tm, tn);
+        acc = multiply_slice(acc, tm, tn);
         workgroupBarrier();
     }
 
-    for (var j = 0u; j < TN; j++) {
-        let col = n0 + tn * TN + j;
-        if col >= p.gemm_n {
-            continue;
+    let out = out_columns(tile.n0 + 8u * tn, p.in_spatial, p.c * p.in_spatial, p.in_spatial, 0u);
+    let m = tile.m0 + 8u * tm;
+    store_dx(out, m, acc.top_left, acc.top_right);
+    store_dx(out, m + 4u, acc.bottom_left, acc.bottom_right);
+}
+
+fn store_dx(out: OutColumns, m: u32, left: mat4x4<f32>, right: mat4x4<f32>) {
+    for (var i = 0u; i < 4u; i++) {
+        let row = m + i;
+        if row >= p.gemm_m {
+            return;
         }
-        let batch = col / p.in_spatial;
-        let pos = col % p.in_spatial;
-        for (var i = 0u; i < TM; i++) {
-            let c = m0 + tm * TM + i;
-            if c < p.gemm_m {
-                dx[(batch * p.c + c) * p.in_spatial + pos] = acc_at(&acc, i, j);
+        let l = out.left + row * out.row_stride;
+        let r = out.right + row * out.row_stride;
+        for (var j = 0u; j < 4u; j++) {
+            if out.left_valid[j] {
+                dx[l[j]] = left[i][j];
+            }
+            if out.right_valid[j] {
+                dx[r[j]] = right[i][j];
             }
         }
     }
 }
+
+// ---- backward_weight ----
 
 @compute @workgroup_size(WG)
 fn backward_weight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                    @builtin(local_invocation_index) lid: u32) {
-    let tiles_m = (p.gemm_m + BM - 1u) / BM;
-    let tiles = tiles_m * p.tiles_n;
-    let g = workgroup_index(wid, nwg);
-    if g >= tiles * p.splits {
+    let tile = tile_of(wid, nwg);
+    if tile.split >= p.splits {
         return;
     }
-    let split = g / tiles;
-    let m0 = ((g % tiles) / p.tiles_n) * BM;
-    let n0 = (g % p.tiles_n) * BN;
-    let k_begin = split * p.split_len;
+    let k_begin = tile.split * p.split_len;
     let k_end = min(p.gemm_k, k_begin + p.split_len);
+    // A[o][k] = dy[batch, o, position] for k = batch * out positions + out position.
+    let sa = staging(lid, BM);
+    let a_rows = tile.m0 + sa.col + LANES;
+    let a_ok = a_rows < vec4(p.gemm_m);
+    var a_pos = split_index(k_begin + sa.row, out_radix());  // (batch, oz, oy, ox)
+    // B[k][col] = x[batch, c, position * stride - pad + tap * dilation] for col = c * taps + tap.
+    let sb = staging(lid, BN);
+    let cols = tile.n0 + sb.col + LANES;
+    let at = split4(cols, kernel_radix());
+    var g: Coords4;
+    g.base = at.base * i32(p.in_spatial);
+    g.z = select(vec4(OUTSIDE), at.z * i32(p.dil_d) - i32(p.pad_d), cols < vec4(p.gemm_n));
+    g.y = at.y * i32(p.dil_h) - i32(p.pad_h);
+    g.x = at.x * i32(p.dil_w) - i32(p.pad_w);
+    var b_pos = split_index(k_begin + sb.row, out_radix());
+    let slice_step = split_index(BK, out_radix());
 
-    // A[o][k] = dy[batch, o, out position] for k = batch * out positions + out position.
-    let a_k = lid / A_PER_ROW;
-    let a_m = (lid % A_PER_ROW) * LA;
-    var a_pos = split_index(k_begin + a_k, out_radix());
-    // B[k][col] = x[batch, c, out position * stride - pad + tap * dil] for col = c * taps + tap.
-    let b_k = lid / B_PER_ROW;
-    let b_n = (lid % B_PER_ROW) * LB;
-    var col_base: array<i32, LB>;  // channel offset into x
-    var col_z: array<i32, LB>;     // tap * dil - pad
-    var col_y: array<i32, LB>;
-    var col_x: array<i32, LB>;
-    for (var j = 0u; j < LB; j++) {
-        let col = n0 + b_n + j;
-        let tap = split_index(col, kernel_radix());
-        col_base[j] = i32(tap.outer * p.in_spatial);
-        col_z[j] = select(OUTSIDE, i32(tap.z * p.dil_d) - i32(p.pad_d), col < p.gemm_n);
-        col_y[j] = i32(tap.y * p.dil_h) - i32(p.pad_h);
-        col_x[j] = i32(tap.x * p.dil_w) - i32(p.pad_w);
-    }
-    var b_pos = split_index(k_begin + b_k, out_radix());
-    let pos_step = split_index(BK, out_radix());
-
-    let tm = lid / (BN / TN);
-    let tn = lid % (BN / TN);
-    var acc: array<vec4<f32>, ACC>;
+    let tm = block_row(lid);
+    let tn = block_col(lid);
+    var acc: Block;
     for (var k0 = k_begin; k0 < k_end; k0 += BK) {
-        var va: array<f32, LA>;
-        if k0 + a_k < k_end {
-            let at = (a_pos.z * p.out_h + a_pos.y) * p.out_w + a_pos.x;
-            let base = a_pos.outer * p.o * p.out_spatial + at;
-            for (var i = 0u; i < LA; i++) {
-                let o = m0 + a_m + i;
-                if o < p.gemm_m {
-                    va[i] = dy_w[base + o * p.out_spatial];
-                }
-            }
+        var pos = a_pos;
+        for (var r = 0u; r < sa.rows; r++) {
+            let flat_pos = (pos.z * p.out_h + pos.y) * p.out_w + pos.x;
+            let index = vec4(pos.outer * p.o * p.out_spatial + flat_pos) + a_rows * p.out_spatial;
+            put_a(sa, r, load_dy_w4(index, a_ok & vec4(k0 + sa.row + r < k_end)));
+            pos = add_digits(pos, NEXT, out_radix());
         }
-        stage_a(a_k, a_m, va);
-        a_pos = add_digits(a_pos, pos_step, out_radix());
+        a_pos = add_digits(a_pos, slice_step, out_radix());
 
-        var vb: array<f32, LB>;
-        if k0 + b_k < k_end {
-            let batch = i32(b_pos.outer * p.c * p.in_spatial);
-            let rz = i32(b_pos.z * p.stride_d);
-            let ry = i32(b_pos.y * p.stride_h);
-            let rx = i32(b_pos.x * p.stride_w);
-            for (var j = 0u; j < LB; j++) {
-                let iz = rz + col_z[j];
-                let iy = ry + col_y[j];
-                let ix = rx + col_x[j];
-                if inside_input(iz, iy, ix) {
-                    vb[j] = x[u32(batch + col_base[j] + input_offset(iz, iy, ix))];
-                }
-            }
+        pos = b_pos;
+        for (var r = 0u; r < sb.rows; r++) {
+            let iz = g.z + i32(pos.z * p.stride_d);
+            let iy = g.y + i32(pos.y * p.stride_h);
+            let ix = g.x + i32(pos.x * p.stride_w);
+            let ok = inside_input4(iz, iy, ix) & vec4(k0 + sb.row + r < k_end);
+            let index = i32(pos.outer * p.c * p.in_spatial) + g.base + input_offset4(iz, iy, ix);
+            put_b(sb, r, load_x4(index, ok));
+            pos = add_digits(pos, NEXT, out_radix());
         }
-        stage_b(b_k, b_n, vb);
-        b_pos = add_digits(b_pos, pos_step, out_radix());
+        b_pos = add_digits(b_pos, slice_step, out_radix());
 
         workgroupBarrier();
-        multiply_slice(&acc, tm, tn);
+        acc = multiply_slice(acc, tm, tn);
         workgroupBarrier();
     }
 
-    for (var i = 0u; i < TM; i++) {
-        let o = m0 + tm * TM + i;
-        if o >= p.gemm_m {
-            continue;
+    // dw, or slice `split` of the partial sums: [o][col] at (split * M + o) * N + col.
+    let out = out_columns(tile.n0 + 8u * tn, p.gemm_n, 0u, p.gemm_n,
+                          tile.split * p.gemm_m * p.gemm_n);
+    let m = tile.m0 + 8u * tm;
+    store_dw(out, m, acc.top_left, acc.top_right);
+    store_dw(out, m + 4u, acc.bottom_left, acc.bottom_right);
+}
+
+fn store_dw(out: OutColumns, m: u32, left: mat4x4<f32>, right: mat4x4<f32>) {
+    for (var i = 0u; i < 4u; i++) {
+        let row = m + i;
+        if row >= p.gemm_m {
+            return;
         }
-        for (var j = 0u; j < TN; j++) {
-            let col = n0 + tn * TN + j;
-            if col < p.gemm_n {
-                dw[(split * p.gemm_m + o) * p.gemm_n + col] = acc_at(&acc, i, j);
+        let l = out.left + row * out.row_stride;
+        let r = out.right + row * out.row_stride;
+        for (var j = 0u; j < 4u; j++) {
+            if out.left_valid[j] {
+                dw[l[j]] = left[i][j];
+            }
+            if out.right_valid[j] {
+                dw[r[j]] = right[i][j];
             }
         }
     }
 }
+
+// ---- reductions ----
 
 const REDUCE_WG: u32 = 256u;
 

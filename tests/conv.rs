@@ -90,14 +90,22 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-/// Shapes that span several workgroup tiles in every GEMM dimension, with remainders, and a
-/// weight gradient whose reduction is split over workgroups (the two-pass path).
+/// Shapes that span several workgroup tiles in every GEMM dimension, with remainders, in both
+/// tile shapes (32 x 128 for at most 32 GEMM rows, 64 x 64 above), and a weight gradient whose
+/// reduction is split over workgroups (the two-pass path).
 fn large_cases() -> Vec<Case> {
     vec![
         case(
             "2d several tiles",
             &[2, 5, 9, 9],
             &[70, 5, 3, 3],
+            ConvParams::new(2).padding(1),
+            true,
+        ),
+        case(
+            "2d several square tiles in every GEMM",
+            &[2, 40, 7, 7],
+            &[70, 40, 3, 3],
             ConvParams::new(2).padding(1),
             true,
         ),
@@ -369,7 +377,7 @@ fn graph_gradients_match_reference() {
     let all = cases();
     let mut picked: Vec<&Case> = all.iter().collect();
     let large = large_cases();
-    picked.push(&large[1]);
+    picked.push(&large[2]);
     for (i, c) in picked.into_iter().enumerate() {
         check_graph_vjp(c, 600 + i as u64);
     }
@@ -489,6 +497,10 @@ fn bad_shapes_give_errors() {
         (
             "bias of the wrong rank",
             conv_error(&[1, 3, 8, 8], &[4, 3, 3, 3], Some(&[4, 1]), &p2),
+        ),
+        (
+            "spatial dim beyond the kernels' limit",
+            conv_error(&[1, 1, 1 << 22], &[1, 1, 1], None, &ConvParams::new(1)),
         ),
     ];
     for (what, e) in bad {

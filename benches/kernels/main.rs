@@ -4,6 +4,7 @@
 //! second where one element is one floating-point operation (GFLOP/s) or one byte (GB/s), as
 //! each benchmark's comment says.
 
+mod conv;
 mod gram;
 mod matmul;
 mod pool;
@@ -59,6 +60,7 @@ fn benches(c: &mut Criterion) {
     pool::benches(c);
     gram::benches(c);
     matmul::benches(c);
+    conv::benches(c);
 }
 
 criterion_group!(kernels, benches);

@@ -17,15 +17,43 @@ pub static SHADER: Shader = Shader {
     source: include_str!("../../shaders/conv.wgsl"),
 };
 
-/// The GEMM tile of one workgroup (BM x BN, reduction slices of BK), as in conv.wgsl.
-const TILE_M: usize = 64;
-const TILE_N: usize = 64;
+/// Reduction rows per slice (BK in conv.wgsl).
 const TILE_K: usize = 16;
 const REDUCE_WORKGROUP: usize = 256;
 /// backward_weight splits K until about this many workgroups run...
 const TARGET_WORKGROUPS: usize = 32;
 /// ...as long as each slice of K keeps at least this many terms.
 const MIN_SPLIT_LEN: usize = 256;
+
+/// The GEMM tile of one workgroup, rows x columns (BM x BN in conv.wgsl, which needs
+/// rows * columns = 64 * 64): square by default, 32 x 128 when the GEMM has at most 32 rows so
+/// that half of each tile is not wasted.
+#[derive(Clone, Copy, Debug)]
+struct Tile {
+    rows: usize,
+    cols: usize,
+}
+
+impl Tile {
+    fn for_rows(m: usize) -> Self {
+        if m <= 32 {
+            Tile {
+                rows: 32,
+                cols: 128,
+            }
+        } else {
+            Tile { rows: 64, cols: 64 }
+        }
+    }
+
+    fn constants(&self) -> [(&'static str, f64); 2] {
+        [("BM", self.rows as f64), ("BN", self.cols as f64)]
+    }
+
+    fn workgroups(&self, [m, n, _]: [usize; 3]) -> usize {
+        m.div_ceil(self.rows) * n.div_ceil(self.cols)
+    }
+}
 
 /// Stride, zero padding and dilation, one entry per spatial dim (outermost first).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -107,19 +135,19 @@ struct Params {
     stride_d: u32,
     stride_h: u32,
     stride_w: u32,
-    unit_stride: u32,
+    splits: u32,
     pad_d: u32,
     pad_h: u32,
     pad_w: u32,
-    splits: u32,
+    split_len: u32,
     dil_d: u32,
     dil_h: u32,
     dil_w: u32,
-    split_len: u32,
+    tiles_n: u32,
     gemm_m: u32,
     gemm_n: u32,
     gemm_k: u32,
-    tiles_n: u32,
+    _pad: u32,
 }
 
 /// A convolution's sizes with every rank lifted to three spatial dims.
@@ -228,16 +256,19 @@ impl Geometry {
             padding,
             dilation,
         };
-        let largest = [
-            x.numel(),
-            w.numel(),
-            geometry.output_shape().numel(),
-            geometry.c * geometry.taps() * geometry.n * geometry.output_spatial(),
-        ];
-        if largest.iter().any(|&v| v >= i32::MAX as usize) {
+        // Indices are 32-bit in the kernels, and backward_input divides coordinates by the
+        // stride in f32, exact below 2^22.
+        let too_large = [x.numel(), w.numel(), geometry.output_shape().numel()]
+            .iter()
+            .any(|&v| v > i32::MAX as usize)
+            || (0..3).any(|d| input[d] + 2 * padding[d] >= 1 << 22);
+        if too_large {
             return Err(Error::shape(
                 op,
-                format!("input {x} and weight {w} are too large for 32-bit indexing"),
+                format!(
+                    "input {x} and weight {w} exceed the kernels' limits: 2^31 elements per \
+                     tensor, 2^22 per padded spatial dim"
+                ),
             ));
         }
         Ok(geometry)
@@ -277,8 +308,9 @@ impl Geometry {
         2 * (self.n * self.o * self.output_spatial()) as u64 * (self.c * self.taps()) as u64
     }
 
-    /// The uniform parameters for a GEMM of m x n x k, split into `splits` slices of K.
-    fn params(&self, [m, n, k]: [usize; 3], splits: usize, split_len: usize) -> Params {
+    /// The uniform parameters for a GEMM of m x n x k in tiles of `tile`, split into `splits`
+    /// slices of K.
+    fn params(&self, [m, n, k]: [usize; 3], tile: Tile, splits: usize, split_len: usize) -> Params {
         let u = |v: usize| v as u32;
         Params {
             n: u(self.n),
@@ -300,25 +332,21 @@ impl Geometry {
             stride_d: u(self.stride[0]),
             stride_h: u(self.stride[1]),
             stride_w: u(self.stride[2]),
-            unit_stride: u32::from(self.stride == [1; 3]),
+            splits: u(splits),
             pad_d: u(self.padding[0]),
             pad_h: u(self.padding[1]),
             pad_w: u(self.padding[2]),
-            splits: u(splits),
+            split_len: u(split_len),
             dil_d: u(self.dilation[0]),
             dil_h: u(self.dilation[1]),
             dil_w: u(self.dilation[2]),
-            split_len: u(split_len),
+            tiles_n: u(n.div_ceil(tile.cols)),
             gemm_m: u(m),
             gemm_n: u(n),
             gemm_k: u(k),
-            tiles_n: u(n.div_ceil(TILE_N)),
+            _pad: 0,
         }
     }
-}
-
-fn gemm_workgroups([m, n, _]: [usize; 3]) -> usize {
-    m.div_ceil(TILE_M) * n.div_ceil(TILE_N)
 }
 
 fn check_inputs(op: &str, inputs: &[&Shape], counts: &[usize]) -> Result<()> {
@@ -375,7 +403,8 @@ impl Op for ConvForward {
         let shapes: Vec<&Shape> = inputs.iter().map(|t| &t.shape).collect();
         let geo = self.geometry(&shapes)?;
         let gemm = [geo.o, geo.n * geo.output_spatial(), geo.c * geo.taps()];
-        let mut params = geo.params(gemm, 1, gemm[2]);
+        let tile = Tile::for_rows(gemm[0]);
+        let mut params = geo.params(gemm, tile, 1, gemm[2]);
         // Without a bias the weight is bound in its place and never read.
         let bias = match inputs.get(2) {
             Some(b) => {
@@ -387,11 +416,11 @@ impl Op for ConvForward {
         Ok(vec![ctx.gpu.prepare(KernelCall {
             shader: &SHADER,
             entry: "forward",
-            constants: &[],
+            constants: &tile.constants(),
             params: bytes_of(&params),
             reads: &[&inputs[0].buffer, &inputs[1].buffer, bias],
             writes: &[&output.buffer],
-            workgroups: gemm_workgroups(gemm) as u32,
+            workgroups: tile.workgroups(gemm) as u32,
         })?])
     }
 
@@ -459,15 +488,16 @@ impl Op for ConvBackwardInput {
         let shapes: Vec<&Shape> = inputs.iter().map(|t| &t.shape).collect();
         let geo = self.geometry(&shapes)?;
         let gemm = [geo.c, geo.n * geo.input_spatial(), geo.o * geo.taps()];
-        let params = geo.params(gemm, 1, gemm[2]);
+        let tile = Tile::for_rows(gemm[0]);
+        let params = geo.params(gemm, tile, 1, gemm[2]);
         Ok(vec![ctx.gpu.prepare(KernelCall {
             shader: &SHADER,
             entry: "backward_input",
-            constants: &[],
+            constants: &tile.constants(),
             params: bytes_of(&params),
             reads: &[&inputs[0].buffer, &inputs[1].buffer],
             writes: &[&output.buffer],
-            workgroups: gemm_workgroups(gemm) as u32,
+            workgroups: tile.workgroups(gemm) as u32,
         })?])
     }
 
@@ -500,9 +530,9 @@ impl ConvBackwardWeight {
 
 /// How backward_weight splits its reduction of length k: (slices, length of each, a multiple of
 /// the tile's K). Depends only on the shapes, so results are the same on every run.
-fn weight_splits(gemm: [usize; 3]) -> (usize, usize) {
+fn weight_splits(gemm: [usize; 3], tile: Tile) -> (usize, usize) {
     let k = gemm[2];
-    let tiles = gemm_workgroups(gemm);
+    let tiles = tile.workgroups(gemm);
     let wanted = TARGET_WORKGROUPS.div_ceil(tiles);
     let splits = wanted.min(k / MIN_SPLIT_LEN).max(1);
     let split_len = k.div_ceil(splits).next_multiple_of(TILE_K);
@@ -528,8 +558,9 @@ impl Op for ConvBackwardWeight {
         let shapes: Vec<&Shape> = inputs.iter().map(|t| &t.shape).collect();
         let geo = self.geometry(&shapes)?;
         let gemm = [geo.o, geo.c * geo.taps(), geo.n * geo.output_spatial()];
-        let (splits, split_len) = weight_splits(gemm);
-        let params = geo.params(gemm, splits, split_len);
+        let tile = Tile::for_rows(gemm[0]);
+        let (splits, split_len) = weight_splits(gemm, tile);
+        let params = geo.params(gemm, tile, splits, split_len);
         // With several slices, each writes its partial sums to scratch and a second pass adds
         // them in slice order.
         let partial = if splits > 1 {
@@ -544,11 +575,11 @@ impl Op for ConvBackwardWeight {
         let mut dispatches = vec![ctx.gpu.prepare(KernelCall {
             shader: &SHADER,
             entry: "backward_weight",
-            constants: &[],
+            constants: &tile.constants(),
             params: bytes_of(&params),
             reads: &[&inputs[0].buffer, &inputs[1].buffer],
             writes: &[target],
-            workgroups: (gemm_workgroups(gemm) * splits) as u32,
+            workgroups: (tile.workgroups(gemm) * splits) as u32,
         })?];
         if let Some(partial) = &partial {
             dispatches.push(ctx.gpu.prepare(KernelCall {

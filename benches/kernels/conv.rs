@@ -1,0 +1,121 @@
+//! Convolutions, f32, stride 1, "same" padding (k / 2). Work is counted in FLOPs:
+//! 2 * N * O * output positions * C * kernel taps per pass (one multiply and one add per tap);
+//! the backward run computes both dx and dw, twice that. The forward includes the bias.
+
+use criterion::Criterion;
+use wgnn::ops::conv::{ConvBackwardInput, ConvBackwardWeight, ConvForward, ConvParams};
+use wgnn::ops::Op;
+use wgnn::rng::Rng;
+use wgnn::Shape;
+
+use crate::{bench_ops, random_tensor};
+
+/// x [n, c, spatial...], w [o, c, kernel...].
+struct ConvShape<'a> {
+    x: &'a [usize],
+    o: usize,
+    kernel: &'a [usize],
+}
+
+impl ConvShape<'_> {
+    fn w(&self) -> Vec<usize> {
+        let mut w = vec![self.o, self.x[1]];
+        w.extend_from_slice(self.kernel);
+        w
+    }
+
+    fn params(&self) -> ConvParams {
+        let same: Vec<usize> = self.kernel.iter().map(|k| k / 2).collect();
+        ConvParams::new(self.kernel.len()).paddings(&same)
+    }
+
+    /// Output positions equal input positions with "same" padding and stride 1.
+    fn flops(&self) -> u64 {
+        let positions: usize = self.x[2..].iter().product();
+        let taps: usize = self.kernel.iter().product();
+        2 * (self.x[0] * self.o * positions * self.x[1] * taps) as u64
+    }
+}
+
+fn bench_forward(c: &mut Criterion, group: &str, id: &str, shape: ConvShape<'_>) {
+    let mut rng = Rng::new(7);
+    let x = random_tensor(&mut rng, shape.x);
+    let w = random_tensor(&mut rng, &shape.w());
+    let b = random_tensor(&mut rng, &[shape.o]);
+    let op = ConvForward {
+        params: shape.params(),
+    };
+    bench_ops(c, group, id, &[(&op, vec![&x, &w, &b])], shape.flops());
+}
+
+fn bench_backward(c: &mut Criterion, group: &str, id: &str, shape: ConvShape<'_>) {
+    let mut rng = Rng::new(8);
+    let x = random_tensor(&mut rng, shape.x);
+    let w = random_tensor(&mut rng, &shape.w());
+    let mut y_dims = shape.x.to_vec();
+    y_dims[1] = shape.o;
+    let dy = random_tensor(&mut rng, &y_dims);
+    let input_grad = ConvBackwardInput {
+        params: shape.params(),
+        input_shape: Shape::new(shape.x).unwrap(),
+    };
+    let weight_grad = ConvBackwardWeight {
+        params: shape.params(),
+        weight_shape: Shape::new(&shape.w()).unwrap(),
+    };
+    let ops: [(&dyn Op, Vec<_>); 2] = [(&input_grad, vec![&dy, &w]), (&weight_grad, vec![&x, &dy])];
+    bench_ops(c, group, id, &ops, 2 * shape.flops());
+}
+
+pub fn benches(c: &mut Criterion) {
+    bench_forward(
+        c,
+        "conv2d_forward",
+        "n1_c128_h64_w64_k256_3x3",
+        ConvShape {
+            x: &[1, 128, 64, 64],
+            o: 256,
+            kernel: &[3, 3],
+        },
+    );
+    bench_backward(
+        c,
+        "conv2d_backward",
+        "n1_c128_h64_w64_k256_3x3",
+        ConvShape {
+            x: &[1, 128, 64, 64],
+            o: 256,
+            kernel: &[3, 3],
+        },
+    );
+    bench_forward(
+        c,
+        "conv2d_forward",
+        "n32_c32_h32_w32_k64_3x3",
+        ConvShape {
+            x: &[32, 32, 32, 32],
+            o: 64,
+            kernel: &[3, 3],
+        },
+    );
+    bench_forward(
+        c,
+        "conv3d_forward",
+        "n2_c16_d16_h16_w16_k32_3x3x3",
+        ConvShape {
+            x: &[2, 16, 16, 16, 16],
+            o: 32,
+            kernel: &[3, 3, 3],
+        },
+    );
+    bench_forward(
+        c,
+        "conv1d_forward",
+        "n16_c64_l1024_k128_5",
+        ConvShape {
+            x: &[16, 64, 1024],
+            o: 128,
+            kernel: &[5],
+        },
+    );
+}
