@@ -233,6 +233,27 @@ impl Gpu {
         })
     }
 
+    /// `prepare` for the common case of a kernel without override constants.
+    pub fn dispatch(
+        &self,
+        shader: &'static Shader,
+        entry: &'static str,
+        params: &[u8],
+        reads: &[&wgpu::Buffer],
+        writes: &[&wgpu::Buffer],
+        workgroups: u32,
+    ) -> Result<Dispatch> {
+        self.prepare(KernelCall {
+            shader,
+            entry,
+            constants: &[],
+            params,
+            reads,
+            writes,
+            workgroups,
+        })
+    }
+
     /// Encodes `dispatches` into one compute pass, submits, and waits; validation errors come
     /// back naming the first kernel. For one-off work (tests, uploads); plans batch their own.
     pub fn run(&self, dispatches: &[Dispatch]) -> Result<()> {

@@ -2,7 +2,7 @@
 //! Backward: dx = dy * f'(x), one kernel for every kind.
 
 use crate::error::{Error, Result};
-use crate::gpu::{Dispatch, KernelCall, Shader};
+use crate::gpu::{Dispatch, Shader};
 use crate::graph::{Graph, NodeId};
 use crate::ops::{bytes_of, groups, BackwardCtx, EncodeCtx, Op};
 use crate::tensor::{Shape, Tensor};
@@ -87,15 +87,14 @@ impl Op for ActivationForward {
         output: &Tensor,
     ) -> Result<Vec<Dispatch>> {
         let n = output.shape.numel();
-        Ok(vec![ctx.gpu.prepare(KernelCall {
-            shader: &SHADER,
-            entry: "forward",
-            constants: &[],
-            params: bytes_of(&params(self.0, n)),
-            reads: &[&inputs[0].buffer],
-            writes: &[&output.buffer],
-            workgroups: groups(n, WORKGROUP),
-        })?])
+        Ok(vec![ctx.gpu.dispatch(
+            &SHADER,
+            "forward",
+            bytes_of(&params(self.0, n)),
+            &[&inputs[0].buffer],
+            &[&output.buffer],
+            groups(n, WORKGROUP),
+        )?])
     }
 
     fn backward(&self, g: &mut Graph, ctx: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {
@@ -128,15 +127,14 @@ impl Op for ActivationBackward {
         output: &Tensor,
     ) -> Result<Vec<Dispatch>> {
         let n = output.shape.numel();
-        Ok(vec![ctx.gpu.prepare(KernelCall {
-            shader: &SHADER,
-            entry: "backward",
-            constants: &[],
-            params: bytes_of(&params(self.0, n)),
-            reads: &[&inputs[0].buffer, &inputs[1].buffer],
-            writes: &[&output.buffer],
-            workgroups: groups(n, WORKGROUP),
-        })?])
+        Ok(vec![ctx.gpu.dispatch(
+            &SHADER,
+            "backward",
+            bytes_of(&params(self.0, n)),
+            &[&inputs[0].buffer, &inputs[1].buffer],
+            &[&output.buffer],
+            groups(n, WORKGROUP),
+        )?])
     }
 
     fn backward(&self, _: &mut Graph, _: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {

@@ -3,7 +3,7 @@
 //! channel ranges of the output.
 
 use crate::error::{Error, Result};
-use crate::gpu::{Dispatch, KernelCall, Shader};
+use crate::gpu::{Dispatch, Shader};
 use crate::graph::{Graph, NodeId};
 use crate::ops::{bytes_of, groups, BackwardCtx, EncodeCtx, Op};
 use crate::tensor::{Shape, Tensor};
@@ -85,15 +85,14 @@ impl Op for ConcatChannels {
         let mut offset = 0;
         let mut dispatches = Vec::with_capacity(inputs.len());
         for input in inputs {
-            dispatches.push(ctx.gpu.prepare(KernelCall {
-                shader: &SHADER,
-                entry: "concat_copy",
-                constants: &[],
-                params: bytes_of(&params(&input.shape, &output.shape, offset)),
-                reads: &[&input.buffer],
-                writes: &[&output.buffer],
-                workgroups: groups(input.shape.numel(), WORKGROUP),
-            })?);
+            dispatches.push(ctx.gpu.dispatch(
+                &SHADER,
+                "concat_copy",
+                bytes_of(&params(&input.shape, &output.shape, offset)),
+                &[&input.buffer],
+                &[&output.buffer],
+                groups(input.shape.numel(), WORKGROUP),
+            )?);
             offset += input.shape.dims()[1];
         }
         Ok(dispatches)
@@ -160,15 +159,14 @@ impl Op for SliceChannels {
         inputs: &[&Tensor],
         output: &Tensor,
     ) -> Result<Vec<Dispatch>> {
-        Ok(vec![ctx.gpu.prepare(KernelCall {
-            shader: &SHADER,
-            entry: "slice_channels",
-            constants: &[],
-            params: bytes_of(&params(&output.shape, &inputs[0].shape, self.start)),
-            reads: &[&inputs[0].buffer],
-            writes: &[&output.buffer],
-            workgroups: groups(output.shape.numel(), WORKGROUP),
-        })?])
+        Ok(vec![ctx.gpu.dispatch(
+            &SHADER,
+            "slice_channels",
+            bytes_of(&params(&output.shape, &inputs[0].shape, self.start)),
+            &[&inputs[0].buffer],
+            &[&output.buffer],
+            groups(output.shape.numel(), WORKGROUP),
+        )?])
     }
 
     fn backward(&self, g: &mut Graph, ctx: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {

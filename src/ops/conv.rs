@@ -582,15 +582,14 @@ impl Op for ConvBackwardWeight {
             workgroups: (tile.workgroups(gemm) * splits) as u32,
         })?];
         if let Some(partial) = &partial {
-            dispatches.push(ctx.gpu.prepare(KernelCall {
-                shader: &SHADER,
-                entry: "weight_reduce",
-                constants: &[],
-                params: bytes_of(&params),
-                reads: &[partial],
-                writes: &[&output.buffer],
-                workgroups: groups(gemm[0] * gemm[1], REDUCE_WORKGROUP),
-            })?);
+            dispatches.push(ctx.gpu.dispatch(
+                &SHADER,
+                "weight_reduce",
+                bytes_of(&params),
+                &[partial],
+                &[&output.buffer],
+                groups(gemm[0] * gemm[1], REDUCE_WORKGROUP),
+            )?);
         }
         Ok(dispatches)
     }
@@ -639,15 +638,14 @@ impl Op for ConvBackwardBias {
             out_spatial: dims[2..].iter().product::<usize>() as u32,
             ..Default::default()
         };
-        Ok(vec![ctx.gpu.prepare(KernelCall {
-            shader: &SHADER,
-            entry: "bias_grad",
-            constants: &[],
-            params: bytes_of(&params),
-            reads: &[&inputs[0].buffer],
-            writes: &[&output.buffer],
-            workgroups: dims[1] as u32,
-        })?])
+        Ok(vec![ctx.gpu.dispatch(
+            &SHADER,
+            "bias_grad",
+            bytes_of(&params),
+            &[&inputs[0].buffer],
+            &[&output.buffer],
+            dims[1] as u32,
+        )?])
     }
 
     fn backward(&self, _: &mut Graph, _: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {

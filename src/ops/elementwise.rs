@@ -3,7 +3,7 @@
 //! broadcast. `shaders/elementwise.wgsl`.
 
 use crate::error::{Error, Result};
-use crate::gpu::{Dispatch, KernelCall, Shader};
+use crate::gpu::{Dispatch, Shader};
 use crate::graph::{Graph, NodeId};
 use crate::ops::{bytes_of, groups, BackwardCtx, EncodeCtx, Op};
 use crate::tensor::{Shape, Tensor};
@@ -113,15 +113,14 @@ impl Op for Fill {
             alpha: self.value,
             ..Default::default()
         };
-        Ok(vec![ctx.gpu.prepare(KernelCall {
-            shader: &SHADER,
-            entry: "fill",
-            constants: &[],
-            params: bytes_of(&params),
-            reads: &[],
-            writes: &[&output.buffer],
-            workgroups: groups(n, WORKGROUP),
-        })?])
+        Ok(vec![ctx.gpu.dispatch(
+            &SHADER,
+            "fill",
+            bytes_of(&params),
+            &[],
+            &[&output.buffer],
+            groups(n, WORKGROUP),
+        )?])
     }
 
     fn backward(&self, _: &mut Graph, _: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {
@@ -154,15 +153,14 @@ impl Op for Scale {
             alpha: self.0,
             ..Default::default()
         };
-        Ok(vec![ctx.gpu.prepare(KernelCall {
-            shader: &SHADER,
-            entry: "scale",
-            constants: &[],
-            params: bytes_of(&params),
-            reads: &[&inputs[0].buffer],
-            writes: &[&output.buffer],
-            workgroups: groups(n, WORKGROUP),
-        })?])
+        Ok(vec![ctx.gpu.dispatch(
+            &SHADER,
+            "scale",
+            bytes_of(&params),
+            &[&inputs[0].buffer],
+            &[&output.buffer],
+            groups(n, WORKGROUP),
+        )?])
     }
 
     fn backward(&self, g: &mut Graph, ctx: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {
@@ -214,15 +212,14 @@ impl Op for Binary {
             b_strides: slots(b_strides),
             ..Default::default()
         };
-        Ok(vec![ctx.gpu.prepare(KernelCall {
-            shader: &SHADER,
-            entry: "binary",
-            constants: &[],
-            params: bytes_of(&params),
-            reads: &[&inputs[0].buffer, &inputs[1].buffer],
-            writes: &[&output.buffer],
-            workgroups: groups(n, WORKGROUP),
-        })?])
+        Ok(vec![ctx.gpu.dispatch(
+            &SHADER,
+            "binary",
+            bytes_of(&params),
+            &[&inputs[0].buffer, &inputs[1].buffer],
+            &[&output.buffer],
+            groups(n, WORKGROUP),
+        )?])
     }
 
     fn backward(&self, g: &mut Graph, ctx: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {
@@ -299,15 +296,14 @@ impl Op for SumToShape {
             reduce_count: (inputs[0].shape.numel() / n) as u32,
             ..Default::default()
         };
-        Ok(vec![ctx.gpu.prepare(KernelCall {
-            shader: &SHADER,
-            entry: "sum_to_shape",
-            constants: &[],
-            params: bytes_of(&params),
-            reads: &[&inputs[0].buffer],
-            writes: &[&output.buffer],
-            workgroups: groups(n, WORKGROUP),
-        })?])
+        Ok(vec![ctx.gpu.dispatch(
+            &SHADER,
+            "sum_to_shape",
+            bytes_of(&params),
+            &[&inputs[0].buffer],
+            &[&output.buffer],
+            groups(n, WORKGROUP),
+        )?])
     }
 
     fn backward(&self, g: &mut Graph, ctx: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {
@@ -384,15 +380,14 @@ impl Op for ChannelAffine {
             params.affine_scale[c] = self.scale[c];
             params.affine_offset[c] = self.offset[c];
         }
-        Ok(vec![ctx.gpu.prepare(KernelCall {
-            shader: &SHADER,
-            entry: "channel_affine",
-            constants: &[],
-            params: bytes_of(&params),
-            reads: &[&inputs[0].buffer],
-            writes: &[&output.buffer],
-            workgroups: groups(n, WORKGROUP),
-        })?])
+        Ok(vec![ctx.gpu.dispatch(
+            &SHADER,
+            "channel_affine",
+            bytes_of(&params),
+            &[&inputs[0].buffer],
+            &[&output.buffer],
+            groups(n, WORKGROUP),
+        )?])
     }
 
     fn backward(&self, g: &mut Graph, ctx: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {
@@ -426,15 +421,14 @@ pub fn clamp_in_place(
         hi,
         ..Default::default()
     };
-    gpu.prepare(KernelCall {
-        shader: &SHADER,
-        entry: "clamp_range",
-        constants: &[],
-        params: bytes_of(&params),
-        reads: &[],
-        writes: &[&tensor.buffer],
-        workgroups: groups(n, WORKGROUP),
-    })
+    gpu.dispatch(
+        &SHADER,
+        "clamp_range",
+        bytes_of(&params),
+        &[],
+        &[&tensor.buffer],
+        groups(n, WORKGROUP),
+    )
 }
 
 impl Graph {

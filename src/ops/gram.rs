@@ -3,7 +3,7 @@
 //! Backward: dF = (dG + dG^T) F / (C * HW).
 
 use crate::error::{Error, Result};
-use crate::gpu::{Dispatch, KernelCall, Shader};
+use crate::gpu::{Dispatch, Shader};
 use crate::graph::{Graph, NodeId};
 use crate::ops::{bytes_of, groups, BackwardCtx, EncodeCtx, Op};
 use crate::tensor::{Shape, Tensor};
@@ -116,40 +116,37 @@ impl Op for Gram {
         let tiles = (params.batch * params.tiles) as usize;
         let (splits, k_split) = split_reduction(tiles, params.hw as usize);
         if splits == 1 {
-            return Ok(vec![ctx.gpu.prepare(KernelCall {
-                shader: &SHADER,
-                entry: "forward",
-                constants: &[],
-                params: bytes_of(&params),
-                reads: &[&inputs[0].buffer],
-                writes: &[&output.buffer],
-                workgroups: tiles as u32,
-            })?]);
+            return Ok(vec![ctx.gpu.dispatch(
+                &SHADER,
+                "forward",
+                bytes_of(&params),
+                &[&inputs[0].buffer],
+                &[&output.buffer],
+                tiles as u32,
+            )?]);
         }
         let partial = ctx.scratch("gram partial sums", splits as u64 * output.shape.bytes())?;
         let scale = params.scale;
         params.splits = splits as u32;
         params.k_split = k_split as u32;
         params.scale = 1.0;
-        let partial_sums = ctx.gpu.prepare(KernelCall {
-            shader: &SHADER,
-            entry: "forward",
-            constants: &[],
-            params: bytes_of(&params),
-            reads: &[&inputs[0].buffer],
-            writes: &[&partial],
-            workgroups: (splits * tiles) as u32,
-        })?;
+        let partial_sums = ctx.gpu.dispatch(
+            &SHADER,
+            "forward",
+            bytes_of(&params),
+            &[&inputs[0].buffer],
+            &[&partial],
+            (splits * tiles) as u32,
+        )?;
         params.scale = scale;
-        let reduce = ctx.gpu.prepare(KernelCall {
-            shader: &SHADER,
-            entry: "reduce_splits",
-            constants: &[],
-            params: bytes_of(&params),
-            reads: &[&partial],
-            writes: &[&output.buffer],
-            workgroups: groups(params.count as usize, REDUCE_WORKGROUP),
-        })?;
+        let reduce = ctx.gpu.dispatch(
+            &SHADER,
+            "reduce_splits",
+            bytes_of(&params),
+            &[&partial],
+            &[&output.buffer],
+            groups(params.count as usize, REDUCE_WORKGROUP),
+        )?;
         Ok(vec![partial_sums, reduce])
     }
 
@@ -188,15 +185,14 @@ impl Op for GramBackward {
         output: &Tensor,
     ) -> Result<Vec<Dispatch>> {
         let params = params(&inputs[0].shape, false);
-        Ok(vec![ctx.gpu.prepare(KernelCall {
-            shader: &SHADER,
-            entry: "backward",
-            constants: &[],
-            params: bytes_of(&params),
-            reads: &[&inputs[0].buffer, &inputs[1].buffer],
-            writes: &[&output.buffer],
-            workgroups: params.batch * params.tiles,
-        })?])
+        Ok(vec![ctx.gpu.dispatch(
+            &SHADER,
+            "backward",
+            bytes_of(&params),
+            &[&inputs[0].buffer, &inputs[1].buffer],
+            &[&output.buffer],
+            params.batch * params.tiles,
+        )?])
     }
 
     fn backward(&self, _: &mut Graph, _: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {

@@ -382,15 +382,14 @@ impl Op for TotalVariationBackward {
         output: &Tensor,
     ) -> Result<Vec<Dispatch>> {
         let params = total_variation_params(self.name(), &inputs[0].shape)?;
-        Ok(vec![ctx.gpu.prepare(KernelCall {
-            shader: &SHADER,
-            entry: "tv_backward",
-            constants: &[],
-            params: bytes_of(&params),
-            reads: &[&inputs[0].buffer, &inputs[1].buffer],
-            writes: &[&output.buffer],
-            workgroups: groups(output.shape.numel(), WORKGROUP),
-        })?])
+        Ok(vec![ctx.gpu.dispatch(
+            &SHADER,
+            "tv_backward",
+            bytes_of(&params),
+            &[&inputs[0].buffer, &inputs[1].buffer],
+            &[&output.buffer],
+            groups(output.shape.numel(), WORKGROUP),
+        )?])
     }
 
     fn backward(&self, _: &mut Graph, _: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {
@@ -523,24 +522,22 @@ impl Op for TripletLossBackward {
         let hinges = ctx.scratch("triplet hinges", 4 * count as u64)?;
         let (embeddings, triplets, dy) = (&inputs[0].buffer, &inputs[1].buffer, &inputs[2].buffer);
         Ok(vec![
-            ctx.gpu.prepare(KernelCall {
-                shader: &SHADER,
-                entry: "triplet_terms",
-                constants: &[],
-                params: bytes_of(&params),
-                reads: &[embeddings, triplets],
-                writes: &[&hinges],
-                workgroups: groups(count, WORKGROUP),
-            })?,
-            ctx.gpu.prepare(KernelCall {
-                shader: &SHADER,
-                entry: "triplet_backward",
-                constants: &[],
-                params: bytes_of(&params),
-                reads: &[embeddings, triplets, dy, &hinges],
-                writes: &[&output.buffer],
-                workgroups: params.rows,
-            })?,
+            ctx.gpu.dispatch(
+                &SHADER,
+                "triplet_terms",
+                bytes_of(&params),
+                &[embeddings, triplets],
+                &[&hinges],
+                groups(count, WORKGROUP),
+            )?,
+            ctx.gpu.dispatch(
+                &SHADER,
+                "triplet_backward",
+                bytes_of(&params),
+                &[embeddings, triplets, dy, &hinges],
+                &[&output.buffer],
+                params.rows,
+            )?,
         ])
     }
 

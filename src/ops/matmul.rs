@@ -13,7 +13,7 @@
 //!   true, ta) when B is stored transposed.
 
 use crate::error::{Error, Result};
-use crate::gpu::{Dispatch, KernelCall, Shader};
+use crate::gpu::{Dispatch, Shader};
 use crate::graph::{Graph, NodeId};
 use crate::ops::{bytes_of, BackwardCtx, EncodeCtx, Op};
 use crate::tensor::{Shape, Tensor};
@@ -157,15 +157,14 @@ impl Op for MatMul {
             tiles_m: tiles_m as u32,
             tiles_n: tiles_n as u32,
         };
-        Ok(vec![ctx.gpu.prepare(KernelCall {
-            shader: &SHADER,
-            entry: "matmul",
-            constants: &[],
-            params: bytes_of(&params),
-            reads: &[&inputs[0].buffer, &inputs[1].buffer],
-            writes: &[&output.buffer],
-            workgroups: (batch * tiles_m * tiles_n) as u32,
-        })?])
+        Ok(vec![ctx.gpu.dispatch(
+            &SHADER,
+            "matmul",
+            bytes_of(&params),
+            &[&inputs[0].buffer, &inputs[1].buffer],
+            &[&output.buffer],
+            (batch * tiles_m * tiles_n) as u32,
+        )?])
     }
 
     fn backward(&self, g: &mut Graph, ctx: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {

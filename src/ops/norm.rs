@@ -2,7 +2,7 @@
 //! Backward: dx = (dy - y * dot(y, dy)) / norm, one kernel reading x and dy.
 
 use crate::error::{Error, Result};
-use crate::gpu::{Dispatch, KernelCall, Shader};
+use crate::gpu::{Dispatch, Shader};
 use crate::graph::{Graph, NodeId};
 use crate::ops::{bytes_of, BackwardCtx, EncodeCtx, Op};
 use crate::tensor::{Shape, Tensor};
@@ -68,15 +68,14 @@ impl Op for L2Normalize {
         output: &Tensor,
     ) -> Result<Vec<Dispatch>> {
         let params = params(&output.shape);
-        Ok(vec![ctx.gpu.prepare(KernelCall {
-            shader: &SHADER,
-            entry: "forward",
-            constants: &[],
-            params: bytes_of(&params),
-            reads: &[&inputs[0].buffer],
-            writes: &[&output.buffer],
-            workgroups: params.rows,
-        })?])
+        Ok(vec![ctx.gpu.dispatch(
+            &SHADER,
+            "forward",
+            bytes_of(&params),
+            &[&inputs[0].buffer],
+            &[&output.buffer],
+            params.rows,
+        )?])
     }
 
     fn backward(&self, g: &mut Graph, ctx: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {
@@ -113,15 +112,14 @@ impl Op for L2NormalizeBackward {
         output: &Tensor,
     ) -> Result<Vec<Dispatch>> {
         let params = params(&output.shape);
-        Ok(vec![ctx.gpu.prepare(KernelCall {
-            shader: &SHADER,
-            entry: "backward",
-            constants: &[],
-            params: bytes_of(&params),
-            reads: &[&inputs[0].buffer, &inputs[1].buffer],
-            writes: &[&output.buffer],
-            workgroups: params.rows,
-        })?])
+        Ok(vec![ctx.gpu.dispatch(
+            &SHADER,
+            "backward",
+            bytes_of(&params),
+            &[&inputs[0].buffer, &inputs[1].buffer],
+            &[&output.buffer],
+            params.rows,
+        )?])
     }
 
     fn backward(&self, _: &mut Graph, _: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {

@@ -287,15 +287,14 @@ impl Op for MaxPoolBackward {
         output: &Tensor,
     ) -> Result<Vec<Dispatch>> {
         let params = window_params(&self.0, &inputs[0].shape, &inputs[1].shape, &output.shape);
-        Ok(vec![ctx.gpu.prepare(KernelCall {
-            shader: &SHADER,
-            entry: "max_backward",
-            constants: &[],
-            params: bytes_of(&params),
-            reads: &[&inputs[0].buffer, &inputs[1].buffer],
-            writes: &[&output.buffer],
-            workgroups: groups(params.count as usize, WORKGROUP),
-        })?])
+        Ok(vec![ctx.gpu.dispatch(
+            &SHADER,
+            "max_backward",
+            bytes_of(&params),
+            &[&inputs[0].buffer, &inputs[1].buffer],
+            &[&output.buffer],
+            groups(params.count as usize, WORKGROUP),
+        )?])
     }
 
     fn backward(&self, _: &mut Graph, _: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {
@@ -335,15 +334,14 @@ impl Op for AvgPoolBackward {
         output: &Tensor,
     ) -> Result<Vec<Dispatch>> {
         let params = window_params(&self.params, &output.shape, &inputs[0].shape, &output.shape);
-        Ok(vec![ctx.gpu.prepare(KernelCall {
-            shader: &SHADER,
-            entry: "avg_backward",
-            constants: &[],
-            params: bytes_of(&params),
-            reads: &[&inputs[0].buffer],
-            writes: &[&output.buffer],
-            workgroups: groups(params.count as usize, WORKGROUP),
-        })?])
+        Ok(vec![ctx.gpu.dispatch(
+            &SHADER,
+            "avg_backward",
+            bytes_of(&params),
+            &[&inputs[0].buffer],
+            &[&output.buffer],
+            groups(params.count as usize, WORKGROUP),
+        )?])
     }
 
     fn backward(&self, g: &mut Graph, ctx: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {
@@ -391,15 +389,14 @@ impl Op for GlobalAvgPool {
     ) -> Result<Vec<Dispatch>> {
         let rows = output.shape.numel();
         let params = global_params(&inputs[0].shape, rows);
-        Ok(vec![ctx.gpu.prepare(KernelCall {
-            shader: &SHADER,
-            entry: "global_avg_forward",
-            constants: &[],
-            params: bytes_of(&params),
-            reads: &[&inputs[0].buffer],
-            writes: &[&output.buffer],
-            workgroups: rows as u32,
-        })?])
+        Ok(vec![ctx.gpu.dispatch(
+            &SHADER,
+            "global_avg_forward",
+            bytes_of(&params),
+            &[&inputs[0].buffer],
+            &[&output.buffer],
+            rows as u32,
+        )?])
     }
 
     fn backward(&self, g: &mut Graph, ctx: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {
@@ -444,15 +441,14 @@ impl Op for GlobalAvgPoolBackward {
     ) -> Result<Vec<Dispatch>> {
         let n = output.shape.numel();
         let params = global_params(&output.shape, n);
-        Ok(vec![ctx.gpu.prepare(KernelCall {
-            shader: &SHADER,
-            entry: "global_avg_backward",
-            constants: &[],
-            params: bytes_of(&params),
-            reads: &[&inputs[0].buffer],
-            writes: &[&output.buffer],
-            workgroups: groups(n, WORKGROUP),
-        })?])
+        Ok(vec![ctx.gpu.dispatch(
+            &SHADER,
+            "global_avg_backward",
+            bytes_of(&params),
+            &[&inputs[0].buffer],
+            &[&output.buffer],
+            groups(n, WORKGROUP),
+        )?])
     }
 
     fn backward(&self, g: &mut Graph, ctx: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {

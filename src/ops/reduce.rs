@@ -4,7 +4,7 @@
 //! means).
 
 use crate::error::{Error, Result};
-use crate::gpu::{Dispatch, KernelCall, Shader};
+use crate::gpu::{Dispatch, Shader};
 use crate::graph::{Graph, NodeId};
 use crate::ops::{bytes_of, groups, BackwardCtx, EncodeCtx, Op};
 use crate::tensor::{Shape, Tensor};
@@ -81,15 +81,14 @@ pub fn encode_sum(
             count: outputs as u32,
             ..Default::default()
         };
-        return Ok(vec![ctx.gpu.prepare(KernelCall {
-            shader: &SHADER,
-            entry: "sum_sequential",
-            constants: &[],
-            params: bytes_of(&params),
-            reads: &[input],
-            writes: &[output],
-            workgroups: groups(outputs, WORKGROUP),
-        })?]);
+        return Ok(vec![ctx.gpu.dispatch(
+            &SHADER,
+            "sum_sequential",
+            bytes_of(&params),
+            &[input],
+            &[output],
+            groups(outputs, WORKGROUP),
+        )?]);
     }
     let mut dispatches = Vec::new();
     let mut source = None;
@@ -113,15 +112,14 @@ pub fn encode_sum(
         };
         let read: &wgpu::Buffer = source.as_deref().unwrap_or(input);
         let write: &wgpu::Buffer = target.as_deref().unwrap_or(output);
-        dispatches.push(ctx.gpu.prepare(KernelCall {
-            shader: &SHADER,
-            entry: "sum_chunks",
-            constants: &[],
-            params: bytes_of(&params),
-            reads: &[read],
-            writes: &[write],
-            workgroups: (outputs * chunks) as u32,
-        })?);
+        dispatches.push(ctx.gpu.dispatch(
+            &SHADER,
+            "sum_chunks",
+            bytes_of(&params),
+            &[read],
+            &[write],
+            (outputs * chunks) as u32,
+        )?);
         if last {
             return Ok(dispatches);
         }
@@ -263,15 +261,14 @@ impl Op for ReduceBackward {
             count: n as u32,
             ..Default::default()
         };
-        Ok(vec![ctx.gpu.prepare(KernelCall {
-            shader: &SHADER,
-            entry: "broadcast",
-            constants: &[],
-            params: bytes_of(&params),
-            reads: &[&inputs[0].buffer],
-            writes: &[&output.buffer],
-            workgroups: groups(n, WORKGROUP),
-        })?])
+        Ok(vec![ctx.gpu.dispatch(
+            &SHADER,
+            "broadcast",
+            bytes_of(&params),
+            &[&inputs[0].buffer],
+            &[&output.buffer],
+            groups(n, WORKGROUP),
+        )?])
     }
 
     fn backward(&self, g: &mut Graph, ctx: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {

@@ -7,7 +7,7 @@ use super::schedule::{check_learning_rate, Schedule, UpdateParams, DECOUPLED};
 use super::state::{check_slots, NamedState};
 use super::{Optimizer, UpdateSlot, SHADER};
 use crate::error::{Error, Result};
-use crate::gpu::{Dispatch, Gpu, KernelCall};
+use crate::gpu::{Dispatch, Gpu};
 use crate::ops::{bytes_of, groups};
 use crate::tensor::Tensor;
 
@@ -104,15 +104,14 @@ impl Optimizer for Adam {
                 ..Default::default()
             };
             let state = self.state.ensure(gpu, slot.name, &slot.param.shape)?;
-            dispatches.push(gpu.prepare(KernelCall {
-                shader: &SHADER,
-                entry: "adam",
-                constants: &[],
-                params: bytes_of(&params),
-                reads: &[self.schedule.buffer(), &slot.grad.buffer],
-                writes: &[&slot.param.buffer, &state[0].buffer, &state[1].buffer],
-                workgroups: groups(n, WORKGROUP),
-            })?);
+            dispatches.push(gpu.dispatch(
+                &SHADER,
+                "adam",
+                bytes_of(&params),
+                &[self.schedule.buffer(), &slot.grad.buffer],
+                &[&slot.param.buffer, &state[0].buffer, &state[1].buffer],
+                groups(n, WORKGROUP),
+            )?);
         }
         Ok(dispatches)
     }

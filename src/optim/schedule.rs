@@ -2,7 +2,7 @@
 //! update and by the CPU for learning-rate schedules, read by the update kernels.
 
 use crate::error::{Error, Result};
-use crate::gpu::{Dispatch, Gpu, KernelCall};
+use crate::gpu::{Dispatch, Gpu};
 use crate::ops::bytes_of;
 
 /// Mirrors `Schedule` in `shaders/optim.wgsl`.
@@ -103,14 +103,13 @@ impl Schedule {
             beta2,
             ..Default::default()
         };
-        gpu.prepare(KernelCall {
-            shader: &super::SHADER,
-            entry: "advance",
-            constants: &[],
-            params: bytes_of(&params),
-            reads: &[],
-            writes: &[&self.buffer],
-            workgroups: 1,
-        })
+        gpu.dispatch(
+            &super::SHADER,
+            "advance",
+            bytes_of(&params),
+            &[],
+            &[&self.buffer],
+            1,
+        )
     }
 }

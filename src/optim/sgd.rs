@@ -6,7 +6,7 @@ use super::schedule::{check_learning_rate, Schedule, UpdateParams, NESTEROV};
 use super::state::{check_slots, NamedState};
 use super::{Optimizer, UpdateSlot, SHADER};
 use crate::error::{Error, Result};
-use crate::gpu::{Dispatch, Gpu, KernelCall};
+use crate::gpu::{Dispatch, Gpu};
 use crate::ops::{bytes_of, groups};
 use crate::tensor::Tensor;
 
@@ -95,19 +95,18 @@ impl Optimizer for Sgd {
             let state = self.state.ensure(gpu, slot.name, &slot.param.shape)?;
             let mut writes = vec![&*slot.param.buffer];
             writes.extend(state.iter().map(|t| &*t.buffer));
-            dispatches.push(gpu.prepare(KernelCall {
-                shader: &SHADER,
-                entry: if state.is_empty() {
+            dispatches.push(gpu.dispatch(
+                &SHADER,
+                if state.is_empty() {
                     "sgd"
                 } else {
                     "sgd_momentum"
                 },
-                constants: &[],
-                params: bytes_of(&params),
-                reads: &[self.schedule.buffer(), &slot.grad.buffer],
-                writes: &writes,
-                workgroups: groups(n, WORKGROUP),
-            })?);
+                bytes_of(&params),
+                &[self.schedule.buffer(), &slot.grad.buffer],
+                &writes,
+                groups(n, WORKGROUP),
+            )?);
         }
         Ok(dispatches)
     }
