@@ -329,14 +329,6 @@ fn host_weights(gpu: &wgnn::Gpu, store: &ParamStore) -> HashMap<String, Value> {
         .collect()
 }
 
-fn image(i: &RgbImage) -> ImageData<'_> {
-    ImageData {
-        width: i.width,
-        height: i.height,
-        chw: &i.data,
-    }
-}
-
 fn norm(v: &[f64]) -> f64 {
     v.iter().map(|x| x * x).sum::<f64>().sqrt()
 }
@@ -402,8 +394,8 @@ fn losses_and_gradient_match_a_float64_reference() {
             gpu,
             &store,
             &objective,
-            &image(&content),
-            &[(image(&style), 1.0)],
+            &ImageData::from(&content),
+            &[(ImageData::from(&style), 1.0)],
             &init.data,
             None,
         )
@@ -722,6 +714,11 @@ fn missing_and_corrupt_images_are_named() {
         "no-directory",
         |c, d| c.output = d.join("missing").join("out.png"),
         &["does not exist"],
+    );
+    assert_refused(
+        "no-log-directory",
+        |c, d| c.log_json = Some(d.join("missing").join("log.jsonl")),
+        &["log.jsonl", "does not exist"],
     );
 }
 

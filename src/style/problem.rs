@@ -49,10 +49,23 @@ pub struct ImageData<'a> {
     pub chw: &'a [f32],
 }
 
+impl<'a> From<&'a crate::imaging::RgbImage> for ImageData<'a> {
+    fn from(image: &'a crate::imaging::RgbImage) -> Self {
+        Self {
+            width: image.width,
+            height: image.height,
+            chw: &image.data,
+        }
+    }
+}
+
+/// One vector of values per layer.
+type PerLayer = Vec<Vec<f32>>;
+
 /// The targets: content features and blended style Grams, one vector per layer.
 struct Targets {
-    content: Vec<Vec<f32>>,
-    style: Vec<Vec<f32>>,
+    content: PerLayer,
+    style: PerLayer,
 }
 
 fn union_layers(objective: &Objective) -> Vec<String> {
@@ -72,7 +85,7 @@ fn forward_targets(
     image: &ImageData<'_>,
     feature_layers: &[String],
     gram_layers: &[String],
-) -> Result<(Vec<Vec<f32>>, Vec<Vec<f32>>)> {
+) -> Result<(PerLayer, PerLayer)> {
     let mut g = Graph::new();
     let x = g.input("image", [1, 3, image.height, image.width]);
     let pre = g.channel_affine(x, objective.model.preprocess())?;

@@ -24,12 +24,12 @@ use crate::rng::Rng;
 pub const DEFAULT_OUTPUT: &str = "stylized.png";
 /// Longest side of the result, in pixels.
 pub const DEFAULT_SIZE: usize = 256;
-pub const DEFAULT_ITERATIONS: usize = 100;
+pub const DEFAULT_ITERATIONS: usize = 60;
 /// Adam's step on [0, 1] pixels; for L-BFGS, the largest pixel change of the first step.
 pub const DEFAULT_LEARNING_RATE: f32 = 0.03;
 pub const DEFAULT_CONTENT_WEIGHT: f32 = 1.0;
 pub const DEFAULT_STYLE_WEIGHT: f32 = 1000.0;
-pub const DEFAULT_TV_WEIGHT: f32 = 10.0;
+pub const DEFAULT_TV_WEIGHT: f32 = 1000.0;
 pub const DEFAULT_SEED: u64 = 0;
 /// Pairs (s, y) that L-BFGS remembers.
 pub const LBFGS_HISTORY: usize = 10;
@@ -316,6 +316,10 @@ fn blend_weights(config: &StyleConfig, styles: usize) -> Result<Vec<f32>> {
 /// extension and an existing directory.
 fn check_output(path: &Path) -> Result<()> {
     io::OutputFormat::from_path(path)?;
+    check_directory(path)
+}
+
+fn check_directory(path: &Path) -> Result<()> {
     let directory = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -389,12 +393,11 @@ fn load_pictures(config: &StyleConfig) -> Result<Pictures> {
     })
 }
 
+/// (width, height) in pixels.
+type Size = (usize, usize);
+
 /// The (width, height) of the content and of each style at longest side `size`.
-fn sizes_at(
-    pictures: &Pictures,
-    size: usize,
-    style_scale: f32,
-) -> Result<((usize, usize), Vec<(usize, usize)>)> {
+fn sizes_at(pictures: &Pictures, size: usize, style_scale: f32) -> Result<(Size, Vec<Size>)> {
     let content = fit_longest_side_size(pictures.content.width, pictures.content.height, size)?;
     let style_side = ((size as f64 * style_scale as f64).round() as usize).max(1);
     let styles = pictures
@@ -550,14 +553,6 @@ fn elapsed_ms(start: Instant) -> f64 {
     start.elapsed().as_secs_f64() * 1e3
 }
 
-fn image_data(image: &RgbImage) -> ImageData<'_> {
-    ImageData {
-        width: image.width,
-        height: image.height,
-        chw: &image.data,
-    }
-}
-
 /// Runs style transfer as `config` says and saves the result at `config.output`. Every input
 /// is checked before any GPU work; on error nothing is written at `config.output`.
 pub fn run(gpu: &Gpu, config: &StyleConfig, progress: &mut dyn Progress) -> Result<RunSummary> {
@@ -575,6 +570,7 @@ pub fn run(gpu: &Gpu, config: &StyleConfig, progress: &mut dyn Progress) -> Resu
         if log == &config.output {
             return Err(Error::file(log, "the log and the output are the same file"));
         }
+        check_directory(log)?;
     }
     let pictures = load_pictures(config)?;
     check_size(gpu, &objective, &pictures, config)?;
@@ -612,15 +608,17 @@ pub fn run(gpu: &Gpu, config: &StyleConfig, progress: &mut dyn Progress) -> Resu
                 return Err(Error::file(path, "the initial image was not loaded"))
             }
         };
-        let style_data: Vec<(ImageData<'_>, f32)> =
-            styles.iter().map(|(s, w)| (image_data(s), *w)).collect();
+        let style_data: Vec<(ImageData<'_>, f32)> = styles
+            .iter()
+            .map(|(s, w)| (ImageData::from(s), *w))
+            .collect();
         let learning_rate =
             (config.optimizer == OptimizerKind::Adam).then_some(config.learning_rate);
         let mut problem = StyleProblem::new(
             gpu,
             &backbone,
             &objective,
-            &image_data(&content),
+            &ImageData::from(&content),
             &style_data,
             &init.data,
             learning_rate,
