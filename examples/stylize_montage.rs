@@ -35,6 +35,26 @@ fn side_by_side(panels: &[RgbImage]) -> wgnn::Result<RgbImage> {
     Ok(out)
 }
 
+/// PNG at the encoder's best compression (the picture goes into the repository).
+fn save_small_png(image: &RgbImage, path: &str) -> wgnn::Result<()> {
+    use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+    use image::ImageEncoder;
+    let fail = |e: &dyn std::fmt::Display| wgnn::Error::file(path, e);
+    let file = std::fs::File::create(path).map_err(|e| fail(&e))?;
+    PngEncoder::new_with_quality(
+        std::io::BufWriter::new(file),
+        CompressionType::Best,
+        FilterType::Adaptive,
+    )
+    .write_image(
+        &image.to_rgb8(),
+        image.width as u32,
+        image.height as u32,
+        image::ExtendedColorType::Rgb8,
+    )
+    .map_err(|e| fail(&e))
+}
+
 fn main() -> wgnn::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() != 2 && args.len() != 4 {
@@ -55,7 +75,7 @@ fn main() -> wgnn::Result<()> {
         at_height(&style, result.height)?,
         result,
     ])?;
-    io::save(&montage, &args[1])?;
+    save_small_png(&montage, &args[1])?;
     eprintln!("wrote {} ({}x{})", args[1], montage.width, montage.height);
     Ok(())
 }
