@@ -282,6 +282,11 @@ impl Plan {
         &self.summary
     }
 
+    /// The prepared dispatches of one step, in order (for profiling them one by one).
+    pub fn dispatches(&self) -> &[Dispatch] {
+        &self.dispatches
+    }
+
     fn input_tensor(&self, id: NodeId, dtype: DType, len: usize) -> Result<&Tensor> {
         let name = self
             .names

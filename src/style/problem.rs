@@ -49,10 +49,23 @@ pub struct ImageData<'a> {
     pub chw: &'a [f32],
 }
 
+impl<'a> From<&'a crate::imaging::RgbImage> for ImageData<'a> {
+    fn from(image: &'a crate::imaging::RgbImage) -> Self {
+        Self {
+            width: image.width,
+            height: image.height,
+            chw: &image.data,
+        }
+    }
+}
+
+/// One vector of values per layer.
+type PerLayer = Vec<Vec<f32>>;
+
 /// The targets: content features and blended style Grams, one vector per layer.
 struct Targets {
-    content: Vec<Vec<f32>>,
-    style: Vec<Vec<f32>>,
+    content: PerLayer,
+    style: PerLayer,
 }
 
 fn union_layers(objective: &Objective) -> Vec<String> {
@@ -72,7 +85,7 @@ fn forward_targets(
     image: &ImageData<'_>,
     feature_layers: &[String],
     gram_layers: &[String],
-) -> Result<(Vec<Vec<f32>>, Vec<Vec<f32>>)> {
+) -> Result<(PerLayer, PerLayer)> {
     let mut g = Graph::new();
     let x = g.input("image", [1, 3, image.height, image.width]);
     let pre = g.channel_affine(x, objective.model.preprocess())?;
@@ -145,6 +158,14 @@ fn check(objective: &Objective) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// The largest tensor (in bytes) that the iteration's graph holds for a `width` x `height`
+/// image, by shape inference alone (no GPU work): what decides whether a size fits the
+/// device's largest storage buffer binding.
+pub fn largest_tensor_bytes(objective: &Objective, height: usize, width: usize) -> Result<u64> {
+    let (g, _) = StyleProblem::build_graph(objective, height, width)?;
+    Ok(g.nodes().iter().map(|n| n.shape.bytes()).max().unwrap_or(0))
 }
 
 impl StyleProblem {
@@ -386,6 +407,24 @@ impl StyleProblem {
 
     pub fn set_image(&self, gpu: &Gpu, chw: &[f32]) -> Result<()> {
         self.image.write(gpu, chw)
+    }
+
+    /// Times each dispatch of the iteration's plan on its own (`repeats` runs, the median), in
+    /// plan order: (kernel label, milliseconds). Changes the image (the update runs too).
+    pub fn profile_kernels(&self, gpu: &Gpu, repeats: usize) -> Result<Vec<(String, f64)>> {
+        let plan = self.update_plan.as_ref().unwrap_or(&self.eval_plan);
+        let mut out = Vec::new();
+        for dispatch in plan.dispatches() {
+            let mut times = Vec::with_capacity(repeats.max(1));
+            for _ in 0..repeats.max(1) {
+                let start = std::time::Instant::now();
+                gpu.run(std::slice::from_ref(dispatch))?;
+                times.push(start.elapsed().as_secs_f64() * 1e3);
+            }
+            times.sort_by(f64::total_cmp);
+            out.push((dispatch.label.clone(), times[times.len() / 2]));
+        }
+        Ok(out)
     }
 
     /// Bytes uploaded as targets (for summaries).
