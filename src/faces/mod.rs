@@ -11,12 +11,20 @@
 //! - [`atomic_file`]: writes that never leave a half-written file.
 
 pub mod atomic_file;
+pub mod augment;
+pub mod commands;
 pub mod dataset;
+pub mod embed;
 pub mod gallery;
 pub mod metrics;
 pub mod mining;
+pub mod model;
+pub mod network;
 pub mod roc_plot;
 pub mod sampler;
+pub mod train;
+pub mod verifier;
+pub mod whitening;
 
 use crate::{Error, Result};
 

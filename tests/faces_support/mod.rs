@@ -72,3 +72,53 @@ pub fn random_unit_rows(rng: &mut Rng, n: usize, dim: usize) -> Vec<f32> {
     }
     rows
 }
+
+/// Copies identities `s{first}` .. `s{first + count - 1}` of ORL, each with its first `images`
+/// images (natural order), into `dir/<relative>` and returns that folder.
+pub fn orl_subset(
+    dir: &TempDir,
+    relative: &str,
+    first: usize,
+    count: usize,
+    images: usize,
+) -> PathBuf {
+    let root = dir.path().join(relative);
+    for s in first..first + count {
+        let target = root.join(format!("s{s}"));
+        std::fs::create_dir_all(&target).unwrap();
+        for i in 1..=images {
+            let source = Path::new(ORL).join(format!("s{s}/{i}.pgm"));
+            std::fs::copy(&source, target.join(format!("{i}.pgm"))).unwrap();
+        }
+    }
+    root
+}
+
+/// A small, fast network for tests: ORL's native 92x112 input, fire5, a 2x2 grid, 32 dims.
+pub fn tiny_network() -> wgnn::faces::network::NetworkSpec {
+    use wgnn::faces::network::{HeadSpec, NetworkSpec, TrunkSpec};
+    NetworkSpec {
+        trunk: TrunkSpec {
+            layer: "fire5".to_string(),
+            width: 92,
+            height: 112,
+        },
+        head: HeadSpec {
+            grid: [2, 2],
+            embedding_dim: 32,
+        },
+        mirror: true,
+    }
+}
+
+/// Training settings for tests: the tiny network, 2 x 3 batches, a few epochs, no augmentation.
+pub fn tiny_config(epochs: usize) -> wgnn::faces::train::TrainConfig {
+    wgnn::faces::train::TrainConfig {
+        network: tiny_network(),
+        epochs,
+        identities_per_batch: 3,
+        images_per_identity: 3,
+        augment: wgnn::faces::augment::Augment::NONE,
+        ..Default::default()
+    }
+}
