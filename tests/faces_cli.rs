@@ -44,8 +44,8 @@ fn fails(args: &[&str], expected: &str) {
 const TINY: &[&str] = &[
     "--input-size",
     "92x112",
-    "--grid",
-    "2x2",
+    "--descriptor",
+    "fire5:1x1+2x2",
     "--embedding-dim",
     "32",
     "--identities-per-batch",

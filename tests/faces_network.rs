@@ -84,36 +84,55 @@ fn descriptors_match_a_cpu_reference() {
         .unwrap()
         .run(gpu, &maps)
         .unwrap();
-    let [c, h, w] = spec.trunk_output().unwrap();
-    let [rows, cols] = spec.head.grid;
-    let pool = grid_pooling([h, w], [rows, cols]);
-    let (kh, kw, sh, sw) = (
-        pool.kernel[0],
-        pool.kernel[1],
-        pool.stride[0],
-        pool.stride[1],
-    );
+    let layers = spec.trunk_layers();
+    let layer_maps = spec.layer_maps().unwrap();
+    let pass_len = spec.pass_len().unwrap();
     let d = spec.descriptor_len().unwrap();
-    let mut expected = Vec::new();
-    for image in maps.chunks_exact(2 * c * h * w) {
-        let mut sum = vec![0f64; d];
-        for pass in image.chunks_exact(c * h * w) {
-            let mut cells = vec![0f64; d];
-            for ch in 0..c {
-                for r in 0..rows {
-                    for q in 0..cols {
-                        let mut s = 0.0;
-                        for y in r * sh..r * sh + kh {
-                            for x in q * sw..q * sw + kw {
-                                s += pass[ch * h * w + y * w + x] as f64;
-                            }
+    // Per pass, level and grid: window means, channel-major, L2-normalised; all concatenated;
+    // passes summed.
+    let level = |map: &[f32], [c, h, w]: [usize; 3], [rows, cols]: [usize; 2]| -> Vec<f64> {
+        let pool = grid_pooling([h, w], [rows, cols]);
+        let (kh, kw, sh, sw) = (
+            pool.kernel[0],
+            pool.kernel[1],
+            pool.stride[0],
+            pool.stride[1],
+        );
+        let mut cells = vec![0f64; c * rows * cols];
+        for ch in 0..c {
+            for r in 0..rows {
+                for q in 0..cols {
+                    let mut s = 0.0;
+                    for y in r * sh..r * sh + kh {
+                        for x in q * sw..q * sw + kw {
+                            s += map[ch * h * w + y * w + x] as f64;
                         }
-                        cells[ch * rows * cols + r * cols + q] = s / (kh * kw) as f64;
                     }
+                    cells[ch * rows * cols + r * cols + q] = s / (kh * kw) as f64;
                 }
             }
-            let norm = cells.iter().map(|v| v * v).sum::<f64>().sqrt();
-            sum.iter_mut().zip(&cells).for_each(|(s, v)| *s += v / norm);
+        }
+        let norm = cells.iter().map(|v| v * v).sum::<f64>().sqrt();
+        cells.iter().map(|v| v / norm).collect()
+    };
+    let mut expected = Vec::new();
+    for image in maps.chunks_exact(2 * pass_len) {
+        let mut sum = vec![0f64; d];
+        for pass in image.chunks_exact(pass_len) {
+            let mut parts = Vec::new();
+            for l in &spec.head.levels {
+                let index = layers.iter().position(|x| *x == l.layer).unwrap();
+                let offset: usize = layer_maps[..index]
+                    .iter()
+                    .map(|m| m.iter().product::<usize>())
+                    .sum();
+                let shape = layer_maps[index];
+                let map = &pass[offset..offset + shape.iter().product::<usize>()];
+                for &grid in &l.grids {
+                    parts.extend(level(map, shape, grid));
+                }
+            }
+            sum.iter_mut().zip(&parts).for_each(|(s, v)| *s += v);
         }
         expected.extend(sum);
     }

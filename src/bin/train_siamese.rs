@@ -15,7 +15,7 @@ use wgnn::faces::commands::{self, Progress, TrainRequest, VerificationHead};
 use wgnn::faces::gallery::UNKNOWN;
 use wgnn::faces::mining::Mining;
 use wgnn::faces::model::SiameseModel;
-use wgnn::faces::network::{HeadSpec, NetworkSpec, TrunkSpec};
+use wgnn::faces::network::{HeadSpec, Level, NetworkSpec, TrunkSpec};
 use wgnn::faces::roc_plot::write_roc_png;
 use wgnn::faces::train::{EpochStats, HeadInit, OptimizerKind, TrainConfig};
 use wgnn::faces::verifier::VerifierConfig;
@@ -84,6 +84,10 @@ struct TrainArgs {
     /// descriptors (closed form) or random (Xavier).
     #[arg(long, value_enum, default_value = "whitening")]
     init: HeadInit,
+    /// Shrinkage of the within-identity scatter in the whitening, as a fraction of its mean
+    /// eigenvalue: larger trusts the training identities less.
+    #[arg(long, default_value_t = TrainConfig::default().whitening_shrinkage)]
+    whitening_shrinkage: f64,
     /// Optimiser of the triplet training (sgd: momentum 0.9).
     #[arg(long, value_enum, default_value = "adam")]
     optimizer: OptimizerKind,
@@ -98,8 +102,9 @@ struct TrainArgs {
     /// built into the mirror-symmetric network and need no variants.
     #[arg(long, default_value_t = TrainConfig::default().augment.list())]
     augment: String,
-    /// Random variants per training image (shifted, brightness changed); each costs one
-    /// trunk pass per image, the bulk of the training time.
+    /// Random variants per training image (shifted, brightness changed) besides the image
+    /// itself; each costs a trunk pass per image (two with the mirror network), the bulk of the
+    /// training time.
     #[arg(long, value_name = "N", default_value_t = TrainConfig::default().augment.copies)]
     augment_copies: usize,
     /// Seed of everything random: same seed, same data, same model file, bit for bit.
@@ -111,22 +116,22 @@ struct TrainArgs {
     /// Checkpoint file [default: MODEL with `.checkpoint.safetensors`].
     #[arg(long, value_name = "PATH")]
     checkpoint: Option<PathBuf>,
-    /// Continue an interrupted run from this checkpoint (same flags; --epochs may grow).
+    /// Continue an interrupted run from this checkpoint, with the same flags (only --epochs
+    /// may differ; the learning-rate drop follows it).
     #[arg(long, value_name = "CHECKPOINT")]
     resume: Option<PathBuf>,
-    /// Append one JSON line per epoch: {"epoch", "loss", "active_triplets", "pos_dist",
-    /// "neg_dist", "ms"}.
+    /// Write one JSON line per epoch (appended when resuming): {"epoch", "loss",
+    /// "active_triplets", "pos_dist", "neg_dist", "ms"}.
     #[arg(long, value_name = "PATH")]
     log_json: Option<PathBuf>,
-    /// SqueezeNet layer whose output the head reads (frozen trunk).
-    #[arg(long, default_value_t = NetworkSpec::default().trunk.layer)]
-    trunk_layer: String,
+    /// What the head reads from the frozen SqueezeNet: LAYER:ROWSxCOLS levels joined by `,`,
+    /// each pooling the layer's map to one or more grids joined by `+` (e.g.
+    /// fire5:4x3,fire7:1x1).
+    #[arg(long, default_value_t = descriptor_default())]
+    descriptor: String,
     /// Input size WIDTHxHEIGHT images are resized to.
     #[arg(long, default_value = "184x224")]
     input_size: String,
-    /// Pooling grid ROWSxCOLS of the head.
-    #[arg(long, default_value = "4x3")]
-    grid: String,
     /// Embed the image alone instead of summing the image's and its mirror image's outputs.
     #[arg(long)]
     no_mirror: bool,
@@ -298,39 +303,43 @@ fn csv_field(text: &str) -> String {
     }
 }
 
+fn descriptor_default() -> String {
+    let levels: Vec<String> = NetworkSpec::default()
+        .head
+        .levels
+        .iter()
+        .map(Level::text)
+        .collect();
+    levels.join(",")
+}
+
 fn parse_pair(flag: &str, text: &str) -> Result<[usize; 2]> {
     let parse = || -> Option<[usize; 2]> {
         let (a, b) = text.split_once('x')?;
         Some([a.trim().parse().ok()?, b.trim().parse().ok()?])
     };
-    parse().ok_or_else(|| Error::Invalid(format!("{flag} `{text}`: expected AxB, e.g. 4x3")))
+    parse().ok_or_else(|| Error::Invalid(format!("{flag} `{text}`: expected AxB, e.g. 184x224")))
 }
 
 fn train(gpu: &Gpu, args: TrainArgs) -> Result<()> {
     let [width, height] = parse_pair("--input-size", &args.input_size)?;
     let network = NetworkSpec {
-        trunk: TrunkSpec {
-            layer: args.trunk_layer.clone(),
-            width,
-            height,
-        },
+        trunk: TrunkSpec { width, height },
         head: HeadSpec {
-            grid: parse_pair("--grid", &args.grid)?,
+            levels: args
+                .descriptor
+                .split(',')
+                .map(Level::parse)
+                .collect::<Result<_>>()?,
             embedding_dim: args.embedding_dim,
         },
         mirror: !args.no_mirror,
     };
-    let mut augment = Augment::parse(&args.augment, args.augment_copies)?;
-    if network.mirror && augment.flip {
-        eprintln!("note: flips are built into the mirror-symmetric network; no flip variants");
-        augment.flip = false;
-        if !augment.shift && !augment.brightness {
-            augment.copies = 0;
-        }
-    }
+    let augment = Augment::parse(&args.augment, args.augment_copies)?;
     let config = TrainConfig {
         network,
         init: args.init,
+        whitening_shrinkage: args.whitening_shrinkage,
         epochs: args.epochs,
         identities_per_batch: args.identities_per_batch,
         images_per_identity: args.images_per_identity,

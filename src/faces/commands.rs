@@ -146,7 +146,18 @@ fn trunk_maps(
 /// when asked, checkpointing as asked), then picks the threshold on the training identities.
 pub fn train(gpu: &Gpu, request: &TrainRequest, progress: &mut dyn Progress) -> Result<Trained> {
     let started = Instant::now();
-    let config = &request.config;
+    let mut config = request.config.clone();
+    if config.network.mirror && config.augment.flip {
+        progress.note("flips are built into the mirror-symmetric network: no flip variants");
+        config.augment = Augment {
+            flip: false,
+            ..config.augment
+        };
+        if !config.augment.shift && !config.augment.brightness {
+            config.augment.copies = 0;
+        }
+    }
+    let config = &config;
     config.validate()?;
     if request.checkpoint_every > 0 && request.checkpoint.is_none() {
         return Err(Error::Invalid(
@@ -469,9 +480,4 @@ pub fn identify(
         .chunks_exact(model.embedding_dim())
         .map(|e| people.identify(e, model.threshold))
         .collect()
-}
-
-/// The default augmentation of `train`.
-pub fn default_augment() -> Augment {
-    TrainConfig::default().augment
 }

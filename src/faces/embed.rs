@@ -194,7 +194,7 @@ pub struct HeadRunner {
 impl HeadRunner {
     pub fn new(gpu: &Gpu, spec: &NetworkSpec, head: &ParamStore) -> Result<Self> {
         spec.validate()?;
-        let item = spec.trunk_maps_shape()?;
+        let item = [spec.trunk_len()?];
         Ok(Self {
             inner: BatchedPlan::compile(gpu, &item, head, |g, x| spec.build_head(g, x))?,
         })
@@ -214,7 +214,7 @@ pub struct DescriptorRunner {
 impl DescriptorRunner {
     pub fn new(gpu: &Gpu, spec: &NetworkSpec) -> Result<Self> {
         spec.validate()?;
-        let item = spec.trunk_maps_shape()?;
+        let item = [spec.trunk_len()?];
         Ok(Self {
             inner: BatchedPlan::compile(gpu, &item, &ParamStore::new(), |g, x| {
                 spec.build_descriptor(g, x)

@@ -1,12 +1,14 @@
 //! The Siamese network: one CNN maps every face (anchor, positive, negative, probe, gallery
 //! image alike) to an L2-normalised embedding.
 //!
-//! - **Trunk** (frozen): the embedded ImageNet SqueezeNet v1.1 up to a fire module (fire7 by
-//!   default) on an RGB image resized to `width x height` (184x224 by default: ORL's 92x112
+//! - **Trunk** (frozen): the embedded ImageNet SqueezeNet v1.1 up to the deepest fire module
+//!   the head reads on an RGB image resized to `width x height` (184x224 by default: ORL's 92x112
 //!   doubled), preprocessed as SqueezeNet was trained (BGR, 0..255, minus the Caffe mean).
-//! - **Head**: average pooling of the map to a small `rows x cols` grid (faces are aligned
-//!   enough that where a feature fires matters), flattened and L2-normalised (the descriptor),
-//!   then the trained part: a linear projection to the embedding, and L2 normalisation.
+//! - **Head**: the descriptor, then the trained part. The descriptor reads one or more trunk
+//!   layers ("levels"); each layer's map is average-pooled to small `rows x cols` grids (faces
+//!   are aligned enough that where a feature fires matters; a 1x1 grid, the global average, is
+//!   indifferent to where), each flattened and L2-normalised, all concatenated. The trained part
+//!   is a linear projection to the embedding, then L2 normalisation.
 //! - **Mirror symmetry** (`mirror`): trunk and head run on the image and on its mirror image
 //!   with the same weights, and the embedding is the normalised sum of both outputs, so a face
 //!   and its mirror image get the same embedding (pose to the left or to the right looks alike).
@@ -25,21 +27,28 @@ use crate::rng::Rng;
 use crate::tensor::Shape;
 use crate::Gpu;
 
-/// The frozen part: which pretrained network, how deep, on what input.
+/// The frozen part's input: the size images are resized to (bilinear), in pixels.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrunkSpec {
-    /// A SqueezeNet layer name (`fire2` ... `fire9`).
-    pub layer: String,
-    /// Input size the image is resized to (bilinear), in pixels.
     pub width: usize,
     pub height: usize,
 }
 
-/// The trained part.
+/// One trunk layer the head reads, and the grids it pools that layer's map to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Level {
+    /// A SqueezeNet layer name (`fire2` ... `fire9`).
+    pub layer: String,
+    /// Pooling grids (rows x cols), a spatial pyramid: each is pooled, flattened and
+    /// L2-normalised on its own.
+    pub grids: Vec<[usize; 2]>,
+}
+
+/// The head: its descriptor and the trained projection.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HeadSpec {
-    /// The pooled grid, rows x cols.
-    pub grid: [usize; 2],
+    /// What the descriptor reads, concatenated in this order.
+    pub levels: Vec<Level>,
     pub embedding_dim: usize,
 }
 
@@ -59,12 +68,14 @@ impl Default for NetworkSpec {
     fn default() -> Self {
         Self {
             trunk: TrunkSpec {
-                layer: "fire5".to_string(),
                 width: 184,
                 height: 224,
             },
             head: HeadSpec {
-                grid: [4, 3],
+                levels: vec![Level {
+                    layer: "fire5".to_string(),
+                    grids: vec![[4, 3]],
+                }],
                 embedding_dim: 128,
             },
             mirror: true,
@@ -75,23 +86,52 @@ impl Default for NetworkSpec {
 /// The pretrained trunk's architecture: its weights are the embedded ones.
 pub const TRUNK_ARCHITECTURE: Architecture = Architecture::SqueezeNet;
 
+/// Layers a level may read.
+pub const LAYERS: [&str; 8] = [
+    "fire2", "fire3", "fire4", "fire5", "fire6", "fire7", "fire8", "fire9",
+];
+
 /// Names of the head's parameters.
 pub const PROJECT_WEIGHT: &str = "head.project.weight";
 pub const PROJECT_BIAS: &str = "head.project.bias";
 
+impl Level {
+    /// Parses `LAYER:RxC[+RxC...]`, e.g. `fire5:4x3` or `fire7:1x1+2x2`.
+    pub fn parse(text: &str) -> Result<Self> {
+        let bad = || {
+            Error::Invalid(format!(
+                "descriptor level `{text}`: expected LAYER:ROWSxCOLS[+ROWSxCOLS...], e.g. fire5:4x3"
+            ))
+        };
+        let (layer, grids) = text.split_once(':').ok_or_else(bad)?;
+        let grids = grids
+            .split('+')
+            .map(|g| {
+                let (r, c) = g.split_once('x')?;
+                Some([r.trim().parse().ok()?, c.trim().parse().ok()?])
+            })
+            .collect::<Option<Vec<[usize; 2]>>>()
+            .ok_or_else(bad)?;
+        Ok(Level {
+            layer: layer.trim().to_string(),
+            grids,
+        })
+    }
+
+    /// The `LAYER:RxC+...` text of the level.
+    pub fn text(&self) -> String {
+        let grids: Vec<String> = self.grids.iter().map(|[r, c]| format!("{r}x{c}")).collect();
+        format!("{}:{}", self.layer, grids.join("+"))
+    }
+
+    fn cells(&self) -> usize {
+        self.grids.iter().map(|[r, c]| r * c).sum()
+    }
+}
+
 impl NetworkSpec {
-    /// Checks the sizes and the layer name.
+    /// Checks the sizes, layer names and grids.
     pub fn validate(&self) -> Result<()> {
-        let layers = [
-            "fire2", "fire3", "fire4", "fire5", "fire6", "fire7", "fire8", "fire9",
-        ];
-        if !layers.contains(&self.trunk.layer.as_str()) {
-            return Err(Error::Invalid(format!(
-                "trunk layer `{}`: choose one of {}",
-                self.trunk.layer,
-                layers.join(", ")
-            )));
-        }
         if self.trunk.width < 64 || self.trunk.height < 64 {
             return Err(Error::Invalid(format!(
                 "input size {}x{} is too small for the trunk: at least 64x64",
@@ -103,28 +143,81 @@ impl NetworkSpec {
                 "the embedding dimension must be >= 1".into(),
             ));
         }
-        let [c, h, w] = self.trunk_output()?;
-        let [rows, cols] = self.head.grid;
-        if rows == 0 || cols == 0 || rows > h || cols > w {
-            return Err(Error::Invalid(format!(
-                "pooling grid {rows}x{cols} does not fit the trunk's {h}x{w} map ({c} channels)"
-            )));
+        if self.head.levels.is_empty() {
+            return Err(Error::Invalid(
+                "the descriptor needs at least one level (LAYER:ROWSxCOLS)".into(),
+            ));
+        }
+        for level in &self.head.levels {
+            if !LAYERS.contains(&level.layer.as_str()) {
+                return Err(Error::Invalid(format!(
+                    "trunk layer `{}`: choose one of {}",
+                    level.layer,
+                    LAYERS.join(", ")
+                )));
+            }
+            if level.grids.is_empty() {
+                return Err(Error::Invalid(format!(
+                    "level {}: no pooling grid",
+                    level.layer
+                )));
+            }
+        }
+        for (level, [c, h, w]) in self.head.levels.iter().zip(self.level_maps()?) {
+            for &[rows, cols] in &level.grids {
+                if rows == 0 || cols == 0 || rows > h || cols > w {
+                    return Err(Error::Invalid(format!(
+                        "pooling grid {rows}x{cols} does not fit {}'s {h}x{w} map ({c} channels)",
+                        level.layer
+                    )));
+                }
+            }
         }
         Ok(())
     }
 
-    /// The trunk's output `[C, H, W]` for one pass (one image, or its mirror image).
-    pub fn trunk_output(&self) -> Result<[usize; 3]> {
+    /// The trunk layers the head reads, each once, in network order.
+    pub fn trunk_layers(&self) -> Vec<String> {
+        LAYERS
+            .iter()
+            .filter(|l| self.head.levels.iter().any(|level| level.layer == **l))
+            .map(|l| l.to_string())
+            .collect()
+    }
+
+    /// `[C, H, W]` of each trunk layer (`trunk_layers` order) for one pass.
+    pub fn layer_maps(&self) -> Result<Vec<[usize; 3]>> {
         let mut g = Graph::new();
         let x = g.input("image", [1, 3, self.trunk.height, self.trunk.width]);
-        let y = TRUNK_ARCHITECTURE.features(
-            &mut g,
-            x,
-            Pooling::Max,
-            std::slice::from_ref(&self.trunk.layer),
-        )?[0];
-        let d = g.shape(y).dims();
-        Ok([d[1], d[2], d[3]])
+        let nodes = TRUNK_ARCHITECTURE.features(&mut g, x, Pooling::Max, &self.trunk_layers())?;
+        Ok(nodes
+            .iter()
+            .map(|&y| {
+                let d = g.shape(y).dims();
+                [d[1], d[2], d[3]]
+            })
+            .collect())
+    }
+
+    /// `[C, H, W]` of the map each level reads.
+    fn level_maps(&self) -> Result<Vec<[usize; 3]>> {
+        let layers = self.trunk_layers();
+        let maps = self.layer_maps()?;
+        Ok(self
+            .head
+            .levels
+            .iter()
+            .map(|level| maps[layers.iter().position(|l| *l == level.layer).unwrap()])
+            .collect())
+    }
+
+    /// Values of one pass's trunk maps: the trunk layers' maps flattened and concatenated.
+    pub fn pass_len(&self) -> Result<usize> {
+        Ok(self
+            .layer_maps()?
+            .iter()
+            .map(|m| m.iter().product::<usize>())
+            .sum())
     }
 
     /// Passes per image: 2 with `mirror`, else 1.
@@ -132,16 +225,10 @@ impl NetworkSpec {
         1 + self.mirror as usize
     }
 
-    /// The trunk maps of one image, `[passes * C, H, W]`: those of the image, then (with
-    /// `mirror`) those of its mirror image, concatenated on channels.
-    pub fn trunk_maps_shape(&self) -> Result<[usize; 3]> {
-        let [c, h, w] = self.trunk_output()?;
-        Ok([self.passes() * c, h, w])
-    }
-
-    /// Values per image of the trunk maps.
+    /// Values per image of the trunk maps: `passes * pass_len` (the image's pass, then its
+    /// mirror image's).
     pub fn trunk_len(&self) -> Result<usize> {
-        Ok(self.trunk_maps_shape()?.iter().product())
+        Ok(self.passes() * self.pass_len()?)
     }
 
     /// The network's input for one image `[3, height, width]` (RGB in [0, 1]): the image, then
@@ -159,8 +246,10 @@ impl NetworkSpec {
     }
 
     /// The trunk on network inputs `[N, 3 * passes, height, width]` (see `network_input`):
-    /// the trunk maps `[N, passes * C, H, W]`. Both passes use the same weights.
+    /// the trunk maps `[N, trunk_len]`. Both passes use the same weights.
     pub fn build_trunk(&self, g: &mut Graph, images: NodeId) -> Result<NodeId> {
+        let n = g.shape(images).dim(0);
+        let layers = self.trunk_layers();
         let mut maps = Vec::new();
         for pass in 0..self.passes() {
             let image = if self.mirror {
@@ -169,14 +258,10 @@ impl NetworkSpec {
                 images
             };
             let x = g.channel_affine(image, TRUNK_ARCHITECTURE.preprocess())?;
-            maps.push(
-                TRUNK_ARCHITECTURE.features(
-                    g,
-                    x,
-                    Pooling::Max,
-                    std::slice::from_ref(&self.trunk.layer),
-                )?[0],
-            );
+            for y in TRUNK_ARCHITECTURE.features(g, x, Pooling::Max, &layers)? {
+                let len = g.shape(y).numel() / n;
+                maps.push(g.reshape(y, [n, len])?);
+            }
         }
         if maps.len() == 1 {
             Ok(maps[0])
@@ -185,28 +270,48 @@ impl NetworkSpec {
         }
     }
 
-    /// Values of a descriptor (the head's input to the projection): `C * rows * cols`.
+    /// Values of a descriptor (the head's input to the projection): `sum C * rows * cols`.
     pub fn descriptor_len(&self) -> Result<usize> {
-        let [rows, cols] = self.head.grid;
-        Ok(self.trunk_output()?[0] * rows * cols)
+        Ok(self
+            .head
+            .levels
+            .iter()
+            .zip(self.level_maps()?)
+            .map(|(level, [c, _, _])| c * level.cells())
+            .sum())
     }
 
-    /// The fixed part of the head on trunk maps `[N, passes * C, H, W]`: per pass, the map
-    /// average-pooled to the grid, flattened and L2-normalised; the sum over passes, `[N, d]`.
+    /// The fixed part of the head on trunk maps `[N, trunk_len]`: per pass, level and grid,
+    /// the level's map average-pooled to the grid, flattened and L2-normalised; all of them
+    /// concatenated; the sum over passes, `[N, d]`.
     pub fn build_descriptor(&self, g: &mut Graph, maps: NodeId) -> Result<NodeId> {
-        let [c, h, w] = self.trunk_output()?;
         let n = g.shape(maps).dim(0);
-        let d = self.descriptor_len()?;
+        let layers = self.trunk_layers();
+        let layer_maps = self.layer_maps()?;
+        let pass_len = self.pass_len()?;
         let mut sum = None;
         for pass in 0..self.passes() {
-            let map = if self.mirror {
-                g.slice_channels(maps, pass * c, c)?
+            let mut parts = Vec::new();
+            for level in &self.head.levels {
+                let index = layers.iter().position(|l| *l == level.layer).unwrap();
+                let offset: usize = layer_maps[..index]
+                    .iter()
+                    .map(|m| m.iter().product::<usize>())
+                    .sum();
+                let [c, h, w] = layer_maps[index];
+                let flat = g.slice_channels(maps, pass * pass_len + offset, c * h * w)?;
+                let map = g.reshape(flat, [n, c, h, w])?;
+                for &grid in &level.grids {
+                    let pooled = g.avg_pool(map, &grid_pooling([h, w], grid))?;
+                    let cells = g.reshape(pooled, [n, c * grid[0] * grid[1]])?;
+                    parts.push(g.l2_normalize(cells)?);
+                }
+            }
+            let y = if parts.len() == 1 {
+                parts[0]
             } else {
-                maps
+                g.concat_channels(&parts)?
             };
-            let grid = g.avg_pool(map, &grid_pooling([h, w], self.head.grid))?;
-            let flat = g.reshape(grid, [n, d])?;
-            let y = g.l2_normalize(flat)?;
             sum = Some(match sum {
                 None => y,
                 Some(s) => g.add(s, y)?,
@@ -215,8 +320,8 @@ impl NetworkSpec {
         Ok(sum.unwrap())
     }
 
-    /// The head on trunk maps `[N, passes * C, H, W]`: the descriptor, a linear projection
-    /// (the trained weights) and L2 normalisation, `[N, embedding_dim]`.
+    /// The head on trunk maps `[N, trunk_len]`: the descriptor, a linear projection (the
+    /// trained weights) and L2 normalisation, `[N, embedding_dim]`.
     pub fn build_head(&self, g: &mut Graph, maps: NodeId) -> Result<NodeId> {
         let descriptor = self.build_descriptor(g, maps)?;
         let d = self.descriptor_len()?;
@@ -256,7 +361,7 @@ impl NetworkSpec {
             "trunk": {
                 "architecture": "squeezenet1_1",
                 "weights": "embedded ImageNet weights (torchvision squeezenet1_1)",
-                "layer": self.trunk.layer,
+                "layers": self.trunk_layers(),
                 "frozen": true,
             },
             "input": {
@@ -268,9 +373,8 @@ impl NetworkSpec {
                 "normalisation": "BGR order, x 255, minus the Caffe mean (104.006, 116.669, 122.679)",
             },
             "head": {
-                "pool": "average over a grid of windows covering the map",
-                "grid": self.head.grid,
-                "descriptor": "per pass: pooled grid flattened and L2-normalised; summed over passes",
+                "levels": self.head.levels.iter().map(Level::text).collect::<Vec<_>>(),
+                "descriptor": "per pass, level and grid: the layer's map average-pooled over a grid of windows covering it, flattened and L2-normalised; all concatenated; summed over passes",
                 "projection": "linear (head.project.weight, head.project.bias)",
                 "embedding_dim": self.head.embedding_dim,
                 "normalisation": "L2",
@@ -292,21 +396,24 @@ impl NetworkSpec {
                 value["trunk"]["architecture"]
             ));
         }
-        let grid = value["head"]["grid"]
+        let levels = value["head"]["levels"]
             .as_array()
-            .filter(|g| g.len() == 2)
-            .ok_or("network description: `head.grid` is not [rows, cols]")?;
+            .ok_or("network description: `head.levels` is not a list")?
+            .iter()
+            .map(|level| {
+                let text = level
+                    .as_str()
+                    .ok_or("network description: a level is not LAYER:RxC text")?;
+                Level::parse(text).map_err(|e| e.to_string())
+            })
+            .collect::<std::result::Result<Vec<_>, String>>()?;
         let spec = NetworkSpec {
             trunk: TrunkSpec {
-                layer: value["trunk"]["layer"]
-                    .as_str()
-                    .ok_or("network description: no trunk layer")?
-                    .to_string(),
                 width: number(&value["input"]["width"], "input.width")?,
                 height: number(&value["input"]["height"], "input.height")?,
             },
             head: HeadSpec {
-                grid: [number(&grid[0], "grid")?, number(&grid[1], "grid")?],
+                levels,
                 embedding_dim: number(&value["head"]["embedding_dim"], "head.embedding_dim")?,
             },
             mirror: value["mirror"]

@@ -101,8 +101,8 @@ impl Default for TrainConfig {
         Self {
             network: NetworkSpec::default(),
             init: HeadInit::Whitening,
-            whitening_shrinkage: 1.0,
-            epochs: 60,
+            whitening_shrinkage: 0.25,
+            epochs: 30,
             identities_per_batch: 8,
             images_per_identity: 4,
             margin: 0.2,
@@ -112,10 +112,10 @@ impl Default for TrainConfig {
             weight_decay: 1e-4,
             final_decay_fraction: 0.25,
             augment: Augment {
-                flip: true,
-                shift: false,
-                brightness: false,
-                copies: 0,
+                flip: false,
+                shift: true,
+                brightness: true,
+                copies: 1,
             },
             seed: 1,
         }
@@ -414,7 +414,7 @@ impl<'a> Trainer<'a> {
         optimizer_state: Option<(Vec<(String, crate::Tensor)>, u64)>,
         epoch: usize,
     ) -> Result<Self> {
-        let trunk = config.network.trunk_maps_shape()?;
+        let trunk_len = config.network.trunk_len()?;
         if set.variants != config.augment.variants() {
             return Err(Error::Invalid(format!(
                 "training set holds {} variants per image, augmentation `{}` makes {}",
@@ -423,10 +423,10 @@ impl<'a> Trainer<'a> {
                 config.augment.variants()
             )));
         }
-        if set.trunk_len != trunk.iter().product::<usize>() {
+        if set.trunk_len != trunk_len {
             return Err(Error::Invalid(format!(
-                "training set holds maps of {} values, the trunk gives {:?}",
-                set.trunk_len, trunk
+                "training set holds maps of {} values, the trunk gives {trunk_len}",
+                set.trunk_len
             )));
         }
         let sampler = BatchSampler::new(
@@ -467,9 +467,8 @@ impl<'a> Trainer<'a> {
             optimizer.set_step_count(gpu, *step)?;
         }
 
-        let [c, h, w] = trunk;
         let build = |g: &mut Graph| -> Result<(NodeId, NodeId)> {
-            let input = g.input("trunk maps", [batch, c, h, w]);
+            let input = g.input("trunk maps", [batch, trunk_len]);
             let embeddings = config.network.build_head(g, input)?;
             Ok((input, embeddings))
         };

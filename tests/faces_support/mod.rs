@@ -94,17 +94,20 @@ pub fn orl_subset(
     root
 }
 
-/// A small, fast network for tests: ORL's native 92x112 input, fire5, a 2x2 grid, 32 dims.
+/// A small, fast network for tests: ORL's native 92x112 input, fire5 pooled to 1x1 and 2x2
+/// grids and fire4 to 1x1 (listed out of network order on purpose), 32 dims.
 pub fn tiny_network() -> wgnn::faces::network::NetworkSpec {
-    use wgnn::faces::network::{HeadSpec, NetworkSpec, TrunkSpec};
+    use wgnn::faces::network::{HeadSpec, Level, NetworkSpec, TrunkSpec};
     NetworkSpec {
         trunk: TrunkSpec {
-            layer: "fire5".to_string(),
             width: 92,
             height: 112,
         },
         head: HeadSpec {
-            grid: [2, 2],
+            levels: vec![
+                Level::parse("fire5:1x1+2x2").unwrap(),
+                Level::parse("fire4:1x1").unwrap(),
+            ],
             embedding_dim: 32,
         },
         mirror: true,
