@@ -284,7 +284,7 @@ fn a_person_with_a_single_photo_can_be_enrolled_and_identified() {
     let photo = image::imageops::resize(&photo, 150, 180, image::imageops::FilterType::Triangle);
     let path = dir.path().join("ten.png");
     photo.save(&path).unwrap();
-    commands::enroll(gpu, &f.model, &gallery, "ten", &[path.clone()]).unwrap();
+    commands::enroll(gpu, &f.model, &gallery, "ten", std::slice::from_ref(&path)).unwrap();
     let found = commands::identify(gpu, &f.model, &gallery, &[path]).unwrap();
     assert_eq!(found[0].name.as_deref(), Some("ten"));
     assert!(found[0].distance < 1e-3, "{:?}", found[0]);

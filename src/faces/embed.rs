@@ -63,7 +63,7 @@ impl BatchedPlan {
         images: &[f32],
         progress: &mut dyn FnMut(usize),
     ) -> Result<Vec<f32>> {
-        if images.len() % self.image_len != 0 {
+        if !images.len().is_multiple_of(self.image_len) {
             return Err(Error::shape(
                 "embed",
                 format!(
@@ -93,7 +93,7 @@ impl BatchedPlan {
 /// Network inputs (see `NetworkSpec::network_input`) of images `[N, 3, H, W]`.
 fn network_inputs(spec: &NetworkSpec, images: &[f32]) -> Result<Vec<f32>> {
     let len = 3 * spec.trunk.height * spec.trunk.width;
-    if images.len() % len != 0 {
+    if !images.len().is_multiple_of(len) {
         return Err(Error::shape(
             "embed",
             format!(

@@ -72,10 +72,16 @@ impl Default for NetworkSpec {
                 height: 224,
             },
             head: HeadSpec {
-                levels: vec![Level {
-                    layer: "fire5".to_string(),
-                    grids: vec![[4, 3]],
-                }],
+                levels: vec![
+                    Level {
+                        layer: "fire5".to_string(),
+                        grids: vec![[4, 3]],
+                    },
+                    Level {
+                        layer: "fire7".to_string(),
+                        grids: vec![[1, 1]],
+                    },
+                ],
                 embedding_dim: 128,
             },
             mirror: true,

@@ -8,6 +8,8 @@
 //! 3. run the training plan: the same head, the triplet loss on the mined triplets, its
 //!    gradient and the optimiser update, in one submission.
 //!
+//! The head starts from learned whitening of the training descriptors (`faces::whitening`), or
+//! from random weights (`HeadInit::Random`); the triplet loss then trains it from there.
 //! Both plans share the head's parameter buffers, so step 2 always sees the current weights.
 //! Everything an epoch draws depends only on (seed, epoch), and the GPU kernels are
 //! deterministic, so the same seed gives the same model bit for bit, and training resumed from a

@@ -130,13 +130,12 @@ pub fn train_verifier(
     Ok(verifier)
 }
 
+/// Row pairs `(i, j)`, `i < j`.
+type PairList = Vec<(usize, usize)>;
+
 /// Same-identity pairs (all, or `cap` drawn) and as many different-identity pairs drawn without
 /// repetition, both in pair order.
-fn balanced_pairs(
-    labels: &[u32],
-    cap: usize,
-    seed: u64,
-) -> Result<(Vec<(usize, usize)>, Vec<(usize, usize)>)> {
+fn balanced_pairs(labels: &[u32], cap: usize, seed: u64) -> Result<(PairList, PairList)> {
     let n = labels.len();
     let mut same = Vec::new();
     let mut different = Vec::new();

@@ -181,6 +181,8 @@ pub fn symmetric_eigen(mut a: Vec<f64>, n: usize) -> (Vec<f64>, Vec<f64>) {
 }
 
 /// Householder tridiagonalisation; `v` (row-major) becomes the accumulated transformation.
+/// Index loops kept as in EISPACK, so the port can be checked line by line.
+#[allow(clippy::needless_range_loop)]
 fn tred2(v: &mut [f64], d: &mut [f64], e: &mut [f64], n: usize) {
     let at = |i: usize, j: usize| i * n + j;
     for j in 0..n {
@@ -279,6 +281,7 @@ fn tred2(v: &mut [f64], d: &mut [f64], e: &mut [f64], n: usize) {
 }
 
 /// Implicit QL iterations on the tridiagonal (`d`, `e`), accumulating into `v`.
+#[allow(clippy::needless_range_loop)]
 fn tql2(v: &mut [f64], d: &mut [f64], e: &mut [f64], n: usize) {
     let at = |i: usize, j: usize| i * n + j;
     for i in 1..n {
