@@ -5,8 +5,8 @@
 //! - [`ops`]: one module per op family (forward kernels and backward rules), `shaders/*.wgsl`.
 //! - [`graph`]: symbolic graphs, autodiff, compiled plans.
 //! - [`nn`], [`optim`]: parameters, layers, optimisers.
-//! - [`faces`]: one-shot face recognition on the CPU side: datasets, triplet mining, metrics,
-//!   galleries, ROC plots.
+//! - [`faces`]: one-shot face recognition: the Siamese network and its training, datasets,
+//!   triplet mining, metrics, galleries, ROC plots.
 //! - [`imaging`]: image files, PIL-compatible resizing, network preprocessing, colour transfer.
 //! - [`assets`]: the embedded SqueezeNet weights, class names and default pictures.
 //! - [`models`]: SqueezeNet v1.1 and VGG16/19 as graph builders.

@@ -1,7 +1,16 @@
-//! One-shot face recognition, the CPU side: image folders, P x K batch sampling, online triplet
-//! mining, the evaluation metrics, galleries of enrolled people and ROC plots. The network that
-//! computes embeddings lives elsewhere; everything here takes embeddings as `[N, D]` f32 rows.
+//! One-shot face recognition with a Siamese network trained by the triplet loss (issue 4).
 //!
+//! The network and its training:
+//! - [`network`]: the frozen SqueezeNet trunk, the descriptor and the trained head, as graphs.
+//! - [`embed`]: compiled plans from images to trunk maps, descriptors and embeddings.
+//! - [`whitening`]: the head's closed-form starting point (learned whitening).
+//! - [`train`]: triplet training on precomputed trunk maps, checkpoints.
+//! - [`augment`]: the fixed augmented variants of training images.
+//! - [`verifier`]: a logistic unit on |f(x1) - f(x2)|.
+//! - [`model`]: the model file.
+//! - [`commands`]: what each `train_siamese` subcommand does.
+//!
+//! The CPU side, on embeddings as `[N, D]` f32 rows:
 //! - [`dataset`]: `DIR/<identity>/<image>` folders in natural order, loaded to `[N, C, H, W]`.
 //! - [`sampler`]: deterministic P identities x K images batches.
 //! - [`mining`]: batch-hard, semi-hard and batch-all triplets inside a batch.
@@ -11,12 +20,20 @@
 //! - [`atomic_file`]: writes that never leave a half-written file.
 
 pub mod atomic_file;
+pub mod augment;
+pub mod commands;
 pub mod dataset;
+pub mod embed;
 pub mod gallery;
 pub mod metrics;
 pub mod mining;
+pub mod model;
+pub mod network;
 pub mod roc_plot;
 pub mod sampler;
+pub mod train;
+pub mod verifier;
+pub mod whitening;
 
 use crate::{Error, Result};
 

@@ -4,7 +4,7 @@
 //! F64, F16 and BF16 to f32; writing is F32 only and atomic (a temporary file in the same
 //! directory, fsynced, then renamed over the target), so a crash never leaves half a file.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -160,28 +160,41 @@ impl ParamStore {
             ));
         }
         let host = self.to_host(gpu)?;
-        let data: Vec<Vec<u8>> = host
-            .iter()
-            .map(|(_, _, values)| values.iter().flat_map(|v| v.to_le_bytes()).collect())
-            .collect();
-        let views = host
-            .iter()
-            .zip(&data)
-            .map(|((name, shape, _), bytes)| {
-                TensorView::new(Dtype::F32, shape.dims().to_vec(), bytes)
-                    .map(|view| (name.as_str(), view))
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| Error::file(path, format!("cannot serialise: {e}")))?;
-        let info: Option<HashMap<String, String>> = if metadata.is_empty() {
-            None
-        } else {
-            Some(metadata.clone().into_iter().collect())
-        };
-        let bytes = safetensors::serialize(views, info)
-            .map_err(|e| Error::file(path, format!("cannot serialise: {e}")))?;
-        write_atomically(path, &bytes)
+        write_atomically(path, &serialize_f32(&host, metadata))
     }
+}
+
+/// The safetensors bytes of F32 tensors given in name order (as `ParamStore::to_host` gives
+/// them). The header is written here rather than by `safetensors::serialize`, whose
+/// `__metadata__` is a `HashMap` serialised in a per-process random order: the same parameters
+/// and metadata must give the same bytes in every run. Keys are sorted (serde_json's map), and
+/// the header is padded with spaces to a multiple of 8 bytes, as the crate does.
+fn serialize_f32(
+    tensors: &[(String, Shape, Vec<f32>)],
+    metadata: &BTreeMap<String, String>,
+) -> Vec<u8> {
+    let mut header = serde_json::Map::new();
+    if !metadata.is_empty() {
+        header.insert("__metadata__".to_string(), serde_json::json!(metadata));
+    }
+    let mut offset = 0usize;
+    for (name, shape, values) in tensors {
+        let end = offset + 4 * values.len();
+        header.insert(
+            name.clone(),
+            serde_json::json!({"dtype": "F32", "shape": shape.dims(), "data_offsets": [offset, end]}),
+        );
+        offset = end;
+    }
+    let mut header = serde_json::Value::Object(header).to_string().into_bytes();
+    header.resize(header.len().next_multiple_of(8), b' ');
+    let mut bytes = Vec::with_capacity(8 + header.len() + offset);
+    bytes.extend_from_slice(&(header.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(&header);
+    for (_, _, values) in tensors {
+        bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+    }
+    bytes
 }
 
 /// The `__metadata__` map of a safetensors file (empty when it has none). Reads and checks

@@ -168,6 +168,54 @@ impl Op for Scale {
     }
 }
 
+/// The same values in another shape with as many elements (row-major order kept), e.g. a
+/// pooled grid [N, C, H, W] flattened to [N, C * H * W]. A copy (the scale kernel with
+/// alpha = 1, exact), since every node owns its buffer.
+#[derive(Debug)]
+pub struct Reshape {
+    pub shape: Shape,
+}
+
+impl Op for Reshape {
+    fn name(&self) -> &'static str {
+        "reshape"
+    }
+
+    fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {
+        if inputs[0].numel() != self.shape.numel() {
+            return Err(Error::shape(
+                self.name(),
+                format!(
+                    "cannot reshape {} ({} elements) to {} ({} elements)",
+                    inputs[0],
+                    inputs[0].numel(),
+                    self.shape,
+                    self.shape.numel()
+                ),
+            ));
+        }
+        Ok(self.shape.clone())
+    }
+
+    fn encode(
+        &self,
+        ctx: &mut EncodeCtx<'_>,
+        inputs: &[&Tensor],
+        output: &Tensor,
+    ) -> Result<Vec<Dispatch>> {
+        Scale(1.0).encode(ctx, inputs, output)
+    }
+
+    fn backward(&self, g: &mut Graph, ctx: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {
+        let shape = g.shape(ctx.inputs[0]).clone();
+        Ok(vec![Some(g.reshape(ctx.grad, shape)?)])
+    }
+
+    fn flops(&self, _: &[&Shape], _: &Shape) -> u64 {
+        0
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BinaryKind {
     Add,
@@ -448,6 +496,16 @@ impl Graph {
 
     pub fn scale(&mut self, x: NodeId, alpha: f32) -> Result<NodeId> {
         self.apply(Scale(alpha), &[x])
+    }
+
+    /// `x`'s values in `shape` (same element count, row-major order kept).
+    pub fn reshape(&mut self, x: NodeId, shape: impl Into<Shape>) -> Result<NodeId> {
+        self.apply(
+            Reshape {
+                shape: shape.into(),
+            },
+            &[x],
+        )
     }
 
     pub fn add(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {

@@ -72,3 +72,56 @@ pub fn random_unit_rows(rng: &mut Rng, n: usize, dim: usize) -> Vec<f32> {
     }
     rows
 }
+
+/// Copies identities `s{first}` .. `s{first + count - 1}` of ORL, each with its first `images`
+/// images (natural order), into `dir/<relative>` and returns that folder.
+pub fn orl_subset(
+    dir: &TempDir,
+    relative: &str,
+    first: usize,
+    count: usize,
+    images: usize,
+) -> PathBuf {
+    let root = dir.path().join(relative);
+    for s in first..first + count {
+        let target = root.join(format!("s{s}"));
+        std::fs::create_dir_all(&target).unwrap();
+        for i in 1..=images {
+            let source = Path::new(ORL).join(format!("s{s}/{i}.pgm"));
+            std::fs::copy(&source, target.join(format!("{i}.pgm"))).unwrap();
+        }
+    }
+    root
+}
+
+/// A small, fast network for tests: ORL's native 92x112 input, fire5 pooled to 1x1 and 2x2
+/// grids and fire4 to 1x1 (listed out of network order on purpose), 32 dims.
+pub fn tiny_network() -> wgnn::faces::network::NetworkSpec {
+    use wgnn::faces::network::{HeadSpec, Level, NetworkSpec, TrunkSpec};
+    NetworkSpec {
+        trunk: TrunkSpec {
+            width: 92,
+            height: 112,
+        },
+        head: HeadSpec {
+            levels: vec![
+                Level::parse("fire5:1x1+2x2").unwrap(),
+                Level::parse("fire4:1x1").unwrap(),
+            ],
+            embedding_dim: 32,
+        },
+        mirror: true,
+    }
+}
+
+/// Training settings for tests: the tiny network, 2 x 3 batches, a few epochs, no augmentation.
+pub fn tiny_config(epochs: usize) -> wgnn::faces::train::TrainConfig {
+    wgnn::faces::train::TrainConfig {
+        network: tiny_network(),
+        epochs,
+        identities_per_batch: 3,
+        images_per_identity: 3,
+        augment: wgnn::faces::augment::Augment::NONE,
+        ..Default::default()
+    }
+}

@@ -1,0 +1,228 @@
+//! Running the network on images: the frozen trunk alone (what training precomputes) and the
+//! whole network (images to embeddings). Both are compiled plans of a fixed batch size; a short
+//! last batch is padded with zeros and the padding rows are dropped.
+
+use super::network::{NetworkSpec, TRUNK_ARCHITECTURE};
+use crate::error::{Error, Result};
+use crate::graph::{Graph, NodeId, Plan, PlanSpec};
+use crate::nn::ParamStore;
+use crate::Gpu;
+
+/// Images per trunk dispatch: large enough to amortise a submission, small enough that the
+/// activations of 184x224 inputs stay under 100 MiB.
+pub const BATCH: usize = 8;
+
+/// The embedded trunk weights, loaded once per call site.
+pub fn trunk_weights(gpu: &Gpu) -> Result<ParamStore> {
+    TRUNK_ARCHITECTURE.load_weights(gpu, None)
+}
+
+/// A compiled plan from a batch of `BATCH` inputs to one output per input.
+struct BatchedPlan {
+    plan: Plan,
+    input: NodeId,
+    image_len: usize,
+    output_len: usize,
+}
+
+impl BatchedPlan {
+    /// `build` maps the input node `[BATCH, item...]` to the output node.
+    fn compile(
+        gpu: &Gpu,
+        item: &[usize],
+        params: &ParamStore,
+        build: impl FnOnce(&mut Graph, NodeId) -> Result<NodeId>,
+    ) -> Result<Self> {
+        let mut g = Graph::new();
+        let dims: Vec<usize> = std::iter::once(BATCH).chain(item.iter().copied()).collect();
+        let input = g.input("images", crate::Shape::new(&dims)?);
+        let output = build(&mut g, input)?;
+        let output_len = g.shape(output).numel() / BATCH;
+        let plan = Plan::compile(
+            gpu,
+            &g,
+            params,
+            PlanSpec {
+                outputs: vec![output],
+                ..Default::default()
+            },
+        )?;
+        Ok(Self {
+            plan,
+            input,
+            image_len: item.iter().product(),
+            output_len,
+        })
+    }
+
+    /// Runs `images` (`[N, 3, H, W]` row-major) through the plan, calling `progress(done)`
+    /// after each batch.
+    fn run(
+        &mut self,
+        gpu: &Gpu,
+        images: &[f32],
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Vec<f32>> {
+        if !images.len().is_multiple_of(self.image_len) {
+            return Err(Error::shape(
+                "embed",
+                format!(
+                    "{} values are not a whole number of inputs of {} values",
+                    images.len(),
+                    self.image_len
+                ),
+            ));
+        }
+        let n = images.len() / self.image_len;
+        let mut outputs = Vec::with_capacity(n * self.output_len);
+        let mut batch = vec![0.0f32; BATCH * self.image_len];
+        for start in (0..n).step_by(BATCH) {
+            let count = (n - start).min(BATCH);
+            let chunk = &images[start * self.image_len..(start + count) * self.image_len];
+            batch[..chunk.len()].copy_from_slice(chunk);
+            batch[chunk.len()..].fill(0.0);
+            self.plan.write_input(gpu, self.input, &batch)?;
+            let output = self.plan.step(gpu)?.remove(0);
+            outputs.extend_from_slice(&output[..count * self.output_len]);
+            progress(start + count);
+        }
+        Ok(outputs)
+    }
+}
+
+/// Network inputs (see `NetworkSpec::network_input`) of images `[N, 3, H, W]`.
+fn network_inputs(spec: &NetworkSpec, images: &[f32]) -> Result<Vec<f32>> {
+    let len = 3 * spec.trunk.height * spec.trunk.width;
+    if !images.len().is_multiple_of(len) {
+        return Err(Error::shape(
+            "embed",
+            format!(
+                "{} values are not a whole number of 3 x {} x {} images",
+                images.len(),
+                spec.trunk.height,
+                spec.trunk.width
+            ),
+        ));
+    }
+    if !spec.mirror {
+        return Ok(images.to_vec());
+    }
+    Ok(images
+        .chunks_exact(len)
+        .flat_map(|image| spec.network_input(image))
+        .collect())
+}
+
+/// The frozen trunk: images to trunk maps (`NetworkSpec::trunk_maps_shape` per image).
+pub struct TrunkRunner {
+    inner: BatchedPlan,
+    spec: NetworkSpec,
+}
+
+impl TrunkRunner {
+    pub fn new(gpu: &Gpu, spec: &NetworkSpec, trunk_weights: &ParamStore) -> Result<Self> {
+        spec.validate()?;
+        let item = [3 * spec.passes(), spec.trunk.height, spec.trunk.width];
+        Ok(Self {
+            inner: BatchedPlan::compile(gpu, &item, trunk_weights, |g, x| spec.build_trunk(g, x))?,
+            spec: spec.clone(),
+        })
+    }
+
+    /// Values per image of the output.
+    pub fn output_len(&self) -> usize {
+        self.inner.output_len
+    }
+
+    /// Runs RGB images `[N, 3, H, W]` in [0, 1], calling `progress(done)` after each batch.
+    pub fn run(
+        &mut self,
+        gpu: &Gpu,
+        images: &[f32],
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Vec<f32>> {
+        let inputs = network_inputs(&self.spec, images)?;
+        self.inner.run(gpu, &inputs, progress)
+    }
+}
+
+/// The whole network: images to embeddings `[N, D]`.
+pub struct Embedder {
+    inner: BatchedPlan,
+    spec: NetworkSpec,
+}
+
+impl Embedder {
+    /// `head` holds the head's parameters; the trunk's are the embedded weights.
+    pub fn new(gpu: &Gpu, spec: &NetworkSpec, head: &ParamStore) -> Result<Self> {
+        let mut params = trunk_weights(gpu)?;
+        for (name, tensor) in head.iter() {
+            params.insert(name, tensor.clone());
+        }
+        spec.validate()?;
+        let item = [3 * spec.passes(), spec.trunk.height, spec.trunk.width];
+        Ok(Self {
+            inner: BatchedPlan::compile(gpu, &item, &params, |g, x| {
+                let trunk = spec.build_trunk(g, x)?;
+                spec.build_head(g, trunk)
+            })?,
+            spec: spec.clone(),
+        })
+    }
+
+    pub fn embedding_dim(&self) -> usize {
+        self.inner.output_len
+    }
+
+    /// Runs RGB images `[N, 3, H, W]` in [0, 1], calling `progress(done)` after each batch.
+    pub fn run(
+        &mut self,
+        gpu: &Gpu,
+        images: &[f32],
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Vec<f32>> {
+        let inputs = network_inputs(&self.spec, images)?;
+        self.inner.run(gpu, &inputs, progress)
+    }
+}
+
+/// The head alone: trunk maps (see `TrunkRunner`) to embeddings `[N, D]`.
+pub struct HeadRunner {
+    inner: BatchedPlan,
+}
+
+impl HeadRunner {
+    pub fn new(gpu: &Gpu, spec: &NetworkSpec, head: &ParamStore) -> Result<Self> {
+        spec.validate()?;
+        let item = [spec.trunk_len()?];
+        Ok(Self {
+            inner: BatchedPlan::compile(gpu, &item, head, |g, x| spec.build_head(g, x))?,
+        })
+    }
+
+    pub fn run(&mut self, gpu: &Gpu, maps: &[f32]) -> Result<Vec<f32>> {
+        self.inner.run(gpu, maps, &mut |_| {})
+    }
+}
+
+/// The head's fixed part: trunk maps to descriptors `[N, d]` (see
+/// `NetworkSpec::build_descriptor`).
+pub struct DescriptorRunner {
+    inner: BatchedPlan,
+}
+
+impl DescriptorRunner {
+    pub fn new(gpu: &Gpu, spec: &NetworkSpec) -> Result<Self> {
+        spec.validate()?;
+        let item = [spec.trunk_len()?];
+        Ok(Self {
+            inner: BatchedPlan::compile(gpu, &item, &ParamStore::new(), |g, x| {
+                spec.build_descriptor(g, x)
+            })?,
+        })
+    }
+
+    pub fn run(&mut self, gpu: &Gpu, maps: &[f32]) -> Result<Vec<f32>> {
+        self.inner.run(gpu, maps, &mut |_| {})
+    }
+}

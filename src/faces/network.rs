@@ -1,0 +1,462 @@
+//! The Siamese network: one CNN maps every face (anchor, positive, negative, probe, gallery
+//! image alike) to an L2-normalised embedding.
+//!
+//! - **Trunk** (frozen): the embedded ImageNet SqueezeNet v1.1 up to the deepest fire module
+//!   the head reads on an RGB image resized to `width x height` (184x224 by default: ORL's 92x112
+//!   doubled), preprocessed as SqueezeNet was trained (BGR, 0..255, minus the Caffe mean).
+//! - **Head**: the descriptor, then the trained part. The descriptor reads one or more trunk
+//!   layers ("levels"); each layer's map is average-pooled to small `rows x cols` grids (faces
+//!   are aligned enough that where a feature fires matters; a 1x1 grid, the global average, is
+//!   indifferent to where), each flattened and L2-normalised, all concatenated. The trained part
+//!   is a linear projection to the embedding, then L2 normalisation.
+//! - **Mirror symmetry** (`mirror`): trunk and head run on the image and on its mirror image
+//!   with the same weights, and the embedding is the normalised sum of both outputs, so a face
+//!   and its mirror image get the same embedding (pose to the left or to the right looks alike).
+//!
+//! The trunk is frozen, so training computes its output once per image (and augmented variant)
+//! and runs only the head per step; see `faces::train`.
+
+use serde_json::{json, Value};
+
+use crate::error::{Error, Result};
+use crate::graph::{Graph, NodeId};
+use crate::models::{Architecture, Pooling};
+use crate::nn::{Init, ParamStore};
+use crate::ops::pool::PoolParams;
+use crate::rng::Rng;
+use crate::tensor::Shape;
+use crate::Gpu;
+
+/// The frozen part's input: the size images are resized to (bilinear), in pixels.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrunkSpec {
+    pub width: usize,
+    pub height: usize,
+}
+
+/// One trunk layer the head reads, and the grids it pools that layer's map to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Level {
+    /// A SqueezeNet layer name (`fire2` ... `fire9`).
+    pub layer: String,
+    /// Pooling grids (rows x cols), a spatial pyramid: each is pooled, flattened and
+    /// L2-normalised on its own.
+    pub grids: Vec<[usize; 2]>,
+}
+
+/// The head: its descriptor and the trained projection.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HeadSpec {
+    /// What the descriptor reads, concatenated in this order.
+    pub levels: Vec<Level>,
+    pub embedding_dim: usize,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct NetworkSpec {
+    pub trunk: TrunkSpec,
+    pub head: HeadSpec,
+    /// Mirror-symmetric embeddings: the network runs on the image and on its mirror image
+    /// (same weights) and normalises the sum of the two heads' outputs, so that a face and its
+    /// mirror image get the same embedding.
+    pub mirror: bool,
+}
+
+impl Default for NetworkSpec {
+    /// The defaults of `train_siamese train` (chosen on held-out training identities, see
+    /// docs/faces.md).
+    fn default() -> Self {
+        Self {
+            trunk: TrunkSpec {
+                width: 184,
+                height: 224,
+            },
+            head: HeadSpec {
+                levels: vec![
+                    Level {
+                        layer: "fire5".to_string(),
+                        grids: vec![[4, 3]],
+                    },
+                    Level {
+                        layer: "fire7".to_string(),
+                        grids: vec![[1, 1]],
+                    },
+                ],
+                embedding_dim: 128,
+            },
+            mirror: true,
+        }
+    }
+}
+
+/// The pretrained trunk's architecture: its weights are the embedded ones.
+pub const TRUNK_ARCHITECTURE: Architecture = Architecture::SqueezeNet;
+
+/// Layers a level may read.
+pub const LAYERS: [&str; 8] = [
+    "fire2", "fire3", "fire4", "fire5", "fire6", "fire7", "fire8", "fire9",
+];
+
+/// Names of the head's parameters.
+pub const PROJECT_WEIGHT: &str = "head.project.weight";
+pub const PROJECT_BIAS: &str = "head.project.bias";
+
+impl Level {
+    /// Parses `LAYER:RxC[+RxC...]`, e.g. `fire5:4x3` or `fire7:1x1+2x2`.
+    pub fn parse(text: &str) -> Result<Self> {
+        let bad = || {
+            Error::Invalid(format!(
+                "descriptor level `{text}`: expected LAYER:ROWSxCOLS[+ROWSxCOLS...], e.g. fire5:4x3"
+            ))
+        };
+        let (layer, grids) = text.split_once(':').ok_or_else(bad)?;
+        let grids = grids
+            .split('+')
+            .map(|g| {
+                let (r, c) = g.split_once('x')?;
+                Some([r.trim().parse().ok()?, c.trim().parse().ok()?])
+            })
+            .collect::<Option<Vec<[usize; 2]>>>()
+            .ok_or_else(bad)?;
+        Ok(Level {
+            layer: layer.trim().to_string(),
+            grids,
+        })
+    }
+
+    /// The `LAYER:RxC+...` text of the level.
+    pub fn text(&self) -> String {
+        let grids: Vec<String> = self.grids.iter().map(|[r, c]| format!("{r}x{c}")).collect();
+        format!("{}:{}", self.layer, grids.join("+"))
+    }
+
+    fn cells(&self) -> usize {
+        self.grids.iter().map(|[r, c]| r * c).sum()
+    }
+}
+
+impl NetworkSpec {
+    /// Checks the sizes, layer names and grids.
+    pub fn validate(&self) -> Result<()> {
+        if self.trunk.width < 64 || self.trunk.height < 64 {
+            return Err(Error::Invalid(format!(
+                "input size {}x{} is too small for the trunk: at least 64x64",
+                self.trunk.width, self.trunk.height
+            )));
+        }
+        if self.head.embedding_dim == 0 {
+            return Err(Error::Invalid(
+                "the embedding dimension must be >= 1".into(),
+            ));
+        }
+        if self.head.levels.is_empty() {
+            return Err(Error::Invalid(
+                "the descriptor needs at least one level (LAYER:ROWSxCOLS)".into(),
+            ));
+        }
+        for level in &self.head.levels {
+            if !LAYERS.contains(&level.layer.as_str()) {
+                return Err(Error::Invalid(format!(
+                    "trunk layer `{}`: choose one of {}",
+                    level.layer,
+                    LAYERS.join(", ")
+                )));
+            }
+            if level.grids.is_empty() {
+                return Err(Error::Invalid(format!(
+                    "level {}: no pooling grid",
+                    level.layer
+                )));
+            }
+        }
+        for (level, [c, h, w]) in self.head.levels.iter().zip(self.level_maps()?) {
+            for &[rows, cols] in &level.grids {
+                if rows == 0 || cols == 0 || rows > h || cols > w {
+                    return Err(Error::Invalid(format!(
+                        "pooling grid {rows}x{cols} does not fit {}'s {h}x{w} map ({c} channels)",
+                        level.layer
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The trunk layers the head reads, each once, in network order.
+    pub fn trunk_layers(&self) -> Vec<String> {
+        LAYERS
+            .iter()
+            .filter(|l| self.head.levels.iter().any(|level| level.layer == **l))
+            .map(|l| l.to_string())
+            .collect()
+    }
+
+    /// `[C, H, W]` of each trunk layer (`trunk_layers` order) for one pass.
+    pub fn layer_maps(&self) -> Result<Vec<[usize; 3]>> {
+        let mut g = Graph::new();
+        let x = g.input("image", [1, 3, self.trunk.height, self.trunk.width]);
+        let nodes = TRUNK_ARCHITECTURE.features(&mut g, x, Pooling::Max, &self.trunk_layers())?;
+        Ok(nodes
+            .iter()
+            .map(|&y| {
+                let d = g.shape(y).dims();
+                [d[1], d[2], d[3]]
+            })
+            .collect())
+    }
+
+    /// `[C, H, W]` of the map each level reads.
+    fn level_maps(&self) -> Result<Vec<[usize; 3]>> {
+        let layers = self.trunk_layers();
+        let maps = self.layer_maps()?;
+        Ok(self
+            .head
+            .levels
+            .iter()
+            .map(|level| maps[layers.iter().position(|l| *l == level.layer).unwrap()])
+            .collect())
+    }
+
+    /// Values of one pass's trunk maps: the trunk layers' maps flattened and concatenated.
+    pub fn pass_len(&self) -> Result<usize> {
+        Ok(self
+            .layer_maps()?
+            .iter()
+            .map(|m| m.iter().product::<usize>())
+            .sum())
+    }
+
+    /// Passes per image: 2 with `mirror`, else 1.
+    pub fn passes(&self) -> usize {
+        1 + self.mirror as usize
+    }
+
+    /// Values per image of the trunk maps: `passes * pass_len` (the image's pass, then its
+    /// mirror image's).
+    pub fn trunk_len(&self) -> Result<usize> {
+        Ok(self.passes() * self.pass_len()?)
+    }
+
+    /// The network's input for one image `[3, height, width]` (RGB in [0, 1]): the image, then
+    /// (with `mirror`) its mirror image, `[3 * passes, height, width]`.
+    pub fn network_input(&self, image: &[f32]) -> Vec<f32> {
+        let mut input = image.to_vec();
+        if self.mirror {
+            let mut mirrored = image.to_vec();
+            for row in mirrored.chunks_exact_mut(self.trunk.width) {
+                row.reverse();
+            }
+            input.extend(mirrored);
+        }
+        input
+    }
+
+    /// The trunk on network inputs `[N, 3 * passes, height, width]` (see `network_input`):
+    /// the trunk maps `[N, trunk_len]`. Both passes use the same weights.
+    pub fn build_trunk(&self, g: &mut Graph, images: NodeId) -> Result<NodeId> {
+        let n = g.shape(images).dim(0);
+        let layers = self.trunk_layers();
+        let mut maps = Vec::new();
+        for pass in 0..self.passes() {
+            let image = if self.mirror {
+                g.slice_channels(images, 3 * pass, 3)?
+            } else {
+                images
+            };
+            let x = g.channel_affine(image, TRUNK_ARCHITECTURE.preprocess())?;
+            for y in TRUNK_ARCHITECTURE.features(g, x, Pooling::Max, &layers)? {
+                let len = g.shape(y).numel() / n;
+                maps.push(g.reshape(y, [n, len])?);
+            }
+        }
+        if maps.len() == 1 {
+            Ok(maps[0])
+        } else {
+            g.concat_channels(&maps)
+        }
+    }
+
+    /// Values of a descriptor (the head's input to the projection): `sum C * rows * cols`.
+    pub fn descriptor_len(&self) -> Result<usize> {
+        Ok(self
+            .head
+            .levels
+            .iter()
+            .zip(self.level_maps()?)
+            .map(|(level, [c, _, _])| c * level.cells())
+            .sum())
+    }
+
+    /// The fixed part of the head on trunk maps `[N, trunk_len]`: per pass, level and grid,
+    /// the level's map average-pooled to the grid, flattened and L2-normalised; all of them
+    /// concatenated; the sum over passes, `[N, d]`.
+    pub fn build_descriptor(&self, g: &mut Graph, maps: NodeId) -> Result<NodeId> {
+        let n = g.shape(maps).dim(0);
+        let layers = self.trunk_layers();
+        let layer_maps = self.layer_maps()?;
+        let pass_len = self.pass_len()?;
+        let mut sum = None;
+        for pass in 0..self.passes() {
+            let mut parts = Vec::new();
+            for level in &self.head.levels {
+                let index = layers.iter().position(|l| *l == level.layer).unwrap();
+                let offset: usize = layer_maps[..index]
+                    .iter()
+                    .map(|m| m.iter().product::<usize>())
+                    .sum();
+                let [c, h, w] = layer_maps[index];
+                let flat = g.slice_channels(maps, pass * pass_len + offset, c * h * w)?;
+                let map = g.reshape(flat, [n, c, h, w])?;
+                for &grid in &level.grids {
+                    let pooled = g.avg_pool(map, &grid_pooling([h, w], grid))?;
+                    let cells = g.reshape(pooled, [n, c * grid[0] * grid[1]])?;
+                    parts.push(g.l2_normalize(cells)?);
+                }
+            }
+            let y = if parts.len() == 1 {
+                parts[0]
+            } else {
+                g.concat_channels(&parts)?
+            };
+            sum = Some(match sum {
+                None => y,
+                Some(s) => g.add(s, y)?,
+            });
+        }
+        Ok(sum.unwrap())
+    }
+
+    /// The head on trunk maps `[N, trunk_len]`: the descriptor, a linear projection (the
+    /// trained weights) and L2 normalisation, `[N, embedding_dim]`.
+    pub fn build_head(&self, g: &mut Graph, maps: NodeId) -> Result<NodeId> {
+        let descriptor = self.build_descriptor(g, maps)?;
+        let d = self.descriptor_len()?;
+        let weight = g.param(PROJECT_WEIGHT, [self.head.embedding_dim, d])?;
+        let bias = g.param(PROJECT_BIAS, [self.head.embedding_dim])?;
+        let y = g.linear(descriptor, weight, Some(bias))?;
+        g.l2_normalize(y)
+    }
+
+    /// Every head parameter's name and shape, in name order.
+    pub fn head_parameter_shapes(&self) -> Result<Vec<(String, Shape)>> {
+        let d = self.descriptor_len()?;
+        let e = self.head.embedding_dim;
+        Ok(vec![
+            (PROJECT_BIAS.to_string(), Shape::from([e])),
+            (PROJECT_WEIGHT.to_string(), Shape::from([e, d])),
+        ])
+    }
+
+    /// Random head parameters: Xavier-normal projection, zero bias (`--init random`).
+    pub fn init_head(&self, gpu: &Gpu, rng: &mut Rng) -> Result<ParamStore> {
+        let mut store = ParamStore::new();
+        for (name, shape) in self.head_parameter_shapes()? {
+            let init = if name == PROJECT_BIAS {
+                Init::Zeros
+            } else {
+                Init::xavier_normal()
+            };
+            store.insert_init(gpu, &name, shape, init, rng)?;
+        }
+        Ok(store)
+    }
+
+    /// The description stored in a model file's metadata.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "trunk": {
+                "architecture": "squeezenet1_1",
+                "weights": "embedded ImageNet weights (torchvision squeezenet1_1)",
+                "layers": self.trunk_layers(),
+                "frozen": true,
+            },
+            "input": {
+                "width": self.trunk.width,
+                "height": self.trunk.height,
+                "channels": 3,
+                "resize": "bilinear, to exactly width x height",
+                "colour": "RGB in [0, 1]; greyscale replicated to 3 channels",
+                "normalisation": "BGR order, x 255, minus the Caffe mean (104.006, 116.669, 122.679)",
+            },
+            "head": {
+                "levels": self.head.levels.iter().map(Level::text).collect::<Vec<_>>(),
+                "descriptor": "per pass, level and grid: the layer's map average-pooled over a grid of windows covering it, flattened and L2-normalised; all concatenated; summed over passes",
+                "projection": "linear (head.project.weight, head.project.bias)",
+                "embedding_dim": self.head.embedding_dim,
+                "normalisation": "L2",
+            },
+            "mirror": self.mirror,
+        })
+    }
+
+    /// Reads what `to_json` wrote.
+    pub fn from_json(value: &Value) -> std::result::Result<Self, String> {
+        let number = |v: &Value, what: &str| {
+            v.as_u64()
+                .map(|n| n as usize)
+                .ok_or_else(|| format!("network description: `{what}` is not a number"))
+        };
+        if value["trunk"]["architecture"] != "squeezenet1_1" {
+            return Err(format!(
+                "network description: trunk {} is not supported (only squeezenet1_1)",
+                value["trunk"]["architecture"]
+            ));
+        }
+        let levels = value["head"]["levels"]
+            .as_array()
+            .ok_or("network description: `head.levels` is not a list")?
+            .iter()
+            .map(|level| {
+                let text = level
+                    .as_str()
+                    .ok_or("network description: a level is not LAYER:RxC text")?;
+                Level::parse(text).map_err(|e| e.to_string())
+            })
+            .collect::<std::result::Result<Vec<_>, String>>()?;
+        let spec = NetworkSpec {
+            trunk: TrunkSpec {
+                width: number(&value["input"]["width"], "input.width")?,
+                height: number(&value["input"]["height"], "input.height")?,
+            },
+            head: HeadSpec {
+                levels,
+                embedding_dim: number(&value["head"]["embedding_dim"], "head.embedding_dim")?,
+            },
+            mirror: value["mirror"]
+                .as_bool()
+                .ok_or("network description: `mirror` is not true or false")?,
+        };
+        spec.validate().map_err(|e| e.to_string())?;
+        Ok(spec)
+    }
+}
+
+/// Average pooling of an `h x w` map to a `rows x cols` grid with equal windows that cover the
+/// whole map: stride `floor(size / cells)`, window `size - (cells - 1) * stride` (windows
+/// overlap when the size does not divide).
+pub fn grid_pooling([h, w]: [usize; 2], [rows, cols]: [usize; 2]) -> PoolParams {
+    let stride = [h / rows, w / cols];
+    let kernel = [h - (rows - 1) * stride[0], w - (cols - 1) * stride[1]];
+    PoolParams::new(&kernel).strides(&stride)
+}
+
+/// A short hash of bytes (FNV-1a, 64 bits) as 16 hex digits: names the trunk weights and the
+/// models in files, so that mismatches are detected.
+pub fn fingerprint(parts: &[&[u8]]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for &byte in part.iter() {
+            hash ^= byte as u64;
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        // Separates parts, so that ("ab", "c") and ("a", "bc") differ.
+        hash ^= 0xff;
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
+/// The fingerprint of the embedded trunk weights.
+pub fn trunk_fingerprint() -> String {
+    fingerprint(&[crate::assets::SQUEEZENET1_1_SAFETENSORS])
+}

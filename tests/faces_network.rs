@@ -1,0 +1,260 @@
+//! The Siamese network: the reshape op it needs, the descriptor against a CPU reference, mirror
+//! symmetry, and the model file (round trip, same bytes, rejection of other files).
+mod common;
+mod faces_support;
+
+use std::collections::BTreeMap;
+
+use common::{assert_close, eval, gpu, graph_vjp, tensor, to_f32, to_f64};
+use faces_support::{tiny_network, TempDir, ORL};
+use serde_json::json;
+use wgnn::faces::dataset::{load_image, Preprocess};
+use wgnn::faces::embed::{trunk_weights, DescriptorRunner, Embedder, TrunkRunner};
+use wgnn::faces::model::{LogisticVerifier, SiameseModel, FORMAT};
+use wgnn::faces::network::{grid_pooling, NetworkSpec};
+use wgnn::graph::Graph;
+use wgnn::nn::ParamStore;
+use wgnn::ops::elementwise::Reshape;
+use wgnn::rng::Rng;
+use wgnn::{Error, Shape};
+
+#[test]
+fn reshape_keeps_values_and_back_propagates() {
+    let mut rng = Rng::new(1);
+    let x: Vec<f64> = (0..2 * 3 * 4 * 5).map(|_| rng.range(-1.0, 1.0)).collect();
+    let input = tensor(&[2, 3, 4, 5], &x);
+    let op = Reshape {
+        shape: Shape::from([2, 60]),
+    };
+    // A copy: exactly the f32 values.
+    assert_eq!(eval(&op, &[&input]), to_f32(&x));
+    // The gradient of a reshape is the upstream gradient in the input's shape.
+    let up: Vec<f64> = (0..120).map(|_| rng.range(-1.0, 1.0)).collect();
+    let (y, grads) = graph_vjp(&[(&[2, 3, 4, 5], &x)], &up, &|g, inputs| {
+        g.reshape(inputs[0], [2, 60]).unwrap()
+    });
+    assert_eq!(y, to_f32(&x));
+    assert_eq!(grads[0], to_f32(&up));
+}
+
+#[test]
+fn reshape_to_another_element_count_is_an_error() {
+    let mut g = Graph::new();
+    let x = g.input("x", [2, 3]);
+    match g.reshape(x, [7]) {
+        Err(Error::Shape { op, .. }) => assert_eq!(op, "reshape"),
+        other => panic!("expected a shape error, got {other:?}"),
+    }
+}
+
+#[test]
+fn grid_pooling_windows_cover_the_map() {
+    for (h, cells) in [(27usize, 4usize), (22, 3), (13, 2), (11, 3), (5, 5)] {
+        let p = grid_pooling([h, h], [cells, cells]);
+        let (k, s) = (p.kernel[0], p.stride[0]);
+        assert_eq!((h - k) / s + 1, cells, "size {h} cells {cells}");
+        assert_eq!((cells - 1) * s + k, h, "the last window ends at the edge");
+    }
+}
+
+/// ORL images at the tiny network's size.
+fn orl_images(spec: &NetworkSpec, files: &[&str]) -> Vec<f32> {
+    let preprocess = Preprocess {
+        width: spec.trunk.width as u32,
+        height: spec.trunk.height as u32,
+        channels: 3,
+    };
+    files
+        .iter()
+        .flat_map(|f| load_image(&std::path::Path::new(ORL).join(f), preprocess).unwrap())
+        .collect()
+}
+
+#[test]
+fn descriptors_match_a_cpu_reference() {
+    let gpu = gpu();
+    let spec = tiny_network();
+    let images = orl_images(&spec, &["s1/1.pgm", "s2/3.pgm", "s3/5.pgm"]);
+    let weights = trunk_weights(gpu).unwrap();
+    let maps = TrunkRunner::new(gpu, &spec, &weights)
+        .unwrap()
+        .run(gpu, &images, &mut |_| {})
+        .unwrap();
+    let descriptors = DescriptorRunner::new(gpu, &spec)
+        .unwrap()
+        .run(gpu, &maps)
+        .unwrap();
+    let layers = spec.trunk_layers();
+    let layer_maps = spec.layer_maps().unwrap();
+    let pass_len = spec.pass_len().unwrap();
+    let d = spec.descriptor_len().unwrap();
+    // Per pass, level and grid: window means, channel-major, L2-normalised; all concatenated;
+    // passes summed.
+    let level = |map: &[f32], [c, h, w]: [usize; 3], [rows, cols]: [usize; 2]| -> Vec<f64> {
+        let pool = grid_pooling([h, w], [rows, cols]);
+        let (kh, kw, sh, sw) = (
+            pool.kernel[0],
+            pool.kernel[1],
+            pool.stride[0],
+            pool.stride[1],
+        );
+        let mut cells = vec![0f64; c * rows * cols];
+        for ch in 0..c {
+            for r in 0..rows {
+                for q in 0..cols {
+                    let mut s = 0.0;
+                    for y in r * sh..r * sh + kh {
+                        for x in q * sw..q * sw + kw {
+                            s += map[ch * h * w + y * w + x] as f64;
+                        }
+                    }
+                    cells[ch * rows * cols + r * cols + q] = s / (kh * kw) as f64;
+                }
+            }
+        }
+        let norm = cells.iter().map(|v| v * v).sum::<f64>().sqrt();
+        cells.iter().map(|v| v / norm).collect()
+    };
+    let mut expected = Vec::new();
+    for image in maps.chunks_exact(2 * pass_len) {
+        let mut sum = vec![0f64; d];
+        for pass in image.chunks_exact(pass_len) {
+            let mut parts = Vec::new();
+            for l in &spec.head.levels {
+                let index = layers.iter().position(|x| *x == l.layer).unwrap();
+                let offset: usize = layer_maps[..index]
+                    .iter()
+                    .map(|m| m.iter().product::<usize>())
+                    .sum();
+                let shape = layer_maps[index];
+                let map = &pass[offset..offset + shape.iter().product::<usize>()];
+                for &grid in &l.grids {
+                    parts.extend(level(map, shape, grid));
+                }
+            }
+            sum.iter_mut().zip(&parts).for_each(|(s, v)| *s += v);
+        }
+        expected.extend(sum);
+    }
+    assert_close("descriptor", &descriptors, &expected, 1e-4, 1e-6);
+}
+
+fn random_model(seed: u64) -> SiameseModel {
+    let gpu = gpu();
+    let spec = tiny_network();
+    let head = spec.init_head(gpu, &mut Rng::new(seed)).unwrap();
+    SiameseModel::new(gpu, spec, head, 0.75, json!({"note": "test"})).unwrap()
+}
+
+#[test]
+fn a_face_and_its_mirror_image_get_the_same_embedding() {
+    let gpu = gpu();
+    let model = random_model(2);
+    let image = orl_images(&model.spec, &["s4/2.pgm"]);
+    let mut mirrored = image.clone();
+    for row in mirrored.chunks_exact_mut(model.spec.trunk.width) {
+        row.reverse();
+    }
+    let mut embedder = Embedder::new(gpu, &model.spec, &model.head).unwrap();
+    let both: Vec<f32> = image.iter().chain(&mirrored).copied().collect();
+    let e = embedder.run(gpu, &both, &mut |_| {}).unwrap();
+    let d = model.embedding_dim();
+    assert_eq!(
+        e[..d],
+        e[d..],
+        "embeddings of an image and its mirror image differ"
+    );
+    let norm: f64 = to_f64(&e[..d]).iter().map(|v| v * v).sum::<f64>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-5, "embedding norm {norm}");
+}
+
+#[test]
+fn the_model_file_round_trips_and_the_same_model_gives_the_same_bytes() {
+    let gpu = gpu();
+    let dir = TempDir::new("model-roundtrip");
+    let mut model = random_model(3);
+    model.verifier = Some(LogisticVerifier {
+        weight: (0..32).map(|i| i as f32 * -0.25).collect(),
+        bias: 1.5,
+        description: json!({"kind": "test"}),
+    });
+    let (a, b) = (
+        dir.path().join("a.safetensors"),
+        dir.path().join("b.safetensors"),
+    );
+    model.save(gpu, &a).unwrap();
+    let loaded = SiameseModel::load(gpu, &a).unwrap();
+    assert_eq!(loaded.spec, model.spec);
+    assert_eq!(loaded.threshold, model.threshold);
+    assert_eq!(loaded.verifier, model.verifier);
+    assert_eq!(loaded.fingerprint, model.fingerprint);
+    assert_eq!(
+        loaded.head.to_host(gpu).unwrap(),
+        model.head.to_host(gpu).unwrap()
+    );
+    loaded.save(gpu, &b).unwrap();
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    let metadata = wgnn::nn::read_safetensors_metadata(&a).unwrap();
+    assert_eq!(metadata["format"], FORMAT);
+    assert_eq!(metadata["embedding_dim"], "32");
+    // The fingerprint follows the weights, not the verifier.
+    let mut without = model.clone();
+    without.verifier = None;
+    assert_eq!(without.fingerprint, model.fingerprint);
+    assert_ne!(random_model(4).fingerprint, model.fingerprint);
+}
+
+fn load_error(path: &std::path::Path) -> String {
+    match SiameseModel::load(gpu(), path) {
+        Ok(_) => panic!("{} loaded as a model", path.display()),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn files_that_are_not_wgnn_models_are_refused_clearly() {
+    let gpu = gpu();
+    let dir = TempDir::new("model-reject");
+    let text = dir.write("notes.safetensors", b"hello, this is not a model");
+    let message = load_error(&text);
+    assert!(message.contains("not a wgnn face model"), "{message}");
+
+    // A valid safetensors file without the format tag (e.g. someone else's weights).
+    let mut store = ParamStore::new();
+    store.insert_f32(gpu, "weight", [2], &[1.0, 2.0]).unwrap();
+    let foreign = dir.path().join("foreign.safetensors");
+    store
+        .save_safetensors(
+            gpu,
+            &foreign,
+            &BTreeMap::from([("author".into(), "x".into())]),
+        )
+        .unwrap();
+    let message = load_error(&foreign);
+    assert!(
+        message.contains("not a wgnn face model") && message.contains(FORMAT),
+        "{message}"
+    );
+
+    // The embedded SqueezeNet weights themselves are no face model either.
+    let squeezenet = dir.write(
+        "squeezenet.safetensors",
+        wgnn::assets::SQUEEZENET1_1_SAFETENSORS,
+    );
+    assert!(load_error(&squeezenet).contains("not a wgnn face model"));
+
+    // A model whose trunk fingerprint is not this wgnn's.
+    let good = dir.path().join("good.safetensors");
+    random_model(5).save(gpu, &good).unwrap();
+    let mut metadata = wgnn::nn::read_safetensors_metadata(&good).unwrap();
+    metadata.insert("trunk_fingerprint".into(), "0123456789abcdef".into());
+    let stored = ParamStore::load_safetensors(gpu, &good).unwrap();
+    let other_trunk = dir.path().join("other-trunk.safetensors");
+    stored
+        .save_safetensors(gpu, &other_trunk, &metadata)
+        .unwrap();
+    assert!(load_error(&other_trunk).contains("other trunk weights"));
+
+    let missing = dir.path().join("missing.safetensors");
+    assert!(load_error(&missing).contains("missing.safetensors"));
+}
