@@ -3,7 +3,7 @@ mod common;
 
 use common::*;
 use wgnn::ops::conv::{
-    ConvBackwardBias, ConvBackwardInput, ConvBackwardWeight, ConvForward, ConvParams,
+    ConvBackwardBias, ConvBackwardInput, ConvBackwardWeight, ConvForward, ConvParams, FEW_CHANNELS,
 };
 use wgnn::reference::conv as reference;
 use wgnn::rng::Rng;
@@ -124,6 +124,85 @@ fn large_cases() -> Vec<Case> {
             true,
         ),
     ]
+}
+
+/// dx of convolutions with at most `FEW_CHANNELS` input channels takes its own kernel (one input
+/// position per invocation, positions grouped by stride phase, 4 along W, weights staged in
+/// chunks of output channels): every channel count, rank, stride (with phases of unequal size),
+/// padding and dilation, widths that leave partial groups of 4, and more output channels than one
+/// staged chunk holds.
+fn few_channel_cases() -> Vec<Case> {
+    vec![
+        case(
+            "2d 3 channels, stride 2 (SqueezeNet's conv1)",
+            &[2, 3, 17, 15],
+            &[64, 3, 3, 3],
+            ConvParams::new(2).stride(2),
+            true,
+        ),
+        case(
+            "2d 2 channels, stride 2, pad 2: two chunks of output channels",
+            &[2, 2, 9, 11],
+            &[45, 2, 5, 5],
+            ConvParams::new(2).stride(2).padding(2),
+            false,
+        ),
+        case(
+            "2d 1 channel, per-dim stride, padding and dilation",
+            &[3, 1, 10, 13],
+            &[4, 1, 3, 2],
+            ConvParams::new(2)
+                .strides(&[3, 2])
+                .paddings(&[1, 2])
+                .dilations(&[2, 3]),
+            true,
+        ),
+        case(
+            "1d 4 channels, stride 4, pad 3, dilation 2",
+            &[3, 4, 23],
+            &[5, 4, 5],
+            ConvParams::new(1).stride(4).padding(3).dilation(2),
+            false,
+        ),
+        case(
+            "3d 2 channels, per-dim stride, padding, dilation",
+            &[2, 2, 7, 6, 11],
+            &[3, 2, 2, 3, 2],
+            ConvParams::new(3)
+                .strides(&[2, 1, 3])
+                .paddings(&[1, 0, 1])
+                .dilations(&[1, 2, 2]),
+            true,
+        ),
+        case(
+            "2d 3 channels, stride 1, same padding (VGG's conv1)",
+            &[2, 3, 7, 9],
+            &[6, 3, 3, 3],
+            ConvParams::new(2).padding(1),
+            true,
+        ),
+    ]
+}
+
+/// `cases()` with more than `FEW_CHANNELS` input channels, so that their dx takes the GEMM, and
+/// a kernel with more taps than the few-channel kernel stages, which takes the GEMM too.
+fn gemm_input_gradient_cases() -> Vec<Case> {
+    let mut all: Vec<Case> = cases()
+        .into_iter()
+        .map(|mut c| {
+            c.x[1] = FEW_CHANNELS + 1;
+            c.w[1] = FEW_CHANNELS + 1;
+            c
+        })
+        .collect();
+    all.push(case(
+        "1d 1 channel, 1025 taps",
+        &[2, 1, 1030],
+        &[2, 1, 1025],
+        ConvParams::new(1),
+        false,
+    ));
+    all
 }
 
 /// Tiny shapes for the finite-difference check of the reference (float64 rounding of the loss
@@ -369,6 +448,23 @@ fn backward_ops_match_reference() {
 fn backward_ops_match_reference_over_several_tiles() {
     for (i, c) in large_cases().iter().enumerate() {
         check_backward_ops(c, 500 + i as u64);
+    }
+}
+
+#[test]
+fn backward_ops_match_reference_with_few_channels() {
+    for (i, c) in few_channel_cases().iter().enumerate() {
+        assert!(c.x[1] <= FEW_CHANNELS, "{}", c.name);
+        check_backward_ops(c, 800 + i as u64);
+        check_graph_vjp(c, 850 + i as u64);
+    }
+}
+
+#[test]
+fn backward_ops_match_reference_with_gemm_input_gradient() {
+    for (i, c) in gemm_input_gradient_cases().iter().enumerate() {
+        assert!(c.x[1] > FEW_CHANNELS || taps(c) > 1024, "{}", c.name);
+        check_backward_ops(c, 900 + i as u64);
     }
 }
 

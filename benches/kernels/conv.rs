@@ -1,6 +1,8 @@
 //! Convolutions, f32, stride 1, "same" padding (k / 2). Work is counted in FLOPs:
 //! 2 * N * O * output positions * C * kernel taps per pass (one multiply and one add per tap);
 //! the backward run computes both dx and dw, twice that. The forward includes the bias.
+//! The image gradient (dx alone, of a strided first layer with few input channels) counts the
+//! same 2 * N * O * output positions * C * kernel taps.
 
 use criterion::Criterion;
 use wgnn::ops::conv::{ConvBackwardInput, ConvBackwardWeight, ConvForward, ConvParams};
@@ -67,7 +69,47 @@ fn bench_backward(c: &mut Criterion, group: &str, id: &str, shape: ConvShape<'_>
     bench_ops(c, group, id, &ops, 2 * shape.flops());
 }
 
+/// dx alone of a convolution of `x` by `o` filters of `kernel`, stride `stride`, no padding:
+/// the gradient of the image through a network's first layer.
+fn bench_image_gradient(
+    c: &mut Criterion,
+    id: &str,
+    x: &[usize],
+    o: usize,
+    kernel: &[usize],
+    stride: usize,
+) {
+    let mut rng = Rng::new(9);
+    let mut w_dims = vec![o, x[1]];
+    w_dims.extend_from_slice(kernel);
+    let params = ConvParams::new(kernel.len()).stride(stride);
+    let mut y_dims = vec![x[0], o];
+    y_dims.extend(x[2..].iter().zip(kernel).map(|(i, k)| (i - k) / stride + 1));
+    let w = random_tensor(&mut rng, &w_dims);
+    let dy = random_tensor(&mut rng, &y_dims);
+    let op = ConvBackwardInput {
+        params,
+        input_shape: Shape::new(x).unwrap(),
+    };
+    let flops = 2 * (y_dims.iter().product::<usize>() * w_dims[1..].iter().product::<usize>());
+    bench_ops(
+        c,
+        "conv2d_backward_input",
+        id,
+        &[(&op, vec![&dy, &w])],
+        flops as u64,
+    );
+}
+
 pub fn benches(c: &mut Criterion) {
+    bench_image_gradient(
+        c,
+        "n1_c3_h256_w256_k64_3x3_s2",
+        &[1, 3, 256, 256],
+        64,
+        &[3, 3],
+        2,
+    );
     bench_forward(
         c,
         "conv2d_forward",

@@ -2,7 +2,8 @@
 //! padding, per-dim stride and dilation, optional bias): `shaders/conv.wgsl`.
 //! All three ranks run the same kernels as 3-D with leading spatial dims of size 1.
 //!
-//! Backward: dx is `ConvBackwardInput` (a gather over the taps, i.e. a transposed convolution),
+//! Backward: dx is `ConvBackwardInput` (a gather over the taps, i.e. a transposed convolution;
+//! a GEMM, or for at most `FEW_CHANNELS` input channels a direct gather per input position),
 //! dw is `ConvBackwardWeight` (a reduction over batch and output positions, split over K with a
 //! deterministic second pass when the weight is small), dbias is `ConvBackwardBias`.
 
@@ -22,6 +23,15 @@ const TILE_K: usize = 16;
 const REDUCE_WORKGROUP: usize = 256;
 /// backward_weight splits K until about this many workgroups run...
 const TARGET_WORKGROUPS: usize = 32;
+/// dx of a convolution with at most this many input channels (an image's gradient) is gathered
+/// by backward_input_few_channels, one input position per invocation, instead of a GEMM that
+/// would fill at most this many of its 32 tile rows.
+pub const FEW_CHANNELS: usize = 4;
+/// Weights (vec4s over the input channels, one per output channel and tap) that
+/// backward_input_few_channels stages at once (STAGE in conv.wgsl).
+const FEW_CHANNELS_STAGE: usize = 1024;
+/// Invocations per workgroup of every conv kernel (WG in conv.wgsl).
+const WORKGROUP: usize = 64;
 /// ...as long as each slice of K keeps at least this many terms.
 const MIN_SPLIT_LEN: usize = 256;
 
@@ -147,7 +157,7 @@ struct Params {
     gemm_m: u32,
     gemm_n: u32,
     gemm_k: u32,
-    _pad: u32,
+    o_chunk: u32,
 }
 
 /// A convolution's sizes with every rank lifted to three spatial dims.
@@ -344,7 +354,7 @@ impl Geometry {
             gemm_m: u(m),
             gemm_n: u(n),
             gemm_k: u(k),
-            _pad: 0,
+            o_chunk: 0,
         }
     }
 }
@@ -469,6 +479,44 @@ impl ConvBackwardInput {
     }
 }
 
+impl ConvBackwardInput {
+    /// One invocation per input position (enumerated by stride phase, see conv.wgsl), all
+    /// channels at once, weights staged in chunks of output channels.
+    fn encode_few_channels(
+        &self,
+        ctx: &mut EncodeCtx<'_>,
+        inputs: &[&Tensor],
+        output: &Tensor,
+        geo: &Geometry,
+    ) -> Result<Vec<Dispatch>> {
+        let gemm = [geo.c, geo.n * geo.input_spatial(), geo.o * geo.taps()];
+        let mut params = geo.params(gemm, Tile::for_rows(gemm[0]), 1, gemm[2]);
+        params.o_chunk = (FEW_CHANNELS_STAGE / geo.taps()).min(geo.o) as u32;
+        // Per dim, the stride's phases times the positions of each phase, 4 along W per
+        // invocation.
+        let invocations: usize = geo.n
+            * (0..3)
+                .map(|d| {
+                    let per_phase = geo.input[d].div_ceil(geo.stride[d]);
+                    geo.stride[d]
+                        * if d == 2 {
+                            per_phase.div_ceil(4)
+                        } else {
+                            per_phase
+                        }
+                })
+                .product::<usize>();
+        Ok(vec![ctx.gpu.dispatch(
+            &SHADER,
+            "backward_input_few_channels",
+            bytes_of(&params),
+            &[&inputs[0].buffer, &inputs[1].buffer],
+            &[&output.buffer],
+            groups(invocations, WORKGROUP),
+        )?])
+    }
+}
+
 impl Op for ConvBackwardInput {
     fn name(&self) -> &'static str {
         "conv_backward_input"
@@ -487,6 +535,9 @@ impl Op for ConvBackwardInput {
     ) -> Result<Vec<Dispatch>> {
         let shapes: Vec<&Shape> = inputs.iter().map(|t| &t.shape).collect();
         let geo = self.geometry(&shapes)?;
+        if geo.c <= FEW_CHANNELS && geo.taps() <= FEW_CHANNELS_STAGE {
+            return self.encode_few_channels(ctx, inputs, output, &geo);
+        }
         let gemm = [geo.c, geo.n * geo.input_spatial(), geo.o * geo.taps()];
         let tile = Tile::for_rows(gemm[0]);
         let params = geo.params(gemm, tile, 1, gemm[2]);
