@@ -260,9 +260,14 @@ impl Op for Binary {
             b_strides: slots(b_strides),
             ..Default::default()
         };
+        let same_shape = inputs.iter().all(|t| t.shape == output.shape);
         Ok(vec![ctx.gpu.dispatch(
             &SHADER,
-            "binary",
+            if same_shape {
+                "binary_same_shape"
+            } else {
+                "binary"
+            },
             bytes_of(&params),
             &[&inputs[0].buffer, &inputs[1].buffer],
             &[&output.buffer],

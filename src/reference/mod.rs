@@ -7,6 +7,7 @@
 pub mod activation;
 pub mod concat;
 pub mod conv;
+pub mod elementwise;
 pub mod gram;
 pub mod loss;
 pub mod matmul;
