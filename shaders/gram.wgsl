@@ -4,15 +4,17 @@
 //   backward: dF[b] = (dG + dG^T) F * scale, output [N, C, HW]
 // Both are tiled matrix products written for this shape, not a transposed copy fed to a matmul.
 //
-// Tiling (both kernels): 128 invocations as an 8 x 16 grid (tx = lid % 8, ty = lid / 8) own a
-// 64 x 64 output tile; each invocation accumulates a 4 x 8 block (rows 4ty..4ty+3, columns
-// 8tx..8tx+7) in 8 vec4 registers. The reduction runs in steps of 16: both operand tiles (64 x 16
-// each, stored step-major as vec4s of 4 consecutive rows or columns: 2 x 4 KiB of workgroup
-// memory) are loaded cooperatively, 2 vec4s per invocation per operand, then each invocation
-// does 32 multiply-adds per 3 vec4 reads of workgroup memory. These sizes were the fastest of
-// those measured on lavapipe (4 x 4 and 8 x 8 blocks, 32 x 32 tiles, steps of 8 and 32 were
-// slower or no better), and they fit any device's 16 KiB of workgroup memory. Out-of-range rows
-// and columns load as 0 and are not written. Every output element is one invocation's
+// Tiling (both kernels): 64 invocations as an 8 x 8 grid (tx = lid % 8, ty = lid / 8) own a
+// 64 x 64 output tile; each invocation accumulates an 8 x 8 block (rows 8ty..8ty+7, columns
+// 8tx..8tx+7) in four named mat4x4 values (a private array indexed by a loop counter would live
+// in memory on lavapipe). The reduction runs in steps of 16: both operand tiles (64 x 16 each,
+// stored step-major as vec4s of 4 consecutive rows or columns: 2 x 4 KiB of workgroup memory)
+// are loaded cooperatively, 4 vec4s per invocation per operand, then each invocation does 64
+// multiply-adds per 4 vec4 reads of workgroup memory. On lavapipe every workgroup read is a
+// gather over the SIMD lanes, which bounds these kernels: the 8 x 8 block (4 reads per 64
+// multiply-adds) ran the style-transfer step's Gram matrices, and gram/c256_hw4096, 1.2x faster than a 4 x 8
+// block (3 reads per 32). The tiles fit any device's 16 KiB of workgroup memory. Out-of-range
+// rows and columns load as 0 and are not written. Every output element is one invocation's
 // sequential sum in a fixed order: deterministic.
 //
 // forward: G is symmetric, so only tiles (ti, tj) with ti <= tj are computed (flat workgroup
@@ -52,22 +54,40 @@ const TILE: u32 = 64u;
 const QUADS: u32 = 16u; // TILE / 4
 const STEP: u32 = 16u;
 const WX: u32 = 8u;
-const WG: u32 = 128u;
+const WG: u32 = 64u;
 
 // [k][quad]: element k * 16 + q holds rows (or columns) 4q..4q+3 of the tile at reduction step k.
 var<workgroup> lhs: array<vec4<f32>, 256>;
 var<workgroup> rhs: array<vec4<f32>, 256>;
 
-// The 4 x 8 block product of one reduction step: rows a (4 of them), columns b0, b1 (8).
-fn accumulate(acc: ptr<function, array<vec4<f32>, 8>>, a: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>) {
-    (*acc)[0] += a.x * b0;
-    (*acc)[1] += a.x * b1;
-    (*acc)[2] += a.y * b0;
-    (*acc)[3] += a.y * b1;
-    (*acc)[4] += a.z * b0;
-    (*acc)[5] += a.z * b1;
-    (*acc)[6] += a.w * b0;
-    (*acc)[7] += a.w * b1;
+// An 8 x 8 block of accumulators: row i of a quarter is accumulator row i (4 columns).
+struct Block {
+    top_left: mat4x4<f32>,
+    top_right: mat4x4<f32>,
+    bottom_left: mat4x4<f32>,
+    bottom_right: mat4x4<f32>,
+}
+
+// acc + outer(a, b): acc[i] += a[i] * b.
+fn fma_outer(acc: mat4x4<f32>, a: vec4<f32>, b: vec4<f32>) -> mat4x4<f32> {
+    return mat4x4(fma(vec4(a.x), b, acc[0]), fma(vec4(a.y), b, acc[1]),
+                  fma(vec4(a.z), b, acc[2]), fma(vec4(a.w), b, acc[3]));
+}
+
+// acc[i][j] += sum over the 16 staged steps of lhs[step][8 ty + i] * rhs[step][8 tx + j].
+fn multiply_step(acc: Block, tx: u32, ty: u32) -> Block {
+    var r = acc;
+    for (var k = 0u; k < STEP; k++) {
+        let a0 = lhs[k * QUADS + 2u * ty];
+        let a1 = lhs[k * QUADS + 2u * ty + 1u];
+        let b0 = rhs[k * QUADS + 2u * tx];
+        let b1 = rhs[k * QUADS + 2u * tx + 1u];
+        r.top_left = fma_outer(r.top_left, a0, b0);
+        r.top_right = fma_outer(r.top_right, a0, b1);
+        r.bottom_left = fma_outer(r.bottom_left, a1, b0);
+        r.bottom_right = fma_outer(r.bottom_right, a1, b1);
+    }
+    return r;
 }
 
 // F[b, row, k], 0 outside the matrix.
@@ -114,10 +134,7 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     let tx = lid % WX;
     let ty = lid / WX;
 
-    var acc: array<vec4<f32>, 8>;
-    for (var r = 0u; r < 8u; r++) {
-        acc[r] = vec4<f32>(0.0);
-    }
+    var acc: Block;
     for (var k0 = k_begin; k0 < k_end; k0 += STEP) {
         // Slot e of a tile: step e % 16 of rows 4 * (e / 16)..+3 (consecutive invocations read
         // consecutive columns of F).
@@ -129,21 +146,23 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
             rhs[k * QUADS + quad] = feature_rows(base, j0 + quad * 4u, k0 + k);
         }
         workgroupBarrier();
-        for (var k = 0u; k < STEP; k++) {
-            accumulate(&acc, lhs[k * QUADS + ty], rhs[k * QUADS + 2u * tx],
-                       rhs[k * QUADS + 2u * tx + 1u]);
-        }
+        acc = multiply_step(acc, tx, ty);
         workgroupBarrier();
     }
 
     // Constant indices into acc only: a dynamic index would force it out of registers.
     let out = slice * p.c * p.c;
     let mirror = ti != tj;
+    let i = i0 + ty * 8u;
     let j = j0 + tx * 8u;
-    store_gram_row(out, i0 + ty * 4u, j, acc[0], acc[1], mirror);
-    store_gram_row(out, i0 + ty * 4u + 1u, j, acc[2], acc[3], mirror);
-    store_gram_row(out, i0 + ty * 4u + 2u, j, acc[4], acc[5], mirror);
-    store_gram_row(out, i0 + ty * 4u + 3u, j, acc[6], acc[7], mirror);
+    store_gram_row(out, i, j, acc.top_left[0], acc.top_right[0], mirror);
+    store_gram_row(out, i + 1u, j, acc.top_left[1], acc.top_right[1], mirror);
+    store_gram_row(out, i + 2u, j, acc.top_left[2], acc.top_right[2], mirror);
+    store_gram_row(out, i + 3u, j, acc.top_left[3], acc.top_right[3], mirror);
+    store_gram_row(out, i + 4u, j, acc.bottom_left[0], acc.bottom_right[0], mirror);
+    store_gram_row(out, i + 5u, j, acc.bottom_left[1], acc.bottom_right[1], mirror);
+    store_gram_row(out, i + 6u, j, acc.bottom_left[2], acc.bottom_right[2], mirror);
+    store_gram_row(out, i + 7u, j, acc.bottom_left[3], acc.bottom_right[3], mirror);
 }
 
 // G[b, i, j..j+7] = (lo, hi) * scale, and the transposed column when `mirror`.
@@ -203,10 +222,7 @@ fn backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     let tx = lid % WX;
     let ty = lid / WX;
 
-    var acc: array<vec4<f32>, 8>;
-    for (var r = 0u; r < 8u; r++) {
-        acc[r] = vec4<f32>(0.0);
-    }
+    var acc: Block;
     for (var j0 = 0u; j0 < p.c; j0 += STEP) {
         for (var slot = 0u; slot < STEP * QUADS / WG; slot++) {
             let e = lid + slot * WG;
@@ -224,18 +240,20 @@ fn backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
                                feature(f_base, row, k + 2u), feature(f_base, row, k + 3u));
         }
         workgroupBarrier();
-        for (var jj = 0u; jj < STEP; jj++) {
-            accumulate(&acc, lhs[jj * QUADS + ty], rhs[jj * QUADS + 2u * tx],
-                       rhs[jj * QUADS + 2u * tx + 1u]);
-        }
+        acc = multiply_step(acc, tx, ty);
         workgroupBarrier();
     }
 
+    let i = i0 + ty * 8u;
     let k = k0 + tx * 8u;
-    store_grad_row(f_base, i0 + ty * 4u, k, acc[0], acc[1]);
-    store_grad_row(f_base, i0 + ty * 4u + 1u, k, acc[2], acc[3]);
-    store_grad_row(f_base, i0 + ty * 4u + 2u, k, acc[4], acc[5]);
-    store_grad_row(f_base, i0 + ty * 4u + 3u, k, acc[6], acc[7]);
+    store_grad_row(f_base, i, k, acc.top_left[0], acc.top_right[0]);
+    store_grad_row(f_base, i + 1u, k, acc.top_left[1], acc.top_right[1]);
+    store_grad_row(f_base, i + 2u, k, acc.top_left[2], acc.top_right[2]);
+    store_grad_row(f_base, i + 3u, k, acc.top_left[3], acc.top_right[3]);
+    store_grad_row(f_base, i + 4u, k, acc.bottom_left[0], acc.bottom_right[0]);
+    store_grad_row(f_base, i + 5u, k, acc.bottom_left[1], acc.bottom_right[1]);
+    store_grad_row(f_base, i + 6u, k, acc.bottom_left[2], acc.bottom_right[2]);
+    store_grad_row(f_base, i + 7u, k, acc.bottom_left[3], acc.bottom_right[3]);
 }
 
 // dF[b, i, k..k+7] = (lo, hi) * scale.
