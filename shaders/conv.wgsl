@@ -15,10 +15,11 @@
 //                    split into `splits` slices of K when M * N is small; slice s writes its own
 //                    partial sums and `weight_reduce` adds the slices in order (deterministic).
 //
-// Tiling: a workgroup of 64 invocations owns a BM x BN tile of `out` (64 x 64, or 32 x 128 when
-// M is small, chosen by the host through override constants) and walks K in slices of BK = 16,
-// staging the A slice (16 x BM) and the B slice (16 x BN) in workgroup memory, k-major, as vec4s
-// (16 * (BM + BN) * 4 B = 8 or 10 KiB, under WebGPU's 16 KiB). Each invocation accumulates an
+// Tiling: a workgroup of 64 invocations owns a BM x BN tile of `out` (64 x 64, or 32 x 128 or
+// 16 x 256 when M is small, chosen by the host through override constants) and walks K in slices
+// of BK = 16, staging the A slice (16 x BM) and the B slice (16 x BN) in workgroup memory,
+// k-major, as vec4s (16 * (BM + BN) * 4 B = 8, 10 or 17 KiB; the host picks 16 x 256 only where
+// the device allows more than WebGPU's 16 KiB). Each invocation accumulates an
 // 8 x 8 block of `out` in registers, reading 4 vec4s of workgroup memory per 64 multiply-adds.
 // The block is four mat4x4 values, never an array indexed by a loop counter: on CPU drivers such
 // as lavapipe a dynamically indexed private array lives in memory, which cost more than all the
@@ -88,7 +89,7 @@ struct Params {
 // bias_grad: dy (as above), db
 @group(0) @binding(2) var<storage, read_write> db: array<f32>;
 
-override BM: u32 = 64u;  // tile rows (GEMM M): 32, 64 or 128, with BM * BN = 64 * 64
+override BM: u32 = 64u;  // tile rows (GEMM M): 16, 32 or 64, with BM * BN = 64 * 64
 override BN: u32 = 64u;  // tile columns (GEMM N)
 const BK: u32 = 16u;     // reduction rows per slice
 const WG: u32 = 64u;     // (BM / 8) x (BN / 8) invocations

@@ -12,10 +12,10 @@
 // are loaded cooperatively, 4 vec4s per invocation per operand, then each invocation does 64
 // multiply-adds per 4 vec4 reads of workgroup memory. On lavapipe every workgroup read is a
 // gather over the SIMD lanes, which bounds these kernels: the 8 x 8 block (4 reads per 64
-// multiply-adds) ran the style-transfer step's Gram matrices, and gram/c256_hw4096, 1.2x faster than a 4 x 8
-// block (3 reads per 32). The tiles fit any device's 16 KiB of workgroup memory. Out-of-range
-// rows and columns load as 0 and are not written. Every output element is one invocation's
-// sequential sum in a fixed order: deterministic.
+// multiply-adds) ran the style-transfer step's Gram matrices, and gram/c256_hw4096, 1.2x
+// faster than a 4 x 8 block (3 reads per 32). The tiles fit any device's 16 KiB of workgroup
+// memory. Out-of-range rows and columns load as 0 and are not written. Every output element is
+// one invocation's sequential sum in a fixed order: deterministic.
 //
 // forward: G is symmetric, so only tiles (ti, tj) with ti <= tj are computed (flat workgroup
 // index = (split * N + b) * pairs + upper-triangular pair index) and an off-diagonal tile is also

@@ -90,9 +90,10 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-/// Shapes that span several workgroup tiles in every GEMM dimension, with remainders, in both
-/// tile shapes (32 x 128 for at most 32 GEMM rows, 64 x 64 above), and a weight gradient whose
-/// reduction is split over workgroups (the two-pass path).
+/// Shapes that span several workgroup tiles in every GEMM dimension, with remainders, in every
+/// tile shape (16 x 256 for at most 16 GEMM rows where the device has the workgroup memory,
+/// 32 x 128 for at most 32, 64 x 64 above), and a weight gradient whose reduction is split over
+/// workgroups (the two-pass path).
 fn large_cases() -> Vec<Case> {
     vec![
         case(
@@ -107,6 +108,13 @@ fn large_cases() -> Vec<Case> {
             &[2, 40, 7, 7],
             &[70, 40, 3, 3],
             ConvParams::new(2).padding(1),
+            true,
+        ),
+        case(
+            "2d 17 to 32 GEMM rows in every pass, stride 2",
+            &[2, 20, 19, 21],
+            &[24, 20, 3, 3],
+            ConvParams::new(2).stride(2).padding(1),
             true,
         ),
         case(
@@ -473,7 +481,7 @@ fn graph_gradients_match_reference() {
     let all = cases();
     let mut picked: Vec<&Case> = all.iter().collect();
     let large = large_cases();
-    picked.push(&large[2]);
+    picked.push(&large[3]);
     for (i, c) in picked.into_iter().enumerate() {
         check_graph_vjp(c, 600 + i as u64);
     }
