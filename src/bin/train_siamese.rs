@@ -97,9 +97,10 @@ struct TrainArgs {
     /// L2 weight decay.
     #[arg(long, default_value_t = TrainConfig::default().weight_decay)]
     weight_decay: f32,
-    /// Augmentation: `none` or a list of flip, shift, brightness. Each image gets a fixed set of
-    /// variants (see --augment-copies) whose trunk features are computed once; flips are
-    /// built into the mirror-symmetric network and need no variants.
+    /// Augmentation: `none` or a list of flip, shift, zoom, brightness, gamma, blur (a camera
+    /// of lower resolution), light (uneven lighting), noise (sensor noise). Each image gets a
+    /// fixed set of variants (see --augment-copies) whose trunk features are computed once;
+    /// flips are built into the mirror-symmetric network and need no variants.
     #[arg(long, default_value_t = TrainConfig::default().augment.list())]
     augment: String,
     /// Random variants per training image (shifted, brightness changed) besides the image

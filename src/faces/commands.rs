@@ -153,7 +153,7 @@ pub fn train(gpu: &Gpu, request: &TrainRequest, progress: &mut dyn Progress) -> 
             flip: false,
             ..config.augment
         };
-        if !config.augment.shift && !config.augment.brightness {
+        if !config.augment.random() {
             config.augment.copies = 0;
         }
     }

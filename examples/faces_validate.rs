@@ -1,0 +1,609 @@
+//! Validation of face-descriptor designs on the training identities only (see docs/faces.md).
+//!
+//! `faces_validate features --data DIR --holdout K --kinds KIND,... --out FEATURES` reads only
+//! the identities that `train_siamese train --holdout-identities K` trains on (the last K are
+//! never opened), runs the frozen SqueezeNet (184x224, image and mirror image) on each variant
+//! kind of each image, and stores fire5-fire9 average-pooled to several grids.
+//!
+//! `faces_validate dump --data DIR --out PNG` draws a few images with their `mild`, `pert`,
+//! `full1` and `cam` variants.
+//!
+//! Variant kinds (`--kinds`, comma-separated): `orig`; `augN`, `extN`, `fullN`: variant N of the
+//! training augmentation `shift,brightness`, `shift,zoom,brightness,gamma` and all of
+//! `shift,zoom,brightness,gamma,blur,light,noise`; `pert` and `mild` (half as strong): the
+//! perturbation below; `cam`: a family training never draws (a low-resolution camera,
+//! sharpening, vignetting).
+//!
+//! `faces_validate eval --features FEATURES[,FEATURES...] [key=value...]` then scores a design on many random
+//! splits of those identities into `train` training and the rest validation identities: the
+//! whitening is computed from the split's training identities alone (original images plus the
+//! augmentation variants asked for); the validation identities are embedded and scored by
+//! one-shot identification and EER on each probe kind. Keys: `levels=fire5:4x3,fire7:1x1`,
+//! `variants=orig,aug1` (the training variants), `probes=orig,pert`, `dim=128`,
+//! `shrink=0.25`, `sqrt=0|1` (signed square root of pooled cells before the L2 norm),
+//! `splits=20`, `train=20`, `mirror=1`.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::time::Instant;
+
+use wgnn::faces::augment::Augment;
+use wgnn::faces::commands::preprocess_of;
+use wgnn::faces::dataset::ImageFolder;
+use wgnn::faces::embed::{trunk_weights, TrunkRunner};
+use wgnn::faces::metrics;
+use wgnn::faces::network::{grid_pooling, HeadSpec, Level, NetworkSpec, TrunkSpec};
+use wgnn::faces::whitening::learned_whitening;
+use wgnn::rng::Rng;
+use wgnn::{Error, Gpu, Result};
+
+const LAYERS: [&str; 5] = ["fire5", "fire6", "fire7", "fire8", "fire9"];
+
+fn grids(layer: &str) -> Vec<[usize; 2]> {
+    if layer == "fire5" {
+        vec![[1, 1], [2, 2], [3, 3], [4, 3], [5, 4], [6, 4]]
+    } else {
+        vec![[1, 1], [2, 2], [3, 3], [4, 3]]
+    }
+}
+
+fn spec() -> NetworkSpec {
+    NetworkSpec {
+        trunk: TrunkSpec {
+            width: 184,
+            height: 224,
+        },
+        head: HeadSpec {
+            levels: LAYERS
+                .iter()
+                .map(|l| Level {
+                    layer: l.to_string(),
+                    grids: vec![[1, 1]],
+                })
+                .collect(),
+            embedding_dim: 128,
+        },
+        mirror: true,
+    }
+}
+
+/// Where each (layer, grid) block lies inside one pass's stored values: offset, length.
+fn layout(spec: &NetworkSpec) -> Result<(BTreeMap<(String, [usize; 2]), (usize, usize)>, usize)> {
+    let maps = spec.layer_maps()?;
+    let mut at = BTreeMap::new();
+    let mut offset = 0;
+    for (layer, [c, _, _]) in LAYERS.iter().zip(maps) {
+        for grid in grids(layer) {
+            let len = c * grid[0] * grid[1];
+            at.insert((layer.to_string(), grid), (offset, len));
+            offset += len;
+        }
+    }
+    Ok((at, offset))
+}
+
+/// Average pooling of `[c, h, w]` over `grid_pooling` windows, channel-major like the network.
+fn pool(map: &[f32], [c, h, w]: [usize; 3], grid: [usize; 2], out: &mut Vec<f32>) {
+    let p = grid_pooling([h, w], grid);
+    let (kh, kw) = (p.kernel[0], p.kernel[1]);
+    let (sh, sw) = (p.stride[0], p.stride[1]);
+    for ch in 0..c {
+        let plane = &map[ch * h * w..][..h * w];
+        for r in 0..grid[0] {
+            for q in 0..grid[1] {
+                let mut s = 0f32;
+                for y in r * sh..r * sh + kh {
+                    for x in q * sw..q * sw + kw {
+                        s += plane[y * w + x];
+                    }
+                }
+                out.push(s / (kh * kw) as f32);
+            }
+        }
+    }
+}
+
+/// Another camera and lighting: zoom 0.88-1.12 and shift up to 8 %, gamma 0.6-1.6, a linear
+/// lighting gradient across the face (gain 1 -+ 0.35 at the edges, any direction), a blur (a
+/// camera of half the resolution) half of the time, Gaussian noise up to 0.03.
+/// `mild` halves every range (and blurs a quarter of the time).
+fn perturb(image: &[f32], width: usize, height: usize, index: usize, mild: bool) -> Vec<f32> {
+    let mut rng = Rng::new(0xFACE_0FF5 ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let k = if mild { 0.5 } else { 1.0 };
+    let zoom = 1.0 + k * rng.range(-0.12, 0.12);
+    let dx = k * rng.range(-0.08, 0.08) * width as f64;
+    let dy = k * rng.range(-0.08, 0.08) * height as f64;
+    let gamma = (1.0 + k * rng.range(-0.4, 0.6)) as f32;
+    let angle = rng.range(0.0, std::f64::consts::TAU);
+    let slope = k * rng.range(0.0, 0.35);
+    let blur = rng.uniform() < 0.5 * k;
+    let noise = k * rng.range(0.0, 0.03);
+    let (cx, cy) = (width as f64 / 2.0, height as f64 / 2.0);
+    let mut out = vec![0f32; image.len()];
+    for c in 0..3 {
+        let plane = &image[c * width * height..][..width * height];
+        let at = |x: isize, y: isize| {
+            plane[y.clamp(0, height as isize - 1) as usize * width
+                + x.clamp(0, width as isize - 1) as usize]
+        };
+        for y in 0..height {
+            for x in 0..width {
+                let sx = (x as f64 - cx - dx) / zoom + cx;
+                let sy = (y as f64 - cy - dy) / zoom + cy;
+                let (x0, y0) = (sx.floor(), sy.floor());
+                let (fx, fy) = ((sx - x0) as f32, (sy - y0) as f32);
+                let (x0, y0) = (x0 as isize, y0 as isize);
+                let v = (1.0 - fy) * ((1.0 - fx) * at(x0, y0) + fx * at(x0 + 1, y0))
+                    + fy * ((1.0 - fx) * at(x0, y0 + 1) + fx * at(x0 + 1, y0 + 1));
+                out[c * width * height + y * width + x] = v;
+            }
+        }
+    }
+    if blur {
+        let src = out.clone();
+        for c in 0..3 {
+            for y in 0..height {
+                for x in 0..width {
+                    let mut s = 0.0;
+                    for (oy, ox) in [(0, 0), (0, 1), (1, 0), (1, 1), (-1, 0), (0, -1)] {
+                        let yy = (y as isize + oy).clamp(0, height as isize - 1) as usize;
+                        let xx = (x as isize + ox).clamp(0, width as isize - 1) as usize;
+                        s += src[c * width * height + yy * width + xx];
+                    }
+                    out[c * width * height + y * width + x] = s / 6.0;
+                }
+            }
+        }
+    }
+    let (ux, uy) = (angle.cos(), angle.sin());
+    let mut noise_rng = Rng::new(index as u64 ^ 0xA11CE);
+    let noise_plane: Vec<f32> = (0..width * height)
+        .map(|_| (noise_rng.normal() * noise) as f32)
+        .collect();
+    for c in 0..3 {
+        for y in 0..height {
+            for x in 0..width {
+                let t = ((x as f64 / width as f64 - 0.5) * ux
+                    + (y as f64 / height as f64 - 0.5) * uy)
+                    * 2.0;
+                let gain = (1.0 + slope * t) as f32;
+                let v = &mut out[c * width * height + y * width + x];
+                *v = ((v.clamp(0.0, 1.0).powf(gamma)) * gain + noise_plane[y * width + x])
+                    .clamp(0.0, 1.0);
+            }
+        }
+    }
+    out
+}
+
+/// A family of changes that training never draws: a camera of 1/2 to 1/3 of the resolution
+/// (box-averaged, then bilinear back), its sharpening (unsharp mask, amount 0.5-1.5), and
+/// vignetting (the corners 0-30 % darker).
+fn camera(image: &[f32], width: usize, height: usize, index: usize) -> Vec<f32> {
+    let mut rng = Rng::new(0xCA3E_7A ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let factor = rng.range(2.0, 3.0);
+    let amount = rng.range(0.5, 1.5) as f32;
+    let vignette = rng.range(0.0, 0.3);
+    let (sw, sh) = (
+        (width as f64 / factor).round() as usize,
+        (height as f64 / factor).round() as usize,
+    );
+    let mut out = vec![0f32; image.len()];
+    for c in 0..3 {
+        let plane = &image[c * width * height..][..width * height];
+        // Box average down.
+        let mut small = vec![0f32; sw * sh];
+        for y in 0..sh {
+            for x in 0..sw {
+                let (y0, y1) = (
+                    y * height / sh,
+                    ((y + 1) * height / sh).max(y * height / sh + 1),
+                );
+                let (x0, x1) = (
+                    x * width / sw,
+                    ((x + 1) * width / sw).max(x * width / sw + 1),
+                );
+                let mut s = 0.0;
+                for yy in y0..y1 {
+                    for xx in x0..x1 {
+                        s += plane[yy * width + xx];
+                    }
+                }
+                small[y * sw + x] = s / ((y1 - y0) * (x1 - x0)) as f32;
+            }
+        }
+        let at = |x: isize, y: isize| {
+            small[y.clamp(0, sh as isize - 1) as usize * sw + x.clamp(0, sw as isize - 1) as usize]
+        };
+        let mut up = vec![0f32; width * height];
+        for y in 0..height {
+            for x in 0..width {
+                let sx = (x as f64 + 0.5) * sw as f64 / width as f64 - 0.5;
+                let sy = (y as f64 + 0.5) * sh as f64 / height as f64 - 0.5;
+                let (x0, y0) = (sx.floor(), sy.floor());
+                let (fx, fy) = ((sx - x0) as f32, (sy - y0) as f32);
+                let (x0, y0) = (x0 as isize, y0 as isize);
+                up[y * width + x] = (1.0 - fy) * ((1.0 - fx) * at(x0, y0) + fx * at(x0 + 1, y0))
+                    + fy * ((1.0 - fx) * at(x0, y0 + 1) + fx * at(x0 + 1, y0 + 1));
+            }
+        }
+        // Unsharp mask with a 3x3 box.
+        for y in 0..height {
+            for x in 0..width {
+                let mut s = 0.0;
+                for oy in -1isize..=1 {
+                    for ox in -1isize..=1 {
+                        let yy = (y as isize + oy).clamp(0, height as isize - 1) as usize;
+                        let xx = (x as isize + ox).clamp(0, width as isize - 1) as usize;
+                        s += up[yy * width + xx];
+                    }
+                }
+                let v = up[y * width + x];
+                let sharp = v + amount * (v - s / 9.0);
+                let r2 = ((x as f64 / width as f64 - 0.5).powi(2)
+                    + (y as f64 / height as f64 - 0.5).powi(2))
+                    / 0.5;
+                out[c * width * height + y * width + x] =
+                    (sharp * (1.0 - vignette * r2) as f32).clamp(0.0, 1.0);
+            }
+        }
+    }
+    out
+}
+
+fn features(args: &BTreeMap<String, String>) -> Result<()> {
+    let data = &args["data"];
+    let holdout: usize = args["holdout"].parse().unwrap();
+    let out = &args["out"];
+    let folder = ImageFolder::open(data)?;
+    let (training, _) = folder.split_holdout(holdout)?;
+    let spec = spec();
+    let preprocess = preprocess_of(&spec);
+    let images = training.load(preprocess)?;
+    let gpu = Gpu::new()?;
+    let weights = trunk_weights(&gpu)?;
+    let mut runner = TrunkRunner::new(&gpu, &spec, &weights)?;
+    let maps = spec.layer_maps()?;
+    let pass_len = spec.pass_len()?;
+    let (_, stored) = layout(&spec)?;
+    let augment = Augment::parse("shift,brightness", 3)?;
+    let extended = Augment::parse("shift,zoom,brightness,gamma", 3)?;
+    let full = Augment::parse("shift,zoom,brightness,gamma,blur,light,noise", 3)?;
+    let (w, h) = (spec.trunk.width, spec.trunk.height);
+    let n = images.len();
+    let kinds: Vec<String> = args["kinds"].split(',').map(str::to_string).collect();
+    let mut values = Vec::with_capacity(kinds.len() * n * 2 * stored);
+    for kind in &kinds {
+        let started = Instant::now();
+        let mut inputs = Vec::with_capacity(images.data.len());
+        for i in 0..n {
+            let image = images.image(i);
+            let number = |prefix: &str| kind.strip_prefix(prefix).map(|v| v.parse().unwrap());
+            inputs.extend(match kind.as_str() {
+                "orig" => image.to_vec(),
+                "pert" => perturb(image, w, h, i, false),
+                "mild" => perturb(image, w, h, i, true),
+                "cam" => camera(image, w, h, i),
+                _ => match (number("aug"), number("ext"), number("full")) {
+                    (Some(v), _, _) => augment.variant(image, w, h, v, i, 1),
+                    (_, Some(v), _) => extended.variant(image, w, h, v, i, 1),
+                    (_, _, Some(v)) => full.variant(image, w, h, v, i, 1),
+                    _ => panic!("unknown variant kind {kind}"),
+                },
+            });
+        }
+        let trunk = runner.run(&gpu, &inputs, &mut |_| {})?;
+        for per_image in trunk.chunks_exact(2 * pass_len) {
+            for pass in per_image.chunks_exact(pass_len) {
+                let mut offset = 0;
+                for (layer, dims) in LAYERS.iter().zip(&maps) {
+                    let len: usize = dims.iter().product();
+                    for grid in grids(layer) {
+                        pool(&pass[offset..offset + len], *dims, grid, &mut values);
+                    }
+                    offset += len;
+                }
+            }
+        }
+        eprintln!("variant {kind}: {:.1} s", started.elapsed().as_secs_f64());
+    }
+    let header = serde_json::json!({
+        "images": n,
+        "labels": images.labels,
+        "identities": training.identities.iter().map(|i| i.name.clone()).collect::<Vec<_>>(),
+        "stored": stored,
+        "kinds": kinds,
+    })
+    .to_string();
+    let mut file = std::fs::File::create(out).map_err(|e| Error::file(out, e))?;
+    file.write_all(&(header.len() as u64).to_le_bytes())
+        .unwrap();
+    file.write_all(header.as_bytes()).unwrap();
+    file.write_all(bytemuck::cast_slice(&values)).unwrap();
+    Ok(())
+}
+
+/// Writes a strip of images (the image, mild, pert, ext1, ext2) for a few images to a PNG.
+fn dump(args: &BTreeMap<String, String>) -> Result<()> {
+    let folder = ImageFolder::open(&args["data"])?;
+    let (training, _) = folder.split_holdout(10)?;
+    let spec = spec();
+    let images = training.load(preprocess_of(&spec))?;
+    let (w, h) = (spec.trunk.width, spec.trunk.height);
+    let full = Augment::parse("shift,zoom,brightness,gamma,blur,light,noise", 3)?;
+    let picks = [0usize, 13, 57, 101, 222];
+    let cols = 5;
+    let mut canvas = vec![0f32; 3 * picks.len() * h * cols * w];
+    let (cw, ch) = (cols * w, picks.len() * h);
+    for (r, &i) in picks.iter().enumerate() {
+        let image = images.image(i);
+        let views = [
+            image.to_vec(),
+            perturb(image, w, h, i, true),
+            perturb(image, w, h, i, false),
+            full.variant(image, w, h, 1, i, 1),
+            camera(image, w, h, i),
+        ];
+        for (c, view) in views.iter().enumerate() {
+            for k in 0..3 {
+                for y in 0..h {
+                    for x in 0..w {
+                        canvas[k * cw * ch + (r * h + y) * cw + c * w + x] =
+                            view[k * w * h + y * w + x];
+                    }
+                }
+            }
+        }
+    }
+    let image = wgnn::imaging::RgbImage::new(cw, ch, canvas)?;
+    wgnn::imaging::io::save(&image, &args["out"])
+}
+
+struct Cache {
+    n: usize,
+    labels: Vec<u32>,
+    stored: usize,
+    kinds: Vec<String>,
+    values: Vec<f32>,
+}
+
+impl Cache {
+    /// Several files of the same images, their variants in file order.
+    fn load_all(paths: &str) -> Cache {
+        let mut all: Option<Cache> = None;
+        for path in paths.split(',') {
+            let c = Cache::load(path);
+            match &mut all {
+                None => all = Some(c),
+                Some(a) => {
+                    assert_eq!(a.labels, c.labels);
+                    a.kinds.extend(c.kinds);
+                    a.values.extend(c.values);
+                }
+            }
+        }
+        all.unwrap()
+    }
+
+    fn variant(&self, kind: &str) -> usize {
+        self.kinds
+            .iter()
+            .position(|k| k == kind)
+            .unwrap_or_else(|| panic!("no variant {kind} in {:?}", self.kinds))
+    }
+
+    fn load(path: &str) -> Cache {
+        let mut file = std::fs::File::open(path).unwrap();
+        let mut len = [0u8; 8];
+        file.read_exact(&mut len).unwrap();
+        let mut header = vec![0u8; u64::from_le_bytes(len) as usize];
+        file.read_exact(&mut header).unwrap();
+        let header: serde_json::Value = serde_json::from_slice(&header).unwrap();
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).unwrap();
+        let values = bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        Cache {
+            n: header["images"].as_u64().unwrap() as usize,
+            labels: header["labels"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap() as u32)
+                .collect(),
+            stored: header["stored"].as_u64().unwrap() as usize,
+            kinds: match header["kinds"].as_array() {
+                Some(kinds) => kinds
+                    .iter()
+                    .map(|k| k.as_str().unwrap().to_string())
+                    .collect(),
+                None => ["orig", "aug1", "aug2", "pert"].map(String::from).to_vec(),
+            },
+            values,
+        }
+    }
+
+    fn pass(&self, variant: usize, image: usize, pass: usize) -> &[f32] {
+        &self.values[((variant * self.n + image) * 2 + pass) * self.stored..][..self.stored]
+    }
+}
+
+struct Design {
+    blocks: Vec<(usize, usize)>,
+    sqrt: bool,
+    mirror: bool,
+}
+
+impl Design {
+    fn descriptor(&self, cache: &Cache, variant: usize, image: usize) -> Vec<f32> {
+        let d: usize = self.blocks.iter().map(|b| b.1).sum();
+        let mut sum = vec![0f32; d];
+        for pass in 0..1 + self.mirror as usize {
+            let values = cache.pass(variant, image, pass);
+            let mut at = 0;
+            for &(offset, len) in &self.blocks {
+                let mut part: Vec<f32> = values[offset..offset + len].to_vec();
+                if self.sqrt {
+                    part.iter_mut()
+                        .for_each(|x| *x = x.signum() * x.abs().sqrt());
+                }
+                let norm = part.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+                for (s, x) in sum[at..at + len].iter_mut().zip(&part) {
+                    *s += x / norm;
+                }
+                at += len;
+            }
+        }
+        sum
+    }
+}
+
+fn project(map: &wgnn::faces::whitening::LinearMap, x: &[f32]) -> Vec<f32> {
+    let mut y: Vec<f32> = (0..map.rows)
+        .map(|r| {
+            map.weight[r * map.cols..][..map.cols]
+                .iter()
+                .zip(x)
+                .map(|(w, v)| (*w as f64) * (*v as f64))
+                .sum::<f64>() as f32
+                + map.bias[r]
+        })
+        .collect();
+    let norm = y.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+    y.iter_mut().for_each(|v| *v /= norm);
+    y
+}
+
+fn eval(args: &BTreeMap<String, String>) -> Result<()> {
+    let get = |k: &str, d: &str| args.get(k).cloned().unwrap_or_else(|| d.to_string());
+    let cache = Cache::load_all(&args["features"]);
+    let spec = spec();
+    let (layout, _) = layout(&spec)?;
+    let mut blocks = Vec::new();
+    for text in get("levels", "fire5:4x3,fire7:1x1").split(',') {
+        let level = Level::parse(text)?;
+        for grid in level.grids {
+            blocks.push(layout[&(level.layer.clone(), grid)]);
+        }
+    }
+    let design = Design {
+        blocks,
+        sqrt: get("sqrt", "0") == "1",
+        mirror: get("mirror", "1") == "1",
+    };
+    let variants: Vec<usize> = get("variants", "orig,aug1")
+        .split(',')
+        .map(|v| cache.variant(v))
+        .collect();
+    let probes: Vec<usize> = get("probes", "orig,pert")
+        .split(',')
+        .map(|v| cache.variant(v))
+        .collect();
+    let dim: usize = get("dim", "128").parse().unwrap();
+    let shrink: f64 = get("shrink", "0.25").parse().unwrap();
+    let splits: usize = get("splits", "20").parse().unwrap();
+    let n_train: usize = get("train", "20").parse().unwrap();
+    let d: usize = design.blocks.iter().map(|b| b.1).sum();
+    let identities = *cache.labels.iter().max().unwrap() as usize + 1;
+    let descriptors: Vec<Vec<Vec<f32>>> = (0..cache.kinds.len())
+        .map(|v| {
+            (0..cache.n)
+                .map(|i| design.descriptor(&cache, v, i))
+                .collect()
+        })
+        .collect();
+    let mut results = Vec::new();
+    for split in 0..splits {
+        let mut order: Vec<u32> = (0..identities as u32).collect();
+        Rng::new(1000 + split as u64).shuffle(&mut order);
+        let train_ids = &order[..n_train];
+        let is_train = |label: u32| train_ids.contains(&label);
+        let mut x = Vec::new();
+        let mut y = Vec::new();
+        for &v in &variants {
+            for i in 0..cache.n {
+                if is_train(cache.labels[i]) {
+                    x.extend_from_slice(&descriptors[v][i]);
+                    y.push(cache.labels[i]);
+                }
+            }
+        }
+        let map = learned_whitening(&x, d, &y, dim, shrink)?;
+        let mut scores = Vec::new();
+        for &v in &probes {
+            let mut e = Vec::new();
+            let mut l = Vec::new();
+            for i in 0..cache.n {
+                if !is_train(cache.labels[i]) {
+                    e.extend(project(&map, &descriptors[v][i]));
+                    l.push(cache.labels[i]);
+                }
+            }
+            let m = metrics::evaluate(&e, map.rows, &l)?;
+            scores.push(m.one_shot_accuracy);
+            scores.push(m.eer);
+        }
+        results.push(scores);
+    }
+    let column = |k: usize| results.iter().map(|r| r[k]).collect::<Vec<f64>>();
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let min = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
+    let q10 = |v: &[f64], low: bool| {
+        let mut s = v.to_vec();
+        s.sort_by(f64::total_cmp);
+        if low {
+            s[s.len() / 10]
+        } else {
+            s[s.len() - 1 - s.len() / 10]
+        }
+    };
+    let rest: Vec<String> = args
+        .iter()
+        .filter(|(k, _)| *k != "features")
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let mut line = format!("{:<50}", rest.join(" "));
+    for (p, kind) in probes.iter().enumerate() {
+        let (o, e) = (column(2 * p), column(2 * p + 1));
+        line += &format!(
+            " | {} {:.4} ({:.4} p10 {:.4}) eer {:.4} ({:.4} p90 {:.4})",
+            cache.kinds[*kind],
+            mean(&o),
+            min(&o),
+            q10(&o, true),
+            mean(&e),
+            max(&e),
+            q10(&e, false)
+        );
+    }
+    println!("{line}");
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut args = BTreeMap::new();
+    let mut i = 1;
+    while i < argv.len() {
+        let a = &argv[i];
+        if let Some(key) = a.strip_prefix("--") {
+            args.insert(key.to_string(), argv[i + 1].clone());
+            i += 2;
+        } else {
+            let (k, v) = a.split_once('=').expect("key=value");
+            args.insert(k.to_string(), v.to_string());
+            i += 1;
+        }
+    }
+    match argv.first().map(String::as_str) {
+        Some("features") => features(&args),
+        Some("eval") => eval(&args),
+        Some("dump") => dump(&args),
+        _ => Err(Error::Invalid(
+            "usage: faces_validate features|eval ... (see the source)".into(),
+        )),
+    }
+}
