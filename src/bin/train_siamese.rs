@@ -25,7 +25,7 @@ use wgnn::{Error, Gpu, Result};
 /// negative) trained with the triplet loss on a folder DIR/<identity>/<image>, then used to
 /// recognise people it never saw from a single enrolled photo.
 #[derive(Parser)]
-#[command(version, about, long_about = None)]
+#[command(version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
