@@ -19,24 +19,6 @@ fn source(index: &[usize], dims: &[usize], out: &[usize]) -> usize {
     })
 }
 
-/// Every coordinate of `dims` in row-major order.
-fn coordinates(dims: &[usize]) -> Vec<Vec<usize>> {
-    let mut all = vec![vec![]];
-    for &d in dims {
-        all = all
-            .into_iter()
-            .flat_map(|prefix| {
-                (0..d).map(move |i| {
-                    let mut c = prefix.clone();
-                    c.push(i);
-                    c
-                })
-            })
-            .collect();
-    }
-    all
-}
-
 pub fn forward(
     kind: BinaryKind,
     a: &[f64],
@@ -45,7 +27,7 @@ pub fn forward(
     b_dims: &[usize],
 ) -> Vec<f64> {
     let out = output_shape(a_dims, b_dims);
-    coordinates(&out)
+    super::multi_indices(&out)
         .iter()
         .map(|c| {
             let (x, y) = (a[source(c, a_dims, &out)], b[source(c, b_dims, &out)]);
@@ -71,7 +53,7 @@ pub fn backward(
     let out = output_shape(a_dims, b_dims);
     let mut da = vec![0.0; a.len()];
     let mut db = vec![0.0; b.len()];
-    for (c, g) in coordinates(&out).iter().zip(dy) {
+    for (c, g) in super::multi_indices(&out).iter().zip(dy) {
         let (i, j) = (source(c, a_dims, &out), source(c, b_dims, &out));
         let (ga, gb) = match kind {
             BinaryKind::Add => (*g, *g),

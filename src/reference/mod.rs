@@ -16,6 +16,24 @@ pub mod optim;
 pub mod pool;
 pub mod reduce;
 
+/// Every multi-index below `dims`, row-major (last dimension fastest).
+pub(crate) fn multi_indices(dims: &[usize]) -> Vec<Vec<usize>> {
+    let mut all = vec![vec![]];
+    for &d in dims {
+        all = all
+            .into_iter()
+            .flat_map(|prefix| {
+                (0..d).map(move |i| {
+                    let mut v = prefix.clone();
+                    v.push(i);
+                    v
+                })
+            })
+            .collect();
+    }
+    all
+}
+
 /// Central finite differences of a scalar function `f` at `x`, in float64.
 /// Used to prove that each reference backward is right before it judges the GPU.
 pub fn numerical_gradient(f: &dyn Fn(&[f64]) -> f64, x: &[f64], eps: f64) -> Vec<f64> {

@@ -24,24 +24,6 @@ pub fn output_size(input: &[usize], p: &PoolParams) -> Vec<usize> {
         .collect()
 }
 
-/// Every multi-index below `dims`, row-major (last dimension fastest).
-fn multi_indices(dims: &[usize]) -> Vec<Vec<usize>> {
-    let mut all = vec![vec![]];
-    for &d in dims {
-        all = all
-            .into_iter()
-            .flat_map(|prefix| {
-                (0..d).map(move |i| {
-                    let mut v = prefix.clone();
-                    v.push(i);
-                    v
-                })
-            })
-            .collect();
-    }
-    all
-}
-
 fn flat(index: &[usize], dims: &[usize]) -> usize {
     index.iter().zip(dims).fold(0, |acc, (&i, &d)| acc * d + i)
 }
@@ -50,7 +32,7 @@ fn flat(index: &[usize], dims: &[usize]) -> usize {
 /// order, and its average-pooling divisor (the window clipped to the padded input).
 fn window(o: &[usize], input: &[usize], p: &PoolParams) -> (Vec<usize>, f64) {
     let mut elements = Vec::new();
-    for t in multi_indices(&p.kernel) {
+    for t in super::multi_indices(&p.kernel) {
         let pos: Vec<i64> = (0..o.len())
             .map(|k| (o[k] * p.stride[k]) as i64 - p.padding[k] as i64 + t[k] as i64)
             .collect();
@@ -81,7 +63,7 @@ fn windows(shape: &[usize], p: &PoolParams) -> Vec<(usize, Vec<usize>, f64)> {
     let (planes, input, output) = geometry(shape, p);
     let mut all = Vec::new();
     for plane in 0..planes {
-        for o in multi_indices(&output) {
+        for o in super::multi_indices(&output) {
             let (elements, divisor) = window(&o, &input, p);
             all.push((plane, elements, divisor));
         }
