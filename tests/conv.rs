@@ -91,9 +91,10 @@ fn cases() -> Vec<Case> {
 }
 
 /// Shapes that span several workgroup tiles in every GEMM dimension, with remainders, in every
-/// tile shape (16 x 256 for at most 16 GEMM rows where the device has the workgroup memory,
-/// 32 x 128 for at most 32, 64 x 64 above), and a weight gradient whose reduction is split over
-/// workgroups (the two-pass path).
+/// tile shape (conv.wgsl: 16 x 256 for at most 16 GEMM rows where the device has the workgroup
+/// memory, 32 x 128 for at most 32, 64 x 64 above; conv_subgroup.wgsl: 8, 16 or 32 x 256 for at
+/// most 8, 16 and above), and a weight gradient whose reduction is split over workgroups (the
+/// two-pass path).
 fn large_cases() -> Vec<Case> {
     vec![
         case(
@@ -115,6 +116,13 @@ fn large_cases() -> Vec<Case> {
             &[2, 20, 19, 21],
             &[24, 20, 3, 3],
             ConvParams::new(2).stride(2).padding(1),
+            true,
+        ),
+        case(
+            "2d 9 to 16 GEMM rows in every pass, several column tiles",
+            &[3, 12, 13, 11],
+            &[14, 12, 3, 3],
+            ConvParams::new(2).padding(1),
             true,
         ),
         case(
@@ -476,12 +484,27 @@ fn backward_ops_match_reference_with_gemm_input_gradient() {
     }
 }
 
+/// Where the device has subgroups, forward and dx take conv_subgroup.wgsl's kernels everywhere
+/// above; this runs conv.wgsl's GEMMs (the fallback) on the same cases.
+#[test]
+fn kernels_without_subgroups_match_reference() {
+    without_subgroups(|| {
+        for (i, c) in cases().iter().chain(&large_cases()).enumerate() {
+            check_forward(c, 1000 + i as u64);
+            check_backward_ops(c, 1100 + i as u64);
+        }
+        for (i, c) in gemm_input_gradient_cases().iter().enumerate() {
+            check_backward_ops(c, 1200 + i as u64);
+        }
+    });
+}
+
 #[test]
 fn graph_gradients_match_reference() {
     let all = cases();
     let mut picked: Vec<&Case> = all.iter().collect();
     let large = large_cases();
-    picked.push(&large[3]);
+    picked.push(&large[4]);
     for (i, c) in picked.into_iter().enumerate() {
         check_graph_vjp(c, 600 + i as u64);
     }

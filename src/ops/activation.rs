@@ -10,6 +10,7 @@ use crate::tensor::{Shape, Tensor};
 pub static SHADER: Shader = Shader {
     name: "activation",
     source: include_str!("../../shaders/activation.wgsl"),
+    subgroups: false,
 };
 const WORKGROUP: usize = 256;
 

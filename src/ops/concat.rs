@@ -11,6 +11,7 @@ use crate::tensor::{Shape, Tensor};
 pub static SHADER: Shader = Shader {
     name: "concat",
     source: include_str!("../../shaders/concat.wgsl"),
+    subgroups: false,
 };
 const WORKGROUP: usize = 256;
 

@@ -16,7 +16,60 @@ use crate::tensor::{Shape, Tensor};
 pub static SHADER: Shader = Shader {
     name: "conv",
     source: include_str!("../../shaders/conv.wgsl"),
+    subgroups: false,
 };
+
+/// conv.wgsl followed by the GEMMs that share rows of A through subgroup broadcasts, for devices
+/// with `Gpu::subgroup_broadcast`.
+pub static SUBGROUP_SHADER: Shader = Shader {
+    name: "conv_subgroup",
+    source: concat!(
+        include_str!("../../shaders/conv.wgsl"),
+        include_str!("../../shaders/conv_subgroup.wgsl")
+    ),
+    subgroups: true,
+};
+
+/// Columns of the GEMM per workgroup of the subgroup kernels (4 per invocation, 64 invocations).
+const BROADCAST_COLUMNS: usize = 256;
+
+/// Row groups of 8 per workgroup of the subgroup kernels (ROW_GROUPS in conv_subgroup.wgsl):
+/// 4 (32 rows) unless M is at most 16 or 8, so that few rows are wasted.
+fn broadcast_row_groups(m: usize) -> usize {
+    match m {
+        0..=8 => 1,
+        9..=16 => 2,
+        _ => 4,
+    }
+}
+
+/// A dispatch of a subgroup GEMM kernel of conv_subgroup.wgsl.
+fn broadcast_gemm(
+    gpu: &Gpu,
+    geo: &Geometry,
+    entry: &'static str,
+    gemm: [usize; 3],
+    has_bias: bool,
+    reads: &[&wgpu::Buffer],
+    output: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    let groups = broadcast_row_groups(gemm[0]);
+    let tile = Tile {
+        rows: 8 * groups,
+        cols: BROADCAST_COLUMNS,
+    };
+    let mut params = geo.params(gemm, tile, 1, gemm[2]);
+    params.has_bias = has_bias as u32;
+    gpu.prepare(KernelCall {
+        shader: &SUBGROUP_SHADER,
+        entry,
+        constants: &[("ROW_GROUPS", groups as f64)],
+        params: bytes_of(&params),
+        reads,
+        writes: &[output],
+        workgroups: tile.workgroups(gemm) as u32,
+    })
+}
 
 /// Reduction rows per slice (BK in conv.wgsl).
 const TILE_K: usize = 16;
@@ -426,16 +479,22 @@ impl Op for ConvForward {
         let shapes: Vec<&Shape> = inputs.iter().map(|t| &t.shape).collect();
         let geo = self.geometry(&shapes)?;
         let gemm = [geo.o, geo.n * geo.output_spatial(), geo.c * geo.taps()];
+        // Without a bias the weight is bound in its place and never read.
+        let bias = inputs.get(2).map_or(&inputs[1].buffer, |b| &b.buffer);
+        if ctx.gpu.subgroup_broadcast {
+            return Ok(vec![broadcast_gemm(
+                ctx.gpu,
+                &geo,
+                "forward_broadcast",
+                gemm,
+                inputs.len() == 3,
+                &[&inputs[0].buffer, &inputs[1].buffer, bias],
+                &output.buffer,
+            )?]);
+        }
         let tile = Tile::for_rows(gemm[0], ctx.gpu);
         let mut params = geo.params(gemm, tile, 1, gemm[2]);
-        // Without a bias the weight is bound in its place and never read.
-        let bias = match inputs.get(2) {
-            Some(b) => {
-                params.has_bias = 1;
-                &b.buffer
-            }
-            None => &inputs[1].buffer,
-        };
+        params.has_bias = (inputs.len() == 3) as u32;
         Ok(vec![ctx.gpu.prepare(KernelCall {
             shader: &SHADER,
             entry: "forward",
@@ -552,6 +611,17 @@ impl Op for ConvBackwardInput {
             return self.encode_few_channels(ctx, inputs, output, &geo);
         }
         let gemm = [geo.c, geo.n * geo.input_spatial(), geo.o * geo.taps()];
+        if ctx.gpu.subgroup_broadcast {
+            return Ok(vec![broadcast_gemm(
+                ctx.gpu,
+                &geo,
+                "backward_input_broadcast",
+                gemm,
+                false,
+                &[&inputs[0].buffer, &inputs[1].buffer],
+                &output.buffer,
+            )?]);
+        }
         let tile = Tile::for_rows(gemm[0], ctx.gpu);
         let params = geo.params(gemm, tile, 1, gemm[2]);
         Ok(vec![ctx.gpu.prepare(KernelCall {

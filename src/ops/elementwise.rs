@@ -11,6 +11,7 @@ use crate::tensor::{Shape, Tensor};
 pub static SHADER: Shader = Shader {
     name: "elementwise",
     source: include_str!("../../shaders/elementwise.wgsl"),
+    subgroups: false,
 };
 const WORKGROUP: usize = 256;
 const SLOTS: usize = 8;

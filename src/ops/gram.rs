@@ -11,6 +11,7 @@ use crate::tensor::{Shape, Tensor};
 pub static SHADER: Shader = Shader {
     name: "gram",
     source: include_str!("../../shaders/gram.wgsl"),
+    subgroups: false,
 };
 /// Output tile edge of both kernels (see the shader).
 const TILE: usize = 64;

@@ -115,6 +115,7 @@ pub fn all_shaders() -> Vec<&'static crate::gpu::Shader> {
         &activation::SHADER,
         &concat::SHADER,
         &conv::SHADER,
+        &conv::SUBGROUP_SHADER,
         &crate::optim::SHADER,
         &elementwise::SHADER,
         &gram::SHADER,

@@ -13,6 +13,7 @@ use crate::tensor::{Shape, Tensor};
 pub static SHADER: Shader = Shader {
     name: "pool",
     source: include_str!("../../shaders/pool.wgsl"),
+    subgroups: false,
 };
 const WORKGROUP: usize = 256;
 /// Consecutive W positions handled by one invocation of the windowed kernels (see the shader).
