@@ -3,18 +3,11 @@
 // device has subgroups of at least 8 invocations.
 //
 // The same GEMMs as conv.wgsl's forward and backward_input (out[M, N] = A[M, K] * B[K, N],
-// gathered on the fly), without workgroup memory: each invocation owns 4 adjacent columns of
-// `out` and ROWS rows (ROWS = 8 * ROW_GROUPS: 8, 16 or 32, chosen by the host from M), so a
-// workgroup of 64 owns a ROWS x 256 tile. K advances 4 at a time:
-//   - each invocation gathers B[k..k+4][its 4 columns] (16 values) itself;
-//   - the invocation at lane j of its subgroup (j = subgroup_invocation_id % 8) loads
-//     A[m0 + 8 g + j][k..k+4] for each row group g, and subgroupBroadcast hands row 8 g + j to
-//     every lane of the subgroup: 8 rows of A for the price of one load per lane.
-// Why: lavapipe runs 8 invocations in the lanes of one SIMD register and turns every load from
-// storage or workgroup memory into a loop over the lanes, while a broadcast from a constant lane
-// is one extract and one splat. conv.wgsl's tiles read 4 vec4s of workgroup memory per 64
-// multiply-adds per invocation; here an invocation does 16 * ROWS multiply-adds per 16 + 4 *
-// ROW_GROUPS loads. SqueezeNet's convolution GEMMs ran 3-4x faster.
+// gathered on the fly), without workgroup memory, on subgroup_prelude.wgsl's blocks: each
+// invocation owns 4 adjacent columns of `out` and ROWS rows (8, 16 or 32, chosen by the host from
+// M), so a workgroup of 64 owns a ROWS x 256 tile; it gathers B[k..k+4][its 4 columns] itself, and
+// its lane loads A's rows for the subgroup. SqueezeNet's convolution GEMMs ran 3-4x faster than
+// conv.wgsl's tiles on lavapipe.
 // Contract: subgroups of at least 8 invocations (the host checks the adapter's minimum) and
 // workgroups that are whole subgroups (64 is a multiple of every size from 8 to 64). Every
 // invocation runs the loop in uniform control flow (no early exit) so that subgroups are full at
@@ -22,77 +15,7 @@
 // store nothing. Rows past M load clamped rows and are not stored. Each output is one
 // invocation's sum in a fixed order: deterministic.
 
-override ROW_GROUPS: u32 = 4u;  // 1, 2 or 4
-override ROWS: u32 = 8u * ROW_GROUPS;
-const BCAST_COLS: u32 = 256u;   // 4 columns x 64 invocations
-
-// Eight rows' values at 4 consecutive k (each a vec4 over k), from lanes 0..7.
-struct Rows8 {
-    r0: vec4<f32>,
-    r1: vec4<f32>,
-    r2: vec4<f32>,
-    r3: vec4<f32>,
-    r4: vec4<f32>,
-    r5: vec4<f32>,
-    r6: vec4<f32>,
-    r7: vec4<f32>,
-}
-
-fn spread(v: vec4<f32>) -> Rows8 {
-    return Rows8(subgroupBroadcast(v, 0u), subgroupBroadcast(v, 1u), subgroupBroadcast(v, 2u),
-                 subgroupBroadcast(v, 3u), subgroupBroadcast(v, 4u), subgroupBroadcast(v, 5u),
-                 subgroupBroadcast(v, 6u), subgroupBroadcast(v, 7u));
-}
-
-// Accumulators of 8 rows x 4 columns: column i of `top` is row i, of `bottom` row 4 + i.
-struct Acc8 {
-    top: mat4x4<f32>,
-    bottom: mat4x4<f32>,
-}
-
-// acc + sum over kk < 4 of A[row][k + kk] * B[k + kk][columns], the rows' values in `a`
-// (component kk) and B's in column kk of `b`.
-fn multiply8(acc: Acc8, a: Rows8, b: mat4x4<f32>) -> Acc8 {
-    var r = acc;
-    r.top = fma_outer(r.top, vec4(a.r0.x, a.r1.x, a.r2.x, a.r3.x), b[0]);
-    r.bottom = fma_outer(r.bottom, vec4(a.r4.x, a.r5.x, a.r6.x, a.r7.x), b[0]);
-    r.top = fma_outer(r.top, vec4(a.r0.y, a.r1.y, a.r2.y, a.r3.y), b[1]);
-    r.bottom = fma_outer(r.bottom, vec4(a.r4.y, a.r5.y, a.r6.y, a.r7.y), b[1]);
-    r.top = fma_outer(r.top, vec4(a.r0.z, a.r1.z, a.r2.z, a.r3.z), b[2]);
-    r.bottom = fma_outer(r.bottom, vec4(a.r4.z, a.r5.z, a.r6.z, a.r7.z), b[2]);
-    r.top = fma_outer(r.top, vec4(a.r0.w, a.r1.w, a.r2.w, a.r3.w), b[3]);
-    r.bottom = fma_outer(r.bottom, vec4(a.r4.w, a.r5.w, a.r6.w, a.r7.w), b[3]);
-    return r;
-}
-
-// The ROWS x 4 accumulators of an invocation, one Acc8 per row group.
-struct AccRows {
-    g0: Acc8,
-    g1: Acc8,
-    g2: Acc8,
-    g3: Acc8,
-}
-
-// A's values of this lane's rows (one per row group) at 4 consecutive k.
-struct LaneRows {
-    g0: vec4<f32>,
-    g1: vec4<f32>,
-    g2: vec4<f32>,
-    g3: vec4<f32>,
-}
-
-fn multiply_rows(acc: AccRows, a: LaneRows, b: mat4x4<f32>) -> AccRows {
-    var r = acc;
-    r.g0 = multiply8(r.g0, spread(a.g0), b);
-    if ROW_GROUPS > 1u {
-        r.g1 = multiply8(r.g1, spread(a.g1), b);
-    }
-    if ROW_GROUPS > 2u {
-        r.g2 = multiply8(r.g2, spread(a.g2), b);
-        r.g3 = multiply8(r.g3, spread(a.g3), b);
-    }
-    return r;
-}
+const BCAST_COLS: u32 = 256u;  // 4 columns x 64 invocations
 
 // The workgroup's tile: rows m0.., columns n0.. (n0 + 4 * lid for this invocation); `valid`
 // is false for workgroups past the end (the dispatch may round up).

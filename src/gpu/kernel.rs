@@ -19,6 +19,8 @@ use crate::error::{Error, Result};
 
 /// Prepended to every shader: helpers that all kernels share.
 const PRELUDE: &str = include_str!("../../shaders/prelude.wgsl");
+/// Prepended after it to shaders that use subgroup operations: their GEMM building blocks.
+const SUBGROUP_PRELUDE: &str = include_str!("../../shaders/subgroup_prelude.wgsl");
 
 /// One WGSL file of `shaders/`, named after its op family.
 #[derive(Debug)]
@@ -32,7 +34,11 @@ pub struct Shader {
 impl Shader {
     /// The source that is compiled: the prelude followed by the file.
     pub fn full_source(&self) -> String {
-        format!("{PRELUDE}\n{}", self.source)
+        if self.subgroups {
+            format!("{PRELUDE}\n{SUBGROUP_PRELUDE}\n{}", self.source)
+        } else {
+            format!("{PRELUDE}\n{}", self.source)
+        }
     }
 }
 

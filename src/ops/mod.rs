@@ -119,6 +119,7 @@ pub fn all_shaders() -> Vec<&'static crate::gpu::Shader> {
         &crate::optim::SHADER,
         &elementwise::SHADER,
         &gram::SHADER,
+        &gram::SUBGROUP_SHADER,
         &loss::SHADER,
         &matmul::SHADER,
         &norm::SHADER,
