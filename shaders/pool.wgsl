@@ -14,11 +14,15 @@
 //                 o * stride - pad: the window clipped to the PADDED input. Padding elements
 //                 count (PyTorch's count_include_pad=True), but the part of a ceil-mode window
 //                 that hangs past the right padding does not.
-//   max_backward: dx[i] = sum of dy[o] over the windows o containing i whose FIRST maximal
-//                 element (first in row-major D, H, W order within the window) is i. A gather:
-//                 each invocation owns input elements and recomputes the max of every window
-//                 that contains them, so there are no atomics and no stored argmax; a tie sends
-//                 the whole gradient to the first maximal element, as PyTorch's CPU kernel does.
+//   max_argmax:   argmax[o] = flat input index of the FIRST maximal element (first in row-major
+//                 D, H, W order) of window o, walking outputs like max_forward; a scratch buffer
+//                 of max_backward's op.
+//   max_backward: dx[i] = sum of dy[o] over the windows o containing i whose argmax is i. A
+//                 gather: each invocation owns input elements and reads the argmax of every
+//                 window that contains them, so there are no atomics; a tie sends the whole
+//                 gradient to the first maximal element, as PyTorch's CPU kernel does.
+//                 (Recomputing each window's max here instead of reading max_argmax's, about 4
+//                 times per window with SqueezeNet's 3 x 3 stride 2 windows, took 3x longer.)
 //   avg_backward: dx[i] = sum over the windows o containing i of dy[o] / divisor(o).
 //   global_avg_forward:  y[r] = mean of row r ([N*C rows, spatial columns]); one workgroup of
 //                 64 per row: each invocation sums a strided slice sequentially, then a fixed
@@ -51,9 +55,12 @@ struct Params {
 // forward and global pooling: x at 1, y at 2
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
-// max_backward: x at 1, dy at 2, dx at 3
+// max_backward (see below): dy at 2, dx at 3
 @group(0) @binding(2) var<storage, read> dy_after_x: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dx_after_dy: array<f32>;
+// max_argmax: x at 1, argmax at 2; max_backward: argmax at 1, dy at 2, dx at 3
+@group(0) @binding(2) var<storage, read_write> argmax_out: array<u32>;
+@group(0) @binding(1) var<storage, read> argmax_in: array<u32>;
 // avg_backward, global_avg_backward: dy at 1, dx at 2
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dx: array<f32>;
@@ -187,9 +194,23 @@ fn avg_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     }
 }
 
-// Each invocation visits every window that overlaps its chunk once, finds the window's first
-// maximal element and, when that lies in the chunk, adds the window's dy to it: a window's max is
-// computed once per chunk rather than once per element it contains.
+@compute @workgroup_size(WG)
+fn max_argmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_index) lid: u32) {
+    let t = workgroup_index(wid, nwg) * WG + lid;
+    if t >= p.count {
+        return;
+    }
+    let o = chunk_origin(t, p.out_size);
+    let out_row = output_index(o.x, o.y, o.z, 0u);
+    let ow_end = min(o.w + CHUNK, p.out_size.z);
+    for (var ow = o.w; ow < ow_end; ow++) {
+        argmax_out[out_row + ow] = window_argmax(o.x, o.y, o.z, ow);
+    }
+}
+
+// Each invocation visits every window that overlaps its chunk once and, when the window's
+// argmax lies in the chunk, adds the window's dy to it.
 @compute @workgroup_size(WG)
 fn max_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
@@ -212,9 +233,10 @@ fn max_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
         for (var oh = wh.x; oh < wh.y; oh++) {
             for (var ow = ww.x; ow < ww.y; ow++) {
                 // Wraps to a huge value when the max lies before the chunk.
-                let offset = window_argmax(a.x, od, oh, ow) - chunk_start;
+                let o = output_index(a.x, od, oh, ow);
+                let offset = argmax_in[o] - chunk_start;
                 if offset < width {
-                    total[offset] += dy_after_x[output_index(a.x, od, oh, ow)];
+                    total[offset] += dy_after_x[o];
                 }
             }
         }

@@ -260,8 +260,8 @@ impl Op for Pool {
     }
 }
 
-/// dx of max pooling; inputs (x, dy). Each element of dx gathers dy from the windows whose first
-/// maximal element it is.
+/// dx of max pooling; inputs (x, dy). Each window's first maximal element is found once (into a
+/// scratch buffer), then each element of dx gathers dy from the windows whose argmax it is.
 #[derive(Debug)]
 pub struct MaxPoolBackward(pub PoolParams);
 
@@ -287,15 +287,28 @@ impl Op for MaxPoolBackward {
         inputs: &[&Tensor],
         output: &Tensor,
     ) -> Result<Vec<Dispatch>> {
-        let params = window_params(&self.0, &inputs[0].shape, &inputs[1].shape, &output.shape);
-        Ok(vec![ctx.gpu.dispatch(
+        let (x, dy) = (&inputs[0].shape, &inputs[1].shape);
+        // Pass 1: each window's argmax, walking the outputs; pass 2: the gather over the inputs.
+        let argmax = ctx.scratch("max_pool_backward argmax", dy.bytes())?;
+        let params = window_params(&self.0, x, dy, dy);
+        let argmax_pass = ctx.gpu.dispatch(
+            &SHADER,
+            "max_argmax",
+            bytes_of(&params),
+            &[&inputs[0].buffer],
+            &[&argmax],
+            groups(params.count as usize, WORKGROUP),
+        )?;
+        let params = window_params(&self.0, x, dy, &output.shape);
+        let gather = ctx.gpu.dispatch(
             &SHADER,
             "max_backward",
             bytes_of(&params),
-            &[&inputs[0].buffer, &inputs[1].buffer],
+            &[&argmax, &inputs[1].buffer],
             &[&output.buffer],
             groups(params.count as usize, WORKGROUP),
-        )?])
+        )?;
+        Ok(vec![argmax_pass, gather])
     }
 
     fn backward(&self, _: &mut Graph, _: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {
