@@ -10,8 +10,8 @@
 // element whose mirror G[j][i] falls in a skipped tile writes it too; products commute, so both
 // halves are exactly equal. Splits write unscaled partial sums that gram.wgsl's reduce_splits
 // adds, as there.
-// backward_broadcast: dF[b] = (dG + dG^T) F * scale. A workgroup of 64 owns ROWS rows x 256
-// columns of dF; the lane's rows of (dG + dG^T) are summed while loading.
+// backward_broadcast: dF[b] = S F * scale with S = dG + dG^T, summed beforehand by
+// symmetric_sum. A workgroup of 64 owns ROWS rows x 256 columns of dF.
 // Contract: lanes 0..7 of every subgroup active (subgroups of at least 8; the workgroups are
 // multiples of 8); loops in uniform control flow, workgroups past the end compute on clamped
 // indices and store nothing; each output is one invocation's sum in a fixed order.
@@ -109,12 +109,26 @@ fn forward_broadcast(@builtin(workgroup_id) wid: vec3<u32>,
     }
 }
 
-// (dG + dG^T)[b][row][j..j+3], 0 where `ok` is false.
+const SUM_WG: u32 = 256u;
+
+// S = dG + dG^T, elementwise over [N, C, C] (count elements): dG at binding 1 (`f`), S at
+// binding 2 (`g`), for backward_broadcast, which then loads one value per element of its left
+// operand instead of two.
+@compute @workgroup_size(SUM_WG)
+fn symmetric_sum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let e = workgroup_index(wid, nwg) * SUM_WG + lid;
+    if e < p.count {
+        let ij = e % (p.c * p.c);
+        let transposed = e - ij + (ij % p.c) * p.c + ij / p.c;
+        g[e] = f[e] + f[transposed];
+    }
+}
+
+// S[b][row][j..j+3] (dg holds S = dG + dG^T), 0 where `ok` is false.
 fn symmetric_grad4(base: u32, row: u32, js: vec4<u32>, ok: vec4<bool>) -> vec4<f32> {
-    let ij = select(vec4(0u), vec4(base + row * p.c) + js, ok);
-    let ji = select(vec4(0u), vec4(base + row) + js * p.c, ok);
-    return select(vec4(0.0), vec4(dg[ij.x] + dg[ji.x], dg[ij.y] + dg[ji.y], dg[ij.z] + dg[ji.z],
-                                  dg[ij.w] + dg[ji.w]), ok);
+    let i = select(vec4(0u), vec4(base + row * p.c) + js, ok);
+    return select(vec4(0.0), vec4(dg[i.x], dg[i.y], dg[i.z], dg[i.w]), ok);
 }
 
 // dF[i][k..k+3] = v * scale where the row and columns exist.

@@ -268,27 +268,41 @@ impl Op for GramBackward {
         inputs: &[&Tensor],
         output: &Tensor,
     ) -> Result<Vec<Dispatch>> {
-        let (params, entry, row_groups) = if ctx.gpu.subgroup_broadcast {
-            let (_, c, _) = features(self.name(), &inputs[0].shape)?;
-            let row_groups = broadcast_row_groups(c);
-            (
-                broadcast_params(&inputs[0].shape, false, row_groups),
-                "backward_broadcast",
-                row_groups,
-            )
-        } else {
-            (params(&inputs[0].shape, false), "backward", 0)
-        };
-        let constants = [("ROW_GROUPS", row_groups as f64)];
-        Ok(vec![gram_dispatch(
+        if !ctx.gpu.subgroup_broadcast {
+            let params = params(&inputs[0].shape, false);
+            return Ok(vec![gram_dispatch(
+                ctx.gpu,
+                "backward",
+                &params,
+                &[],
+                &[&inputs[0].buffer, &inputs[1].buffer],
+                &[&output.buffer],
+                (params.batch * params.tiles) as usize,
+            )?]);
+        }
+        let (_, c, _) = features(self.name(), &inputs[0].shape)?;
+        let row_groups = broadcast_row_groups(c);
+        let params = broadcast_params(&inputs[0].shape, false, row_groups);
+        let symmetric = ctx.scratch("gram_backward dG + dG^T", inputs[1].shape.bytes())?;
+        let sum = gram_dispatch(
             ctx.gpu,
-            entry,
+            "symmetric_sum",
             &params,
-            if row_groups > 0 { &constants } else { &[] },
-            &[&inputs[0].buffer, &inputs[1].buffer],
+            &[],
+            &[&inputs[1].buffer],
+            &[&symmetric],
+            params.count.div_ceil(REDUCE_WORKGROUP as u32) as usize,
+        )?;
+        let product = gram_dispatch(
+            ctx.gpu,
+            "backward_broadcast",
+            &params,
+            &[("ROW_GROUPS", row_groups as f64)],
+            &[&inputs[0].buffer, &symmetric],
             &[&output.buffer],
             (params.batch * params.tiles) as usize,
-        )?])
+        )?;
+        Ok(vec![sum, product])
     }
 
     fn backward(&self, _: &mut Graph, _: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {
