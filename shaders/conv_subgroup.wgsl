@@ -48,7 +48,7 @@ fn store_rows4(out: OutColumns, m: u32, v: mat4x4<f32>, add_bias: bool) {
                 b = bias[row];
             }
             let at = out.left + row * out.row_stride;
-            let value = v[i] + b;
+            let value = forward_output(v[i] + b);
             for (var j = 0u; j < 4u; j++) {
                 if out.left_valid[j] {
                     y[at[j]] = value[j];

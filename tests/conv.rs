@@ -294,12 +294,21 @@ fn taps(c: &Case) -> usize {
 }
 
 fn check_forward(c: &Case, seed: u64) {
+    check_forward_with(c, seed, false);
+}
+
+/// `relu`: the fused ReLU, against max(reference, 0).
+fn check_forward_with(c: &Case, seed: u64, relu: bool) {
     let d = data(c, seed);
-    let expect = reference::forward(&d.x, &c.x, &d.w, &c.w, d.b.as_deref(), &c.params);
+    let mut expect = reference::forward(&d.x, &c.x, &d.w, &c.w, d.b.as_deref(), &c.params);
+    if relu {
+        expect.iter_mut().for_each(|v| *v = v.max(0.0));
+    }
     let tx = tensor(&c.x, &d.x);
     let tw = tensor(&c.w, &d.w);
     let op = ConvForward {
         params: c.params.clone(),
+        relu,
     };
     let y = match &d.b {
         Some(b) => eval(&op, &[&tx, &tw, &tensor(&[c.w[0]], b)]),
@@ -499,6 +508,60 @@ fn kernels_without_subgroups_match_reference() {
     });
 }
 
+/// conv_relu through the graph: y = max(conv, 0), and the gradients of conv for the upstream
+/// gradient masked by y > 0 (the GPU's y, so that a pre-activation within rounding of 0 cannot
+/// flip the mask between the two sides).
+fn check_conv_relu_vjp(c: &Case, seed: u64) {
+    let d = data(c, seed);
+    let b_shape = [c.w[0]];
+    let mut inputs: Vec<(&[usize], &[f64])> = vec![(&c.x, &d.x), (&c.w, &d.w)];
+    if let Some(b) = &d.b {
+        inputs.push((&b_shape, b));
+    }
+    let params = c.params.clone();
+    let (y, grads) = graph_vjp(&inputs, &d.up, &|g, ids| {
+        g.conv_relu(ids[0], ids[1], ids.get(2).copied(), &params)
+            .unwrap()
+    });
+    let mut expect_y = reference::forward(&d.x, &c.x, &d.w, &c.w, d.b.as_deref(), &c.params);
+    expect_y.iter_mut().for_each(|v| *v = v.max(0.0));
+    let what = |part: &str| format!("{} conv_relu: {part}", c.name);
+    assert_close(&what("y"), &y, &expect_y, 1e-4, floor_for(c.x[1] * taps(c)));
+    let masked: Vec<f64> =
+        d.up.iter()
+            .zip(&y)
+            .map(|(&u, &v)| if v > 0.0 { u } else { 0.0 })
+            .collect();
+    assert!(masked.iter().any(|&u| u == 0.0) && masked.iter().any(|&u| u != 0.0));
+    assert_close(
+        &what("dx"),
+        &grads[0],
+        &reference::backward_input(&masked, &d.w, &c.w, &c.x, &c.params),
+        1e-4,
+        floor_for(c.w[0] * taps(c)),
+    );
+    let out_positions: usize = numel(&d.y_shape[2..]);
+    assert_close(
+        &what("dw"),
+        &grads[1],
+        &reference::backward_weight(&d.x, &c.x, &masked, &c.w, &c.params),
+        1e-4,
+        floor_for(c.x[0] * out_positions),
+    );
+}
+
+#[test]
+fn fused_relu_matches_reference() {
+    let check = |offset: u64| {
+        for (i, c) in cases().iter().chain(&large_cases()).enumerate() {
+            check_forward_with(c, offset + i as u64, true);
+            check_conv_relu_vjp(c, offset + 50 + i as u64);
+        }
+    };
+    check(1300);
+    without_subgroups(|| check(1400));
+}
+
 #[test]
 fn graph_gradients_match_reference() {
     let all = cases();
@@ -520,6 +583,7 @@ fn results_are_bit_identical_between_runs() {
         let tup = tensor(&d.y_shape, &d.up);
         let forward = ConvForward {
             params: c.params.clone(),
+            relu: false,
         };
         let backward_input = ConvBackwardInput {
             params: c.params.clone(),

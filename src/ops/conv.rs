@@ -10,6 +10,7 @@
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, KernelCall, Shader};
 use crate::graph::{Graph, NodeId};
+use crate::ops::activation::{Activation, ActivationBackward};
 use crate::ops::{bytes_of, groups, BackwardCtx, EncodeCtx, Op};
 use crate::tensor::{Shape, Tensor};
 
@@ -50,6 +51,7 @@ fn broadcast_gemm(
     entry: &'static str,
     gemm: [usize; 3],
     has_bias: bool,
+    relu: bool,
     reads: &[&wgpu::Buffer],
     output: &wgpu::Buffer,
 ) -> Result<Dispatch> {
@@ -61,6 +63,9 @@ fn broadcast_gemm(
     let mut params = geo.params(gemm, tile, 1, gemm[2]);
     params.has_bias = has_bias as u32;
     let mut constants = vec![("ROW_GROUPS", groups as f64)];
+    if entry == "forward_broadcast" {
+        constants.push(("RELU", relu as u32 as f64));
+    }
     if entry == "backward_input_broadcast" {
         let unit_stride = geo.stride == [1; 3];
         constants.push(("UNIT_STRIDE", unit_stride as u32 as f64));
@@ -440,10 +445,13 @@ fn check_inputs(op: &str, inputs: &[&Shape], counts: &[usize]) -> Result<()> {
     Ok(())
 }
 
-/// y = conv(x, w) + bias; inputs (x, w) or (x, w, bias of shape [O]).
+/// y = conv(x, w) + bias; inputs (x, w) or (x, w, bias of shape [O]). With `relu`,
+/// y = max(conv(x, w) + bias, 0): the ReLU that follows most convolutions, applied as the
+/// kernel stores y instead of by another pass over it.
 #[derive(Debug)]
 pub struct ConvForward {
     pub params: ConvParams,
+    pub relu: bool,
 }
 
 impl ConvForward {
@@ -493,6 +501,7 @@ impl Op for ConvForward {
                 "forward_broadcast",
                 gemm,
                 inputs.len() == 3,
+                self.relu,
                 &[&inputs[0].buffer, &inputs[1].buffer, bias],
                 &output.buffer,
             )?]);
@@ -500,10 +509,11 @@ impl Op for ConvForward {
         let tile = Tile::for_rows(gemm[0], ctx.gpu);
         let mut params = geo.params(gemm, tile, 1, gemm[2]);
         params.has_bias = (inputs.len() == 3) as u32;
+        let [bm, bn] = tile.constants();
         Ok(vec![ctx.gpu.prepare(KernelCall {
             shader: &SHADER,
             entry: "forward",
-            constants: &tile.constants(),
+            constants: &[bm, bn, ("RELU", self.relu as u32 as f64)],
             params: bytes_of(&params),
             reads: &[&inputs[0].buffer, &inputs[1].buffer, bias],
             writes: &[&output.buffer],
@@ -512,7 +522,16 @@ impl Op for ConvForward {
     }
 
     fn backward(&self, g: &mut Graph, ctx: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {
-        let (x, w, grad) = (ctx.inputs[0], ctx.inputs[1], ctx.grad);
+        let (x, w) = (ctx.inputs[0], ctx.inputs[1]);
+        // The ReLU's gradient masks by y > 0, which is conv + bias > 0.
+        let grad = if self.relu {
+            g.apply(
+                ActivationBackward(Activation::Relu),
+                &[ctx.output, ctx.grad],
+            )?
+        } else {
+            ctx.grad
+        };
         let mut grads = vec![None; ctx.inputs.len()];
         if ctx.needs_grad[0] {
             let op = ConvBackwardInput {
@@ -622,6 +641,7 @@ impl Op for ConvBackwardInput {
                 &geo,
                 "backward_input_broadcast",
                 gemm,
+                false,
                 false,
                 &[&inputs[0].buffer, &inputs[1].buffer],
                 &output.buffer,
@@ -800,7 +820,11 @@ impl Op for ConvBackwardBias {
 
 /// The output shape of `conv(x, w)` with these parameters, or the error `Graph::conv` would give.
 pub fn conv_output_shape(x: &Shape, w: &Shape, p: &ConvParams) -> Result<Shape> {
-    ConvForward { params: p.clone() }.output_shape(&[x, w])
+    ConvForward {
+        params: p.clone(),
+        relu: false,
+    }
+    .output_shape(&[x, w])
 }
 
 impl Graph {
@@ -813,7 +837,32 @@ impl Graph {
         bias: Option<NodeId>,
         p: &ConvParams,
     ) -> Result<NodeId> {
-        let op = ConvForward { params: p.clone() };
+        self.conv_with(x, w, bias, p, false)
+    }
+
+    /// `relu(conv(x, w, bias))` as one node: the kernel applies the ReLU as it stores.
+    pub fn conv_relu(
+        &mut self,
+        x: NodeId,
+        w: NodeId,
+        bias: Option<NodeId>,
+        p: &ConvParams,
+    ) -> Result<NodeId> {
+        self.conv_with(x, w, bias, p, true)
+    }
+
+    fn conv_with(
+        &mut self,
+        x: NodeId,
+        w: NodeId,
+        bias: Option<NodeId>,
+        p: &ConvParams,
+        relu: bool,
+    ) -> Result<NodeId> {
+        let op = ConvForward {
+            params: p.clone(),
+            relu,
+        };
         match bias {
             Some(b) => self.apply(op, &[x, w, b]),
             None => self.apply(op, &[x, w]),
