@@ -220,3 +220,101 @@ fn backward_input_broadcast(@builtin(workgroup_id) wid: vec3<u32>,
         }
     }
 }
+
+// ---- backward_input_few_channels ----
+//
+// conv.wgsl's backward_input_few_channels (same positions per invocation, same dispatch), with
+// the weights broadcast instead of staged: for each tap that hits some lane's positions (a
+// subgroup-uniform test, so the subgroup stays converged; lanes share the stride phase except at
+// phase boundaries), lane j loads w[o0 + j, :, tap] for 8 output channels at a time and `spread`
+// hands each to every lane. Per 8 output channels an invocation loads 4 weights and 32 values of
+// dy, where the staged version read 8 vec4s of workgroup memory besides (and needed barriers).
+
+fn load_dy_masked(index: u32, ok: bool) -> f32 {
+    return select(0.0, dy[select(0u, index, ok)], ok);
+}
+
+// acc + w * dy at the 4 positions (dy at index.. consecutive), where `ok`.
+fn gather_o(acc: Quad, w: vec4<f32>, index: u32, ok: vec4<bool>) -> Quad {
+    var r = acc;
+    r.a = fma(vec4(load_dy_masked(index, ok.x)), w, r.a);
+    r.b = fma(vec4(load_dy_masked(index + 1u, ok.y)), w, r.b);
+    r.c = fma(vec4(load_dy_masked(index + 2u, ok.z)), w, r.c);
+    r.d = fma(vec4(load_dy_masked(index + 3u, ok.w)), w, r.d);
+    return r;
+}
+
+// acc + the contributions of output channels o0..o0+7 (those below O) at one tap.
+fn gather_o8(acc: Quad, w: Rows8, o0: u32, index: u32, ok: vec4<bool>) -> Quad {
+    let step = p.out_spatial;
+    var r = acc;
+    r = gather_o(r, w.r0, index, ok & vec4(o0 < p.o));
+    r = gather_o(r, w.r1, index + step, ok & vec4(o0 + 1u < p.o));
+    r = gather_o(r, w.r2, index + 2u * step, ok & vec4(o0 + 2u < p.o));
+    r = gather_o(r, w.r3, index + 3u * step, ok & vec4(o0 + 3u < p.o));
+    r = gather_o(r, w.r4, index + 4u * step, ok & vec4(o0 + 4u < p.o));
+    r = gather_o(r, w.r5, index + 5u * step, ok & vec4(o0 + 5u < p.o));
+    r = gather_o(r, w.r6, index + 6u * step, ok & vec4(o0 + 6u < p.o));
+    r = gather_o(r, w.r7, index + 7u * step, ok & vec4(o0 + 7u < p.o));
+    return r;
+}
+
+@compute @workgroup_size(64)
+fn backward_input_few_channels_broadcast(@builtin(workgroup_id) wid: vec3<u32>,
+                                         @builtin(num_workgroups) nwg: vec3<u32>,
+                                         @builtin(local_invocation_index) lid: u32,
+                                         @builtin(subgroup_invocation_id) lane_id: u32) {
+    // Positions as in backward_input_few_channels.
+    let stride = vec3(p.stride_d, p.stride_h, p.stride_w);
+    let q_radix = (in_radix() + stride - 1u) / stride;
+    let block_radix = vec3(q_radix.xy, (q_radix.z + 3u) / 4u);
+    let blocks = block_radix.x * block_radix.y * block_radix.z;
+    let phases = stride.x * stride.y * stride.z;
+    let flat = workgroup_index(wid, nwg) * WG + lid;
+    var q = split_index(flat % blocks, block_radix);
+    q.x *= 4u;
+    let phase = split_index((flat / blocks) % phases, stride);
+    let batch = flat / (blocks * phases);
+    let iz = q.z * stride.x + phase.z;
+    let iy = q.y * stride.y + phase.y;
+    let ix = q.x * stride.z + phase.x + stride.z * LANES;
+    let inside = vec4(batch < p.n & iz < p.in_d & iy < p.in_h) & ix < vec4(p.in_w);
+    let reach = vec3(i32(phase.z + p.pad_d), i32(phase.y + p.pad_h), i32(phase.x + p.pad_w));
+    let dy_base = batch * p.o * p.out_spatial;
+    let s = vec3<i32>(stride);
+    let lane = lane_id % 8u;
+
+    var acc: Quad;
+    for (var kz = 0u; kz < p.k_d; kz++) {
+        let tz = reach.x - i32(kz * p.dil_d);
+        let oz = i32(q.z) + tz / s.x;
+        let z_hit = tz % s.x == 0 && u32(oz) < p.out_d;
+        for (var ky = 0u; ky < p.k_h; ky++) {
+            let ty = reach.y - i32(ky * p.dil_h);
+            let oy = i32(q.y) + ty / s.y;
+            let y_hit = ty % s.y == 0 && u32(oy) < p.out_h;
+            for (var kx = 0u; kx < p.k_w; kx++) {
+                let tx = reach.z - i32(kx * p.dil_w);
+                let ox = i32(q.x) + tx / s.z;
+                let x_ok = vec4<u32>(vec4(ox) + vec4<i32>(LANES)) < vec4(p.out_w);
+                let ok = inside & x_ok & vec4(z_hit && y_hit && tx % s.z == 0);
+                if subgroupAny(any(ok)) {
+                    let tap = (kz * p.k_h + ky) * p.k_w + kx;
+                    let index = dy_base + (u32(oz) * p.out_h + u32(oy)) * p.out_w + u32(ox);
+                    for (var o0 = 0u; o0 < p.o; o0 += 8u) {
+                        let o = o0 + lane;
+                        let first = (o * p.c) * p.k_vol + tap;
+                        let wl = load_w4(vec4(first) + LANES * p.k_vol,
+                                         LANES < vec4(p.c) & vec4(o < p.o));
+                        acc = gather_o8(acc, spread(wl), o0, index + o0 * p.out_spatial, ok);
+                    }
+                }
+            }
+        }
+    }
+    let base = batch * p.c * p.in_spatial + (iz * p.in_h + iy) * p.in_w;
+    store_dx_channels(base + ix.x, inside.x, acc.a);
+    store_dx_channels(base + ix.y, inside.y, acc.b);
+    store_dx_channels(base + ix.z, inside.z, acc.c);
+    store_dx_channels(base + ix.w, inside.w, acc.d);
+}

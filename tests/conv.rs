@@ -494,7 +494,7 @@ fn backward_ops_match_reference_with_gemm_input_gradient() {
 }
 
 /// Where the device has subgroups, forward and dx take conv_subgroup.wgsl's kernels everywhere
-/// above; this runs conv.wgsl's GEMMs (the fallback) on the same cases.
+/// above; this runs conv.wgsl's (the fallback) on the same cases.
 #[test]
 fn kernels_without_subgroups_match_reference() {
     without_subgroups(|| {
@@ -504,6 +504,9 @@ fn kernels_without_subgroups_match_reference() {
         }
         for (i, c) in gemm_input_gradient_cases().iter().enumerate() {
             check_backward_ops(c, 1200 + i as u64);
+        }
+        for (i, c) in few_channel_cases().iter().enumerate() {
+            check_backward_ops(c, 1250 + i as u64);
         }
     });
 }

@@ -602,9 +602,14 @@ impl ConvBackwardInput {
                         }
                 })
                 .product::<usize>();
+        let (shader, entry) = if ctx.gpu.subgroup_broadcast {
+            (&SUBGROUP_SHADER, "backward_input_few_channels_broadcast")
+        } else {
+            (&SHADER, "backward_input_few_channels")
+        };
         Ok(vec![ctx.gpu.dispatch(
-            &SHADER,
-            "backward_input_few_channels",
+            shader,
+            entry,
             bytes_of(&params),
             &[&inputs[0].buffer, &inputs[1].buffer],
             &[&output.buffer],
