@@ -75,3 +75,32 @@ fn backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
         dx[i] = dy[i] * derivative(x[i]);
     }
 }
+
+// forward and backward for n a multiple of 4, as vec4s (p.n counts vec4s): lavapipe turns each
+// load or store into a loop over the SIMD lanes, and one loop moving 4 components costs far less
+// than 4 loops (the style step's ReLU gradients ran 2x faster).
+@group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> y4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> dy4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> dx4: array<vec4<f32>>;
+
+@compute @workgroup_size(WG)
+fn forward4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_index) lid: u32) {
+    let i = workgroup_index(wid, nwg) * WG + lid;
+    if i < p.n {
+        let v = x4[i];
+        y4[i] = vec4(activate(v.x), activate(v.y), activate(v.z), activate(v.w));
+    }
+}
+
+@compute @workgroup_size(WG)
+fn backward4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_index) lid: u32) {
+    let i = workgroup_index(wid, nwg) * WG + lid;
+    if i < p.n {
+        let v = x4[i];
+        dx4[i] = dy4[i] * vec4(derivative(v.x), derivative(v.y), derivative(v.z),
+                               derivative(v.w));
+    }
+}

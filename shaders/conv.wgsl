@@ -89,6 +89,17 @@ struct Params {
 // bias_grad: dy (as above), db
 @group(0) @binding(2) var<storage, read_write> db: array<f32>;
 
+// forward: y = max(conv + bias, 0) (a fused ReLU; activation.wgsl's max(v, 0), bit for bit).
+override RELU: bool = false;
+
+// The forward output as stored: with the fused ReLU where RELU is set.
+fn forward_output(v: vec4<f32>) -> vec4<f32> {
+    if RELU {
+        return max(v, vec4(0.0));
+    }
+    return v;
+}
+
 override BM: u32 = 64u;  // tile rows (GEMM M): 16, 32 or 64, with BM * BN = 64 * 64
 override BN: u32 = 64u;  // tile columns (GEMM N)
 const BK: u32 = 16u;     // reduction rows per slice
@@ -379,8 +390,8 @@ fn store_y(out: OutColumns, m: u32, left: mat4x4<f32>, right: mat4x4<f32>) {
         }
         let l = out.left + row * out.row_stride;
         let r = out.right + row * out.row_stride;
-        let lv = left[i] + b;
-        let rv = right[i] + b;
+        let lv = forward_output(left[i] + b);
+        let rv = forward_output(right[i] + b);
         for (var j = 0u; j < 4u; j++) {
             if out.left_valid[j] {
                 y[l[j]] = lv[j];

@@ -113,6 +113,27 @@ fn binary_same_shape(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
     }
 }
 
+// binary_same_shape for operands of a multiple of 4 elements, as vec4s: lavapipe turns each
+// load or store into a loop over the SIMD lanes, and one loop moving 4 components costs far less
+// than 4 loops (gradient sums ran 2x faster). p.n counts vec4s here.
+@group(0) @binding(1) var<storage, read> a4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> b4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> out4: array<vec4<f32>>;
+
+@compute @workgroup_size(WG)
+fn binary_same_shape4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                      @builtin(local_invocation_index) lid: u32) {
+    let i = workgroup_index(wid, nwg) * WG + lid;
+    if i >= p.n {
+        return;
+    }
+    switch p.op {
+        case 0u: { out4[i] = a4[i] + b4[i]; }
+        case 1u: { out4[i] = a4[i] - b4[i]; }
+        default: { out4[i] = a4[i] * b4[i]; }
+    }
+}
+
 @compute @workgroup_size(WG)
 fn sum_to_shape(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {

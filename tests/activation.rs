@@ -28,17 +28,20 @@ fn reference_backward_matches_finite_differences() {
 #[test]
 fn forward_and_backward_match_reference() {
     let mut rng = Rng::new(2);
-    // 3 * 5 * 7 * 11 = 1155 elements: not a multiple of the workgroup size.
-    let shape = [3, 5, 7, 11];
-    let n = 1155;
-    for kind in KINDS {
+    // 3 * 5 * 7 * 11 = 1155 elements: not a multiple of the workgroup size (nor of 4: the
+    // scalar kernels); 2 * 6 * 9 * 19 = 2052 = 4 * 513: the vec4 kernels, over 3 workgroups.
+    for (shape, kind) in [[3, 5, 7, 11], [2, 6, 9, 19]]
+        .into_iter()
+        .flat_map(|shape| KINDS.into_iter().map(move |kind| (shape, kind)))
+    {
+        let n: usize = shape.iter().product();
         let x: Vec<f64> = (0..n).map(|_| rng.range(-4.0, 4.0)).collect();
         let up = random_f64(&mut rng, n);
         let tx = tensor(&shape, &x);
         let tup = tensor(&shape, &up);
         let y = eval(&ActivationForward(kind), &[&tx]);
         assert_close(
-            &format!("{} forward", kind.name()),
+            &format!("{} forward {shape:?}", kind.name()),
             &y,
             &reference::forward(kind, &x),
             1e-4,
@@ -46,7 +49,7 @@ fn forward_and_backward_match_reference() {
         );
         let dx = eval(&ActivationBackward(kind), &[&tx, &tup]);
         assert_close(
-            &format!("{} backward", kind.name()),
+            &format!("{} backward {shape:?}", kind.name()),
             &dx,
             &reference::backward(kind, &x, &up),
             1e-4,

@@ -10,9 +10,14 @@ fn numel(shape: &[usize]) -> usize {
     shape.iter().product()
 }
 
-/// Shapes to concatenate: batch > 1, odd channel counts, ranks 2 to 5.
+/// Shapes to concatenate: batch > 1, odd channel counts, ranks 2 to 5; the first three take the
+/// vec4 kernels (a batch item's ranges whole vec4s: channels a multiple of 4 with an odd
+/// spatial size, over several workgroups, or 4 elements per channel with odd channels).
 fn cases() -> Vec<Vec<Vec<usize>>> {
     vec![
+        vec![vec![2, 4, 9, 7], vec![2, 8, 9, 7], vec![2, 4, 9, 7]],
+        vec![vec![2, 16, 11, 13], vec![2, 32, 11, 13]],
+        vec![vec![3, 1, 4], vec![3, 2, 4]],
         vec![vec![2, 3, 5, 7], vec![2, 1, 5, 7], vec![2, 4, 5, 7]],
         vec![vec![3, 5], vec![3, 2]],
         vec![vec![2, 2, 9], vec![2, 3, 9]],

@@ -91,9 +91,10 @@ fn cases() -> Vec<Case> {
 }
 
 /// Shapes that span several workgroup tiles in every GEMM dimension, with remainders, in every
-/// tile shape (16 x 256 for at most 16 GEMM rows where the device has the workgroup memory,
-/// 32 x 128 for at most 32, 64 x 64 above), and a weight gradient whose reduction is split over
-/// workgroups (the two-pass path).
+/// tile shape (conv.wgsl: 16 x 256 for at most 16 GEMM rows where the device has the workgroup
+/// memory, 32 x 128 for at most 32, 64 x 64 above; conv_subgroup.wgsl: 8, 16 or 32 x 256 for at
+/// most 8, 16 and above), and a weight gradient whose reduction is split over workgroups (the
+/// two-pass path).
 fn large_cases() -> Vec<Case> {
     vec![
         case(
@@ -115,6 +116,13 @@ fn large_cases() -> Vec<Case> {
             &[2, 20, 19, 21],
             &[24, 20, 3, 3],
             ConvParams::new(2).stride(2).padding(1),
+            true,
+        ),
+        case(
+            "2d 9 to 16 GEMM rows in every pass, several column tiles",
+            &[3, 12, 13, 11],
+            &[14, 12, 3, 3],
+            ConvParams::new(2).padding(1),
             true,
         ),
         case(
@@ -286,12 +294,21 @@ fn taps(c: &Case) -> usize {
 }
 
 fn check_forward(c: &Case, seed: u64) {
+    check_forward_with(c, seed, false);
+}
+
+/// `relu`: the fused ReLU, against max(reference, 0).
+fn check_forward_with(c: &Case, seed: u64, relu: bool) {
     let d = data(c, seed);
-    let expect = reference::forward(&d.x, &c.x, &d.w, &c.w, d.b.as_deref(), &c.params);
+    let mut expect = reference::forward(&d.x, &c.x, &d.w, &c.w, d.b.as_deref(), &c.params);
+    if relu {
+        expect.iter_mut().for_each(|v| *v = v.max(0.0));
+    }
     let tx = tensor(&c.x, &d.x);
     let tw = tensor(&c.w, &d.w);
     let op = ConvForward {
         params: c.params.clone(),
+        relu,
     };
     let y = match &d.b {
         Some(b) => eval(&op, &[&tx, &tw, &tensor(&[c.w[0]], b)]),
@@ -476,12 +493,84 @@ fn backward_ops_match_reference_with_gemm_input_gradient() {
     }
 }
 
+/// Where the device has subgroups, forward and dx take conv_subgroup.wgsl's kernels everywhere
+/// above; this runs conv.wgsl's (the fallback) on the same cases.
+#[test]
+fn kernels_without_subgroups_match_reference() {
+    without_subgroups(|| {
+        for (i, c) in cases().iter().chain(&large_cases()).enumerate() {
+            check_forward(c, 1000 + i as u64);
+            check_backward_ops(c, 1100 + i as u64);
+        }
+        for (i, c) in gemm_input_gradient_cases().iter().enumerate() {
+            check_backward_ops(c, 1200 + i as u64);
+        }
+        for (i, c) in few_channel_cases().iter().enumerate() {
+            check_backward_ops(c, 1250 + i as u64);
+        }
+    });
+}
+
+/// conv_relu through the graph: y = max(conv, 0), and the gradients of conv for the upstream
+/// gradient masked by y > 0 (the GPU's y, so that a pre-activation within rounding of 0 cannot
+/// flip the mask between the two sides).
+fn check_conv_relu_vjp(c: &Case, seed: u64) {
+    let d = data(c, seed);
+    let b_shape = [c.w[0]];
+    let mut inputs: Vec<(&[usize], &[f64])> = vec![(&c.x, &d.x), (&c.w, &d.w)];
+    if let Some(b) = &d.b {
+        inputs.push((&b_shape, b));
+    }
+    let params = c.params.clone();
+    let (y, grads) = graph_vjp(&inputs, &d.up, &|g, ids| {
+        g.conv_relu(ids[0], ids[1], ids.get(2).copied(), &params)
+            .unwrap()
+    });
+    let mut expect_y = reference::forward(&d.x, &c.x, &d.w, &c.w, d.b.as_deref(), &c.params);
+    expect_y.iter_mut().for_each(|v| *v = v.max(0.0));
+    let what = |part: &str| format!("{} conv_relu: {part}", c.name);
+    assert_close(&what("y"), &y, &expect_y, 1e-4, floor_for(c.x[1] * taps(c)));
+    let masked: Vec<f64> =
+        d.up.iter()
+            .zip(&y)
+            .map(|(&u, &v)| if v > 0.0 { u } else { 0.0 })
+            .collect();
+    assert!(masked.iter().any(|&u| u == 0.0) && masked.iter().any(|&u| u != 0.0));
+    assert_close(
+        &what("dx"),
+        &grads[0],
+        &reference::backward_input(&masked, &d.w, &c.w, &c.x, &c.params),
+        1e-4,
+        floor_for(c.w[0] * taps(c)),
+    );
+    let out_positions: usize = numel(&d.y_shape[2..]);
+    assert_close(
+        &what("dw"),
+        &grads[1],
+        &reference::backward_weight(&d.x, &c.x, &masked, &c.w, &c.params),
+        1e-4,
+        floor_for(c.x[0] * out_positions),
+    );
+}
+
+#[test]
+fn fused_relu_matches_reference() {
+    let check = |offset: u64| {
+        for (i, c) in cases().iter().chain(&large_cases()).enumerate() {
+            check_forward_with(c, offset + i as u64, true);
+            check_conv_relu_vjp(c, offset + 50 + i as u64);
+        }
+    };
+    check(1300);
+    without_subgroups(|| check(1400));
+}
+
 #[test]
 fn graph_gradients_match_reference() {
     let all = cases();
     let mut picked: Vec<&Case> = all.iter().collect();
     let large = large_cases();
-    picked.push(&large[3]);
+    picked.push(&large[4]);
     for (i, c) in picked.into_iter().enumerate() {
         check_graph_vjp(c, 600 + i as u64);
     }
@@ -497,6 +586,7 @@ fn results_are_bit_identical_between_runs() {
         let tup = tensor(&d.y_shape, &d.up);
         let forward = ConvForward {
             params: c.params.clone(),
+            relu: false,
         };
         let backward_input = ConvBackwardInput {
             params: c.params.clone(),

@@ -12,11 +12,13 @@ use wgnn::rng::Rng;
 
 const KINDS: [BinaryKind; 3] = [BinaryKind::Add, BinaryKind::Sub, BinaryKind::Mul];
 
-/// (a, b) shapes: odd sizes spanning several workgroups of 256, batch > 1, both paths.
+/// (a, b) shapes: odd sizes spanning several workgroups of 256, batch > 1, every path (the
+/// same-shape ones with a multiple of 4 elements, 840 and 2244, take the vec4 kernel).
 fn shapes() -> Vec<(Vec<usize>, Vec<usize>)> {
     vec![
         (vec![3, 5, 7, 11], vec![3, 5, 7, 11]),
         (vec![2, 3, 4, 5, 7], vec![2, 3, 4, 5, 7]),
+        (vec![4, 33, 17], vec![4, 33, 17]),
         (vec![1031], vec![1031]),
         (vec![3, 5, 7, 11], vec![5, 1, 1]),
         (vec![3, 1, 9], vec![2, 1]),

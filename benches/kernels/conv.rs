@@ -46,6 +46,7 @@ fn bench_forward(c: &mut Criterion, group: &str, id: &str, shape: ConvShape<'_>)
     let b = random_tensor(&mut rng, &[shape.o]);
     let op = ConvForward {
         params: shape.params(),
+        relu: false,
     };
     bench_ops(c, group, id, &[(&op, vec![&x, &w, &b])], shape.flops());
 }

@@ -15,22 +15,30 @@ use std::sync::{Arc, Mutex};
 use wgpu::util::DeviceExt;
 
 use super::Gpu;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Prepended to every shader: helpers that all kernels share.
 const PRELUDE: &str = include_str!("../../shaders/prelude.wgsl");
+/// Prepended after it to shaders that use subgroup operations: their GEMM building blocks.
+const SUBGROUP_PRELUDE: &str = include_str!("../../shaders/subgroup_prelude.wgsl");
 
 /// One WGSL file of `shaders/`, named after its op family.
 #[derive(Debug)]
 pub struct Shader {
     pub name: &'static str,
     pub source: &'static str,
+    /// Uses subgroup operations: compiled only on devices where `Gpu::subgroup_broadcast` holds.
+    pub subgroups: bool,
 }
 
 impl Shader {
     /// The source that is compiled: the prelude followed by the file.
     pub fn full_source(&self) -> String {
-        format!("{PRELUDE}\n{}", self.source)
+        if self.subgroups {
+            format!("{PRELUDE}\n{SUBGROUP_PRELUDE}\n{}", self.source)
+        } else {
+            format!("{PRELUDE}\n{}", self.source)
+        }
     }
 }
 
@@ -102,6 +110,12 @@ impl Gpu {
     fn shader_module(&self, shader: &'static Shader) -> Result<Arc<wgpu::ShaderModule>> {
         if let Some(module) = self.pipelines.modules.lock().unwrap().get(shader.name) {
             return Ok(module.clone());
+        }
+        if shader.subgroups && !self.subgroup_broadcast {
+            return Err(Error::Invalid(format!(
+                "shader {} needs subgroup operations, which this device was opened without",
+                shader.name
+            )));
         }
         let source = shader.full_source();
         let module = self.validated(shader.name, || {
@@ -279,10 +293,12 @@ impl Gpu {
 pub fn validate_wgsl(shader: &Shader) -> std::result::Result<(), String> {
     let source = shader.full_source();
     let module = naga::front::wgsl::parse_str(&source).map_err(|e| e.emit_to_string(&source))?;
-    let mut validator = naga::valid::Validator::new(
-        naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::default(),
-    );
+    let mut capabilities = naga::valid::Capabilities::default();
+    if shader.subgroups {
+        capabilities |= naga::valid::Capabilities::SUBGROUP;
+    }
+    let mut validator =
+        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), capabilities);
     validator
         .validate(&module)
         .map_err(|e| e.emit_to_string(&source))?;

@@ -55,6 +55,9 @@ pub fn list_adapters() -> Vec<AdapterSummary> {
         .collect()
 }
 
+/// Lanes that the subgroup kernels broadcast from: they need subgroups at least this large.
+pub const SUBGROUP_BROADCAST_LANES: u32 = 8;
+
 /// Which adapter to open.
 #[derive(Clone, Debug)]
 pub struct AdapterChoice {
@@ -62,12 +65,16 @@ pub struct AdapterChoice {
     pub name: Option<String>,
     pub power: wgpu::PowerPreference,
     pub backends: wgpu::Backends,
+    /// Use subgroup operations where the adapter has them (kernels that need them have
+    /// fallbacks); false opens the device without them, e.g. to test the fallbacks.
+    pub subgroups: bool,
 }
 
 impl AdapterChoice {
     /// wgpu's conventions: `WGPU_ADAPTER_NAME` (a substring of the adapter's name), else
     /// `WGPU_POWER_PREF` (`low`, `high`, `none`; default high performance), among the backends
-    /// of `WGPU_BACKEND` (e.g. `vulkan`, `metal`, `dx12`; default all).
+    /// of `WGPU_BACKEND` (e.g. `vulkan`, `metal`, `dx12`; default all). `WGNN_SUBGROUPS=0`
+    /// turns subgroup operations off.
     pub fn from_env() -> Self {
         Self {
             name: std::env::var("WGPU_ADAPTER_NAME")
@@ -76,6 +83,7 @@ impl AdapterChoice {
             power: wgpu::PowerPreference::from_env()
                 .unwrap_or(wgpu::PowerPreference::HighPerformance),
             backends: wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all()),
+            subgroups: std::env::var("WGNN_SUBGROUPS").map_or(true, |v| v != "0"),
         }
     }
 }
@@ -86,6 +94,9 @@ pub struct Gpu {
     pub queue: wgpu::Queue,
     pub adapter: AdapterSummary,
     pub limits: wgpu::Limits,
+    /// The device has subgroup operations with subgroups of at least 8 invocations, which the
+    /// `*_subgroup.wgsl` kernels need (broadcasts from lanes 0 to 7).
+    pub subgroup_broadcast: bool,
     pipelines: PipelineCache,
 }
 
@@ -123,15 +134,22 @@ impl Gpu {
                     .map_err(|e| Error::NoAdapter(format!(" ({e})")))?
             }
         };
-        Self::from_adapter(adapter)
+        Self::from_adapter(adapter, choice.subgroups)
     }
 
-    fn from_adapter(adapter: wgpu::Adapter) -> Result<Self> {
+    fn from_adapter(adapter: wgpu::Adapter, subgroups: bool) -> Result<Self> {
         let info = summarize(&adapter.get_info());
         let limits = adapter.limits();
+        let subgroup_broadcast = subgroups
+            && adapter.features().contains(wgpu::Features::SUBGROUP)
+            && adapter.get_info().subgroup_min_size >= SUBGROUP_BROADCAST_LANES;
         let descriptor = wgpu::DeviceDescriptor {
             label: Some("wgnn"),
-            required_features: wgpu::Features::empty(),
+            required_features: if subgroup_broadcast {
+                wgpu::Features::SUBGROUP
+            } else {
+                wgpu::Features::empty()
+            },
             required_limits: limits.clone(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
@@ -144,6 +162,7 @@ impl Gpu {
             queue,
             adapter: info,
             limits,
+            subgroup_broadcast,
             pipelines: PipelineCache::default(),
         })
     }

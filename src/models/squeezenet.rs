@@ -70,8 +70,7 @@ fn conv_relu(
 ) -> Result<NodeId> {
     let w = g.param(&format!("{prefix}.weight"), [cout, cin, k, k])?;
     let b = g.param(&format!("{prefix}.bias"), [cout])?;
-    let y = g.conv(x, w, Some(b), p)?;
-    g.relu(y)
+    g.conv_relu(x, w, Some(b), p)
 }
 
 fn fire(

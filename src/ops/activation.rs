@@ -10,6 +10,7 @@ use crate::tensor::{Shape, Tensor};
 pub static SHADER: Shader = Shader {
     name: "activation",
     source: include_str!("../../shaders/activation.wgsl"),
+    subgroups: false,
 };
 const WORKGROUP: usize = 256;
 
@@ -63,6 +64,16 @@ fn params(activation: Activation, n: usize) -> Params {
     }
 }
 
+/// The kernel for `n` elements and its invocations: the vec4 variant (`forward4`,
+/// `backward4`) when n is a multiple of 4.
+fn vectorized(entry: &'static str, n: usize) -> (&'static str, usize) {
+    match (entry, n % 4) {
+        ("forward", 0) => ("forward4", n / 4),
+        ("backward", 0) => ("backward4", n / 4),
+        _ => (entry, n),
+    }
+}
+
 /// y = f(x).
 #[derive(Debug)]
 pub struct ActivationForward(pub Activation);
@@ -86,10 +97,10 @@ impl Op for ActivationForward {
         inputs: &[&Tensor],
         output: &Tensor,
     ) -> Result<Vec<Dispatch>> {
-        let n = output.shape.numel();
+        let (entry, n) = vectorized("forward", output.shape.numel());
         Ok(vec![ctx.gpu.dispatch(
             &SHADER,
-            "forward",
+            entry,
             bytes_of(&params(self.0, n)),
             &[&inputs[0].buffer],
             &[&output.buffer],
@@ -126,10 +137,10 @@ impl Op for ActivationBackward {
         inputs: &[&Tensor],
         output: &Tensor,
     ) -> Result<Vec<Dispatch>> {
-        let n = output.shape.numel();
+        let (entry, n) = vectorized("backward", output.shape.numel());
         Ok(vec![ctx.gpu.dispatch(
             &SHADER,
-            "backward",
+            entry,
             bytes_of(&params(self.0, n)),
             &[&inputs[0].buffer, &inputs[1].buffer],
             &[&output.buffer],

@@ -11,6 +11,7 @@ use crate::tensor::{Shape, Tensor};
 pub static SHADER: Shader = Shader {
     name: "concat",
     source: include_str!("../../shaders/concat.wgsl"),
+    subgroups: false,
 };
 const WORKGROUP: usize = 256;
 
@@ -22,19 +23,45 @@ struct Params {
     wide_channels: u32,
     offset: u32,
     inner: u32,
-    _pad: [u32; 3],
+    block4: u32,
+    wide_block4: u32,
+    start4: u32,
 }
 
-/// A copy between `narrow` [N, c, inner...] and channels offset..offset + c of `wide`.
-fn params(narrow: &Shape, wide: &Shape, offset: usize) -> Params {
+/// A copy between `narrow` [N, c, inner...] and channels offset..offset + c of `wide`: the
+/// entry (`entry`, or its vec4 variant `entry4` where a batch item's ranges are whole vec4s),
+/// its parameters and its invocations.
+fn copy_call(
+    entry: &'static str,
+    entry4: &'static str,
+    narrow: &Shape,
+    wide: &Shape,
+    offset: usize,
+) -> (&'static str, Params, usize) {
     let inner: usize = narrow.dims()[2..].iter().product();
-    Params {
+    let (block, wide_block, start) = (
+        narrow.dims()[1] * inner,
+        wide.dims()[1] * inner,
+        offset * inner,
+    );
+    let mut params = Params {
         count: narrow.numel() as u32,
         narrow_channels: narrow.dims()[1] as u32,
         wide_channels: wide.dims()[1] as u32,
         offset: offset as u32,
         inner: inner as u32,
-        _pad: [0; 3],
+        block4: 0,
+        wide_block4: 0,
+        start4: 0,
+    };
+    if [block, wide_block, start].iter().all(|v| v % 4 == 0) {
+        params.count = (narrow.numel() / 4) as u32;
+        params.block4 = (block / 4) as u32;
+        params.wide_block4 = (wide_block / 4) as u32;
+        params.start4 = (start / 4) as u32;
+        (entry4, params, narrow.numel() / 4)
+    } else {
+        (entry, params, narrow.numel())
     }
 }
 
@@ -85,13 +112,20 @@ impl Op for ConcatChannels {
         let mut offset = 0;
         let mut dispatches = Vec::with_capacity(inputs.len());
         for input in inputs {
+            let (entry, params, invocations) = copy_call(
+                "concat_copy",
+                "concat_copy4",
+                &input.shape,
+                &output.shape,
+                offset,
+            );
             dispatches.push(ctx.gpu.dispatch(
                 &SHADER,
-                "concat_copy",
-                bytes_of(&params(&input.shape, &output.shape, offset)),
+                entry,
+                bytes_of(&params),
                 &[&input.buffer],
                 &[&output.buffer],
-                groups(input.shape.numel(), WORKGROUP),
+                groups(invocations, WORKGROUP),
             )?);
             offset += input.shape.dims()[1];
         }
@@ -159,13 +193,20 @@ impl Op for SliceChannels {
         inputs: &[&Tensor],
         output: &Tensor,
     ) -> Result<Vec<Dispatch>> {
+        let (entry, params, invocations) = copy_call(
+            "slice_channels",
+            "slice_channels4",
+            &output.shape,
+            &inputs[0].shape,
+            self.start,
+        );
         Ok(vec![ctx.gpu.dispatch(
             &SHADER,
-            "slice_channels",
-            bytes_of(&params(&output.shape, &inputs[0].shape, self.start)),
+            entry,
+            bytes_of(&params),
             &[&inputs[0].buffer],
             &[&output.buffer],
-            groups(output.shape.numel(), WORKGROUP),
+            groups(invocations, WORKGROUP),
         )?])
     }
 

@@ -10,13 +10,76 @@
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, KernelCall, Shader};
 use crate::graph::{Graph, NodeId};
+use crate::ops::activation::{Activation, ActivationBackward};
 use crate::ops::{bytes_of, groups, BackwardCtx, EncodeCtx, Op};
 use crate::tensor::{Shape, Tensor};
 
 pub static SHADER: Shader = Shader {
     name: "conv",
     source: include_str!("../../shaders/conv.wgsl"),
+    subgroups: false,
 };
+
+/// conv.wgsl followed by the GEMMs that share rows of A through subgroup broadcasts, for devices
+/// with `Gpu::subgroup_broadcast`.
+pub static SUBGROUP_SHADER: Shader = Shader {
+    name: "conv_subgroup",
+    source: concat!(
+        include_str!("../../shaders/conv.wgsl"),
+        include_str!("../../shaders/conv_subgroup.wgsl")
+    ),
+    subgroups: true,
+};
+
+/// Columns of the GEMM per workgroup of the subgroup kernels (4 per invocation, 64 invocations).
+const BROADCAST_COLUMNS: usize = 256;
+
+/// Row groups of 8 per workgroup of the subgroup kernels (ROW_GROUPS in conv_subgroup.wgsl):
+/// 4 (32 rows) unless M is at most 16 or 8, so that few rows are wasted.
+fn broadcast_row_groups(m: usize) -> usize {
+    match m {
+        0..=8 => 1,
+        9..=16 => 2,
+        _ => 4,
+    }
+}
+
+/// A dispatch of a subgroup GEMM kernel of conv_subgroup.wgsl.
+fn broadcast_gemm(
+    gpu: &Gpu,
+    geo: &Geometry,
+    entry: &'static str,
+    gemm: [usize; 3],
+    has_bias: bool,
+    relu: bool,
+    reads: &[&wgpu::Buffer],
+    output: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    let groups = broadcast_row_groups(gemm[0]);
+    let tile = Tile {
+        rows: 8 * groups,
+        cols: BROADCAST_COLUMNS,
+    };
+    let mut params = geo.params(gemm, tile, 1, gemm[2]);
+    params.has_bias = has_bias as u32;
+    let mut constants = vec![("ROW_GROUPS", groups as f64)];
+    if entry == "forward_broadcast" {
+        constants.push(("RELU", relu as u32 as f64));
+    }
+    if entry == "backward_input_broadcast" {
+        let unit_stride = geo.stride == [1; 3];
+        constants.push(("UNIT_STRIDE", unit_stride as u32 as f64));
+    }
+    gpu.prepare(KernelCall {
+        shader: &SUBGROUP_SHADER,
+        entry,
+        constants: &constants,
+        params: bytes_of(&params),
+        reads,
+        writes: &[output],
+        workgroups: tile.workgroups(gemm) as u32,
+    })
+}
 
 /// Reduction rows per slice (BK in conv.wgsl).
 const TILE_K: usize = 16;
@@ -382,10 +445,13 @@ fn check_inputs(op: &str, inputs: &[&Shape], counts: &[usize]) -> Result<()> {
     Ok(())
 }
 
-/// y = conv(x, w) + bias; inputs (x, w) or (x, w, bias of shape [O]).
+/// y = conv(x, w) + bias; inputs (x, w) or (x, w, bias of shape [O]). With `relu`,
+/// y = max(conv(x, w) + bias, 0): the ReLU that follows most convolutions, applied as the
+/// kernel stores y instead of by another pass over it.
 #[derive(Debug)]
 pub struct ConvForward {
     pub params: ConvParams,
+    pub relu: bool,
 }
 
 impl ConvForward {
@@ -426,20 +492,28 @@ impl Op for ConvForward {
         let shapes: Vec<&Shape> = inputs.iter().map(|t| &t.shape).collect();
         let geo = self.geometry(&shapes)?;
         let gemm = [geo.o, geo.n * geo.output_spatial(), geo.c * geo.taps()];
+        // Without a bias the weight is bound in its place and never read.
+        let bias = inputs.get(2).map_or(&inputs[1].buffer, |b| &b.buffer);
+        if ctx.gpu.subgroup_broadcast {
+            return Ok(vec![broadcast_gemm(
+                ctx.gpu,
+                &geo,
+                "forward_broadcast",
+                gemm,
+                inputs.len() == 3,
+                self.relu,
+                &[&inputs[0].buffer, &inputs[1].buffer, bias],
+                &output.buffer,
+            )?]);
+        }
         let tile = Tile::for_rows(gemm[0], ctx.gpu);
         let mut params = geo.params(gemm, tile, 1, gemm[2]);
-        // Without a bias the weight is bound in its place and never read.
-        let bias = match inputs.get(2) {
-            Some(b) => {
-                params.has_bias = 1;
-                &b.buffer
-            }
-            None => &inputs[1].buffer,
-        };
+        params.has_bias = (inputs.len() == 3) as u32;
+        let [bm, bn] = tile.constants();
         Ok(vec![ctx.gpu.prepare(KernelCall {
             shader: &SHADER,
             entry: "forward",
-            constants: &tile.constants(),
+            constants: &[bm, bn, ("RELU", self.relu as u32 as f64)],
             params: bytes_of(&params),
             reads: &[&inputs[0].buffer, &inputs[1].buffer, bias],
             writes: &[&output.buffer],
@@ -448,7 +522,16 @@ impl Op for ConvForward {
     }
 
     fn backward(&self, g: &mut Graph, ctx: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {
-        let (x, w, grad) = (ctx.inputs[0], ctx.inputs[1], ctx.grad);
+        let (x, w) = (ctx.inputs[0], ctx.inputs[1]);
+        // The ReLU's gradient masks by y > 0, which is conv + bias > 0.
+        let grad = if self.relu {
+            g.apply(
+                ActivationBackward(Activation::Relu),
+                &[ctx.output, ctx.grad],
+            )?
+        } else {
+            ctx.grad
+        };
         let mut grads = vec![None; ctx.inputs.len()];
         if ctx.needs_grad[0] {
             let op = ConvBackwardInput {
@@ -519,9 +602,14 @@ impl ConvBackwardInput {
                         }
                 })
                 .product::<usize>();
+        let (shader, entry) = if ctx.gpu.subgroup_broadcast {
+            (&SUBGROUP_SHADER, "backward_input_few_channels_broadcast")
+        } else {
+            (&SHADER, "backward_input_few_channels")
+        };
         Ok(vec![ctx.gpu.dispatch(
-            &SHADER,
-            "backward_input_few_channels",
+            shader,
+            entry,
             bytes_of(&params),
             &[&inputs[0].buffer, &inputs[1].buffer],
             &[&output.buffer],
@@ -552,6 +640,18 @@ impl Op for ConvBackwardInput {
             return self.encode_few_channels(ctx, inputs, output, &geo);
         }
         let gemm = [geo.c, geo.n * geo.input_spatial(), geo.o * geo.taps()];
+        if ctx.gpu.subgroup_broadcast {
+            return Ok(vec![broadcast_gemm(
+                ctx.gpu,
+                &geo,
+                "backward_input_broadcast",
+                gemm,
+                false,
+                false,
+                &[&inputs[0].buffer, &inputs[1].buffer],
+                &output.buffer,
+            )?]);
+        }
         let tile = Tile::for_rows(gemm[0], ctx.gpu);
         let params = geo.params(gemm, tile, 1, gemm[2]);
         Ok(vec![ctx.gpu.prepare(KernelCall {
@@ -725,7 +825,11 @@ impl Op for ConvBackwardBias {
 
 /// The output shape of `conv(x, w)` with these parameters, or the error `Graph::conv` would give.
 pub fn conv_output_shape(x: &Shape, w: &Shape, p: &ConvParams) -> Result<Shape> {
-    ConvForward { params: p.clone() }.output_shape(&[x, w])
+    ConvForward {
+        params: p.clone(),
+        relu: false,
+    }
+    .output_shape(&[x, w])
 }
 
 impl Graph {
@@ -738,7 +842,32 @@ impl Graph {
         bias: Option<NodeId>,
         p: &ConvParams,
     ) -> Result<NodeId> {
-        let op = ConvForward { params: p.clone() };
+        self.conv_with(x, w, bias, p, false)
+    }
+
+    /// `relu(conv(x, w, bias))` as one node: the kernel applies the ReLU as it stores.
+    pub fn conv_relu(
+        &mut self,
+        x: NodeId,
+        w: NodeId,
+        bias: Option<NodeId>,
+        p: &ConvParams,
+    ) -> Result<NodeId> {
+        self.conv_with(x, w, bias, p, true)
+    }
+
+    fn conv_with(
+        &mut self,
+        x: NodeId,
+        w: NodeId,
+        bias: Option<NodeId>,
+        p: &ConvParams,
+        relu: bool,
+    ) -> Result<NodeId> {
+        let op = ConvForward {
+            params: p.clone(),
+            relu,
+        };
         match bias {
             Some(b) => self.apply(op, &[x, w, b]),
             None => self.apply(op, &[x, w]),

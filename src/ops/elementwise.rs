@@ -11,6 +11,7 @@ use crate::tensor::{Shape, Tensor};
 pub static SHADER: Shader = Shader {
     name: "elementwise",
     source: include_str!("../../shaders/elementwise.wgsl"),
+    subgroups: false,
 };
 const WORKGROUP: usize = 256;
 const SLOTS: usize = 8;
@@ -251,7 +252,7 @@ impl Op for Binary {
         let a_strides = broadcast_strides(&aligned(&inputs[0].shape, rank), out);
         let b_strides = broadcast_strides(&aligned(&inputs[1].shape, rank), out);
         let n = output.shape.numel();
-        let params = Params {
+        let mut params = Params {
             n: n as u32,
             rank: rank as u32,
             op: self.0 as u32,
@@ -261,17 +262,19 @@ impl Op for Binary {
             ..Default::default()
         };
         let same_shape = inputs.iter().all(|t| t.shape == output.shape);
+        let (entry, invocations) = match (same_shape, n % 4 == 0) {
+            (true, true) => ("binary_same_shape4", n / 4),
+            (true, false) => ("binary_same_shape", n),
+            (false, _) => ("binary", n),
+        };
+        params.n = invocations as u32;
         Ok(vec![ctx.gpu.dispatch(
             &SHADER,
-            if same_shape {
-                "binary_same_shape"
-            } else {
-                "binary"
-            },
+            entry,
             bytes_of(&params),
             &[&inputs[0].buffer, &inputs[1].buffer],
             &[&output.buffer],
-            groups(n, WORKGROUP),
+            groups(invocations, WORKGROUP),
         )?])
     }
 

@@ -3,7 +3,7 @@
 //! Backward: dF = (dG + dG^T) F / (C * HW).
 
 use crate::error::{Error, Result};
-use crate::gpu::{Dispatch, Shader};
+use crate::gpu::{Dispatch, Gpu, KernelCall, Shader};
 use crate::graph::{Graph, NodeId};
 use crate::ops::{bytes_of, groups, BackwardCtx, EncodeCtx, Op};
 use crate::tensor::{Shape, Tensor};
@@ -11,7 +11,24 @@ use crate::tensor::{Shape, Tensor};
 pub static SHADER: Shader = Shader {
     name: "gram",
     source: include_str!("../../shaders/gram.wgsl"),
+    subgroups: false,
 };
+
+/// gram.wgsl followed by the kernels that share rows of the left operand by subgroup
+/// broadcasts, for devices with `Gpu::subgroup_broadcast`.
+pub static SUBGROUP_SHADER: Shader = Shader {
+    name: "gram_subgroup",
+    source: concat!(
+        include_str!("../../shaders/gram.wgsl"),
+        include_str!("../../shaders/gram_subgroup.wgsl")
+    ),
+    subgroups: true,
+};
+/// forward_broadcast's tile (GRAM_ROWS x GRAM_COLS in gram_subgroup.wgsl).
+const BROADCAST_ROWS: usize = 32;
+const BROADCAST_COLS: usize = 64;
+/// backward_broadcast's tile columns (GRAM_GRAD_COLS).
+const BROADCAST_GRAD_COLS: usize = 256;
 /// Output tile edge of both kernels (see the shader).
 const TILE: usize = 64;
 /// Reduction step of both kernels: split ranges of the forward pass are multiples of it.
@@ -75,6 +92,63 @@ fn params(x: &Shape, forward: bool) -> Params {
     }
 }
 
+/// `params` for gram_subgroup.wgsl's tiles: forward row blocks of 32 (row_tiles) by column
+/// blocks of 64 (col_tiles), row block ti taking the column blocks from ti / 2; backward
+/// blocks of 8 * `row_groups` rows by 256 columns.
+fn broadcast_params(x: &Shape, forward: bool, row_groups: usize) -> Params {
+    let mut p = params(x, forward);
+    let (c, hw) = (p.c as usize, p.hw as usize);
+    if forward {
+        let row_tiles = c.div_ceil(BROADCAST_ROWS);
+        let col_tiles = c.div_ceil(BROADCAST_COLS);
+        p.row_tiles = row_tiles as u32;
+        p.col_tiles = col_tiles as u32;
+        p.tiles = (0..row_tiles).map(|ti| col_tiles - ti / 2).sum::<usize>() as u32;
+    } else {
+        let row_tiles = c.div_ceil(8 * row_groups);
+        let col_tiles = hw.div_ceil(BROADCAST_GRAD_COLS);
+        p.row_tiles = row_tiles as u32;
+        p.col_tiles = col_tiles as u32;
+        p.tiles = (row_tiles * col_tiles) as u32;
+    }
+    p
+}
+
+/// Row groups of 8 of backward_broadcast (ROW_GROUPS): 4 unless C is at most 16 or 8.
+fn broadcast_row_groups(c: usize) -> usize {
+    match c {
+        0..=8 => 1,
+        9..=16 => 2,
+        _ => 4,
+    }
+}
+
+/// A dispatch of `SHADER` or, where the device has subgroups, of `SUBGROUP_SHADER`.
+fn gram_dispatch(
+    gpu: &Gpu,
+    entry: &'static str,
+    params: &Params,
+    constants: &[(&'static str, f64)],
+    reads: &[&wgpu::Buffer],
+    writes: &[&wgpu::Buffer],
+    workgroups: usize,
+) -> Result<Dispatch> {
+    let shader = if gpu.subgroup_broadcast {
+        &SUBGROUP_SHADER
+    } else {
+        &SHADER
+    };
+    gpu.prepare(KernelCall {
+        shader,
+        entry,
+        constants,
+        params: bytes_of(params),
+        reads,
+        writes,
+        workgroups: workgroups as u32,
+    })
+}
+
 /// (splits, columns per split) of the forward reduction over `hw` for `workgroups` tiles.
 fn split_reduction(workgroups: usize, hw: usize) -> (usize, usize) {
     if workgroups >= MIN_WORKGROUPS {
@@ -112,17 +186,26 @@ impl Op for Gram {
         inputs: &[&Tensor],
         output: &Tensor,
     ) -> Result<Vec<Dispatch>> {
-        let mut params = params(&inputs[0].shape, true);
+        let broadcast = ctx.gpu.subgroup_broadcast;
+        let (mut params, entry) = if broadcast {
+            (
+                broadcast_params(&inputs[0].shape, true, 4),
+                "forward_broadcast",
+            )
+        } else {
+            (params(&inputs[0].shape, true), "forward")
+        };
         let tiles = (params.batch * params.tiles) as usize;
         let (splits, k_split) = split_reduction(tiles, params.hw as usize);
         if splits == 1 {
-            return Ok(vec![ctx.gpu.dispatch(
-                &SHADER,
-                "forward",
-                bytes_of(&params),
+            return Ok(vec![gram_dispatch(
+                ctx.gpu,
+                entry,
+                &params,
+                &[],
                 &[&inputs[0].buffer],
                 &[&output.buffer],
-                tiles as u32,
+                tiles,
             )?]);
         }
         let partial = ctx.scratch("gram partial sums", splits as u64 * output.shape.bytes())?;
@@ -130,13 +213,14 @@ impl Op for Gram {
         params.splits = splits as u32;
         params.k_split = k_split as u32;
         params.scale = 1.0;
-        let partial_sums = ctx.gpu.dispatch(
-            &SHADER,
-            "forward",
-            bytes_of(&params),
+        let partial_sums = gram_dispatch(
+            ctx.gpu,
+            entry,
+            &params,
+            &[],
             &[&inputs[0].buffer],
             &[&partial],
-            (splits * tiles) as u32,
+            splits * tiles,
         )?;
         params.scale = scale;
         let reduce = ctx.gpu.dispatch(
@@ -184,15 +268,41 @@ impl Op for GramBackward {
         inputs: &[&Tensor],
         output: &Tensor,
     ) -> Result<Vec<Dispatch>> {
-        let params = params(&inputs[0].shape, false);
-        Ok(vec![ctx.gpu.dispatch(
-            &SHADER,
-            "backward",
-            bytes_of(&params),
-            &[&inputs[0].buffer, &inputs[1].buffer],
+        if !ctx.gpu.subgroup_broadcast {
+            let params = params(&inputs[0].shape, false);
+            return Ok(vec![gram_dispatch(
+                ctx.gpu,
+                "backward",
+                &params,
+                &[],
+                &[&inputs[0].buffer, &inputs[1].buffer],
+                &[&output.buffer],
+                (params.batch * params.tiles) as usize,
+            )?]);
+        }
+        let (_, c, _) = features(self.name(), &inputs[0].shape)?;
+        let row_groups = broadcast_row_groups(c);
+        let params = broadcast_params(&inputs[0].shape, false, row_groups);
+        let symmetric = ctx.scratch("gram_backward dG + dG^T", inputs[1].shape.bytes())?;
+        let sum = gram_dispatch(
+            ctx.gpu,
+            "symmetric_sum",
+            &params,
+            &[],
+            &[&inputs[1].buffer],
+            &[&symmetric],
+            params.count.div_ceil(REDUCE_WORKGROUP as u32) as usize,
+        )?;
+        let product = gram_dispatch(
+            ctx.gpu,
+            "backward_broadcast",
+            &params,
+            &[("ROW_GROUPS", row_groups as f64)],
+            &[&inputs[0].buffer, &symmetric],
             &[&output.buffer],
-            params.batch * params.tiles,
-        )?])
+            (params.batch * params.tiles) as usize,
+        )?;
+        Ok(vec![sum, product])
     }
 
     fn backward(&self, _: &mut Graph, _: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {

@@ -12,6 +12,7 @@ use crate::tensor::{DType, Shape, Tensor};
 pub static SHADER: Shader = Shader {
     name: "loss",
     source: include_str!("../../shaders/loss.wgsl"),
+    subgroups: false,
 };
 const WORKGROUP: usize = 256;
 

@@ -21,6 +21,7 @@ use crate::tensor::{Shape, Tensor};
 pub static SHADER: Shader = Shader {
     name: "matmul",
     source: include_str!("../../shaders/matmul.wgsl"),
+    subgroups: false,
 };
 /// Rows and columns of C per workgroup (`TILE` in the shader).
 const TILE: usize = 128;

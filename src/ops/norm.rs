@@ -10,6 +10,7 @@ use crate::tensor::{Shape, Tensor};
 pub static SHADER: Shader = Shader {
     name: "norm",
     source: include_str!("../../shaders/norm.wgsl"),
+    subgroups: false,
 };
 
 /// Added to the sum of squares inside the square root: an all-zero row maps to zeros.

@@ -13,6 +13,7 @@ use crate::tensor::{Shape, Tensor};
 pub static SHADER: Shader = Shader {
     name: "pool",
     source: include_str!("../../shaders/pool.wgsl"),
+    subgroups: false,
 };
 const WORKGROUP: usize = 256;
 /// Consecutive W positions handled by one invocation of the windowed kernels (see the shader).
@@ -148,6 +149,7 @@ struct Params {
     kernel: [u32; 4],
     stride: [u32; 4],
     pad: [u32; 4],
+    phase: [u32; 4],
 }
 
 /// `values` (one per spatial dim) right-aligned into the D, H, W slots, the rest `fill`.
@@ -259,8 +261,8 @@ impl Op for Pool {
     }
 }
 
-/// dx of max pooling; inputs (x, dy). Each element of dx gathers dy from the windows whose first
-/// maximal element it is.
+/// dx of max pooling; inputs (x, dy). dx is cleared, then each window adds its dy at its first
+/// maximal element, in passes over classes of windows that share no element (no atomics).
 #[derive(Debug)]
 pub struct MaxPoolBackward(pub PoolParams);
 
@@ -286,15 +288,54 @@ impl Op for MaxPoolBackward {
         inputs: &[&Tensor],
         output: &Tensor,
     ) -> Result<Vec<Dispatch>> {
-        let params = window_params(&self.0, &inputs[0].shape, &inputs[1].shape, &output.shape);
-        Ok(vec![ctx.gpu.dispatch(
+        let (x, dy) = (&inputs[0].shape, &inputs[1].shape);
+        let mut params = window_params(&self.0, x, dy, dy);
+        let n = output.shape.numel();
+        let (zero, zero_invocations) = if n % 4 == 0 {
+            ("max_zero4", n / 4)
+        } else {
+            ("max_zero", n)
+        };
+        params.count = zero_invocations as u32;
+        let mut dispatches = vec![ctx.gpu.dispatch(
             &SHADER,
-            "max_backward",
+            zero,
             bytes_of(&params),
             &[&inputs[0].buffer, &inputs[1].buffer],
             &[&output.buffer],
-            groups(params.count as usize, WORKGROUP),
-        )?])
+            groups(zero_invocations, WORKGROUP),
+        )?];
+        // Classes of windows that share no element: per dim, indices congruent modulo
+        // ceil(kernel / stride); the last three slots are D, H, W as in the shader.
+        let out = params.out_size;
+        let step: Vec<u32> = (0..3)
+            .map(|k| params.kernel[k].div_ceil(params.stride[k]))
+            .collect();
+        let planes = (dy.dims()[0] * dy.dims()[1]) as u32;
+        for pd in 0..step[0] {
+            for ph in 0..step[1] {
+                for pw in 0..step[2] {
+                    let phase = [pd, ph, pw];
+                    let windows: u32 = (0..3)
+                        .map(|k| out[k].saturating_sub(phase[k]).div_ceil(step[k]))
+                        .product();
+                    if windows == 0 {
+                        continue;
+                    }
+                    params.phase = [pd, ph, pw, 0];
+                    params.count = planes * windows;
+                    dispatches.push(ctx.gpu.dispatch(
+                        &SHADER,
+                        "max_scatter",
+                        bytes_of(&params),
+                        &[&inputs[0].buffer, &inputs[1].buffer],
+                        &[&output.buffer],
+                        groups(params.count as usize, WORKGROUP),
+                    )?);
+                }
+            }
+        }
+        Ok(dispatches)
     }
 
     fn backward(&self, _: &mut Graph, _: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {

@@ -12,6 +12,7 @@ use crate::tensor::{Shape, Tensor};
 pub static SHADER: Shader = Shader {
     name: "reduce",
     source: include_str!("../../shaders/reduce.wgsl"),
+    subgroups: false,
 };
 const WORKGROUP: usize = 256;
 /// Values of the reduced axis that one workgroup of `sum_chunks` adds (`CHUNK` in the shader).

@@ -23,6 +23,7 @@ use crate::tensor::Tensor;
 pub static SHADER: Shader = Shader {
     name: "optim",
     source: include_str!("../../shaders/optim.wgsl"),
+    subgroups: false,
 };
 
 /// One parameter to update and the gradient that the plan computes for it.

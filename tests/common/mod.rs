@@ -82,6 +82,9 @@ pub fn dot(a: &[f64], b: &[f64]) -> f64 {
 /// The GPU shared by a test binary. Panics (fails the test) when there is no adapter: a green
 /// run must mean that the shaders ran.
 pub fn gpu() -> &'static wgnn::Gpu {
+    if FALLBACK.with(|f| f.get()) {
+        return fallback_gpu();
+    }
     static GPU: std::sync::OnceLock<wgnn::Gpu> = std::sync::OnceLock::new();
     GPU.get_or_init(|| match wgnn::Gpu::new() {
         Ok(gpu) => {
@@ -90,6 +93,35 @@ pub fn gpu() -> &'static wgnn::Gpu {
         }
         Err(e) => panic!("tests need a GPU adapter and none could be opened: {e}"),
     })
+}
+
+thread_local! {
+    static FALLBACK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The same adapter opened without subgroup operations, so that kernels take their fallbacks.
+fn fallback_gpu() -> &'static wgnn::Gpu {
+    static GPU: std::sync::OnceLock<wgnn::Gpu> = std::sync::OnceLock::new();
+    GPU.get_or_init(|| {
+        let choice = wgnn::gpu::AdapterChoice {
+            subgroups: false,
+            ..wgnn::gpu::AdapterChoice::from_env()
+        };
+        let gpu = wgnn::Gpu::with_choice(&choice).expect("the adapter opens without subgroups");
+        assert!(!gpu.subgroup_broadcast);
+        gpu
+    })
+}
+
+/// Runs `f` with `gpu()` (and so `tensor`, `eval`, `graph_vjp`) on a device opened without
+/// subgroup operations: the fallback kernels of ops that have subgroup versions.
+pub fn without_subgroups(f: impl FnOnce()) {
+    FALLBACK.with(|flag| flag.set(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    FALLBACK.with(|flag| flag.set(false));
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
 }
 
 /// Uploads f64 values as an f32 tensor.
