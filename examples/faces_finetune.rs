@@ -15,7 +15,7 @@
 //!
 //! Keys: `splits=0,1,2` (split seeds, as in `faces_validate`), `train=20`, `epochs=30`,
 //! `lr=0.001`, `trunk_lr=0.1`, `tune=fire6,fire7`, `variants=orig,full1`, `probes=orig,mild`,
-//! `margin=0.2`, `p=8`, `k=4`, `modes=white,head,tune`.
+//! `margin=0.2`, `p=8`, `k=4`, `dim=128` (the embedding), `modes=white,head,tune`.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -328,6 +328,7 @@ fn main() -> Result<()> {
     let lr: f32 = get("lr", "0.001").parse().unwrap();
     let trunk_lr: f32 = get("trunk_lr", "0.1").parse().unwrap();
     let margin: f32 = get("margin", "0.2").parse().unwrap();
+    let dim: usize = get("dim", "128").parse().unwrap();
     let (p, k): (usize, usize) = (
         get("p", "8").parse().unwrap(),
         get("k", "4").parse().unwrap(),
@@ -381,13 +382,13 @@ fn main() -> Result<()> {
                 }
             }
             let descriptors = run_batched(&gpu, &mut desc_plan, desc_input, &rows)?;
-            let white = learned_whitening(&descriptors, D, &white_labels, 128, 0.25)?;
-            params.insert_f32(&gpu, "head.project.weight", [128, D], &white.weight)?;
-            params.insert_f32(&gpu, "head.project.bias", [128], &white.bias)?;
+            let white = learned_whitening(&descriptors, D, &white_labels, dim, 0.25)?;
+            params.insert_f32(&gpu, "head.project.weight", [dim, D], &white.weight)?;
+            params.insert_f32(&gpu, "head.project.bias", [dim], &white.bias)?;
             let build = |g: &mut Graph| -> Result<(NodeId, NodeId)> {
                 let (input, d) = descriptor_graph(g, scale)?;
-                let w = g.param("head.project.weight", [128, D])?;
-                let b = g.param("head.project.bias", [128])?;
+                let w = g.param("head.project.weight", [dim, D])?;
+                let b = g.param("head.project.bias", [dim])?;
                 let y = g.linear(d, w, Some(b))?;
                 Ok((input, g.l2_normalize(y)?))
             };
@@ -459,7 +460,7 @@ fn main() -> Result<()> {
                         let e = embed_plan.step(&gpu)?.remove(0);
                         let mined = mine_triplets(
                             &e,
-                            128,
+                            dim,
                             &b.labels,
                             MiningConfig {
                                 strategy: Mining::BatchHard,
@@ -489,7 +490,7 @@ fn main() -> Result<()> {
             for probe in &probes {
                 let rows: Vec<&[f32]> = val_rows.iter().map(|&i| map(probe, i)).collect();
                 let e = run_batched(&gpu, &mut embed_plan, embed_input, &rows)?;
-                let m = metrics::evaluate(&e, 128, &val_labels)?;
+                let m = metrics::evaluate(&e, dim, &val_labels)?;
                 scores.push(m.one_shot_accuracy);
                 scores.push(m.eer);
             }
