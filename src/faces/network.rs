@@ -82,7 +82,7 @@ impl Default for NetworkSpec {
                         grids: vec![[1, 1]],
                     },
                 ],
-                embedding_dim: 128,
+                embedding_dim: 512,
             },
             mirror: true,
         }
