@@ -37,6 +37,10 @@ use wgnn::optim::{Adam, AdamConfig, Optimizer};
 use wgnn::rng::Rng;
 use wgnn::{Error, Gpu, Result};
 
+#[path = "faces_support/perturb.rs"]
+mod perturb;
+use perturb::perturb;
+
 /// fire5's map per pass.
 const C5: usize = 256;
 const H5: usize = 27;
@@ -91,7 +95,7 @@ fn fire5_maps(
             _ => match kind.strip_prefix("full") {
                 Some(v) => full.variant(image, w, h, v.parse().unwrap(), i, 1),
                 None => match kind {
-                    "mild" => mild_perturbation(image, w, h, i),
+                    "mild" => perturb(image, w, h, i, true),
                     _ => panic!("unknown kind {kind}"),
                 },
             },
@@ -102,76 +106,6 @@ fn fire5_maps(
     std::fs::write(&path, bytemuck::cast_slice(&maps)).map_err(|e| Error::file(&path, e))?;
     eprintln!("fire5 {kind}: {:.1} s", started.elapsed().as_secs_f64());
     Ok(maps)
-}
-
-/// `faces_validate`'s `mild` perturbation (same seeds), copied so that both harnesses agree.
-fn mild_perturbation(image: &[f32], width: usize, height: usize, index: usize) -> Vec<f32> {
-    let mut rng = Rng::new(0xFACE_0FF5 ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let k = 0.5;
-    let zoom = 1.0 + k * rng.range(-0.12, 0.12);
-    let dx = k * rng.range(-0.08, 0.08) * width as f64;
-    let dy = k * rng.range(-0.08, 0.08) * height as f64;
-    let gamma = (1.0 + k * rng.range(-0.4, 0.6)) as f32;
-    let angle = rng.range(0.0, std::f64::consts::TAU);
-    let slope = k * rng.range(0.0, 0.35);
-    let blur = rng.uniform() < 0.5 * k;
-    let noise = k * rng.range(0.0, 0.03);
-    let (cx, cy) = (width as f64 / 2.0, height as f64 / 2.0);
-    let mut out = vec![0f32; image.len()];
-    for c in 0..3 {
-        let plane = &image[c * width * height..][..width * height];
-        let at = |x: isize, y: isize| {
-            plane[y.clamp(0, height as isize - 1) as usize * width
-                + x.clamp(0, width as isize - 1) as usize]
-        };
-        for y in 0..height {
-            for x in 0..width {
-                let sx = (x as f64 - cx - dx) / zoom + cx;
-                let sy = (y as f64 - cy - dy) / zoom + cy;
-                let (x0, y0) = (sx.floor(), sy.floor());
-                let (fx, fy) = ((sx - x0) as f32, (sy - y0) as f32);
-                let (x0, y0) = (x0 as isize, y0 as isize);
-                out[c * width * height + y * width + x] = (1.0 - fy)
-                    * ((1.0 - fx) * at(x0, y0) + fx * at(x0 + 1, y0))
-                    + fy * ((1.0 - fx) * at(x0, y0 + 1) + fx * at(x0 + 1, y0 + 1));
-            }
-        }
-    }
-    if blur {
-        let src = out.clone();
-        for c in 0..3 {
-            for y in 0..height {
-                for x in 0..width {
-                    let mut s = 0.0;
-                    for (oy, ox) in [(0, 0), (0, 1), (1, 0), (1, 1), (-1, 0), (0, -1)] {
-                        let yy = (y as isize + oy).clamp(0, height as isize - 1) as usize;
-                        let xx = (x as isize + ox).clamp(0, width as isize - 1) as usize;
-                        s += src[c * width * height + yy * width + xx];
-                    }
-                    out[c * width * height + y * width + x] = s / 6.0;
-                }
-            }
-        }
-    }
-    let (ux, uy) = (angle.cos(), angle.sin());
-    let mut noise_rng = Rng::new(index as u64 ^ 0xA11CE);
-    let noise_plane: Vec<f32> = (0..width * height)
-        .map(|_| (noise_rng.normal() * noise) as f32)
-        .collect();
-    for c in 0..3 {
-        for y in 0..height {
-            for x in 0..width {
-                let t = ((x as f64 / width as f64 - 0.5) * ux
-                    + (y as f64 / height as f64 - 0.5) * uy)
-                    * 2.0;
-                let gain = (1.0 + slope * t) as f32;
-                let v = &mut out[c * width * height + y * width + x];
-                *v = ((v.clamp(0.0, 1.0).powf(gamma)) * gain + noise_plane[y * width + x])
-                    .clamp(0.0, 1.0);
-            }
-        }
-    }
-    out
 }
 
 /// The network above fire5, on `[BATCH, 2 * PASS]` fire5 maps (image, then mirror image):
