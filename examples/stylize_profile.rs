@@ -1,10 +1,10 @@
 //! Milliseconds per style-transfer iteration and where they go.
 //!
-//! `cargo run --release --example stylize_profile -- [SIZE] [ITERATIONS]` builds the default
-//! objective (SqueezeNet, default layers and weights) on a SIZE x SIZE image (the astronaut
-//! photo, the embedded painting), times ITERATIONS fused Adam steps (the median after the
-//! first 3), then times every dispatch of the step on its own and prints the kernels by total
-//! time.
+//! `cargo run --release --example stylize_profile -- [SIZE] [ITERATIONS] [SLOWEST]` builds the
+//! default objective (SqueezeNet, default layers and weights) on a SIZE x SIZE image (the
+//! astronaut photo, the embedded painting), times ITERATIONS fused Adam steps (the median after
+//! the first 3), then times every dispatch of the step on its own and prints the kernels by total
+//! time and the SLOWEST (default 8) dispatches.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -17,6 +17,7 @@ fn main() -> wgnn::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let size: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(256);
     let iterations: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10);
+    let slowest_shown: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(8);
     let gpu = wgnn::Gpu::new()?;
     let config = StyleConfig::default();
     let objective = objective(&config)?;
@@ -66,7 +67,7 @@ fn main() -> wgnn::Result<()> {
     let mut slowest: Vec<(usize, &(String, f64))> = profile.iter().enumerate().collect();
     slowest.sort_by(|a, b| b.1 .1.total_cmp(&a.1 .1));
     println!("slowest dispatches (index in the step):");
-    for (i, (label, ms)) in slowest.into_iter().take(8) {
+    for (i, (label, ms)) in slowest.into_iter().take(slowest_shown) {
         println!("{ms:9.2} ms  #{i:<4} {label}");
     }
     Ok(())

@@ -1,6 +1,6 @@
-// Convolution forward and backward_input GEMMs for devices with subgroup operations: appended to
-// conv.wgsl (Params, bindings and index helpers come from there) and compiled only where the
-// device has subgroups of at least 8 invocations.
+// Convolution forward, backward_input and backward_input_few_channels for devices with subgroup
+// operations: appended to conv.wgsl (Params, bindings, index helpers and the fused ReLU come
+// from there) and compiled only where the device has subgroups of at least 8 invocations.
 //
 // The same GEMMs as conv.wgsl's forward and backward_input (out[M, N] = A[M, K] * B[K, N],
 // gathered on the fly), without workgroup memory, on subgroup_prelude.wgsl's blocks: each

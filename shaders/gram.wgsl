@@ -3,6 +3,8 @@
 //   forward:  G[b] = F F^T * scale, output [N, C, C]
 //   backward: dF[b] = (dG + dG^T) F * scale, output [N, C, HW]
 // Both are tiled matrix products written for this shape, not a transposed copy fed to a matmul.
+// On devices with subgroups of at least 8, gram_subgroup.wgsl (appended to this file) replaces
+// both; these kernels are the fallback.
 //
 // Tiling (both kernels): 64 invocations as an 8 x 8 grid (tx = lid % 8, ty = lid / 8) own a
 // 64 x 64 output tile; each invocation accumulates an 8 x 8 block (rows 8ty..8ty+7, columns
