@@ -113,29 +113,29 @@ fn network_inputs(spec: &NetworkSpec, images: &[f32]) -> Result<Vec<f32>> {
         .collect())
 }
 
-/// The frozen trunk: images to trunk maps (`NetworkSpec::trunk_maps_shape` per image).
-pub struct TrunkRunner {
+/// A batched plan whose inputs are RGB images `[N, 3, H, W]` in [0, 1], turned into the
+/// network's inputs (the image and, with mirroring, its mirror image) before they run.
+struct ImagePlan {
     inner: BatchedPlan,
     spec: NetworkSpec,
 }
 
-impl TrunkRunner {
-    pub fn new(gpu: &Gpu, spec: &NetworkSpec, trunk_weights: &ParamStore) -> Result<Self> {
+impl ImagePlan {
+    fn compile(
+        gpu: &Gpu,
+        spec: &NetworkSpec,
+        params: &ParamStore,
+        build: impl FnOnce(&mut Graph, NodeId) -> Result<NodeId>,
+    ) -> Result<Self> {
         spec.validate()?;
         let item = [3 * spec.passes(), spec.trunk.height, spec.trunk.width];
         Ok(Self {
-            inner: BatchedPlan::compile(gpu, &item, trunk_weights, |g, x| spec.build_trunk(g, x))?,
+            inner: BatchedPlan::compile(gpu, &item, params, build)?,
             spec: spec.clone(),
         })
     }
 
-    /// Values per image of the output.
-    pub fn output_len(&self) -> usize {
-        self.inner.output_len
-    }
-
-    /// Runs RGB images `[N, 3, H, W]` in [0, 1], calling `progress(done)` after each batch.
-    pub fn run(
+    fn run(
         &mut self,
         gpu: &Gpu,
         images: &[f32],
@@ -146,11 +146,33 @@ impl TrunkRunner {
     }
 }
 
-/// The whole network: images to embeddings `[N, D]`.
-pub struct Embedder {
-    inner: BatchedPlan,
-    spec: NetworkSpec,
+/// The frozen trunk: images to trunk maps (`NetworkSpec::trunk_maps_shape` per image).
+pub struct TrunkRunner(ImagePlan);
+
+impl TrunkRunner {
+    pub fn new(gpu: &Gpu, spec: &NetworkSpec, trunk_weights: &ParamStore) -> Result<Self> {
+        let plan = ImagePlan::compile(gpu, spec, trunk_weights, |g, x| spec.build_trunk(g, x))?;
+        Ok(Self(plan))
+    }
+
+    /// Values per image of the output.
+    pub fn output_len(&self) -> usize {
+        self.0.inner.output_len
+    }
+
+    /// Runs RGB images `[N, 3, H, W]` in [0, 1], calling `progress(done)` after each batch.
+    pub fn run(
+        &mut self,
+        gpu: &Gpu,
+        images: &[f32],
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Vec<f32>> {
+        self.0.run(gpu, images, progress)
+    }
 }
+
+/// The whole network: images to embeddings `[N, D]`.
+pub struct Embedder(ImagePlan);
 
 impl Embedder {
     /// `head` holds the head's parameters; the trunk's are the embedded weights.
@@ -159,19 +181,15 @@ impl Embedder {
         for (name, tensor) in head.iter() {
             params.insert(name, tensor.clone());
         }
-        spec.validate()?;
-        let item = [3 * spec.passes(), spec.trunk.height, spec.trunk.width];
-        Ok(Self {
-            inner: BatchedPlan::compile(gpu, &item, &params, |g, x| {
-                let trunk = spec.build_trunk(g, x)?;
-                spec.build_head(g, trunk)
-            })?,
-            spec: spec.clone(),
-        })
+        let plan = ImagePlan::compile(gpu, spec, &params, |g, x| {
+            let trunk = spec.build_trunk(g, x)?;
+            spec.build_head(g, trunk)
+        })?;
+        Ok(Self(plan))
     }
 
     pub fn embedding_dim(&self) -> usize {
-        self.inner.output_len
+        self.0.inner.output_len
     }
 
     /// Runs RGB images `[N, 3, H, W]` in [0, 1], calling `progress(done)` after each batch.
@@ -181,8 +199,7 @@ impl Embedder {
         images: &[f32],
         progress: &mut dyn FnMut(usize),
     ) -> Result<Vec<f32>> {
-        let inputs = network_inputs(&self.spec, images)?;
-        self.inner.run(gpu, &inputs, progress)
+        self.0.run(gpu, images, progress)
     }
 }
 
