@@ -352,18 +352,28 @@ fn check_backward_ops(c: &Case, seed: u64) {
     assert_close(&format!("{} dbias", c.name), &db, &expect_db, 1e-4, floor);
 }
 
-fn check_graph_vjp(c: &Case, seed: u64) {
-    let d = data(c, seed);
+/// y and the gradients of (x, w, bias) for the upstream gradient `d.up`, through a graph of
+/// one `conv` (or `conv_relu` when `fused_relu`).
+fn conv_graph_vjp(c: &Case, d: &Data, fused_relu: bool) -> (Vec<f32>, Vec<Vec<f32>>) {
     let b_shape = [c.w[0]];
     let mut inputs: Vec<(&[usize], &[f64])> = vec![(&c.x, &d.x), (&c.w, &d.w)];
     if let Some(b) = &d.b {
         inputs.push((&b_shape, b));
     }
     let params = c.params.clone();
-    let (y, grads) = graph_vjp(&inputs, &d.up, &|g, ids| {
-        g.conv(ids[0], ids[1], ids.get(2).copied(), &params)
-            .unwrap()
-    });
+    graph_vjp(&inputs, &d.up, &|g, ids| {
+        let bias = ids.get(2).copied();
+        if fused_relu {
+            g.conv_relu(ids[0], ids[1], bias, &params).unwrap()
+        } else {
+            g.conv(ids[0], ids[1], bias, &params).unwrap()
+        }
+    })
+}
+
+fn check_graph_vjp(c: &Case, seed: u64) {
+    let d = data(c, seed);
+    let (y, grads) = conv_graph_vjp(c, &d, false);
     let out_positions: usize = numel(&d.y_shape[2..]);
     let expect_y = reference::forward(&d.x, &c.x, &d.w, &c.w, d.b.as_deref(), &c.params);
     let what = |part: &str| format!("{} through the graph: {part}", c.name);
@@ -516,16 +526,7 @@ fn kernels_without_subgroups_match_reference() {
 /// flip the mask between the two sides).
 fn check_conv_relu_vjp(c: &Case, seed: u64) {
     let d = data(c, seed);
-    let b_shape = [c.w[0]];
-    let mut inputs: Vec<(&[usize], &[f64])> = vec![(&c.x, &d.x), (&c.w, &d.w)];
-    if let Some(b) = &d.b {
-        inputs.push((&b_shape, b));
-    }
-    let params = c.params.clone();
-    let (y, grads) = graph_vjp(&inputs, &d.up, &|g, ids| {
-        g.conv_relu(ids[0], ids[1], ids.get(2).copied(), &params)
-            .unwrap()
-    });
+    let (y, grads) = conv_graph_vjp(c, &d, true);
     let mut expect_y = reference::forward(&d.x, &c.x, &d.w, &c.w, d.b.as_deref(), &c.params);
     expect_y.iter_mut().for_each(|v| *v = v.max(0.0));
     let what = |part: &str| format!("{} conv_relu: {part}", c.name);
