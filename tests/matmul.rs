@@ -62,11 +62,12 @@ fn reference_backward_matches_finite_differences() {
     }
 }
 
-#[test]
-fn forward_matches_reference() {
-    let mut rng = Rng::new(2);
-    // Odd sizes below one tile, and sizes spanning several tiles with ragged edges.
-    for sizes in [(37, 53, 29), (131, 259, 67)] {
+/// Odd sizes below one tile, sizes spanning several tiles with ragged edges, and, for the subgroup
+/// kernel (tiles of 8, 16 or 32 rows for M of at most 8, at most 16 and above, by 256 columns),
+/// M in each band with N past one column tile and K not a multiple of its step of 4.
+fn check_forward(seed: u64) {
+    let mut rng = Rng::new(seed);
+    for sizes in [(37, 53, 29), (131, 259, 67), (7, 300, 5), (13, 261, 10)] {
         for flags in FLAGS {
             for batches in BATCHES {
                 if sizes.0 > 100 && batches != (None, None) {
@@ -91,6 +92,21 @@ fn forward_matches_reference() {
 }
 
 #[test]
+fn forward_matches_reference() {
+    check_forward(2);
+}
+
+/// Where the device has subgroups, the tests above run matmul_subgroup.wgsl's kernel; this runs
+/// matmul.wgsl's tiles (the fallback) on the same cases.
+#[test]
+fn fallback_matches_reference() {
+    without_subgroups(|| {
+        check_forward(12);
+        check_gradients(13);
+    });
+}
+
+#[test]
 fn output_shapes() {
     let mut g = wgnn::Graph::new();
     let a = g.input("a", [2, 3, 4]);
@@ -107,10 +123,16 @@ fn output_shapes() {
 
 #[test]
 fn gradients_through_graph_match_reference() {
-    let mut rng = Rng::new(3);
+    check_gradients(3);
+}
+
+/// The gradients are products with transposed operands: with M, N and K of 5 to 18, they take
+/// the subgroup kernel's 8- and 16-row tiles.
+fn check_gradients(seed: u64) {
+    let mut rng = Rng::new(seed);
     for flags in FLAGS {
         for batches in BATCHES {
-            let (ad, bd) = operands((5, 7, 6), batches, flags);
+            let (ad, bd) = operands((5, 18, 11), batches, flags);
             let a = random_nonzero(&mut rng, numel(&ad));
             let b = random_nonzero(&mut rng, numel(&bd));
             let expect_c = reference::forward(&a, &ad, &b, &bd, flags.0, flags.1);
