@@ -1,13 +1,14 @@
-// Convolution forward, backward_input and backward_input_few_channels for devices with subgroup
-// operations: appended to conv.wgsl (Params, bindings, index helpers and the fused ReLU come
-// from there) and compiled only where the device has subgroups of at least 8 invocations.
+// Convolution forward, backward_input, backward_input_few_channels and backward_weight for
+// devices with subgroup operations: appended to conv.wgsl (Params, bindings, index helpers and the
+// fused ReLU come from there) and compiled only where the device has subgroups of at least 8
+// invocations.
 //
-// The same GEMMs as conv.wgsl's forward and backward_input (out[M, N] = A[M, K] * B[K, N],
-// gathered on the fly), without workgroup memory, on subgroup_prelude.wgsl's blocks: each
-// invocation owns 4 adjacent columns of `out` and ROWS rows (8, 16 or 32, chosen by the host from
-// M), so a workgroup of 64 owns a ROWS x 256 tile; it gathers B[k..k+4][its 4 columns] itself, and
-// its lane loads A's rows for the subgroup. SqueezeNet's convolution GEMMs ran 3-4x faster than
-// conv.wgsl's tiles on lavapipe.
+// The same GEMMs as conv.wgsl's forward, backward_input and backward_weight (out[M, N] =
+// A[M, K] * B[K, N], gathered on the fly), without workgroup memory, on subgroup_prelude.wgsl's
+// blocks: each invocation owns 4 adjacent columns of `out` and ROWS rows (8, 16 or 32, chosen by
+// the host from M), so a workgroup of 64 owns a ROWS x 256 tile; it gathers B[k..k+4][its 4
+// columns] itself, and its lane loads A's rows for the subgroup. SqueezeNet's convolution GEMMs
+// ran 3-4x faster than conv.wgsl's tiles on lavapipe.
 // Contract: subgroups of at least 8 invocations (the host checks the adapter's minimum) and
 // workgroups that are whole subgroups (64 is a multiple of every size from 8 to 64). Every
 // invocation runs the loop in uniform control flow (no early exit) so that subgroups are full at
@@ -317,4 +318,100 @@ fn backward_input_few_channels_broadcast(@builtin(workgroup_id) wid: vec3<u32>,
     store_dx_channels(base + ix.y, inside.y, acc.b);
     store_dx_channels(base + ix.z, inside.z, acc.c);
     store_dx_channels(base + ix.w, inside.w, acc.d);
+}
+
+// ---- backward_weight ----
+//
+// dw = dY * Xcol' as in conv.wgsl's backward_weight (M = O, N = C * taps, K = batch * output
+// positions, split into `splits` slices of `split_len` that weight_reduce adds when there are
+// several), with rows of A = dy shared by broadcasts: workgroup index = split * tiles + tile.
+// Each invocation carries the (batch, oz, oy, ox) digits of its k from one k to the next, so
+// the A offsets of the 4 k of a step and its own 4 columns of B need no division.
+
+fn store_dw_rows4(out: OutColumns, m: u32, v: mat4x4<f32>) {
+    for (var i = 0u; i < 4u; i++) {
+        let row = m + i;
+        if row < p.gemm_m {
+            let at = out.left + row * out.row_stride;
+            for (var j = 0u; j < 4u; j++) {
+                if out.left_valid[j] {
+                    dw[at[j]] = v[i][j];
+                }
+            }
+        }
+    }
+}
+
+@compute @workgroup_size(64)
+fn backward_weight_broadcast(@builtin(workgroup_id) wid: vec3<u32>,
+                             @builtin(num_workgroups) nwg: vec3<u32>,
+                             @builtin(local_invocation_index) lid: u32,
+                             @builtin(subgroup_invocation_id) lane_id: u32) {
+    let tiles = ((p.gemm_m + ROWS - 1u) / ROWS) * p.tiles_n;
+    let total = tiles * p.splits;
+    let index = workgroup_index(wid, nwg);
+    let clamped = min(index, total - 1u);
+    let split = clamped / tiles;
+    let t = clamped % tiles;
+    let m0 = (t / p.tiles_n) * ROWS;
+    let n = (t % p.tiles_n) * BCAST_COLS + 4u * lid;
+    let k_begin = split * p.split_len;
+    let k_end = min(p.gemm_k, k_begin + p.split_len);
+    // A[o][k] = dy[batch, o, position] for k = batch * out positions + position: this lane's
+    // rows o.
+    let rows = lane_rows(m0, lane_id % 8u) * p.out_spatial;
+    // B[k][col] = x[batch, c, position * stride - pad + tap * dilation] for col = c * taps + tap.
+    let cols = n + LANES;
+    let at = split4(cols, kernel_radix());
+    var g: Coords4;
+    g.base = at.base * i32(p.in_spatial);
+    g.z = select(vec4(OUTSIDE), at.z * i32(p.dil_d) - i32(p.pad_d), cols < vec4(p.gemm_n));
+    g.y = at.y * i32(p.dil_h) - i32(p.pad_h);
+    g.x = at.x * i32(p.dil_w) - i32(p.pad_w);
+    var pos = split_index(k_begin, out_radix());  // (batch, oz, oy, ox) of k
+
+    var acc: AccRows;
+    for (var k0 = k_begin; k0 < k_end; k0 += 4u) {
+        var a_offset: vec4<u32>;
+        var b: mat4x4<f32>;
+        for (var kk = 0u; kk < 4u; kk++) {
+            a_offset[kk] = pos.outer * p.o * p.out_spatial
+                + (pos.z * p.out_h + pos.y) * p.out_w + pos.x;
+            let iz = g.z + i32(pos.z * p.stride_d);
+            let iy = g.y + i32(pos.y * p.stride_h);
+            let ix = g.x + i32(pos.x * p.stride_w);
+            let ok = inside_input4(iz, iy, ix) & vec4(k0 + kk < k_end);
+            let x_index = i32(pos.outer * p.c * p.in_spatial) + g.base + input_offset4(iz, iy, ix);
+            b[kk] = load_x4(x_index, ok);
+            pos = add_digits(pos, NEXT, out_radix());
+        }
+        let k_ok = vec4(k0) + LANES < vec4(k_end);
+        var a: LaneRows;
+        a.g0 = load_dy_w4(vec4(rows.x) + a_offset, k_ok);
+        if ROW_GROUPS > 1u {
+            a.g1 = load_dy_w4(vec4(rows.y) + a_offset, k_ok);
+        }
+        if ROW_GROUPS > 2u {
+            a.g2 = load_dy_w4(vec4(rows.z) + a_offset, k_ok);
+            a.g3 = load_dy_w4(vec4(rows.w) + a_offset, k_ok);
+        }
+        acc = multiply_rows(acc, a, b);
+    }
+
+    if index < total {
+        // dw, or slice `split` of the partial sums: [o][col] at (split * M + o) * N + col.
+        let out = out_columns(n, p.gemm_n, 0u, p.gemm_n, split * p.gemm_m * p.gemm_n);
+        store_dw_rows4(out, m0, acc.g0.top);
+        store_dw_rows4(out, m0 + 4u, acc.g0.bottom);
+        if ROW_GROUPS > 1u {
+            store_dw_rows4(out, m0 + 8u, acc.g1.top);
+            store_dw_rows4(out, m0 + 12u, acc.g1.bottom);
+        }
+        if ROW_GROUPS > 2u {
+            store_dw_rows4(out, m0 + 16u, acc.g2.top);
+            store_dw_rows4(out, m0 + 20u, acc.g2.bottom);
+            store_dw_rows4(out, m0 + 24u, acc.g3.top);
+            store_dw_rows4(out, m0 + 28u, acc.g3.bottom);
+        }
+    }
 }

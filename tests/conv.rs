@@ -93,8 +93,8 @@ fn cases() -> Vec<Case> {
 /// Shapes that span several workgroup tiles in every GEMM dimension, with remainders, in every
 /// tile shape (conv.wgsl: 16 x 256 for at most 16 GEMM rows where the device has the workgroup
 /// memory, 32 x 128 for at most 32, 64 x 64 above; conv_subgroup.wgsl: 8, 16 or 32 x 256 for at
-/// most 8, 16 and above), and a weight gradient whose reduction is split over workgroups (the
-/// two-pass path).
+/// most 8, 16 and above), and weight gradients whose reduction is split over workgroups (the
+/// two-pass path), with one tile and with several.
 fn large_cases() -> Vec<Case> {
     vec![
         case(
@@ -137,6 +137,13 @@ fn large_cases() -> Vec<Case> {
             &[4, 3, 33, 32],
             &[8, 3, 3, 3],
             ConvParams::new(2).stride(2).padding(1),
+            true,
+        ),
+        case(
+            "2d split weight reduction over two column tiles of 17 to 32 rows",
+            &[2, 29, 37, 41],
+            &[20, 29, 3, 3],
+            ConvParams::new(2).padding(1),
             true,
         ),
     ]
