@@ -17,6 +17,15 @@
 const BCAST_COLS: u32 = 256u;  // 4 columns x 64 invocations
 const COLUMN_LANES: vec4<u32> = vec4(0u, 1u, 2u, 3u);
 
+// matmul_broadcast_vec4 reads the operands as vec4s: one load where lavapipe would loop over the
+// lanes 4 times. The host picks it when op(A) is stored [M, K] and K % 4 == 0 (a lane's 4 k of a
+// row are one vec4), and when op(B)'s 4 values at hand are one vec4 too: B stored [K, N] with
+// N % 4 == 0 (B_COLUMNS false: 4 columns at one k), or stored [N, K] with K % 4 == 0 (B_COLUMNS
+// true: 4 k of one column). Every offset, batch strides included, is then a multiple of 4.
+override B_COLUMNS: bool = false;
+@group(0) @binding(1) var<storage, read> a4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> b4: array<vec4<f32>>;
+
 fn load_a4(index: vec4<u32>, ok: vec4<bool>) -> vec4<f32> {
     let i = select(vec4(0u), index, ok);
     return select(vec4(0.0), vec4(a[i.x], a[i.y], a[i.z], a[i.w]), ok);
@@ -25,6 +34,33 @@ fn load_a4(index: vec4<u32>, ok: vec4<bool>) -> vec4<f32> {
 fn load_b4(index: vec4<u32>, ok: vec4<bool>) -> vec4<f32> {
     let i = select(vec4(0u), index, ok);
     return select(vec4(0.0), vec4(b[i.x], b[i.y], b[i.z], b[i.w]), ok);
+}
+
+// The workgroup's tile of C[batch]: rows m0.., this invocation's columns n..n+3; `valid` is
+// false for workgroups past the end (the dispatch may round up).
+struct BcastTile {
+    batch: u32,
+    m0: u32,
+    n: u32,
+    valid: bool,
+    // Element offsets of this lane's rows of op(A) (one per row group, clamped to M - 1) at
+    // k = 0, and of this invocation's columns of op(B) (clamped to N - 1) at k = 0.
+    a_rows: vec4<u32>,
+    b_cols: vec4<u32>,
+}
+
+fn bcast_tile(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, lane: u32) -> BcastTile {
+    let tiles = p.tiles_m * p.tiles_n;
+    let total = p.batch * tiles;
+    let w = workgroup_index(wid, nwg);
+    let wc = min(w, total - 1u);
+    let batch = wc / tiles;
+    let m0 = ((wc % tiles) / p.tiles_n) * ROWS;
+    let n = ((wc % tiles) % p.tiles_n) * BCAST_COLS + 4u * lid;
+    let rows = min(vec4(m0 + lane) + vec4(0u, 8u, 16u, 24u), vec4(p.m - 1u));
+    let cols = min(vec4(n) + COLUMN_LANES, vec4(p.n - 1u));
+    return BcastTile(batch, m0, n, w < total, vec4(batch * p.a_batch) + rows * p.a_m,
+                     vec4(batch * p.b_batch) + cols * p.b_n);
 }
 
 // C[row][n..n+3] at base + row * N + n.., the row below M and the columns below N.
@@ -45,55 +81,78 @@ fn store_rows8(base: u32, m: u32, n: u32, acc: Acc8) {
     }
 }
 
+fn store_tile(t: BcastTile, acc: AccRows) {
+    if t.valid {
+        let base = t.batch * p.m * p.n;
+        store_rows8(base, t.m0, t.n, acc.g0);
+        if ROW_GROUPS > 1u {
+            store_rows8(base, t.m0 + 8u, t.n, acc.g1);
+        }
+        if ROW_GROUPS > 2u {
+            store_rows8(base, t.m0 + 16u, t.n, acc.g2);
+            store_rows8(base, t.m0 + 24u, t.n, acc.g3);
+        }
+    }
+}
+
 @compute @workgroup_size(64)
 fn matmul_broadcast(@builtin(workgroup_id) wid: vec3<u32>,
                     @builtin(num_workgroups) nwg: vec3<u32>,
                     @builtin(local_invocation_index) lid: u32,
                     @builtin(subgroup_invocation_id) lane_id: u32) {
-    let tiles = p.tiles_m * p.tiles_n;
-    let total = p.batch * tiles;
-    let w = workgroup_index(wid, nwg);
-    let wc = min(w, total - 1u);
-    let batch = wc / tiles;
-    let m0 = ((wc % tiles) / p.tiles_n) * ROWS;
-    let n = ((wc % tiles) % p.tiles_n) * BCAST_COLS + 4u * lid;
-    // op(A)(m, k) = a[batch * a_batch + m * a_m + k * a_k]: this lane's rows, one per row group.
-    let rows = min(vec4(m0 + lane_id % 8u) + vec4(0u, 8u, 16u, 24u), vec4(p.m - 1u));
-    let a_rows = vec4(batch * p.a_batch) + rows * p.a_m;
-    // op(B)(k, n) = b[batch * b_batch + k * b_k + n * b_n]: this invocation's 4 columns.
-    let cols = min(vec4(n) + COLUMN_LANES, vec4(p.n - 1u));
-    let b_cols = vec4(batch * p.b_batch) + cols * p.b_n;
-
+    let t = bcast_tile(wid, nwg, lid, lane_id % 8u);
     var acc: AccRows;
     for (var k0 = 0u; k0 < p.k; k0 += 4u) {
         let ks = vec4(k0) + COLUMN_LANES;
         let ok = ks < vec4(p.k);
         let a_ks = ks * p.a_k;
         var lanes: LaneRows;
-        lanes.g0 = load_a4(vec4(a_rows.x) + a_ks, ok);
+        lanes.g0 = load_a4(vec4(t.a_rows.x) + a_ks, ok);
         if ROW_GROUPS > 1u {
-            lanes.g1 = load_a4(vec4(a_rows.y) + a_ks, ok);
+            lanes.g1 = load_a4(vec4(t.a_rows.y) + a_ks, ok);
         }
         if ROW_GROUPS > 2u {
-            lanes.g2 = load_a4(vec4(a_rows.z) + a_ks, ok);
-            lanes.g3 = load_a4(vec4(a_rows.w) + a_ks, ok);
+            lanes.g2 = load_a4(vec4(t.a_rows.z) + a_ks, ok);
+            lanes.g3 = load_a4(vec4(t.a_rows.w) + a_ks, ok);
         }
         var op_b: mat4x4<f32>;
         for (var kk = 0u; kk < 4u; kk++) {
-            op_b[kk] = load_b4(b_cols + (k0 + kk) * p.b_k, vec4(ok[kk]));
+            op_b[kk] = load_b4(t.b_cols + (k0 + kk) * p.b_k, vec4(ok[kk]));
         }
         acc = multiply_rows(acc, lanes, op_b);
     }
+    store_tile(t, acc);
+}
 
-    if w < total {
-        let base = batch * p.m * p.n;
-        store_rows8(base, m0, n, acc.g0);
+@compute @workgroup_size(64)
+fn matmul_broadcast_vec4(@builtin(workgroup_id) wid: vec3<u32>,
+                         @builtin(num_workgroups) nwg: vec3<u32>,
+                         @builtin(local_invocation_index) lid: u32,
+                         @builtin(subgroup_invocation_id) lane_id: u32) {
+    let t = bcast_tile(wid, nwg, lid, lane_id % 8u);
+    let a_rows = t.a_rows / 4u;
+    var acc: AccRows;
+    for (var k0 = 0u; k0 < p.k; k0 += 4u) {
+        var lanes: LaneRows;
+        lanes.g0 = a4[a_rows.x + k0 / 4u];
         if ROW_GROUPS > 1u {
-            store_rows8(base, m0 + 8u, n, acc.g1);
+            lanes.g1 = a4[a_rows.y + k0 / 4u];
         }
         if ROW_GROUPS > 2u {
-            store_rows8(base, m0 + 16u, n, acc.g2);
-            store_rows8(base, m0 + 24u, n, acc.g3);
+            lanes.g2 = a4[a_rows.z + k0 / 4u];
+            lanes.g3 = a4[a_rows.w + k0 / 4u];
         }
+        var op_b: mat4x4<f32>;
+        if B_COLUMNS {
+            // Column j of B's 4 k, one vec4 each: op_b is their transpose.
+            let at = (t.b_cols + k0) / 4u;
+            op_b = transpose(mat4x4(b4[at.x], b4[at.y], b4[at.z], b4[at.w]));
+        } else {
+            let at = (t.b_cols.x + k0 * p.b_k) / 4u;
+            let row = p.b_k / 4u;
+            op_b = mat4x4(b4[at], b4[at + row], b4[at + 2u * row], b4[at + 3u * row]);
+        }
+        acc = multiply_rows(acc, lanes, op_b);
     }
+    store_tile(t, acc);
 }

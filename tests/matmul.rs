@@ -63,11 +63,14 @@ fn reference_backward_matches_finite_differences() {
 }
 
 /// Odd sizes below one tile, sizes spanning several tiles with ragged edges, and, for the subgroup
-/// kernel (tiles of 8, 16 or 32 rows for M of at most 8, at most 16 and above, by 256 columns),
-/// M in each band with N past one column tile and K not a multiple of its step of 4.
+/// kernels (tiles of 8, 16 or 32 rows for M of at most 8, at most 16 and above, by 256 columns),
+/// M in each band with N past one column tile, K not a multiple of its step of 4 and, for the
+/// vec4 kernel (K a multiple of 4, and N too unless B is transposed), the same bands with both.
 fn check_forward(seed: u64) {
     let mut rng = Rng::new(seed);
-    for sizes in [(37, 53, 29), (131, 259, 67), (7, 300, 5), (13, 261, 10)] {
+    let scalar = [(37, 53, 29), (131, 259, 67), (7, 300, 5), (13, 261, 10)];
+    let vec4 = [(37, 52, 28), (6, 264, 12), (12, 260, 8)];
+    for sizes in scalar.into_iter().chain(vec4) {
         for flags in FLAGS {
             for batches in BATCHES {
                 if sizes.0 > 100 && batches != (None, None) {
@@ -126,13 +129,17 @@ fn gradients_through_graph_match_reference() {
     check_gradients(3);
 }
 
-/// The gradients are products with transposed operands: with M, N and K of 5 to 18, they take
-/// the subgroup kernel's 8- and 16-row tiles.
+/// The gradients are products with transposed operands: with M, N and K of 5 to 20, they take
+/// the subgroup kernels' 8- and 16-row tiles, the second size the vec4 kernel where the layout
+/// allows.
 fn check_gradients(seed: u64) {
     let mut rng = Rng::new(seed);
     for flags in FLAGS {
-        for batches in BATCHES {
-            let (ad, bd) = operands((5, 18, 11), batches, flags);
+        for (batches, sizes) in BATCHES
+            .into_iter()
+            .flat_map(|b| [(b, (5, 18, 11)), (b, (9, 20, 12))])
+        {
+            let (ad, bd) = operands(sizes, batches, flags);
             let a = random_nonzero(&mut rng, numel(&ad));
             let b = random_nonzero(&mut rng, numel(&bd));
             let expect_c = reference::forward(&a, &ad, &b, &bd, flags.0, flags.1);
@@ -141,7 +148,7 @@ fn check_gradients(seed: u64) {
                 g.matmul_t(ids[0], ids[1], flags.0, flags.1).unwrap()
             });
             let (da, db) = reference::backward(&a, &ad, &b, &bd, flags.0, flags.1, &up);
-            let what = format!("flags {flags:?} batches {batches:?}");
+            let what = format!("{sizes:?} flags {flags:?} batches {batches:?}");
             assert_close(&format!("{what} C"), &c, &expect_c, 1e-4, 1e-2);
             assert_close(&format!("{what} dA"), &grads[0], &da, 1e-4, 1e-2);
             assert_close(&format!("{what} dB"), &grads[1], &db, 1e-4, 1e-2);
