@@ -94,7 +94,8 @@ fn cases() -> Vec<Case> {
 /// tile shape (conv.wgsl: 16 x 256 for at most 16 GEMM rows where the device has the workgroup
 /// memory, 32 x 128 for at most 32, 64 x 64 above; conv_subgroup.wgsl: 8, 16 or 32 x 256 for at
 /// most 8, 16 and above), and weight gradients whose reduction is split over workgroups (the
-/// two-pass path), with one tile and with several.
+/// two-pass path), with one tile and with several; the subgroup weight gradient reads dy as vec4s
+/// where the output positions are a multiple of 4 (1d long, the last two), as scalars elsewhere.
 fn large_cases() -> Vec<Case> {
     vec![
         case(
@@ -142,6 +143,20 @@ fn large_cases() -> Vec<Case> {
         case(
             "2d split weight reduction over two column tiles of 17 to 32 rows",
             &[2, 29, 37, 41],
+            &[20, 29, 3, 3],
+            ConvParams::new(2).padding(1),
+            true,
+        ),
+        case(
+            "2d 9 to 16 GEMM rows, output positions a multiple of 4",
+            &[2, 12, 12, 10],
+            &[14, 12, 3, 3],
+            ConvParams::new(2).padding(1),
+            true,
+        ),
+        case(
+            "2d split weight reduction over two column tiles, output positions a multiple of 4",
+            &[2, 29, 36, 40],
             &[20, 29, 3, 3],
             ConvParams::new(2).padding(1),
             true,

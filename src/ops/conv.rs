@@ -755,16 +755,14 @@ impl Op for ConvBackwardWeight {
         let target = partial.as_deref().unwrap_or(&output.buffer);
         let reads = [&*inputs[0].buffer, &*inputs[1].buffer];
         let gemm_pass = if broadcast {
-            broadcast_gemm(
-                ctx.gpu,
-                &geo,
-                "backward_weight_broadcast",
-                &params,
-                splits,
-                false,
-                &reads,
-                target,
-            )?
+            // dy read as vec4s where 4 consecutive positions are aligned (see
+            // conv_subgroup.wgsl).
+            let entry = if geo.output_spatial() % 4 == 0 {
+                "backward_weight_broadcast_vec4"
+            } else {
+                "backward_weight_broadcast"
+            };
+            broadcast_gemm(ctx.gpu, &geo, entry, &params, splits, false, &reads, target)?
         } else {
             ctx.gpu.prepare(KernelCall {
                 shader: &SHADER,
