@@ -95,7 +95,8 @@ fn cases() -> Vec<Case> {
 /// memory, 32 x 128 for at most 32, 64 x 64 above; conv_subgroup.wgsl: 8, 16 or 32 x 256 for at
 /// most 8, 16 and above), and weight gradients whose reduction is split over workgroups (the
 /// two-pass path), with one tile and with several; the subgroup weight gradient reads dy as vec4s
-/// where the output positions are a multiple of 4 (1d long, the last two), as scalars elsewhere.
+/// where the output positions are a multiple of 4 (1d long, the last two), as scalars elsewhere,
+/// in tiles of 64 rows for more than 32 (the last).
 fn large_cases() -> Vec<Case> {
     vec![
         case(
@@ -155,9 +156,10 @@ fn large_cases() -> Vec<Case> {
             true,
         ),
         case(
-            "2d split weight reduction over two column tiles, output positions a multiple of 4",
+            "2d split weight reduction over two column tiles, output positions a multiple of 4, \
+             33 to 64 GEMM rows",
             &[2, 29, 36, 40],
-            &[20, 29, 3, 3],
+            &[40, 29, 3, 3],
             ConvParams::new(2).padding(1),
             true,
         ),

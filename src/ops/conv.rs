@@ -57,12 +57,14 @@ fn broadcast_tile(m: usize) -> Tile {
     }
 }
 
-/// A dispatch of a subgroup GEMM kernel of conv_subgroup.wgsl, for `params` made with
-/// `broadcast_tile` and `splits` slices of K.
+/// A dispatch of a subgroup GEMM kernel of conv_subgroup.wgsl, for `params` made with `tile`
+/// (`broadcast_tile`, or 64 rows for backward_weight_broadcast_vec4: ROW_BLOCKS = 2) and `splits`
+/// slices of K.
 fn broadcast_gemm(
     gpu: &Gpu,
     geo: &Geometry,
     entry: &'static str,
+    tile: Tile,
     params: &Params,
     splits: usize,
     relu: bool,
@@ -70,8 +72,10 @@ fn broadcast_gemm(
     output: &wgpu::Buffer,
 ) -> Result<Dispatch> {
     let gemm = [params.gemm_m, params.gemm_n, params.gemm_k].map(|v| v as usize);
-    let tile = broadcast_tile(gemm[0]);
-    let mut constants = vec![("ROW_GROUPS", (tile.rows / 8) as f64)];
+    let mut constants = vec![("ROW_GROUPS", (tile.rows / 8).min(4) as f64)];
+    if tile.rows > 32 {
+        constants.push(("ROW_BLOCKS", (tile.rows / 32) as f64));
+    }
     if entry == "forward_broadcast" {
         constants.push(("RELU", relu as u32 as f64));
     }
@@ -510,6 +514,7 @@ impl Op for ConvForward {
                 ctx.gpu,
                 &geo,
                 "forward_broadcast",
+                broadcast_tile(gemm[0]),
                 &params,
                 1,
                 self.relu,
@@ -657,6 +662,7 @@ impl Op for ConvBackwardInput {
                 ctx.gpu,
                 &geo,
                 "backward_input_broadcast",
+                broadcast_tile(gemm[0]),
                 &params,
                 1,
                 false,
@@ -735,7 +741,15 @@ impl Op for ConvBackwardWeight {
         let geo = self.geometry(&shapes)?;
         let gemm = [geo.o, geo.c * geo.taps(), geo.n * geo.output_spatial()];
         let broadcast = ctx.gpu.subgroup_broadcast;
-        let tile = if broadcast {
+        // dy read as vec4s where 4 consecutive positions are aligned (see conv_subgroup.wgsl),
+        // with tiles of 64 rows when there are more than 32.
+        let dy_vec4 = geo.output_spatial() % 4 == 0;
+        let tile = if broadcast && dy_vec4 && gemm[0] > 32 {
+            Tile {
+                rows: 64,
+                cols: BROADCAST_COLUMNS,
+            }
+        } else if broadcast {
             broadcast_tile(gemm[0])
         } else {
             Tile::for_rows(gemm[0], ctx.gpu)
@@ -755,14 +769,14 @@ impl Op for ConvBackwardWeight {
         let target = partial.as_deref().unwrap_or(&output.buffer);
         let reads = [&*inputs[0].buffer, &*inputs[1].buffer];
         let gemm_pass = if broadcast {
-            // dy read as vec4s where 4 consecutive positions are aligned (see
-            // conv_subgroup.wgsl).
-            let entry = if geo.output_spatial() % 4 == 0 {
+            let entry = if dy_vec4 {
                 "backward_weight_broadcast_vec4"
             } else {
                 "backward_weight_broadcast"
             };
-            broadcast_gemm(ctx.gpu, &geo, entry, &params, splits, false, &reads, target)?
+            broadcast_gemm(
+                ctx.gpu, &geo, entry, tile, &params, splits, false, &reads, target,
+            )?
         } else {
             ctx.gpu.prepare(KernelCall {
                 shader: &SHADER,
