@@ -23,6 +23,10 @@ const COLUMN_LANES: vec4<u32> = vec4(0u, 1u, 2u, 3u);
 // N % 4 == 0 (B_COLUMNS false: 4 columns at one k), or stored [N, K] with K % 4 == 0 (B_COLUMNS
 // true: 4 k of one column). Every offset, batch strides included, is then a multiple of 4.
 override B_COLUMNS: bool = false;
+// matmul_broadcast_vec4: blocks of ROWS rows per tile, 1 or 2 (64 rows with ROW_GROUPS = 4, for
+// M above 32: each load of op(B) serves twice the rows); matmul_broadcast takes 1. The host sets
+// tiles_m = ceil(M / (ROWS * ROW_BLOCKS)).
+override ROW_BLOCKS: u32 = 1u;
 @group(0) @binding(1) var<storage, read> a4: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> b4: array<vec4<f32>>;
 
@@ -44,8 +48,10 @@ struct BcastTile {
     n: u32,
     valid: bool,
     // Element offsets of this lane's rows of op(A) (one per row group, clamped to M - 1) at
-    // k = 0, and of this invocation's columns of op(B) (clamped to N - 1) at k = 0.
+    // k = 0 (a_rows_high: those of the second block of rows), and of this invocation's columns
+    // of op(B) (clamped to N - 1) at k = 0.
     a_rows: vec4<u32>,
+    a_rows_high: vec4<u32>,
     b_cols: vec4<u32>,
 }
 
@@ -55,11 +61,13 @@ fn bcast_tile(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, lane: u32) -> BcastTile 
     let w = workgroup_index(wid, nwg);
     let wc = min(w, total - 1u);
     let batch = wc / tiles;
-    let m0 = ((wc % tiles) / p.tiles_n) * ROWS;
+    let m0 = ((wc % tiles) / p.tiles_n) * ROWS * ROW_BLOCKS;
     let n = ((wc % tiles) % p.tiles_n) * BCAST_COLS + 4u * lid;
     let rows = min(vec4(m0 + lane) + vec4(0u, 8u, 16u, 24u), vec4(p.m - 1u));
+    let rows_high = min(vec4(m0 + ROWS + lane) + vec4(0u, 8u, 16u, 24u), vec4(p.m - 1u));
     let cols = min(vec4(n) + COLUMN_LANES, vec4(p.n - 1u));
-    return BcastTile(batch, m0, n, w < total, vec4(batch * p.a_batch) + rows * p.a_m,
+    let a_base = vec4(batch * p.a_batch);
+    return BcastTile(batch, m0, n, w < total, a_base + rows * p.a_m, a_base + rows_high * p.a_m,
                      vec4(batch * p.b_batch) + cols * p.b_n);
 }
 
@@ -81,16 +89,17 @@ fn store_rows8(base: u32, m: u32, n: u32, acc: Acc8) {
     }
 }
 
-fn store_tile(t: BcastTile, acc: AccRows) {
+// Rows m0.. of the tile t.
+fn store_tile_rows(t: BcastTile, m0: u32, acc: AccRows) {
     if t.valid {
         let base = t.batch * p.m * p.n;
-        store_rows8(base, t.m0, t.n, acc.g0);
+        store_rows8(base, m0, t.n, acc.g0);
         if ROW_GROUPS > 1u {
-            store_rows8(base, t.m0 + 8u, t.n, acc.g1);
+            store_rows8(base, m0 + 8u, t.n, acc.g1);
         }
         if ROW_GROUPS > 2u {
-            store_rows8(base, t.m0 + 16u, t.n, acc.g2);
-            store_rows8(base, t.m0 + 24u, t.n, acc.g3);
+            store_rows8(base, m0 + 16u, t.n, acc.g2);
+            store_rows8(base, m0 + 24u, t.n, acc.g3);
         }
     }
 }
@@ -121,7 +130,7 @@ fn matmul_broadcast(@builtin(workgroup_id) wid: vec3<u32>,
         }
         acc = multiply_rows(acc, lanes, op_b);
     }
-    store_tile(t, acc);
+    store_tile_rows(t, t.m0, acc);
 }
 
 @compute @workgroup_size(64)
@@ -131,7 +140,9 @@ fn matmul_broadcast_vec4(@builtin(workgroup_id) wid: vec3<u32>,
                          @builtin(subgroup_invocation_id) lane_id: u32) {
     let t = bcast_tile(wid, nwg, lid, lane_id % 8u);
     let a_rows = t.a_rows / 4u;
+    let a_rows_high = t.a_rows_high / 4u;
     var acc: AccRows;
+    var acc_high: AccRows;
     for (var k0 = 0u; k0 < p.k; k0 += 4u) {
         var lanes: LaneRows;
         lanes.g0 = a4[a_rows.x + k0 / 4u];
@@ -153,6 +164,17 @@ fn matmul_broadcast_vec4(@builtin(workgroup_id) wid: vec3<u32>,
             op_b = mat4x4(b4[at], b4[at + row], b4[at + 2u * row], b4[at + 3u * row]);
         }
         acc = multiply_rows(acc, lanes, op_b);
+        if ROW_BLOCKS > 1u {
+            var high: LaneRows;
+            high.g0 = a4[a_rows_high.x + k0 / 4u];
+            high.g1 = a4[a_rows_high.y + k0 / 4u];
+            high.g2 = a4[a_rows_high.z + k0 / 4u];
+            high.g3 = a4[a_rows_high.w + k0 / 4u];
+            acc_high = multiply_rows(acc_high, high, op_b);
+        }
     }
-    store_tile(t, acc);
+    store_tile_rows(t, t.m0, acc);
+    if ROW_BLOCKS > 1u {
+        store_tile_rows(t, t.m0 + ROWS, acc_high);
+    }
 }

@@ -65,11 +65,12 @@ fn reference_backward_matches_finite_differences() {
 /// Odd sizes below one tile, sizes spanning several tiles with ragged edges, and, for the subgroup
 /// kernels (tiles of 8, 16 or 32 rows for M of at most 8, at most 16 and above, by 256 columns),
 /// M in each band with N past one column tile, K not a multiple of its step of 4 and, for the
-/// vec4 kernel (K a multiple of 4, and N too unless B is transposed), the same bands with both.
+/// vec4 kernel (K a multiple of 4, and N too unless B is transposed), the same bands with both,
+/// and M past one of its 64-row tiles.
 fn check_forward(seed: u64) {
     let mut rng = Rng::new(seed);
     let scalar = [(37, 53, 29), (131, 259, 67), (7, 300, 5), (13, 261, 10)];
-    let vec4 = [(37, 52, 28), (6, 264, 12), (12, 260, 8)];
+    let vec4 = [(37, 52, 28), (6, 264, 12), (12, 260, 8), (100, 132, 20)];
     for sizes in scalar.into_iter().chain(vec4) {
         for flags in FLAGS {
             for batches in BATCHES {

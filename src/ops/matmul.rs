@@ -168,9 +168,15 @@ impl Op for MatMul {
         let (a_m, a_k) = if self.transpose_a { (1, m) } else { (k, 1) };
         let (b_k, b_n) = if self.transpose_b { (1, k) } else { (n, 1) };
         let batch = d.batch.max(1);
+        // Operands read as vec4s where a lane's 4 values are contiguous and aligned (see
+        // matmul_subgroup.wgsl): 1.4x faster on lavapipe at 1024 x 1024 x 1024; then tiles of 64
+        // rows where M is above 32 (ROW_BLOCKS = 2).
+        let b_vec4 = if self.transpose_b { k } else { n } % 4 == 0;
+        let vec4 = ctx.gpu.subgroup_broadcast && !self.transpose_a && k % 4 == 0 && b_vec4;
+        let row_blocks = if vec4 && m > 32 { 2 } else { 1 };
         let (row_groups, (rows, cols)) = if ctx.gpu.subgroup_broadcast {
             let groups = broadcast_row_groups(m);
-            (groups, (8 * groups, BROADCAST_COLUMNS))
+            (groups, (8 * groups * row_blocks, BROADCAST_COLUMNS))
         } else {
             (0, (TILE, TILE))
         };
@@ -192,15 +198,15 @@ impl Op for MatMul {
         let workgroups = (batch * tiles_m * tiles_n) as u32;
         let reads: [&wgpu::Buffer; 2] = [&inputs[0].buffer, &inputs[1].buffer];
         let dispatch = if ctx.gpu.subgroup_broadcast {
-            // Operands read as vec4s where a lane's 4 values are contiguous and aligned (see
-            // matmul_subgroup.wgsl): 1.4x faster on lavapipe at 1024 x 1024 x 1024.
-            let b_vec4 = if self.transpose_b { k } else { n } % 4 == 0;
-            let vec4 = !self.transpose_a && k % 4 == 0 && b_vec4;
             let (entry, constants) = if vec4 {
                 let b_columns = self.transpose_b as u32 as f64;
                 (
                     "matmul_broadcast_vec4",
-                    vec![("ROW_GROUPS", row_groups as f64), ("B_COLUMNS", b_columns)],
+                    vec![
+                        ("ROW_GROUPS", row_groups as f64),
+                        ("B_COLUMNS", b_columns),
+                        ("ROW_BLOCKS", row_blocks as f64),
+                    ],
                 )
             } else {
                 ("matmul_broadcast", vec![("ROW_GROUPS", row_groups as f64)])
