@@ -4,10 +4,11 @@
 //
 // The same C[b] = op(A[b]) op(B[b]) as matmul.wgsl, without workgroup memory, on
 // subgroup_prelude.wgsl's blocks: each invocation owns 4 adjacent columns of C[b] and ROWS rows
-// (8, 16 or 32, chosen by the host from M), so a workgroup of 64 owns a ROWS x 256 tile; it loads
-// op(B)[k..k+4][its 4 columns] itself, and its lane loads op(A)'s rows for the subgroup. The
-// host sets tiles_m = ceil(M / ROWS) and tiles_n = ceil(N / 256); workgroup index = batch *
-// tiles_m * tiles_n + row tile * tiles_n + column tile.
+// (8, 16 or 32, chosen by the host from M; 64 in matmul_broadcast_vec4 with ROW_BLOCKS = 2), so
+// a workgroup of 64 owns a tile of that many rows x 256 columns; it loads op(B)[k..k+4][its 4
+// columns] itself, and its lane loads op(A)'s rows for the subgroup. The host sets tiles_m =
+// ceil(M / tile rows) and tiles_n = ceil(N / 256); workgroup index = batch * tiles_m * tiles_n +
+// row tile * tiles_n + column tile.
 // Contract: subgroups of at least 8 invocations and workgroups that are whole subgroups (64 is a
 // multiple of every size from 8 to 64). Every invocation runs the loop in uniform control flow
 // (no early exit) so that subgroups are full at each broadcast: rows and columns past the end
