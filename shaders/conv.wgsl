@@ -1,6 +1,7 @@
 // Convolution 1-D / 2-D / 3-D, forward and backward, as implicit GEMMs. On devices with
 // subgroups of at least 8, conv_subgroup.wgsl (appended to this file) replaces forward,
-// backward_input and backward_input_few_channels; these kernels are the fallback.
+// backward_input, backward_input_few_channels and backward_weight; these kernels are the
+// fallback.
 //
 // Layout: row-major x [N, C, D, H, W], w [O, C, KD, KH, KW], y [N, O, OD, OH, OW]; 1-D and 2-D
 // convolutions arrive with leading spatial dims of size 1 (kernel 1, stride 1, pad 0, dil 1).

@@ -1,13 +1,14 @@
-// Convolution forward, backward_input and backward_input_few_channels for devices with subgroup
-// operations: appended to conv.wgsl (Params, bindings, index helpers and the fused ReLU come
-// from there) and compiled only where the device has subgroups of at least 8 invocations.
+// Convolution forward, backward_input, backward_input_few_channels and backward_weight for
+// devices with subgroup operations: appended to conv.wgsl (Params, bindings, index helpers and the
+// fused ReLU come from there) and compiled only where the device has subgroups of at least 8
+// invocations.
 //
-// The same GEMMs as conv.wgsl's forward and backward_input (out[M, N] = A[M, K] * B[K, N],
-// gathered on the fly), without workgroup memory, on subgroup_prelude.wgsl's blocks: each
-// invocation owns 4 adjacent columns of `out` and ROWS rows (8, 16 or 32, chosen by the host from
-// M), so a workgroup of 64 owns a ROWS x 256 tile; it gathers B[k..k+4][its 4 columns] itself, and
-// its lane loads A's rows for the subgroup. SqueezeNet's convolution GEMMs ran 3-4x faster than
-// conv.wgsl's tiles on lavapipe.
+// The same GEMMs as conv.wgsl's forward, backward_input and backward_weight (out[M, N] =
+// A[M, K] * B[K, N], gathered on the fly), without workgroup memory, on subgroup_prelude.wgsl's
+// blocks: each invocation owns 4 adjacent columns of `out` and ROWS rows (8, 16 or 32, chosen by
+// the host from M), so a workgroup of 64 owns a ROWS x 256 tile; it gathers B[k..k+4][its 4
+// columns] itself, and its lane loads A's rows for the subgroup. SqueezeNet's convolution GEMMs
+// ran 3-4x faster than conv.wgsl's tiles on lavapipe.
 // Contract: subgroups of at least 8 invocations (the host checks the adapter's minimum) and
 // workgroups that are whole subgroups (64 is a multiple of every size from 8 to 64). Every
 // invocation runs the loop in uniform control flow (no early exit) so that subgroups are full at
@@ -317,4 +318,192 @@ fn backward_input_few_channels_broadcast(@builtin(workgroup_id) wid: vec3<u32>,
     store_dx_channels(base + ix.y, inside.y, acc.b);
     store_dx_channels(base + ix.z, inside.z, acc.c);
     store_dx_channels(base + ix.w, inside.w, acc.d);
+}
+
+// ---- backward_weight ----
+//
+// dw = dY * Xcol' as in conv.wgsl's backward_weight (M = O, N = C * taps, K = batch * output
+// positions, split into `splits` slices of `split_len` that weight_reduce adds when there are
+// several), with rows of A = dy shared by broadcasts: workgroup index = split * tiles + tile.
+// Each invocation carries the (batch, oz, oy, ox) digits of its k from one k to the next, so
+// the A offsets of the 4 k of a step and its own 4 columns of B need no division.
+// backward_weight_broadcast_vec4, for output positions a multiple of 4 (then so are K, the
+// slices, and the offset of every step's 4 k, which are consecutive positions of one batch
+// element): a lane loads its row's 4 k as one vec4 (one load where lavapipe loops over the
+// lanes 4 times).
+
+@group(0) @binding(2) var<storage, read> dy_w4: array<vec4<f32>>;
+
+// backward_weight_broadcast_vec4: blocks of ROWS rows per tile, 1 or 2 (64 rows with ROW_GROUPS
+// = 4, for M above 32: half the gathers of x per multiply-add, 8% faster on the benchmark's
+// 256 x 1152 x 4096); backward_weight_broadcast takes 1.
+override ROW_BLOCKS: u32 = 1u;
+
+// The workgroup's tile of dw (rows m0.., this invocation's columns n..n+3) and slice of K;
+// `valid` is false for workgroups past the end (the dispatch may round up).
+struct WeightTile {
+    m0: u32,
+    n: u32,
+    split: u32,
+    k_begin: u32,
+    k_end: u32,
+    valid: bool,
+}
+
+fn weight_tile(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> WeightTile {
+    let tile_rows = ROWS * ROW_BLOCKS;
+    let tiles = ((p.gemm_m + tile_rows - 1u) / tile_rows) * p.tiles_n;
+    let total = tiles * p.splits;
+    let index = workgroup_index(wid, nwg);
+    let clamped = min(index, total - 1u);
+    let split = clamped / tiles;
+    let t = clamped % tiles;
+    let k_begin = split * p.split_len;
+    return WeightTile((t / p.tiles_n) * tile_rows, (t % p.tiles_n) * BCAST_COLS + 4u * lid, split,
+                      k_begin, min(p.gemm_k, k_begin + p.split_len), index < total);
+}
+
+// B[k][col] = x[batch, c, position * stride - pad + tap * dilation] for col = c * taps + tap:
+// the invocation's 4 columns as in conv.wgsl's backward_weight, and the digits of k.
+struct WeightGather {
+    g: Coords4,
+    pos: Digits,  // (batch, oz, oy, ox) of k
+}
+
+fn weight_gather(t: WeightTile) -> WeightGather {
+    let cols = t.n + LANES;
+    let at = split4(cols, kernel_radix());
+    var g: Coords4;
+    g.base = at.base * i32(p.in_spatial);
+    g.z = select(vec4(OUTSIDE), at.z * i32(p.dil_d) - i32(p.pad_d), cols < vec4(p.gemm_n));
+    g.y = at.y * i32(p.dil_h) - i32(p.pad_h);
+    g.x = at.x * i32(p.dil_w) - i32(p.pad_w);
+    return WeightGather(g, split_index(t.k_begin, out_radix()));
+}
+
+// One step of 4 k from k0: B's rows (column kk of `b` is row k0 + kk) and the offsets of A's
+// values, dy[batch, 0, position] (add o * out positions for row o).
+struct WeightStep {
+    b: mat4x4<f32>,
+    a_offset: vec4<u32>,
+}
+
+fn weight_step(gather: ptr<function, WeightGather>, k0: u32, k_end: u32) -> WeightStep {
+    let g = (*gather).g;
+    var pos = (*gather).pos;
+    var step: WeightStep;
+    for (var kk = 0u; kk < 4u; kk++) {
+        step.a_offset[kk] = pos.outer * p.o * p.out_spatial
+            + (pos.z * p.out_h + pos.y) * p.out_w + pos.x;
+        let iz = g.z + i32(pos.z * p.stride_d);
+        let iy = g.y + i32(pos.y * p.stride_h);
+        let ix = g.x + i32(pos.x * p.stride_w);
+        let ok = inside_input4(iz, iy, ix) & vec4(k0 + kk < k_end);
+        let index = i32(pos.outer * p.c * p.in_spatial) + g.base + input_offset4(iz, iy, ix);
+        step.b[kk] = load_x4(index, ok);
+        pos = add_digits(pos, NEXT, out_radix());
+    }
+    (*gather).pos = pos;
+    return step;
+}
+
+fn store_dw_rows4(out: OutColumns, m: u32, v: mat4x4<f32>) {
+    for (var i = 0u; i < 4u; i++) {
+        let row = m + i;
+        if row < p.gemm_m {
+            let at = out.left + row * out.row_stride;
+            for (var j = 0u; j < 4u; j++) {
+                if out.left_valid[j] {
+                    dw[at[j]] = v[i][j];
+                }
+            }
+        }
+    }
+}
+
+// dw, or slice `split` of the partial sums: [o][col] at (split * M + o) * N + col.
+// Rows m0.. of the tile t.
+fn store_weight_rows(t: WeightTile, m0: u32, acc: AccRows) {
+    if t.valid {
+        let out = out_columns(t.n, p.gemm_n, 0u, p.gemm_n, t.split * p.gemm_m * p.gemm_n);
+        store_dw_rows4(out, m0, acc.g0.top);
+        store_dw_rows4(out, m0 + 4u, acc.g0.bottom);
+        if ROW_GROUPS > 1u {
+            store_dw_rows4(out, m0 + 8u, acc.g1.top);
+            store_dw_rows4(out, m0 + 12u, acc.g1.bottom);
+        }
+        if ROW_GROUPS > 2u {
+            store_dw_rows4(out, m0 + 16u, acc.g2.top);
+            store_dw_rows4(out, m0 + 20u, acc.g2.bottom);
+            store_dw_rows4(out, m0 + 24u, acc.g3.top);
+            store_dw_rows4(out, m0 + 28u, acc.g3.bottom);
+        }
+    }
+}
+
+@compute @workgroup_size(64)
+fn backward_weight_broadcast(@builtin(workgroup_id) wid: vec3<u32>,
+                             @builtin(num_workgroups) nwg: vec3<u32>,
+                             @builtin(local_invocation_index) lid: u32,
+                             @builtin(subgroup_invocation_id) lane_id: u32) {
+    let t = weight_tile(wid, nwg, lid);
+    // A[o][k] = dy[batch, o, position] for k = batch * out positions + position: this lane's
+    // rows o.
+    let rows = lane_rows(t.m0, lane_id % 8u) * p.out_spatial;
+    var gather = weight_gather(t);
+    var acc: AccRows;
+    for (var k0 = t.k_begin; k0 < t.k_end; k0 += 4u) {
+        let step = weight_step(&gather, k0, t.k_end);
+        let k_ok = vec4(k0) + LANES < vec4(t.k_end);
+        var a: LaneRows;
+        a.g0 = load_dy_w4(vec4(rows.x) + step.a_offset, k_ok);
+        if ROW_GROUPS > 1u {
+            a.g1 = load_dy_w4(vec4(rows.y) + step.a_offset, k_ok);
+        }
+        if ROW_GROUPS > 2u {
+            a.g2 = load_dy_w4(vec4(rows.z) + step.a_offset, k_ok);
+            a.g3 = load_dy_w4(vec4(rows.w) + step.a_offset, k_ok);
+        }
+        acc = multiply_rows(acc, a, step.b);
+    }
+    store_weight_rows(t, t.m0, acc);
+}
+
+@compute @workgroup_size(64)
+fn backward_weight_broadcast_vec4(@builtin(workgroup_id) wid: vec3<u32>,
+                                  @builtin(num_workgroups) nwg: vec3<u32>,
+                                  @builtin(local_invocation_index) lid: u32,
+                                  @builtin(subgroup_invocation_id) lane_id: u32) {
+    let t = weight_tile(wid, nwg, lid);
+    let rows = lane_rows(t.m0, lane_id % 8u) * (p.out_spatial / 4u);
+    let rows_high = lane_rows(t.m0 + ROWS, lane_id % 8u) * (p.out_spatial / 4u);
+    var gather = weight_gather(t);
+    var acc: AccRows;
+    var acc_high: AccRows;
+    for (var k0 = t.k_begin; k0 < t.k_end; k0 += 4u) {
+        let step = weight_step(&gather, k0, t.k_end);
+        let first = step.a_offset.x / 4u;
+        var a: LaneRows;
+        a.g0 = dy_w4[rows.x + first];
+        if ROW_GROUPS > 1u {
+            a.g1 = dy_w4[rows.y + first];
+        }
+        if ROW_GROUPS > 2u {
+            a.g2 = dy_w4[rows.z + first];
+            a.g3 = dy_w4[rows.w + first];
+        }
+        acc = multiply_rows(acc, a, step.b);
+        if ROW_BLOCKS > 1u {
+            var high: LaneRows;
+            high.g0 = dy_w4[rows_high.x + first];
+            high.g1 = dy_w4[rows_high.y + first];
+            high.g2 = dy_w4[rows_high.z + first];
+            high.g3 = dy_w4[rows_high.w + first];
+            acc_high = multiply_rows(acc_high, high, step.b);
+        }
+    }
+    store_weight_rows(t, t.m0, acc);
+    if ROW_BLOCKS > 1u {
+        store_weight_rows(t, t.m0 + ROWS, acc_high);
+    }
 }

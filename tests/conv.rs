@@ -93,8 +93,10 @@ fn cases() -> Vec<Case> {
 /// Shapes that span several workgroup tiles in every GEMM dimension, with remainders, in every
 /// tile shape (conv.wgsl: 16 x 256 for at most 16 GEMM rows where the device has the workgroup
 /// memory, 32 x 128 for at most 32, 64 x 64 above; conv_subgroup.wgsl: 8, 16 or 32 x 256 for at
-/// most 8, 16 and above), and a weight gradient whose reduction is split over workgroups (the
-/// two-pass path).
+/// most 8, 16 and above), and weight gradients whose reduction is split over workgroups (the
+/// two-pass path), with one tile and with several; the subgroup weight gradient reads dy as vec4s
+/// where the output positions are a multiple of 4 (1d long, the last two), as scalars elsewhere,
+/// in tiles of 64 rows for more than 32 (the last).
 fn large_cases() -> Vec<Case> {
     vec![
         case(
@@ -137,6 +139,28 @@ fn large_cases() -> Vec<Case> {
             &[4, 3, 33, 32],
             &[8, 3, 3, 3],
             ConvParams::new(2).stride(2).padding(1),
+            true,
+        ),
+        case(
+            "2d split weight reduction over two column tiles of 17 to 32 rows",
+            &[2, 29, 37, 41],
+            &[20, 29, 3, 3],
+            ConvParams::new(2).padding(1),
+            true,
+        ),
+        case(
+            "2d 9 to 16 GEMM rows, output positions a multiple of 4",
+            &[2, 12, 12, 10],
+            &[14, 12, 3, 3],
+            ConvParams::new(2).padding(1),
+            true,
+        ),
+        case(
+            "2d split weight reduction over two column tiles, output positions a multiple of 4, \
+             33 to 64 GEMM rows",
+            &[2, 29, 36, 40],
+            &[40, 29, 3, 3],
+            ConvParams::new(2).padding(1),
             true,
         ),
     ]

@@ -62,11 +62,16 @@ fn reference_backward_matches_finite_differences() {
     }
 }
 
-#[test]
-fn forward_matches_reference() {
-    let mut rng = Rng::new(2);
-    // Odd sizes below one tile, and sizes spanning several tiles with ragged edges.
-    for sizes in [(37, 53, 29), (131, 259, 67)] {
+/// Odd sizes below one tile, sizes spanning several tiles with ragged edges, and, for the subgroup
+/// kernels (tiles of 8, 16 or 32 rows for M of at most 8, at most 16 and above, by 256 columns),
+/// M in each band with N past one column tile, K not a multiple of its step of 4 and, for the
+/// vec4 kernel (K a multiple of 4, and N too unless B is transposed), the same bands with both,
+/// and M past one of its 64-row tiles.
+fn check_forward(seed: u64) {
+    let mut rng = Rng::new(seed);
+    let scalar = [(37, 53, 29), (131, 259, 67), (7, 300, 5), (13, 261, 10)];
+    let vec4 = [(37, 52, 28), (6, 264, 12), (12, 260, 8), (100, 132, 20)];
+    for sizes in scalar.into_iter().chain(vec4) {
         for flags in FLAGS {
             for batches in BATCHES {
                 if sizes.0 > 100 && batches != (None, None) {
@@ -91,6 +96,21 @@ fn forward_matches_reference() {
 }
 
 #[test]
+fn forward_matches_reference() {
+    check_forward(2);
+}
+
+/// Where the device has subgroups, the tests above run matmul_subgroup.wgsl's kernel; this runs
+/// matmul.wgsl's tiles (the fallback) on the same cases.
+#[test]
+fn fallback_matches_reference() {
+    without_subgroups(|| {
+        check_forward(12);
+        check_gradients(13);
+    });
+}
+
+#[test]
 fn output_shapes() {
     let mut g = wgnn::Graph::new();
     let a = g.input("a", [2, 3, 4]);
@@ -107,10 +127,20 @@ fn output_shapes() {
 
 #[test]
 fn gradients_through_graph_match_reference() {
-    let mut rng = Rng::new(3);
+    check_gradients(3);
+}
+
+/// The gradients are products with transposed operands: with M, N and K of 5 to 20, they take
+/// the subgroup kernels' 8- and 16-row tiles, the second size the vec4 kernel where the layout
+/// allows.
+fn check_gradients(seed: u64) {
+    let mut rng = Rng::new(seed);
     for flags in FLAGS {
-        for batches in BATCHES {
-            let (ad, bd) = operands((5, 7, 6), batches, flags);
+        for (batches, sizes) in BATCHES
+            .into_iter()
+            .flat_map(|b| [(b, (5, 18, 11)), (b, (9, 20, 12))])
+        {
+            let (ad, bd) = operands(sizes, batches, flags);
             let a = random_nonzero(&mut rng, numel(&ad));
             let b = random_nonzero(&mut rng, numel(&bd));
             let expect_c = reference::forward(&a, &ad, &b, &bd, flags.0, flags.1);
@@ -119,7 +149,7 @@ fn gradients_through_graph_match_reference() {
                 g.matmul_t(ids[0], ids[1], flags.0, flags.1).unwrap()
             });
             let (da, db) = reference::backward(&a, &ad, &b, &bd, flags.0, flags.1, &up);
-            let what = format!("flags {flags:?} batches {batches:?}");
+            let what = format!("{sizes:?} flags {flags:?} batches {batches:?}");
             assert_close(&format!("{what} C"), &c, &expect_c, 1e-4, 1e-2);
             assert_close(&format!("{what} dA"), &grads[0], &da, 1e-4, 1e-2);
             assert_close(&format!("{what} dB"), &grads[1], &db, 1e-4, 1e-2);

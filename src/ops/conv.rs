@@ -7,8 +7,8 @@
 //! dw is `ConvBackwardWeight` (a reduction over batch and output positions, split over K with a
 //! deterministic second pass when the weight is small), dbias is `ConvBackwardBias`.
 //!
-//! Where the device has subgroups of at least 8 (`Gpu::subgroup_broadcast`), the forward pass
-//! and dx run `shaders/conv_subgroup.wgsl`'s kernels instead (GEMMs without workgroup memory,
+//! Where the device has subgroups of at least 8 (`Gpu::subgroup_broadcast`), the forward pass,
+//! dx and dw run `shaders/conv_subgroup.wgsl`'s kernels instead (GEMMs without workgroup memory,
 //! rows of A shared by subgroup broadcasts: 3-4x faster on lavapipe); conv.wgsl's remain the
 //! fallback.
 
@@ -49,25 +49,33 @@ fn broadcast_row_groups(m: usize) -> usize {
     }
 }
 
-/// A dispatch of a subgroup GEMM kernel of conv_subgroup.wgsl.
+/// The workgroup tile of the subgroup GEMM kernels for a GEMM of m rows.
+fn broadcast_tile(m: usize) -> Tile {
+    Tile {
+        rows: 8 * broadcast_row_groups(m),
+        cols: BROADCAST_COLUMNS,
+    }
+}
+
+/// A dispatch of a subgroup GEMM kernel of conv_subgroup.wgsl, for `params` made with `tile`
+/// (`broadcast_tile`, or 64 rows for backward_weight_broadcast_vec4: ROW_BLOCKS = 2) and `splits`
+/// slices of K.
 fn broadcast_gemm(
     gpu: &Gpu,
     geo: &Geometry,
     entry: &'static str,
-    gemm: [usize; 3],
-    has_bias: bool,
+    tile: Tile,
+    params: &Params,
+    splits: usize,
     relu: bool,
     reads: &[&wgpu::Buffer],
     output: &wgpu::Buffer,
 ) -> Result<Dispatch> {
-    let groups = broadcast_row_groups(gemm[0]);
-    let tile = Tile {
-        rows: 8 * groups,
-        cols: BROADCAST_COLUMNS,
-    };
-    let mut params = geo.params(gemm, tile, 1, gemm[2]);
-    params.has_bias = has_bias as u32;
-    let mut constants = vec![("ROW_GROUPS", groups as f64)];
+    let gemm = [params.gemm_m, params.gemm_n, params.gemm_k].map(|v| v as usize);
+    let mut constants = vec![("ROW_GROUPS", (tile.rows / 8).min(4) as f64)];
+    if tile.rows > 32 {
+        constants.push(("ROW_BLOCKS", (tile.rows / 32) as f64));
+    }
     if entry == "forward_broadcast" {
         constants.push(("RELU", relu as u32 as f64));
     }
@@ -79,10 +87,10 @@ fn broadcast_gemm(
         shader: &SUBGROUP_SHADER,
         entry,
         constants: &constants,
-        params: bytes_of(&params),
+        params: bytes_of(params),
         reads,
         writes: &[output],
-        workgroups: tile.workgroups(gemm) as u32,
+        workgroups: (tile.workgroups(gemm) * splits) as u32,
     })
 }
 
@@ -500,12 +508,15 @@ impl Op for ConvForward {
         // Without a bias the weight is bound in its place and never read.
         let bias = inputs.get(2).map_or(&inputs[1].buffer, |b| &b.buffer);
         if ctx.gpu.subgroup_broadcast {
+            let mut params = geo.params(gemm, broadcast_tile(gemm[0]), 1, gemm[2]);
+            params.has_bias = (inputs.len() == 3) as u32;
             return Ok(vec![broadcast_gemm(
                 ctx.gpu,
                 &geo,
                 "forward_broadcast",
-                gemm,
-                inputs.len() == 3,
+                broadcast_tile(gemm[0]),
+                &params,
+                1,
                 self.relu,
                 &[&inputs[0].buffer, &inputs[1].buffer, bias],
                 &output.buffer,
@@ -646,12 +657,14 @@ impl Op for ConvBackwardInput {
         }
         let gemm = [geo.c, geo.n * geo.input_spatial(), geo.o * geo.taps()];
         if ctx.gpu.subgroup_broadcast {
+            let params = geo.params(gemm, broadcast_tile(gemm[0]), 1, gemm[2]);
             return Ok(vec![broadcast_gemm(
                 ctx.gpu,
                 &geo,
                 "backward_input_broadcast",
-                gemm,
-                false,
+                broadcast_tile(gemm[0]),
+                &params,
+                1,
                 false,
                 &[&inputs[0].buffer, &inputs[1].buffer],
                 &output.buffer,
@@ -727,7 +740,20 @@ impl Op for ConvBackwardWeight {
         let shapes: Vec<&Shape> = inputs.iter().map(|t| &t.shape).collect();
         let geo = self.geometry(&shapes)?;
         let gemm = [geo.o, geo.c * geo.taps(), geo.n * geo.output_spatial()];
-        let tile = Tile::for_rows(gemm[0], ctx.gpu);
+        let broadcast = ctx.gpu.subgroup_broadcast;
+        // dy read as vec4s where 4 consecutive positions are aligned (see conv_subgroup.wgsl),
+        // with tiles of 64 rows when there are more than 32.
+        let dy_vec4 = geo.output_spatial() % 4 == 0;
+        let tile = if broadcast && dy_vec4 && gemm[0] > 32 {
+            Tile {
+                rows: 64,
+                cols: BROADCAST_COLUMNS,
+            }
+        } else if broadcast {
+            broadcast_tile(gemm[0])
+        } else {
+            Tile::for_rows(gemm[0], ctx.gpu)
+        };
         let (splits, split_len) = weight_splits(gemm, tile);
         let params = geo.params(gemm, tile, splits, split_len);
         // With several slices, each writes its partial sums to scratch and a second pass adds
@@ -741,15 +767,28 @@ impl Op for ConvBackwardWeight {
             None
         };
         let target = partial.as_deref().unwrap_or(&output.buffer);
-        let mut dispatches = vec![ctx.gpu.prepare(KernelCall {
-            shader: &SHADER,
-            entry: "backward_weight",
-            constants: &tile.constants(),
-            params: bytes_of(&params),
-            reads: &[&inputs[0].buffer, &inputs[1].buffer],
-            writes: &[target],
-            workgroups: (tile.workgroups(gemm) * splits) as u32,
-        })?];
+        let reads = [&*inputs[0].buffer, &*inputs[1].buffer];
+        let gemm_pass = if broadcast {
+            let entry = if dy_vec4 {
+                "backward_weight_broadcast_vec4"
+            } else {
+                "backward_weight_broadcast"
+            };
+            broadcast_gemm(
+                ctx.gpu, &geo, entry, tile, &params, splits, false, &reads, target,
+            )?
+        } else {
+            ctx.gpu.prepare(KernelCall {
+                shader: &SHADER,
+                entry: "backward_weight",
+                constants: &tile.constants(),
+                params: bytes_of(&params),
+                reads: &reads,
+                writes: &[target],
+                workgroups: (tile.workgroups(gemm) * splits) as u32,
+            })?
+        };
+        let mut dispatches = vec![gemm_pass];
         if let Some(partial) = &partial {
             dispatches.push(ctx.gpu.dispatch(
                 &SHADER,

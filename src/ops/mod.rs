@@ -122,6 +122,7 @@ pub fn all_shaders() -> Vec<&'static crate::gpu::Shader> {
         &gram::SUBGROUP_SHADER,
         &loss::SHADER,
         &matmul::SHADER,
+        &matmul::SUBGROUP_SHADER,
         &norm::SHADER,
         &pool::SHADER,
         &reduce::SHADER,
