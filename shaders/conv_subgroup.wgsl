@@ -6,7 +6,8 @@
 // The same GEMMs as conv.wgsl's forward, backward_input and backward_weight (out[M, N] =
 // A[M, K] * B[K, N], gathered on the fly), without workgroup memory, on subgroup_prelude.wgsl's
 // blocks: each invocation owns 4 adjacent columns of `out` and ROWS rows (8, 16 or 32, chosen by
-// the host from M), so a workgroup of 64 owns a ROWS x 256 tile; it gathers B[k..k+4][its 4
+// the host from M; 64 in two blocks in the `_vec4` kernels for M above 32), so a workgroup of 64
+// owns a ROWS x 256 tile; it gathers B[k..k+4][its 4
 // columns] itself, and its lane loads A's rows for the subgroup. SqueezeNet's convolution GEMMs
 // ran 3-4x faster than conv.wgsl's tiles on lavapipe.
 // Contract: subgroups of at least 8 invocations (the host checks the adapter's minimum) and
@@ -27,10 +28,12 @@ struct BcastTile {
 }
 
 fn bcast_tile(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> BcastTile {
-    let tiles = ((p.gemm_m + ROWS - 1u) / ROWS) * p.tiles_n;
+    let tile_rows = ROWS * ROW_BLOCKS;
+    let tiles = ((p.gemm_m + tile_rows - 1u) / tile_rows) * p.tiles_n;
     let g = workgroup_index(wid, nwg);
     let t = min(g, tiles - 1u);
-    return BcastTile((t / p.tiles_n) * ROWS, (t % p.tiles_n) * BCAST_COLS + 4u * lid, g < tiles);
+    return BcastTile((t / p.tiles_n) * tile_rows, (t % p.tiles_n) * BCAST_COLS + 4u * lid,
+                     g < tiles);
 }
 
 // The rows this lane loads: m0 + 8 g + lane for each row group g, clamped to M - 1.
@@ -61,15 +64,14 @@ fn store_rows4(out: OutColumns, m: u32, v: mat4x4<f32>, add_bias: bool) {
 
 // ---- forward ----
 
-@compute @workgroup_size(64)
-fn forward_broadcast(@builtin(workgroup_id) wid: vec3<u32>,
-                     @builtin(num_workgroups) nwg: vec3<u32>,
-                     @builtin(local_invocation_index) lid: u32,
-                     @builtin(subgroup_invocation_id) lane_id: u32) {
-    let tile = bcast_tile(wid, nwg, lid);
-    // A[m][k] = w[m * K + k]: this lane's rows.
-    let rows = lane_rows(tile.m0, lane_id % 8u) * p.gemm_k;
-    // B[k][col] = x[batch, c, position * stride - pad + tap * dilation], as in conv.wgsl.
+// B[k][col] = x[batch, c, position * stride - pad + tap * dilation] for the invocation's 4
+// columns, as in conv.wgsl, and the digits (c, kz, ky, kx) of k.
+struct ForwardGather {
+    g: Coords4,
+    tap: Digits,
+}
+
+fn forward_gather(tile: BcastTile) -> ForwardGather {
     let cols = tile.n + LANES;
     let at = split4(cols, out_radix());
     var g: Coords4;
@@ -78,8 +80,56 @@ fn forward_broadcast(@builtin(workgroup_id) wid: vec3<u32>,
     g.x = at.x * i32(p.stride_w) - i32(p.pad_w);
     g.base = at.base * i32(p.c * p.in_spatial) + input_offset4(g.z, g.y, g.x);
     g.z = select(vec4(OUTSIDE), g.z, cols < vec4(p.gemm_n));
-    var tap = Digits(0u, 0u, 0u, 0u);  // (c, kz, ky, kx) of row k
+    return ForwardGather(g, Digits(0u, 0u, 0u, 0u));
+}
 
+// B's rows k0..k0+3 (column kk is row k0 + kk).
+fn forward_step(gather: ptr<function, ForwardGather>, k0: u32) -> mat4x4<f32> {
+    let g = (*gather).g;
+    var tap = (*gather).tap;
+    var b: mat4x4<f32>;
+    for (var kk = 0u; kk < 4u; kk++) {
+        let tz = i32(tap.z * p.dil_d);
+        let ty = i32(tap.y * p.dil_h);
+        let tx = i32(tap.x * p.dil_w);
+        let offset = i32(tap.outer * p.in_spatial) + (tz * i32(p.in_h) + ty) * i32(p.in_w) + tx;
+        let ok = inside_input4(g.z + tz, g.y + ty, g.x + tx) & vec4(k0 + kk < p.gemm_k);
+        b[kk] = load_x4(g.base + offset, ok);
+        tap = add_digits(tap, NEXT, kernel_radix());
+    }
+    (*gather).tap = tap;
+    return b;
+}
+
+// Rows m0.. of the tile.
+fn store_forward_rows(tile: BcastTile, m0: u32, acc: AccRows) {
+    if tile.valid {
+        let out = out_columns(tile.n, p.out_spatial, p.o * p.out_spatial, p.out_spatial, 0u);
+        let has_bias = p.has_bias != 0u;
+        store_rows4(out, m0, acc.g0.top, has_bias);
+        store_rows4(out, m0 + 4u, acc.g0.bottom, has_bias);
+        if ROW_GROUPS > 1u {
+            store_rows4(out, m0 + 8u, acc.g1.top, has_bias);
+            store_rows4(out, m0 + 12u, acc.g1.bottom, has_bias);
+        }
+        if ROW_GROUPS > 2u {
+            store_rows4(out, m0 + 16u, acc.g2.top, has_bias);
+            store_rows4(out, m0 + 20u, acc.g2.bottom, has_bias);
+            store_rows4(out, m0 + 24u, acc.g3.top, has_bias);
+            store_rows4(out, m0 + 28u, acc.g3.bottom, has_bias);
+        }
+    }
+}
+
+@compute @workgroup_size(64)
+fn forward_broadcast(@builtin(workgroup_id) wid: vec3<u32>,
+                     @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(local_invocation_index) lid: u32,
+                     @builtin(subgroup_invocation_id) lane_id: u32) {
+    let tile = bcast_tile(wid, nwg, lid);
+    // A[m][k] = w[m * K + k]: this lane's rows.
+    let rows = lane_rows(tile.m0, lane_id % 8u) * p.gemm_k;
+    var gather = forward_gather(tile);
     var acc: AccRows;
     for (var k0 = 0u; k0 < p.gemm_k; k0 += 4u) {
         let ks = vec4(k0) + LANES;
@@ -94,35 +144,53 @@ fn forward_broadcast(@builtin(workgroup_id) wid: vec3<u32>,
             a.g2 = load_w4(vec4(rows.z) + kc, k_ok);
             a.g3 = load_w4(vec4(rows.w) + kc, k_ok);
         }
-        var b: mat4x4<f32>;
-        for (var kk = 0u; kk < 4u; kk++) {
-            let tz = i32(tap.z * p.dil_d);
-            let ty = i32(tap.y * p.dil_h);
-            let tx = i32(tap.x * p.dil_w);
-            let offset = i32(tap.outer * p.in_spatial) + (tz * i32(p.in_h) + ty) * i32(p.in_w)
-                + tx;
-            let ok = inside_input4(g.z + tz, g.y + ty, g.x + tx) & vec4(k0 + kk < p.gemm_k);
-            b[kk] = load_x4(g.base + offset, ok);
-            tap = add_digits(tap, NEXT, kernel_radix());
-        }
-        acc = multiply_rows(acc, a, b);
+        acc = multiply_rows(acc, a, forward_step(&gather, k0));
     }
+    store_forward_rows(tile, tile.m0, acc);
+}
 
-    if tile.valid {
-        let out = out_columns(tile.n, p.out_spatial, p.o * p.out_spatial, p.out_spatial, 0u);
-        let has_bias = p.has_bias != 0u;
-        store_rows4(out, tile.m0, acc.g0.top, has_bias);
-        store_rows4(out, tile.m0 + 4u, acc.g0.bottom, has_bias);
+// forward_broadcast_vec4, for K = C * taps a multiple of 4 (then a row's 4 k of a step are one
+// aligned vec4 of w: one load where lavapipe loops over the lanes 4 times), with ROW_BLOCKS
+// blocks of ROWS rows per tile (2: 64 rows, for M above 32, half the gathers of x per
+// multiply-add; 1.27-1.35x on conv2d_forward).
+@group(0) @binding(2) var<storage, read> w_v4: array<vec4<f32>>;
+
+@compute @workgroup_size(64)
+fn forward_broadcast_vec4(@builtin(workgroup_id) wid: vec3<u32>,
+                          @builtin(num_workgroups) nwg: vec3<u32>,
+                          @builtin(local_invocation_index) lid: u32,
+                          @builtin(subgroup_invocation_id) lane_id: u32) {
+    let tile = bcast_tile(wid, nwg, lid);
+    let rows = lane_rows(tile.m0, lane_id % 8u) * (p.gemm_k / 4u);
+    let rows_high = lane_rows(tile.m0 + ROWS, lane_id % 8u) * (p.gemm_k / 4u);
+    var gather = forward_gather(tile);
+    var acc: AccRows;
+    var acc_high: AccRows;
+    for (var k0 = 0u; k0 < p.gemm_k; k0 += 4u) {
+        let b = forward_step(&gather, k0);
+        let first = k0 / 4u;
+        var a: LaneRows;
+        a.g0 = w_v4[rows.x + first];
         if ROW_GROUPS > 1u {
-            store_rows4(out, tile.m0 + 8u, acc.g1.top, has_bias);
-            store_rows4(out, tile.m0 + 12u, acc.g1.bottom, has_bias);
+            a.g1 = w_v4[rows.y + first];
         }
         if ROW_GROUPS > 2u {
-            store_rows4(out, tile.m0 + 16u, acc.g2.top, has_bias);
-            store_rows4(out, tile.m0 + 20u, acc.g2.bottom, has_bias);
-            store_rows4(out, tile.m0 + 24u, acc.g3.top, has_bias);
-            store_rows4(out, tile.m0 + 28u, acc.g3.bottom, has_bias);
+            a.g2 = w_v4[rows.z + first];
+            a.g3 = w_v4[rows.w + first];
         }
+        acc = multiply_rows(acc, a, b);
+        if ROW_BLOCKS > 1u {
+            var high: LaneRows;
+            high.g0 = w_v4[rows_high.x + first];
+            high.g1 = w_v4[rows_high.y + first];
+            high.g2 = w_v4[rows_high.z + first];
+            high.g3 = w_v4[rows_high.w + first];
+            acc_high = multiply_rows(acc_high, high, b);
+        }
+    }
+    store_forward_rows(tile, tile.m0, acc);
+    if ROW_BLOCKS > 1u {
+        store_forward_rows(tile, tile.m0 + ROWS, acc_high);
     }
 }
 
@@ -334,9 +402,10 @@ fn backward_input_few_channels_broadcast(@builtin(workgroup_id) wid: vec3<u32>,
 
 @group(0) @binding(2) var<storage, read> dy_w4: array<vec4<f32>>;
 
-// backward_weight_broadcast_vec4: blocks of ROWS rows per tile, 1 or 2 (64 rows with ROW_GROUPS
-// = 4, for M above 32: half the gathers of x per multiply-add, 8% faster on the benchmark's
-// 256 x 1152 x 4096); backward_weight_broadcast takes 1.
+// backward_weight_broadcast_vec4 and forward_broadcast_vec4 (whose tiles bcast_tile also sizes):
+// blocks of ROWS rows per tile, 1 or 2 (64 rows with ROW_GROUPS = 4, for M above 32: half the
+// gathers of x per multiply-add, 8% faster on the benchmark's 256 x 1152 x 4096); the other
+// kernels take 1.
 override ROW_BLOCKS: u32 = 1u;
 
 // The workgroup's tile of dw (rows m0.., this invocation's columns n..n+3) and slice of K;

@@ -96,7 +96,10 @@ fn cases() -> Vec<Case> {
 /// most 8, 16 and above), and weight gradients whose reduction is split over workgroups (the
 /// two-pass path), with one tile and with several; the subgroup weight gradient reads dy as vec4s
 /// where the output positions are a multiple of 4 (1d long, the last two), as scalars elsewhere,
-/// in tiles of 64 rows for more than 32 (the last).
+/// in tiles of 64 rows for more than 32 (the last); the subgroup forward reads the weights as
+/// vec4s where K = C * taps is a multiple of 4 (in tiles of 8, 16, 32 rows and of 64 for more than
+/// 32, with the upper 32 rows partly or wholly past M: "several square tiles", the last two) and
+/// as scalars elsewhere (also above 32 rows: the first).
 fn large_cases() -> Vec<Case> {
     vec![
         case(
@@ -161,6 +164,20 @@ fn large_cases() -> Vec<Case> {
             &[2, 29, 36, 40],
             &[40, 29, 3, 3],
             ConvParams::new(2).padding(1),
+            true,
+        ),
+        case(
+            "2d 33 to 64 GEMM rows, K a multiple of 4, two column tiles",
+            &[2, 8, 15, 13],
+            &[40, 8, 3, 3],
+            ConvParams::new(2).padding(1),
+            true,
+        ),
+        case(
+            "2d 1 x 1, 33 to 64 GEMM rows, K a multiple of 4",
+            &[3, 16, 10, 9],
+            &[36, 16, 1, 1],
+            ConvParams::new(2),
             true,
         ),
     ]

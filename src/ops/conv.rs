@@ -58,7 +58,7 @@ fn broadcast_tile(m: usize) -> Tile {
 }
 
 /// A dispatch of a subgroup GEMM kernel of conv_subgroup.wgsl, for `params` made with `tile`
-/// (`broadcast_tile`, or 64 rows for backward_weight_broadcast_vec4: ROW_BLOCKS = 2) and `splits`
+/// (`broadcast_tile`, or 64 rows for the `_vec4` kernels: ROW_BLOCKS = 2) and `splits`
 /// slices of K.
 fn broadcast_gemm(
     gpu: &Gpu,
@@ -76,7 +76,7 @@ fn broadcast_gemm(
     if tile.rows > 32 {
         constants.push(("ROW_BLOCKS", (tile.rows / 32) as f64));
     }
-    if entry == "forward_broadcast" {
+    if entry.starts_with("forward_broadcast") {
         constants.push(("RELU", relu as u32 as f64));
     }
     if entry == "backward_input_broadcast" {
@@ -508,13 +508,27 @@ impl Op for ConvForward {
         // Without a bias the weight is bound in its place and never read.
         let bias = inputs.get(2).map_or(&inputs[1].buffer, |b| &b.buffer);
         if ctx.gpu.subgroup_broadcast {
-            let mut params = geo.params(gemm, broadcast_tile(gemm[0]), 1, gemm[2]);
+            // Weights read as vec4s where K is a multiple of 4 (see conv_subgroup.wgsl), with
+            // tiles of 64 rows when there are more than 32.
+            let w_vec4 = gemm[2] % 4 == 0;
+            let (entry, tile) = if w_vec4 && gemm[0] > 32 {
+                let tile = Tile {
+                    rows: 64,
+                    cols: BROADCAST_COLUMNS,
+                };
+                ("forward_broadcast_vec4", tile)
+            } else if w_vec4 {
+                ("forward_broadcast_vec4", broadcast_tile(gemm[0]))
+            } else {
+                ("forward_broadcast", broadcast_tile(gemm[0]))
+            };
+            let mut params = geo.params(gemm, tile, 1, gemm[2]);
             params.has_bias = (inputs.len() == 3) as u32;
             return Ok(vec![broadcast_gemm(
                 ctx.gpu,
                 &geo,
-                "forward_broadcast",
-                broadcast_tile(gemm[0]),
+                entry,
+                tile,
                 &params,
                 1,
                 self.relu,
