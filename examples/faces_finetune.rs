@@ -66,6 +66,7 @@ fn spec() -> NetworkSpec {
             embedding_dim: 128,
         },
         mirror: true,
+        zooms: vec![1.0],
     }
 }
 

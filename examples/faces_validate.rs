@@ -2,8 +2,9 @@
 //!
 //! `faces_validate features --data DIR --holdout K --kinds KIND,... --out FEATURES` reads only
 //! the identities that `train_siamese train --holdout-identities K` trains on (the last K are
-//! never opened), runs the frozen SqueezeNet (184x224, image and mirror image) on each variant
-//! kind of each image, and stores fire5-fire9 average-pooled to several grids.
+//! never opened), runs the frozen SqueezeNet (`width=184 height=224` by default, image and
+//! mirror image) on each variant kind of each image, and stores fire3-fire9 average-pooled to
+//! several grids.
 //!
 //! `faces_validate dump --data DIR --out PNG` draws a few images with their `mild`, `pert`,
 //! `full1` and `cam` variants.
@@ -27,7 +28,7 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::time::Instant;
 
-use wgnn::faces::augment::Augment;
+use wgnn::faces::augment::{shifted, zoomed, Augment};
 use wgnn::faces::commands::preprocess_of;
 use wgnn::faces::dataset::ImageFolder;
 use wgnn::faces::embed::{trunk_weights, TrunkRunner};
@@ -41,22 +42,22 @@ use wgnn::{Error, Gpu, Result};
 mod perturb;
 use perturb::perturb;
 
-const LAYERS: [&str; 5] = ["fire5", "fire6", "fire7", "fire8", "fire9"];
+const LAYERS: [&str; 7] = [
+    "fire3", "fire4", "fire5", "fire6", "fire7", "fire8", "fire9",
+];
 
 fn grids(layer: &str) -> Vec<[usize; 2]> {
-    if layer == "fire5" {
-        vec![[1, 1], [2, 2], [3, 3], [4, 3], [5, 4], [6, 4]]
+    if ["fire3", "fire4", "fire5"].contains(&layer) {
+        vec![[1, 1], [2, 2], [3, 3], [4, 3], [5, 4], [6, 4], [8, 6]]
     } else {
         vec![[1, 1], [2, 2], [3, 3], [4, 3]]
     }
 }
 
-fn spec() -> NetworkSpec {
+/// The trunk at `width x height` with every stored layer as a level.
+fn spec(width: usize, height: usize) -> NetworkSpec {
     NetworkSpec {
-        trunk: TrunkSpec {
-            width: 184,
-            height: 224,
-        },
+        trunk: TrunkSpec { width, height },
         head: HeadSpec {
             levels: LAYERS
                 .iter()
@@ -68,6 +69,7 @@ fn spec() -> NetworkSpec {
             embedding_dim: 128,
         },
         mirror: true,
+        zooms: vec![1.0],
     }
 }
 
@@ -182,13 +184,31 @@ fn camera(image: &[f32], width: usize, height: usize, index: usize) -> Vec<f32> 
     out
 }
 
+/// A fixed view of an image for test-time averaging (`KIND@VIEW`): `z+`/`z-` zoomed in/out by
+/// 8 %, `x+`/`x-`/`y+`/`y-` shifted by 4 % of the side; `` the image itself.
+fn test_view(image: &[f32], w: usize, h: usize, view: &str) -> Vec<f32> {
+    let dx = (0.04 * w as f64).round() as isize;
+    let dy = (0.04 * h as f64).round() as isize;
+    match view {
+        "" => image.to_vec(),
+        "z+" => zoomed(image, w, h, 1.08),
+        "z-" => zoomed(image, w, h, 1.0 / 1.08),
+        "x+" => shifted(image, w, h, dx, 0),
+        "x-" => shifted(image, w, h, -dx, 0),
+        "y+" => shifted(image, w, h, 0, dy),
+        "y-" => shifted(image, w, h, 0, -dy),
+        _ => panic!("unknown view {view}"),
+    }
+}
+
 fn features(args: &BTreeMap<String, String>) -> Result<()> {
     let data = &args["data"];
     let holdout: usize = args["holdout"].parse().unwrap();
     let out = &args["out"];
     let folder = ImageFolder::open(data)?;
     let (training, _) = folder.split_holdout(holdout)?;
-    let spec = spec();
+    let size = |key: &str, default: usize| args.get(key).map_or(default, |v| v.parse().unwrap());
+    let spec = spec(size("width", 184), size("height", 224));
     let preprocess = preprocess_of(&spec);
     let images = training.load(preprocess)?;
     let gpu = Gpu::new()?;
@@ -209,8 +229,9 @@ fn features(args: &BTreeMap<String, String>) -> Result<()> {
         let mut inputs = Vec::with_capacity(images.data.len());
         for i in 0..n {
             let image = images.image(i);
+            let (kind, view) = kind.split_once('@').unwrap_or((kind, ""));
             let number = |prefix: &str| kind.strip_prefix(prefix).map(|v| v.parse().unwrap());
-            inputs.extend(match kind.as_str() {
+            let base = match kind {
                 "orig" => image.to_vec(),
                 "pert" => perturb(image, w, h, i, false),
                 "mild" => perturb(image, w, h, i, true),
@@ -221,7 +242,8 @@ fn features(args: &BTreeMap<String, String>) -> Result<()> {
                     (_, _, Some(v)) => full.variant(image, w, h, v, i, 1),
                     _ => panic!("unknown variant kind {kind}"),
                 },
-            });
+            };
+            inputs.extend(test_view(&base, w, h, view));
         }
         let trunk = runner.run(&gpu, &inputs, &mut |_| {})?;
         for per_image in trunk.chunks_exact(2 * pass_len) {
@@ -244,6 +266,8 @@ fn features(args: &BTreeMap<String, String>) -> Result<()> {
         "identities": training.identities.iter().map(|i| i.name.clone()).collect::<Vec<_>>(),
         "stored": stored,
         "kinds": kinds,
+        "width": w,
+        "height": h,
     })
     .to_string();
     let mut file = std::fs::File::create(out).map_err(|e| Error::file(out, e))?;
@@ -258,7 +282,7 @@ fn features(args: &BTreeMap<String, String>) -> Result<()> {
 fn dump(args: &BTreeMap<String, String>) -> Result<()> {
     let folder = ImageFolder::open(&args["data"])?;
     let (training, _) = folder.split_holdout(10)?;
-    let spec = spec();
+    let spec = spec(184, 224);
     let images = training.load(preprocess_of(&spec))?;
     let (w, h) = (spec.trunk.width, spec.trunk.height);
     let full = Augment::parse("shift,zoom,brightness,gamma,blur,light,noise", 3)?;
@@ -291,6 +315,8 @@ fn dump(args: &BTreeMap<String, String>) -> Result<()> {
 }
 
 struct Cache {
+    width: usize,
+    height: usize,
     n: usize,
     labels: Vec<u32>,
     stored: usize,
@@ -308,6 +334,7 @@ impl Cache {
                 None => all = Some(c),
                 Some(a) => {
                     assert_eq!(a.labels, c.labels);
+                    assert_eq!((a.width, a.height), (c.width, c.height));
                     a.kinds.extend(c.kinds);
                     a.values.extend(c.values);
                 }
@@ -336,7 +363,10 @@ impl Cache {
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect();
+        let size = |key: &str, default: u64| header[key].as_u64().unwrap_or(default) as usize;
         Cache {
+            width: size("width", 184),
+            height: size("height", 224),
             n: header["images"].as_u64().unwrap() as usize,
             labels: header["labels"]
                 .as_array()
@@ -410,8 +440,12 @@ fn project(map: &wgnn::faces::whitening::LinearMap, x: &[f32]) -> Vec<f32> {
 fn eval(args: &BTreeMap<String, String>) -> Result<()> {
     let get = |k: &str, d: &str| args.get(k).cloned().unwrap_or_else(|| d.to_string());
     let cache = Cache::load_all(&args["features"]);
-    let spec = spec();
-    let (layout, _) = layout(&spec)?;
+    let spec = spec(cache.width, cache.height);
+    let (layout, stored) = layout(&spec)?;
+    assert_eq!(
+        stored, cache.stored,
+        "features written with other layers or grids"
+    );
     let mut blocks = Vec::new();
     for text in get("levels", "fire5:4x3,fire7:1x1").split(',') {
         let level = Level::parse(text)?;
@@ -438,10 +472,38 @@ fn eval(args: &BTreeMap<String, String>) -> Result<()> {
     let n_train: usize = get("train", "20").parse().unwrap();
     let d: usize = design.blocks.iter().map(|b| b.1).sum();
     let identities = *cache.labels.iter().max().unwrap() as usize + 1;
+    // With `tta=VIEW,...`, each kind's descriptor is summed with those of its `KIND@VIEW`s.
+    let views: Vec<String> = get("tta", "")
+        .split(',')
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+        .collect();
     let descriptors: Vec<Vec<Vec<f32>>> = (0..cache.kinds.len())
         .map(|v| {
+            if !variants.contains(&v) && !probes.contains(&v) {
+                return Vec::new();
+            }
+            let with_views: Vec<usize> = if cache.kinds[v].contains('@') {
+                vec![v]
+            } else {
+                std::iter::once(v)
+                    .chain(
+                        views
+                            .iter()
+                            .map(|view| cache.variant(&format!("{}@{view}", cache.kinds[v]))),
+                    )
+                    .collect()
+            };
             (0..cache.n)
-                .map(|i| design.descriptor(&cache, v, i))
+                .map(|i| {
+                    let mut sum = design.descriptor(&cache, with_views[0], i);
+                    for &u in &with_views[1..] {
+                        for (s, x) in sum.iter_mut().zip(design.descriptor(&cache, u, i)) {
+                            *s += x;
+                        }
+                    }
+                    sum
+                })
                 .collect()
         })
         .collect();

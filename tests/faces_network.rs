@@ -6,7 +6,7 @@ mod faces_support;
 use std::collections::BTreeMap;
 
 use common::{assert_close, eval, gpu, graph_vjp, tensor, to_f32, to_f64};
-use faces_support::{tiny_network, TempDir, ORL};
+use faces_support::{tiny_network_with_views, TempDir, ORL};
 use serde_json::json;
 use wgnn::faces::dataset::{load_image, Preprocess};
 use wgnn::faces::embed::{trunk_weights, DescriptorRunner, Embedder, TrunkRunner};
@@ -73,7 +73,7 @@ fn orl_images(spec: &NetworkSpec, files: &[&str]) -> Vec<f32> {
 #[test]
 fn descriptors_match_a_cpu_reference() {
     let gpu = gpu();
-    let spec = tiny_network();
+    let spec = tiny_network_with_views();
     let images = orl_images(&spec, &["s1/1.pgm", "s2/3.pgm", "s3/5.pgm"]);
     let weights = trunk_weights(gpu).unwrap();
     let maps = TrunkRunner::new(gpu, &spec, &weights)
@@ -116,7 +116,12 @@ fn descriptors_match_a_cpu_reference() {
         cells.iter().map(|v| v / norm).collect()
     };
     let mut expected = Vec::new();
-    for image in maps.chunks_exact(2 * pass_len) {
+    assert_eq!(
+        spec.passes(),
+        4,
+        "the tiny network has 2 views and mirror images"
+    );
+    for image in maps.chunks_exact(spec.passes() * pass_len) {
         let mut sum = vec![0f64; d];
         for pass in image.chunks_exact(pass_len) {
             let mut parts = Vec::new();
@@ -139,9 +144,67 @@ fn descriptors_match_a_cpu_reference() {
     assert_close("descriptor", &descriptors, &expected, 1e-4, 1e-6);
 }
 
+#[test]
+fn network_input_holds_each_zoomed_view_then_its_mirror_image() {
+    let spec = tiny_network_with_views();
+    let (w, h) = (spec.trunk.width, spec.trunk.height);
+    let image = orl_images(&spec, &["s6/4.pgm"]);
+    let input = spec.network_input(&image);
+    assert_eq!(input.len(), spec.passes() * 3 * w * h);
+    let view = |k: usize| &input[k * 3 * w * h..][..3 * w * h];
+    let mirror = |x: &[f32]| -> Vec<f32> {
+        let mut m = x.to_vec();
+        m.chunks_exact_mut(w).for_each(|row| row.reverse());
+        m
+    };
+    assert_eq!(view(0), &image[..]);
+    assert_eq!(view(1), &mirror(&image)[..]);
+    // View 2 is the image 1.1x larger about its centre: pixel (x, y) is the image sampled
+    // bilinearly at the centre + (x, y - centre) / 1.1.
+    let (cx, cy) = ((w - 1) as f64 / 2.0, (h - 1) as f64 / 2.0);
+    let sample = |plane: &[f32], x: f64, y: f64| -> f64 {
+        let (x0, y0) = (x.floor() as usize, y.floor() as usize);
+        let (fx, fy) = (x - x0 as f64, y - y0 as f64);
+        let at = |xx: usize, yy: usize| plane[yy * w + xx] as f64;
+        (1.0 - fy) * ((1.0 - fx) * at(x0, y0) + fx * at(x0 + 1, y0))
+            + fy * ((1.0 - fx) * at(x0, y0 + 1) + fx * at(x0 + 1, y0 + 1))
+    };
+    for (x, y) in [
+        (cx + 0.5 + 22.0, cy + 0.5),
+        (cx - 0.5 - 11.0, cy + 0.5 + 33.0),
+    ] {
+        let (sx, sy) = ((x - cx) / 1.1 + cx, (y - cy) / 1.1 + cy);
+        for c in 0..3 {
+            let got = view(2)[c * w * h + y as usize * w + x as usize] as f64;
+            let want = sample(&image[c * w * h..][..w * h], sx, sy);
+            assert!(
+                (got - want).abs() < 1e-5,
+                "zoomed pixel ({x}, {y}): {got} vs {want}"
+            );
+        }
+    }
+    assert_ne!(view(2), &image[..]);
+    assert_eq!(view(3), &mirror(view(2))[..]);
+}
+
+#[test]
+fn a_network_description_without_zooms_is_the_image_alone() {
+    let spec = tiny_network_with_views();
+    let mut description = spec.to_json();
+    assert_eq!(NetworkSpec::from_json(&description).unwrap(), spec);
+    description.as_object_mut().unwrap().remove("zooms");
+    let old = NetworkSpec::from_json(&description).unwrap();
+    assert_eq!(old.zooms, vec![1.0]);
+    assert_eq!(old.passes(), 2);
+    description["zooms"] = json!([1.0, 3.0]);
+    let error = NetworkSpec::from_json(&description).unwrap_err();
+    assert!(error.contains("between 0.5 and 2"), "{error}");
+}
+
+/// An untrained model of the tiny network with zoomed views.
 fn random_model(seed: u64) -> SiameseModel {
     let gpu = gpu();
-    let spec = tiny_network();
+    let spec = tiny_network_with_views();
     let head = spec.init_head(gpu, &mut Rng::new(seed)).unwrap();
     SiameseModel::new(gpu, spec, head, 0.75, json!({"note": "test"})).unwrap()
 }

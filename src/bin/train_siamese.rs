@@ -15,7 +15,7 @@ use wgnn::faces::commands::{self, Progress, TrainRequest, VerificationHead};
 use wgnn::faces::gallery::UNKNOWN;
 use wgnn::faces::mining::Mining;
 use wgnn::faces::model::SiameseModel;
-use wgnn::faces::network::{HeadSpec, Level, NetworkSpec, TrunkSpec};
+use wgnn::faces::network::{HeadSpec, Level, NetworkSpec, TrunkSpec, DEFAULT_ZOOMS};
 use wgnn::faces::roc_plot::write_roc_png;
 use wgnn::faces::train::{EpochStats, HeadInit, OptimizerKind, TrainConfig};
 use wgnn::faces::verifier::VerifierConfig;
@@ -133,9 +133,16 @@ struct TrainArgs {
     /// Input size WIDTHxHEIGHT images are resized to.
     #[arg(long, default_value = "184x224")]
     input_size: String,
-    /// Embed the image alone instead of summing the image's and its mirror image's outputs.
+    /// Leave out the mirror images: sum the zoomed views' outputs alone, not each view's and its
+    /// mirror image's.
     #[arg(long)]
     no_mirror: bool,
+    /// Views of each image the network sums (like the mirror image): the image scaled about
+    /// its centre by each factor, 1 being the image itself, joined by `,`; each view costs a
+    /// trunk pass (two with the mirror image) wherever an image is embedded. `1` embeds the
+    /// image alone.
+    #[arg(long, value_delimiter = ',', default_values_t = DEFAULT_ZOOMS)]
+    zooms: Vec<f64>,
     /// No progress bars.
     #[arg(long)]
     quiet: bool,
@@ -335,6 +342,7 @@ fn train(gpu: &Gpu, args: TrainArgs) -> Result<()> {
             embedding_dim: args.embedding_dim,
         },
         mirror: !args.no_mirror,
+        zooms: args.zooms,
     };
     let augment = Augment::parse(&args.augment, args.augment_copies)?;
     let config = TrainConfig {

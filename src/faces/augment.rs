@@ -269,27 +269,41 @@ fn gaussian_blur(image: &[f32], width: usize, height: usize, sigma: f64) -> Vec<
 }
 
 /// The image scaled by `scale` about its centre (bilinear; outside the image, the nearest edge
-/// pixel).
-fn zoomed(image: &[f32], width: usize, height: usize, scale: f64) -> Vec<f32> {
+/// pixel). Columns right of the centre are computed as the mirror images of those left of it,
+/// so that zooming a mirrored image gives exactly the mirror image of the zoomed one (the
+/// mirror-symmetric network relies on it).
+pub fn zoomed(image: &[f32], width: usize, height: usize, scale: f64) -> Vec<f32> {
     let mut out = vec![0.0; image.len()];
     let (cx, cy) = ((width as f64 - 1.0) / 2.0, (height as f64 - 1.0) / 2.0);
-    let at = |plane: &[f32], x: isize, y: isize| {
-        plane[y.clamp(0, height as isize - 1) as usize * width
-            + x.clamp(0, width as isize - 1) as usize]
-    };
+    let last = width as isize - 1;
+    // Per output column: the two source columns and the second one's weight.
+    let columns: Vec<(usize, usize, f32)> = (0..width)
+        .map(|x| {
+            let right = x > width - 1 - x;
+            let x = if right { width - 1 - x } else { x };
+            let sx = (x as f64 - cx) / scale + cx;
+            let x0 = sx.floor();
+            let fx = (sx - x0) as f32;
+            let (x0, x1) = (x0 as isize, x0 as isize + 1);
+            let (x0, x1) = if right {
+                (last - x0, last - x1)
+            } else {
+                (x0, x1)
+            };
+            (x0.clamp(0, last) as usize, x1.clamp(0, last) as usize, fx)
+        })
+        .collect();
+    let row = |y: isize| y.clamp(0, height as isize - 1) as usize * width;
     for c in 0..3 {
         let plane = &image[c * width * height..][..width * height];
         for y in 0..height {
             let sy = (y as f64 - cy) / scale + cy;
             let y0 = sy.floor();
             let fy = (sy - y0) as f32;
-            for x in 0..width {
-                let sx = (x as f64 - cx) / scale + cx;
-                let x0 = sx.floor();
-                let fx = (sx - x0) as f32;
-                let (x0, y0) = (x0 as isize, y0 as isize);
-                let top = (1.0 - fx) * at(plane, x0, y0) + fx * at(plane, x0 + 1, y0);
-                let bottom = (1.0 - fx) * at(plane, x0, y0 + 1) + fx * at(plane, x0 + 1, y0 + 1);
+            let (top_row, bottom_row) = (row(y0 as isize), row(y0 as isize + 1));
+            for (x, &(x0, x1, fx)) in columns.iter().enumerate() {
+                let top = (1.0 - fx) * plane[top_row + x0] + fx * plane[top_row + x1];
+                let bottom = (1.0 - fx) * plane[bottom_row + x0] + fx * plane[bottom_row + x1];
                 out[c * width * height + y * width + x] = (1.0 - fy) * top + fy * bottom;
             }
         }
@@ -298,7 +312,7 @@ fn zoomed(image: &[f32], width: usize, height: usize, scale: f64) -> Vec<f32> {
 }
 
 /// The image moved by (dx, dy) pixels, the edge pixels replicated into the uncovered border.
-fn shifted(image: &[f32], width: usize, height: usize, dx: isize, dy: isize) -> Vec<f32> {
+pub fn shifted(image: &[f32], width: usize, height: usize, dx: isize, dy: isize) -> Vec<f32> {
     let mut out = vec![0.0; image.len()];
     let clamp = |v: isize, n: usize| v.clamp(0, n as isize - 1) as usize;
     for c in 0..3 {

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::augment::Augment;
 use super::dataset::{load_image, ImageFolder, LoadedImages, Preprocess};
-use super::embed::{trunk_weights, Embedder, HeadRunner, TrunkRunner};
+use super::embed::{trunk_weights, DescriptorExtractor, Embedder, ProjectionRunner};
 use super::gallery::{Gallery, Identification, Verification};
 use super::metrics::{self, Metrics, Pairs};
 use super::model::SiameseModel;
@@ -111,8 +111,8 @@ fn data_fingerprint(folder: &ImageFolder, preprocess: Preprocess) -> String {
     fingerprint(&[text.as_bytes()])
 }
 
-/// The trunk maps of every variant of every image (see `faces::augment`).
-fn trunk_maps(
+/// The descriptors of every variant of every image (see `faces::augment`), variant-major.
+fn training_descriptors(
     gpu: &Gpu,
     config: &TrainConfig,
     images: &LoadedImages,
@@ -120,11 +120,11 @@ fn trunk_maps(
 ) -> Result<Vec<f32>> {
     let spec = &config.network;
     let weights = trunk_weights(gpu)?;
-    let mut runner = TrunkRunner::new(gpu, spec, &weights)?;
+    let mut runner = DescriptorExtractor::new(gpu, spec, &weights)?;
     let variants = config.augment.variants();
     let n = images.len();
     progress.stage("trunk features", n * variants);
-    let mut maps = Vec::with_capacity(variants * n * runner.output_len());
+    let mut descriptors = Vec::with_capacity(variants * n * spec.descriptor_len()?);
     for v in 0..variants {
         let mut inputs = Vec::with_capacity(images.data.len());
         for i in 0..n {
@@ -137,9 +137,9 @@ fn trunk_maps(
                 config.seed,
             ));
         }
-        maps.extend(runner.run(gpu, &inputs, &mut |done| progress.advance(v * n + done))?);
+        descriptors.extend(runner.run(gpu, &inputs, &mut |done| progress.advance(v * n + done))?);
     }
-    Ok(maps)
+    Ok(descriptors)
 }
 
 /// `train`: loads the training identities, computes the trunk maps, trains the head (resuming
@@ -180,11 +180,11 @@ pub fn train(gpu: &Gpu, request: &TrainRequest, progress: &mut dyn Progress) -> 
     let images = folder.load(preprocess)?;
 
     let trunk_started = Instant::now();
-    let features = trunk_maps(gpu, config, &images, progress)?;
+    let descriptors = training_descriptors(gpu, config, &images, progress)?;
     let trunk_seconds = trunk_started.elapsed().as_secs_f64();
     let set = TrainingSet {
-        features,
-        trunk_len: config.network.trunk_len()?,
+        descriptors,
+        descriptor_len: config.network.descriptor_len()?,
         variants: config.augment.variants(),
         labels: images.labels.clone(),
         fingerprint: data_fingerprint(&folder, preprocess),
@@ -223,7 +223,7 @@ pub fn train(gpu: &Gpu, request: &TrainRequest, progress: &mut dyn Progress) -> 
     let epoch_seconds = epochs_started.elapsed().as_secs_f64();
 
     progress.stage("threshold", 0);
-    let mut head = HeadRunner::new(gpu, &config.network, trainer.head())?;
+    let mut head = ProjectionRunner::new(gpu, &config.network, trainer.head())?;
     let embeddings = head.run(gpu, set.originals())?;
     let threshold = metrics::choose_threshold(
         &embeddings,

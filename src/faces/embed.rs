@@ -104,7 +104,7 @@ fn network_inputs(spec: &NetworkSpec, images: &[f32]) -> Result<Vec<f32>> {
             ),
         ));
     }
-    if !spec.mirror {
+    if !spec.mirror && spec.zooms == [1.0] {
         return Ok(images.to_vec());
     }
     Ok(images
@@ -114,7 +114,7 @@ fn network_inputs(spec: &NetworkSpec, images: &[f32]) -> Result<Vec<f32>> {
 }
 
 /// A batched plan whose inputs are RGB images `[N, 3, H, W]` in [0, 1], turned into the
-/// network's inputs (the image and, with mirroring, its mirror image) before they run.
+/// network's inputs (each zoomed view and, with mirroring, its mirror image) before they run.
 struct ImagePlan {
     inner: BatchedPlan,
     spec: NetworkSpec,
@@ -203,22 +203,47 @@ impl Embedder {
     }
 }
 
-/// The head alone: trunk maps (see `TrunkRunner`) to embeddings `[N, D]`.
-pub struct HeadRunner {
+/// The frozen part of the network, trunk and descriptor: images to descriptors `[N, d]`, what
+/// training caches (the descriptor has no parameters).
+pub struct DescriptorExtractor(ImagePlan);
+
+impl DescriptorExtractor {
+    pub fn new(gpu: &Gpu, spec: &NetworkSpec, trunk_weights: &ParamStore) -> Result<Self> {
+        let plan = ImagePlan::compile(gpu, spec, trunk_weights, |g, x| {
+            let trunk = spec.build_trunk(g, x)?;
+            spec.build_descriptor(g, trunk)
+        })?;
+        Ok(Self(plan))
+    }
+
+    /// Runs RGB images `[N, 3, H, W]` in [0, 1], calling `progress(done)` after each batch.
+    pub fn run(
+        &mut self,
+        gpu: &Gpu,
+        images: &[f32],
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Vec<f32>> {
+        self.0.run(gpu, images, progress)
+    }
+}
+
+/// The head's trained part alone: descriptors (see `DescriptorExtractor`) to embeddings
+/// `[N, D]`.
+pub struct ProjectionRunner {
     inner: BatchedPlan,
 }
 
-impl HeadRunner {
+impl ProjectionRunner {
     pub fn new(gpu: &Gpu, spec: &NetworkSpec, head: &ParamStore) -> Result<Self> {
         spec.validate()?;
-        let item = [spec.trunk_len()?];
+        let item = [spec.descriptor_len()?];
         Ok(Self {
-            inner: BatchedPlan::compile(gpu, &item, head, |g, x| spec.build_head(g, x))?,
+            inner: BatchedPlan::compile(gpu, &item, head, |g, x| spec.build_projection(g, x))?,
         })
     }
 
-    pub fn run(&mut self, gpu: &Gpu, maps: &[f32]) -> Result<Vec<f32>> {
-        self.inner.run(gpu, maps, &mut |_| {})
+    pub fn run(&mut self, gpu: &Gpu, descriptors: &[f32]) -> Result<Vec<f32>> {
+        self.inner.run(gpu, descriptors, &mut |_| {})
     }
 }
 

@@ -12,13 +12,18 @@
 //! - **Mirror symmetry** (`mirror`): trunk and head run on the image and on its mirror image
 //!   with the same weights, and the embedding is the normalised sum of both outputs, so a face
 //!   and its mirror image get the same embedding (pose to the left or to the right looks alike).
+//! - **Zoomed views** (`zooms`): the same again on the image scaled about its centre by each
+//!   factor (1 is the image itself), all outputs summed, so that a face photographed a little
+//!   closer or further away gets nearly the same embedding.
 //!
-//! The trunk is frozen, so training computes its output once per image (and augmented variant)
-//! and runs only the head per step; see `faces::train`.
+//! The trunk is frozen and the descriptor has no parameters, so training computes the
+//! descriptor once per image (and augmented variant) and runs only the projection per step; see
+//! `faces::train`.
 
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
+use crate::faces::augment::zoomed;
 use crate::graph::{Graph, NodeId};
 use crate::models::{Architecture, Pooling};
 use crate::nn::{Init, ParamStore};
@@ -60,7 +65,14 @@ pub struct NetworkSpec {
     /// (same weights) and normalises the sum of the two heads' outputs, so that a face and its
     /// mirror image get the same embedding.
     pub mirror: bool,
+    /// Views summed like the mirror image: the image scaled about its centre by each factor
+    /// (bilinear, edges replicated; 1 is the image itself), each view with its mirror image.
+    pub zooms: Vec<f64>,
 }
+
+/// The default views: the image, 8 % closer and 8 % further away (1 / 1.08, rounded so that
+/// `--help` shows it plainly; docs/faces.md).
+pub const DEFAULT_ZOOMS: [f64; 3] = [1.0, 1.08, 0.926];
 
 impl Default for NetworkSpec {
     /// The defaults of `train_siamese train` (chosen on held-out training identities, see
@@ -85,6 +97,7 @@ impl Default for NetworkSpec {
                 embedding_dim: 512,
             },
             mirror: true,
+            zooms: DEFAULT_ZOOMS.to_vec(),
         }
     }
 }
@@ -153,6 +166,12 @@ impl NetworkSpec {
             return Err(Error::Invalid(
                 "the descriptor needs at least one level (LAYER:ROWSxCOLS)".into(),
             ));
+        }
+        if self.zooms.is_empty() || self.zooms.iter().any(|z| !(0.5..=2.0).contains(z)) {
+            return Err(Error::Invalid(format!(
+                "zoomed views {:?}: give one or more factors between 0.5 and 2 (1 is the image itself)",
+                self.zooms
+            )));
         }
         for level in &self.head.levels {
             if !LAYERS.contains(&level.layer.as_str()) {
@@ -226,27 +245,38 @@ impl NetworkSpec {
             .sum())
     }
 
-    /// Passes per image: 2 with `mirror`, else 1.
+    /// Passes per image: one per zoomed view, times 2 with `mirror`.
     pub fn passes(&self) -> usize {
-        1 + self.mirror as usize
+        self.zooms.len() * (1 + self.mirror as usize)
     }
 
-    /// Values per image of the trunk maps: `passes * pass_len` (the image's pass, then its
-    /// mirror image's).
+    /// Values per image of the trunk maps: `passes * pass_len` (per zoomed view, the view's
+    /// pass, then its mirror image's).
     pub fn trunk_len(&self) -> Result<usize> {
         Ok(self.passes() * self.pass_len()?)
     }
 
-    /// The network's input for one image `[3, height, width]` (RGB in [0, 1]): the image, then
-    /// (with `mirror`) its mirror image, `[3 * passes, height, width]`.
+    /// The network's input for one image `[3, height, width]` (RGB in [0, 1]): per zoomed
+    /// view, the view, then (with `mirror`) its mirror image, `[3 * passes, height, width]`.
     pub fn network_input(&self, image: &[f32]) -> Vec<f32> {
-        let mut input = image.to_vec();
-        if self.mirror {
-            let mut mirrored = image.to_vec();
-            for row in mirrored.chunks_exact_mut(self.trunk.width) {
-                row.reverse();
+        let (width, height) = (self.trunk.width, self.trunk.height);
+        let mut input = Vec::with_capacity(image.len() * self.passes());
+        for &zoom in &self.zooms {
+            let view = if zoom == 1.0 {
+                image.to_vec()
+            } else {
+                zoomed(image, width, height, zoom)
+            };
+            if self.mirror {
+                let mut mirrored = view.clone();
+                for row in mirrored.chunks_exact_mut(width) {
+                    row.reverse();
+                }
+                input.extend(view);
+                input.extend(mirrored);
+            } else {
+                input.extend(view);
             }
-            input.extend(mirrored);
         }
         input
     }
@@ -258,7 +288,7 @@ impl NetworkSpec {
         let layers = self.trunk_layers();
         let mut maps = Vec::new();
         for pass in 0..self.passes() {
-            let image = if self.mirror {
+            let image = if self.passes() > 1 {
                 g.slice_channels(images, 3 * pass, 3)?
             } else {
                 images
@@ -289,13 +319,16 @@ impl NetworkSpec {
 
     /// The fixed part of the head on trunk maps `[N, trunk_len]`: per pass, level and grid,
     /// the level's map average-pooled to the grid, flattened and L2-normalised; all of them
-    /// concatenated; the sum over passes, `[N, d]`.
+    /// concatenated; the sum over passes, `[N, d]`: each view's pass plus its mirror image's
+    /// first (a sum of two is the same in either order, so a face and its mirror image get
+    /// bit-identical descriptors), then over views.
     pub fn build_descriptor(&self, g: &mut Graph, maps: NodeId) -> Result<NodeId> {
         let n = g.shape(maps).dim(0);
         let layers = self.trunk_layers();
         let layer_maps = self.layer_maps()?;
         let pass_len = self.pass_len()?;
         let mut sum = None;
+        let mut view_sum = None;
         for pass in 0..self.passes() {
             let mut parts = Vec::new();
             for level in &self.head.levels {
@@ -318,10 +351,17 @@ impl NetworkSpec {
             } else {
                 g.concat_channels(&parts)?
             };
-            sum = Some(match sum {
+            view_sum = Some(match view_sum {
                 None => y,
                 Some(s) => g.add(s, y)?,
             });
+            if !self.mirror || pass % 2 == 1 {
+                let view = view_sum.take().unwrap();
+                sum = Some(match sum {
+                    None => view,
+                    Some(s) => g.add(s, view)?,
+                });
+            }
         }
         Ok(sum.unwrap())
     }
@@ -330,6 +370,12 @@ impl NetworkSpec {
     /// trained weights) and L2 normalisation, `[N, embedding_dim]`.
     pub fn build_head(&self, g: &mut Graph, maps: NodeId) -> Result<NodeId> {
         let descriptor = self.build_descriptor(g, maps)?;
+        self.build_projection(g, descriptor)
+    }
+
+    /// The head's trained part on descriptors `[N, d]`: the linear projection and L2
+    /// normalisation, `[N, embedding_dim]`.
+    pub fn build_projection(&self, g: &mut Graph, descriptor: NodeId) -> Result<NodeId> {
         let d = self.descriptor_len()?;
         let weight = g.param(PROJECT_WEIGHT, [self.head.embedding_dim, d])?;
         let bias = g.param(PROJECT_BIAS, [self.head.embedding_dim])?;
@@ -380,12 +426,13 @@ impl NetworkSpec {
             },
             "head": {
                 "levels": self.head.levels.iter().map(Level::text).collect::<Vec<_>>(),
-                "descriptor": "per pass, level and grid: the layer's map average-pooled over a grid of windows covering it, flattened and L2-normalised; all concatenated; summed over passes",
+                "descriptor": "per pass, level and grid: the layer's map average-pooled over a grid of windows covering it, flattened and L2-normalised; all concatenated; summed over passes (each view's with its mirror image's, then over the zoomed views)",
                 "projection": "linear (head.project.weight, head.project.bias)",
                 "embedding_dim": self.head.embedding_dim,
                 "normalisation": "L2",
             },
             "mirror": self.mirror,
+            "zooms": self.zooms,
         })
     }
 
@@ -425,6 +472,14 @@ impl NetworkSpec {
             mirror: value["mirror"]
                 .as_bool()
                 .ok_or("network description: `mirror` is not true or false")?,
+            // Models written before zoomed views had the image alone.
+            zooms: match &value["zooms"] {
+                Value::Null => vec![1.0],
+                zooms => zooms
+                    .as_array()
+                    .and_then(|z| z.iter().map(Value::as_f64).collect::<Option<Vec<_>>>())
+                    .ok_or("network description: `zooms` is not a list of numbers")?,
+            },
         };
         spec.validate().map_err(|e| e.to_string())?;
         Ok(spec)

@@ -1,7 +1,8 @@
-//! Triplet training of the Siamese head on precomputed trunk maps.
+//! Triplet training of the Siamese head on precomputed descriptors.
 //!
-//! The trunk is frozen, so its output for every training image (and augmented variant, see
-//! `faces::augment`) is computed once; an epoch then runs only the head. A step is:
+//! The trunk is frozen and the descriptor has no parameters, so the descriptor of every
+//! training image (and augmented variant, see `faces::augment`) is computed once; an epoch then
+//! runs only the projection. A step is:
 //! 1. pick a P x K batch (`faces::sampler`, deterministic per seed and epoch) and, per row, one
 //!    of the image's variants (drawn from an RNG seeded by seed and epoch);
 //! 2. embed the batch (a forward-only plan) and mine triplets on the CPU (`faces::mining`);
@@ -23,7 +24,6 @@ use std::time::Instant;
 use serde_json::{json, Value};
 
 use super::augment::Augment;
-use super::embed::DescriptorRunner;
 use super::mining::{mine_triplets, pairwise_sq_distances, Mining, MiningConfig};
 use super::network::{NetworkSpec, PROJECT_BIAS, PROJECT_WEIGHT};
 use super::sampler::BatchSampler;
@@ -93,7 +93,7 @@ pub struct TrainConfig {
     pub weight_decay: f32,
     /// The learning rate is multiplied by 0.1 for this last fraction of the epochs.
     pub final_decay_fraction: f32,
-    /// The variants whose trunk maps the `TrainingSet` holds (recorded, not applied here).
+    /// The variants whose descriptors the `TrainingSet` holds (recorded, not applied here).
     pub augment: Augment,
     pub seed: u64,
 }
@@ -199,13 +199,13 @@ impl TrainConfig {
     }
 }
 
-/// Trunk maps of the training images: `variants` versions of each of `labels.len()` images,
-/// variant-major (`features[(v * n + i) * trunk_len..]` is variant `v` of image `i`; variant 0
-/// is the image itself).
+/// Descriptors of the training images (`NetworkSpec::build_descriptor`): `variants` versions
+/// of each of `labels.len()` images, variant-major (`descriptors[(v * n + i) * descriptor_len..]`
+/// is variant `v` of image `i`; variant 0 is the image itself).
 #[derive(Clone, Debug)]
 pub struct TrainingSet {
-    pub features: Vec<f32>,
-    pub trunk_len: usize,
+    pub descriptors: Vec<f32>,
+    pub descriptor_len: usize,
     pub variants: usize,
     pub labels: Vec<u32>,
     /// Names the data (identities and files), so that a checkpoint is not resumed on other data.
@@ -221,15 +221,15 @@ impl TrainingSet {
         self.labels.is_empty()
     }
 
-    /// Variant `v` of image `i`.
-    pub fn map(&self, v: usize, i: usize) -> &[f32] {
+    /// The descriptor of variant `v` of image `i`.
+    pub fn descriptor(&self, v: usize, i: usize) -> &[f32] {
         let n = self.labels.len();
-        &self.features[(v * n + i) * self.trunk_len..][..self.trunk_len]
+        &self.descriptors[(v * n + i) * self.descriptor_len..][..self.descriptor_len]
     }
 
-    /// The original (variant 0) maps of all images.
+    /// The descriptors of the original (variant 0) images.
     pub fn originals(&self) -> &[f32] {
-        &self.features[..self.labels.len() * self.trunk_len]
+        &self.descriptors[..self.labels.len() * self.descriptor_len]
     }
 }
 
@@ -317,13 +317,11 @@ impl<'a> Trainer<'a> {
         let head = match config.init {
             HeadInit::Random => config.network.init_head(gpu, &mut Rng::new(config.seed))?,
             HeadInit::Whitening => {
-                let mut runner = DescriptorRunner::new(gpu, &config.network)?;
-                let descriptors = runner.run(gpu, &set.features)?;
                 let labels: Vec<u32> = (0..set.variants)
                     .flat_map(|_| set.labels.iter().copied())
                     .collect();
                 let map = learned_whitening(
-                    &descriptors,
+                    &set.descriptors,
                     config.network.descriptor_len()?,
                     &labels,
                     config.network.head.embedding_dim,
@@ -421,7 +419,7 @@ impl<'a> Trainer<'a> {
         optimizer_state: Option<(Vec<(String, crate::Tensor)>, u64)>,
         epoch: usize,
     ) -> Result<Self> {
-        let trunk_len = config.network.trunk_len()?;
+        let descriptor_len = config.network.descriptor_len()?;
         if set.variants != config.augment.variants() {
             return Err(Error::Invalid(format!(
                 "training set holds {} variants per image, augmentation `{}` makes {}",
@@ -430,10 +428,10 @@ impl<'a> Trainer<'a> {
                 config.augment.variants()
             )));
         }
-        if set.trunk_len != trunk_len {
+        if set.descriptor_len != descriptor_len {
             return Err(Error::Invalid(format!(
-                "training set holds maps of {} values, the trunk gives {trunk_len}",
-                set.trunk_len
+                "training set holds descriptors of {} values, the network makes {descriptor_len}",
+                set.descriptor_len
             )));
         }
         let sampler = BatchSampler::new(
@@ -475,8 +473,8 @@ impl<'a> Trainer<'a> {
         }
 
         let build = |g: &mut Graph| -> Result<(NodeId, NodeId)> {
-            let input = g.input("trunk maps", [batch, trunk_len]);
-            let embeddings = config.network.build_head(g, input)?;
+            let input = g.input("descriptors", [batch, descriptor_len]);
+            let embeddings = config.network.build_projection(g, input)?;
             Ok((input, embeddings))
         };
         let mut g = Graph::new();
@@ -565,15 +563,16 @@ impl<'a> Trainer<'a> {
         };
         let (mut loss_sum, mut active_sum, mut pos_sum, mut neg_sum, mut spread_sum) =
             (0f64, 0f64, 0f64, 0f64, 0f64);
-        let mut maps = Vec::with_capacity(self.sampler.batch_size() * self.set.trunk_len);
+        let mut descriptors =
+            Vec::with_capacity(self.sampler.batch_size() * self.set.descriptor_len);
         for (b, batch) in batches.iter().enumerate() {
-            maps.clear();
+            descriptors.clear();
             for &image in &batch.images {
                 let variant = variant_rng.below(self.set.variants);
-                maps.extend_from_slice(self.set.map(variant, image as usize));
+                descriptors.extend_from_slice(self.set.descriptor(variant, image as usize));
             }
             self.embed_plan
-                .write_input(self.gpu, self.embed_input, &maps)?;
+                .write_input(self.gpu, self.embed_input, &descriptors)?;
             let embeddings = self.embed_plan.step(self.gpu)?.remove(0);
             if embeddings.iter().any(|x| !x.is_finite()) {
                 return Err(self.diverged(epoch, b));
@@ -599,7 +598,7 @@ impl<'a> Trainer<'a> {
             };
             let flat: Vec<u32> = mined.triplets.iter().flatten().copied().collect();
             self.train_plan
-                .write_input(self.gpu, self.train_input, &maps)?;
+                .write_input(self.gpu, self.train_input, &descriptors)?;
             self.train_plan
                 .write_input_u32(self.gpu, self.triplets_input, &flat)?;
             self.train_plan

@@ -95,7 +95,8 @@ pub fn orl_subset(
 }
 
 /// A small, fast network for tests: ORL's native 92x112 input, fire5 pooled to 1x1 and 2x2
-/// grids and fire4 to 1x1 (listed out of network order on purpose), 32 dims.
+/// grids and fire4 to 1x1 (listed out of network order on purpose), 32 dims, the image and its
+/// mirror image.
 pub fn tiny_network() -> wgnn::faces::network::NetworkSpec {
     use wgnn::faces::network::{HeadSpec, Level, NetworkSpec, TrunkSpec};
     NetworkSpec {
@@ -111,6 +112,17 @@ pub fn tiny_network() -> wgnn::faces::network::NetworkSpec {
             embedding_dim: 32,
         },
         mirror: true,
+        zooms: vec![1.0],
+    }
+}
+
+/// The tiny network with two views: the image and the image 10 % closer, each with its mirror
+/// image (four trunk passes).
+#[allow(dead_code)]
+pub fn tiny_network_with_views() -> wgnn::faces::network::NetworkSpec {
+    wgnn::faces::network::NetworkSpec {
+        zooms: vec![1.0, 1.1],
+        ..tiny_network()
     }
 }
 
