@@ -1,5 +1,5 @@
-// Convolution forward, backward_input, backward_input_few_channels and backward_weight for
-// devices with subgroup operations: appended to conv.wgsl (Params, bindings, index helpers and the
+// Convolution forward, backward_input (with transpose_weight), backward_input_few_channels and
+// backward_weight for devices with subgroup operations: appended to conv.wgsl (Params, bindings, index helpers and the
 // fused ReLU come from there) and compiled only where the device has subgroups of at least 8
 // invocations.
 //
@@ -214,6 +214,38 @@ fn store_dx_rows4(out: OutColumns, m: u32, v: mat4x4<f32>) {
     }
 }
 
+// Rows m0.. of the tile.
+fn store_dx_tile(tile: BcastTile, m0: u32, acc: AccRows) {
+    if tile.valid {
+        let out = out_columns(tile.n, p.in_spatial, p.c * p.in_spatial, p.in_spatial, 0u);
+        store_dx_rows4(out, m0, acc.g0.top);
+        store_dx_rows4(out, m0 + 4u, acc.g0.bottom);
+        if ROW_GROUPS > 1u {
+            store_dx_rows4(out, m0 + 8u, acc.g1.top);
+            store_dx_rows4(out, m0 + 12u, acc.g1.bottom);
+        }
+        if ROW_GROUPS > 2u {
+            store_dx_rows4(out, m0 + 16u, acc.g2.top);
+            store_dx_rows4(out, m0 + 20u, acc.g2.bottom);
+            store_dx_rows4(out, m0 + 24u, acc.g3.top);
+            store_dx_rows4(out, m0 + 28u, acc.g3.bottom);
+        }
+    }
+}
+
+// B's columns: this invocation's 4 input positions (plus padding), as (batch offset into dy,
+// z, y, x); columns past N get z = OUTSIDE, which no tap brings inside.
+fn backward_input_gather(tile: BcastTile) -> Coords4 {
+    let cols = tile.n + LANES;
+    let at = split4(cols, in_radix());
+    var g: Coords4;
+    g.base = at.base * i32(p.o * p.out_spatial);
+    g.z = select(vec4(OUTSIDE), at.z + i32(p.pad_d), cols < vec4(p.gemm_n));
+    g.y = at.y + i32(p.pad_h);
+    g.x = at.x + i32(p.pad_w);
+    return g;
+}
+
 @compute @workgroup_size(64)
 fn backward_input_broadcast(@builtin(workgroup_id) wid: vec3<u32>,
                             @builtin(num_workgroups) nwg: vec3<u32>,
@@ -224,13 +256,7 @@ fn backward_input_broadcast(@builtin(workgroup_id) wid: vec3<u32>,
     let rows = lane_rows(tile.m0, lane_id % 8u) * p.k_vol;
     // B[k][col] = dy[batch, o, (position + pad - tap * dilation) / stride] where that is a whole
     // output position, as in conv.wgsl.
-    let cols = tile.n + LANES;
-    let at = split4(cols, in_radix());
-    var g: Coords4;
-    g.base = at.base * i32(p.o * p.out_spatial);
-    g.z = select(vec4(OUTSIDE), at.z + i32(p.pad_d), cols < vec4(p.gemm_n));
-    g.y = at.y + i32(p.pad_h);
-    g.x = at.x + i32(p.pad_w);
+    let g = backward_input_gather(tile);
     let stride = vec3(i32(p.stride_d), i32(p.stride_h), i32(p.stride_w));
     var tap = Digits(0u, 0u, 0u, 0u);  // (o, kz, ky, kx) of row k
 
@@ -273,20 +299,114 @@ fn backward_input_broadcast(@builtin(workgroup_id) wid: vec3<u32>,
         acc = multiply_rows(acc, a, b);
     }
 
-    if tile.valid {
-        let out = out_columns(tile.n, p.in_spatial, p.c * p.in_spatial, p.in_spatial, 0u);
-        store_dx_rows4(out, tile.m0, acc.g0.top);
-        store_dx_rows4(out, tile.m0 + 4u, acc.g0.bottom);
-        if ROW_GROUPS > 1u {
-            store_dx_rows4(out, tile.m0 + 8u, acc.g1.top);
-            store_dx_rows4(out, tile.m0 + 12u, acc.g1.bottom);
+    store_dx_tile(tile, tile.m0, acc);
+}
+
+// ---- backward_input, transposed weights ----
+//
+// backward_input_broadcast reads A = W' across w's layout: its 4 k of a step are 4 scalar loads
+// per row (and those of different o lie C * taps apart). For O a multiple of 4 the op first
+// copies w [O, C * taps] transposed to wt [C * taps, O] (transpose_weight, each run: the weights
+// change between steps) and backward_input_broadcast_vec4 orders K as k = tap * O + o: a row's 4
+// k of a step are one aligned vec4 of wt, and they share one tap, so the step's dy positions
+// and their bounds are those of the tap (computed once per tap, not per k), the 4 k reading
+// output channels o0..o0+3 of them. Tiles of ROW_BLOCKS x ROWS rows as in forward_broadcast_vec4.
+
+@group(0) @binding(1) var<storage, read> w_source: array<f32>;
+@group(0) @binding(2) var<storage, read_write> w_transposed: array<vec4<f32>>;
+
+// wt[ct][o..o+3] = w[o..o+3][ct] for ct = c * taps + tap: one vec4 of wt per invocation.
+@compute @workgroup_size(64)
+fn transpose_weight(@builtin(workgroup_id) wid: vec3<u32>,
+                    @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_index) lid: u32) {
+    let i = workgroup_index(wid, nwg) * WG + lid;
+    let quads = p.o / 4u;
+    let row = p.c * p.k_vol;
+    if i < row * quads {
+        let first = 4u * (i % quads) * row + i / quads;
+        w_transposed[i] = vec4(w_source[first], w_source[first + row],
+                               w_source[first + 2u * row], w_source[first + 3u * row]);
+    }
+}
+
+@compute @workgroup_size(64)
+fn backward_input_broadcast_vec4(@builtin(workgroup_id) wid: vec3<u32>,
+                                 @builtin(num_workgroups) nwg: vec3<u32>,
+                                 @builtin(local_invocation_index) lid: u32,
+                                 @builtin(subgroup_invocation_id) lane_id: u32) {
+    let tile = bcast_tile(wid, nwg, lid);
+    // A[c][k] = wt[c * K + k] (w_v4 is wt here).
+    let rows = lane_rows(tile.m0, lane_id % 8u) * (p.gemm_k / 4u);
+    let rows_high = lane_rows(tile.m0 + ROWS, lane_id % 8u) * (p.gemm_k / 4u);
+    let g = backward_input_gather(tile);
+    let stride = vec3(i32(p.stride_d), i32(p.stride_h), i32(p.stride_w));
+    var acc: AccRows;
+    var acc_high: AccRows;
+    var first = 0u;  // k / 4
+    for (var kz = 0u; kz < p.k_d; kz++) {
+        let tz = g.z - i32(kz * p.dil_d);
+        var oz = tz;
+        var z_ok = vec4(true);
+        if !UNIT_STRIDE {
+            oz = exact_quotient(tz, stride.x);
+            z_ok = oz * stride.x == tz;
         }
-        if ROW_GROUPS > 2u {
-            store_dx_rows4(out, tile.m0 + 16u, acc.g2.top);
-            store_dx_rows4(out, tile.m0 + 20u, acc.g2.bottom);
-            store_dx_rows4(out, tile.m0 + 24u, acc.g3.top);
-            store_dx_rows4(out, tile.m0 + 28u, acc.g3.bottom);
+        z_ok &= vec4<u32>(oz) < vec4(p.out_d);
+        for (var ky = 0u; ky < p.k_h; ky++) {
+            let ty = g.y - i32(ky * p.dil_h);
+            var oy = ty;
+            var y_ok = z_ok;
+            if !UNIT_STRIDE {
+                oy = exact_quotient(ty, stride.y);
+                y_ok &= oy * stride.y == ty;
+            }
+            y_ok &= vec4<u32>(oy) < vec4(p.out_h);
+            for (var kx = 0u; kx < p.k_w; kx++) {
+                let tx = g.x - i32(kx * p.dil_w);
+                var ox = tx;
+                var ok = y_ok;
+                if !UNIT_STRIDE {
+                    ox = exact_quotient(tx, stride.z);
+                    ok &= ox * stride.z == tx;
+                }
+                ok &= vec4<u32>(ox) < vec4(p.out_w);
+                // dy[batch, 0, (oz, oy, ox)]; output channel o is o * out positions further.
+                var index = g.base + (oz * i32(p.out_h) + oy) * i32(p.out_w) + ox;
+                let channel = vec4(i32(p.out_spatial));
+                for (var o0 = 0u; o0 < p.o; o0 += 4u) {
+                    var b: mat4x4<f32>;
+                    b[0] = load_dy4(index, ok);
+                    b[1] = load_dy4(index + channel, ok);
+                    b[2] = load_dy4(index + 2 * channel, ok);
+                    b[3] = load_dy4(index + 3 * channel, ok);
+                    index += 4 * channel;
+                    var a: LaneRows;
+                    a.g0 = w_v4[rows.x + first];
+                    if ROW_GROUPS > 1u {
+                        a.g1 = w_v4[rows.y + first];
+                    }
+                    if ROW_GROUPS > 2u {
+                        a.g2 = w_v4[rows.z + first];
+                        a.g3 = w_v4[rows.w + first];
+                    }
+                    acc = multiply_rows(acc, a, b);
+                    if ROW_BLOCKS > 1u {
+                        var high: LaneRows;
+                        high.g0 = w_v4[rows_high.x + first];
+                        high.g1 = w_v4[rows_high.y + first];
+                        high.g2 = w_v4[rows_high.z + first];
+                        high.g3 = w_v4[rows_high.w + first];
+                        acc_high = multiply_rows(acc_high, high, b);
+                    }
+                    first += 1u;
+                }
+            }
         }
+    }
+    store_dx_tile(tile, tile.m0, acc);
+    if ROW_BLOCKS > 1u {
+        store_dx_tile(tile, tile.m0 + ROWS, acc_high);
     }
 }
 
@@ -402,10 +522,10 @@ fn backward_input_few_channels_broadcast(@builtin(workgroup_id) wid: vec3<u32>,
 
 @group(0) @binding(2) var<storage, read> dy_w4: array<vec4<f32>>;
 
-// backward_weight_broadcast_vec4 and forward_broadcast_vec4 (whose tiles bcast_tile also sizes):
-// blocks of ROWS rows per tile, 1 or 2 (64 rows with ROW_GROUPS = 4, for M above 32: half the
-// gathers of x per multiply-add, 8% faster on the benchmark's 256 x 1152 x 4096); the other
-// kernels take 1.
+// backward_weight_broadcast_vec4, forward_broadcast_vec4 and backward_input_broadcast_vec4 (whose
+// tiles bcast_tile also sizes): blocks of ROWS rows per tile, 1 or 2 (64 rows with ROW_GROUPS =
+// 4, for M above 32: half the gathers of x or dy per multiply-add, 8% faster on the benchmark's
+// 256 x 1152 x 4096); the other kernels take 1.
 override ROW_BLOCKS: u32 = 1u;
 
 // The workgroup's tile of dw (rows m0.., this invocation's columns n..n+3) and slice of K;

@@ -99,7 +99,12 @@ fn cases() -> Vec<Case> {
 /// in tiles of 64 rows for more than 32 (the last); the subgroup forward reads the weights as
 /// vec4s where K = C * taps is a multiple of 4 (in tiles of 8, 16, 32 rows and of 64 for more than
 /// 32, with the upper 32 rows partly or wholly past M: "several square tiles", the last two) and
-/// as scalars elsewhere (also above 32 rows: the first).
+/// as scalars elsewhere (also above 32 rows: the first). The subgroup dx reads a transposed copy
+/// of the weights as vec4s where O is a multiple of 4 (in tiles of 8, 16 and 32 rows above, and
+/// of 64 for more than 32 input channels where that leaves two workgroups or more: the 2d and
+/// 3d of the last three, the upper 32 rows partly past M, and in two row tiles, the second
+/// wholly past M in its upper half; 32 where 64 would leave one, the 1d), as scalars elsewhere
+/// (also above 32 rows: "several square tiles").
 fn large_cases() -> Vec<Case> {
     vec![
         case(
@@ -178,6 +183,28 @@ fn large_cases() -> Vec<Case> {
             &[3, 16, 10, 9],
             &[36, 16, 1, 1],
             ConvParams::new(2),
+            true,
+        ),
+        case(
+            "2d 33 to 64 input channels, O a multiple of 4, stride 2, pad 2, dilation 2, two \
+             column tiles",
+            &[2, 44, 13, 12],
+            &[8, 44, 3, 3],
+            ConvParams::new(2).stride(2).padding(2).dilation(2),
+            true,
+        ),
+        case(
+            "1d 33 to 64 input channels, O a multiple of 4, stride 3, one column tile",
+            &[2, 36, 30],
+            &[12, 36, 5],
+            ConvParams::new(1).stride(3).padding(2),
+            true,
+        ),
+        case(
+            "3d 65 input channels and more, O a multiple of 4",
+            &[2, 70, 3, 4, 5],
+            &[4, 70, 2, 3, 2],
+            ConvParams::new(3).padding(1),
             true,
         ),
     ]

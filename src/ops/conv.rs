@@ -38,6 +38,11 @@ pub static SUBGROUP_SHADER: Shader = Shader {
 
 /// Columns of the GEMM per workgroup of the subgroup kernels (4 per invocation, 64 invocations).
 const BROADCAST_COLUMNS: usize = 256;
+/// backward_input_broadcast_vec4 takes tiles of 64 rows only where that leaves at least this
+/// many workgroups: on a CPU driver a lone workgroup runs on one thread while the others idle
+/// (SqueezeNet's 48-channel input gradients at 15 x 15, one tile of 64 rows or two of 32, ran
+/// slower in one on two idle cores).
+const MIN_WIDE_TILE_WORKGROUPS: usize = 2;
 
 /// Row groups of 8 per workgroup of the subgroup kernels (ROW_GROUPS in conv_subgroup.wgsl):
 /// 4 (32 rows) unless M is at most 16 or 8, so that few rows are wasted.
@@ -79,7 +84,7 @@ fn broadcast_gemm(
     if entry.starts_with("forward_broadcast") {
         constants.push(("RELU", relu as u32 as f64));
     }
-    if entry == "backward_input_broadcast" {
+    if entry.starts_with("backward_input_broadcast") {
         let unit_stride = geo.stride == [1; 3];
         constants.push(("UNIT_STRIDE", unit_stride as u32 as f64));
     }
@@ -648,6 +653,54 @@ impl ConvBackwardInput {
     }
 }
 
+impl ConvBackwardInput {
+    /// For O a multiple of 4 on subgroups: w copied transposed to scratch ([C * taps, O]), then
+    /// backward_input_broadcast_vec4 reads it as vec4s (see conv_subgroup.wgsl), in tiles of 64
+    /// rows when there are more than 32 and that leaves `MIN_WIDE_TILE_WORKGROUPS`.
+    fn encode_transposed_weight(
+        &self,
+        ctx: &mut EncodeCtx<'_>,
+        inputs: &[&Tensor],
+        output: &Tensor,
+        geo: &Geometry,
+    ) -> Result<Vec<Dispatch>> {
+        let gemm = [geo.c, geo.n * geo.input_spatial(), geo.o * geo.taps()];
+        let wide_tiles = gemm[0].div_ceil(64) * gemm[1].div_ceil(BROADCAST_COLUMNS);
+        let tile = if gemm[0] > 32 && wide_tiles >= MIN_WIDE_TILE_WORKGROUPS {
+            Tile {
+                rows: 64,
+                cols: BROADCAST_COLUMNS,
+            }
+        } else {
+            broadcast_tile(gemm[0])
+        };
+        let params = geo.params(gemm, tile, 1, gemm[2]);
+        let weights = geo.o * geo.c * geo.taps();
+        let transposed =
+            ctx.scratch("conv_backward_input transposed weight", 4 * weights as u64)?;
+        let transpose = ctx.gpu.dispatch(
+            &SUBGROUP_SHADER,
+            "transpose_weight",
+            bytes_of(&params),
+            &[&inputs[1].buffer],
+            &[&transposed],
+            groups(weights / 4, WORKGROUP),
+        )?;
+        let gemm_pass = broadcast_gemm(
+            ctx.gpu,
+            geo,
+            "backward_input_broadcast_vec4",
+            tile,
+            &params,
+            1,
+            false,
+            &[&inputs[0].buffer, &transposed],
+            &output.buffer,
+        )?;
+        Ok(vec![transpose, gemm_pass])
+    }
+}
+
 impl Op for ConvBackwardInput {
     fn name(&self) -> &'static str {
         "conv_backward_input"
@@ -670,6 +723,9 @@ impl Op for ConvBackwardInput {
             return self.encode_few_channels(ctx, inputs, output, &geo);
         }
         let gemm = [geo.c, geo.n * geo.input_spatial(), geo.o * geo.taps()];
+        if ctx.gpu.subgroup_broadcast && geo.o % 4 == 0 {
+            return self.encode_transposed_weight(ctx, inputs, output, &geo);
+        }
         if ctx.gpu.subgroup_broadcast {
             let params = geo.params(gemm, broadcast_tile(gemm[0]), 1, gemm[2]);
             return Ok(vec![broadcast_gemm(
