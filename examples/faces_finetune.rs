@@ -23,7 +23,7 @@ use std::time::Instant;
 use wgnn::faces::augment::Augment;
 use wgnn::faces::commands::preprocess_of;
 use wgnn::faces::dataset::ImageFolder;
-use wgnn::faces::embed::{trunk_weights, TrunkRunner};
+use wgnn::faces::embed::{trunk_weights, ImageRunner};
 use wgnn::faces::metrics;
 use wgnn::faces::mining::{mine_triplets, Mining, MiningConfig};
 use wgnn::faces::network::{grid_pooling, HeadSpec, Level, NetworkSpec, TrunkSpec};
@@ -73,7 +73,7 @@ fn spec() -> NetworkSpec {
 /// fire5 maps of every training image for one variant kind: `[n, 2 * PASS]`, cached in a file.
 fn fire5_maps(
     gpu: &Gpu,
-    runner: &mut TrunkRunner,
+    runner: &mut ImageRunner,
     images: &wgnn::faces::dataset::LoadedImages,
     kind: &str,
     cache: &str,
@@ -246,7 +246,7 @@ fn main() -> Result<()> {
     }
     let mut maps: BTreeMap<String, Vec<f32>> = BTreeMap::new();
     {
-        let mut runner = TrunkRunner::new(&gpu, &spec, &weights)?;
+        let mut runner = ImageRunner::trunk(&gpu, &spec, &weights)?;
         for kind in &kinds {
             maps.insert(
                 kind.clone(),

@@ -31,7 +31,7 @@ use std::time::Instant;
 use wgnn::faces::augment::{shifted, zoomed, Augment};
 use wgnn::faces::commands::preprocess_of;
 use wgnn::faces::dataset::ImageFolder;
-use wgnn::faces::embed::{trunk_weights, TrunkRunner};
+use wgnn::faces::embed::{trunk_weights, ImageRunner};
 use wgnn::faces::metrics;
 use wgnn::faces::network::{grid_pooling, HeadSpec, Level, NetworkSpec, TrunkSpec};
 use wgnn::faces::whitening::learned_whitening;
@@ -213,7 +213,7 @@ fn features(args: &BTreeMap<String, String>) -> Result<()> {
     let images = training.load(preprocess)?;
     let gpu = Gpu::new()?;
     let weights = trunk_weights(&gpu)?;
-    let mut runner = TrunkRunner::new(&gpu, &spec, &weights)?;
+    let mut runner = ImageRunner::trunk(&gpu, &spec, &weights)?;
     let maps = spec.layer_maps()?;
     let pass_len = spec.pass_len()?;
     let (_, stored) = layout(&spec)?;

@@ -9,7 +9,7 @@ use common::{assert_close, eval, gpu, graph_vjp, tensor, to_f32, to_f64};
 use faces_support::{tiny_network_with_views, TempDir, ORL};
 use serde_json::json;
 use wgnn::faces::dataset::{load_image, Preprocess};
-use wgnn::faces::embed::{trunk_weights, DescriptorRunner, Embedder, TrunkRunner};
+use wgnn::faces::embed::{trunk_weights, DescriptorRunner, ImageRunner};
 use wgnn::faces::model::{LogisticVerifier, SiameseModel, FORMAT};
 use wgnn::faces::network::{grid_pooling, NetworkSpec};
 use wgnn::graph::Graph;
@@ -76,7 +76,7 @@ fn descriptors_match_a_cpu_reference() {
     let spec = tiny_network_with_views();
     let images = orl_images(&spec, &["s1/1.pgm", "s2/3.pgm", "s3/5.pgm"]);
     let weights = trunk_weights(gpu).unwrap();
-    let maps = TrunkRunner::new(gpu, &spec, &weights)
+    let maps = ImageRunner::trunk(gpu, &spec, &weights)
         .unwrap()
         .run(gpu, &images, &mut |_| {})
         .unwrap();
@@ -218,7 +218,7 @@ fn a_face_and_its_mirror_image_get_the_same_embedding() {
     for row in mirrored.chunks_exact_mut(model.spec.trunk.width) {
         row.reverse();
     }
-    let mut embedder = Embedder::new(gpu, &model.spec, &model.head).unwrap();
+    let mut embedder = ImageRunner::embeddings(gpu, &model.spec, &model.head).unwrap();
     let both: Vec<f32> = image.iter().chain(&mirrored).copied().collect();
     let e = embedder.run(gpu, &both, &mut |_| {}).unwrap();
     let d = model.embedding_dim();

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::augment::Augment;
 use super::dataset::{load_image, ImageFolder, LoadedImages, Preprocess};
-use super::embed::{trunk_weights, DescriptorExtractor, Embedder, ProjectionRunner};
+use super::embed::{trunk_weights, ImageRunner, ProjectionRunner};
 use super::gallery::{Gallery, Identification, Verification};
 use super::metrics::{self, Metrics, Pairs};
 use super::model::SiameseModel;
@@ -120,7 +120,7 @@ fn training_descriptors(
 ) -> Result<Vec<f32>> {
     let spec = &config.network;
     let weights = trunk_weights(gpu)?;
-    let mut runner = DescriptorExtractor::new(gpu, spec, &weights)?;
+    let mut runner = ImageRunner::descriptors(gpu, spec, &weights)?;
     let variants = config.augment.variants();
     let n = images.len();
     progress.stage("trunk features", n * variants);
@@ -260,7 +260,7 @@ pub fn embed_images(
     images: &[f32],
     progress: &mut dyn Progress,
 ) -> Result<Vec<f32>> {
-    let mut embedder = Embedder::new(gpu, &model.spec, &model.head)?;
+    let mut embedder = ImageRunner::embeddings(gpu, &model.spec, &model.head)?;
     let n = images.len() / (3 * model.spec.trunk.width * model.spec.trunk.height);
     progress.stage("embedding", n);
     embedder.run(gpu, images, &mut |done| progress.advance(done))

@@ -1,5 +1,5 @@
-//! Running the network on images: the frozen trunk alone (what training precomputes) and the
-//! whole network (images to embeddings). Both are compiled plans of a fixed batch size; a short
+//! Running the network on images: the frozen trunk, trunk and descriptor (what training
+//! precomputes), the whole network (images to embeddings), and the head's parts on their own. Both are compiled plans of a fixed batch size; a short
 //! last batch is padded with zeros and the padding rows are dropped.
 
 use super::network::{NetworkSpec, TRUNK_ARCHITECTURE};
@@ -113,14 +113,15 @@ fn network_inputs(spec: &NetworkSpec, images: &[f32]) -> Result<Vec<f32>> {
         .collect())
 }
 
-/// A batched plan whose inputs are RGB images `[N, 3, H, W]` in [0, 1], turned into the
-/// network's inputs (each zoomed view and, with mirroring, its mirror image) before they run.
-struct ImagePlan {
+/// A compiled plan from RGB images `[N, 3, H, W]` in [0, 1] to one output per image: the trunk
+/// maps, the descriptors or the embeddings. Images are turned into the network's inputs (each
+/// zoomed view and, with mirroring, its mirror image) before they run.
+pub struct ImageRunner {
     inner: BatchedPlan,
     spec: NetworkSpec,
 }
 
-impl ImagePlan {
+impl ImageRunner {
     fn compile(
         gpu: &Gpu,
         spec: &NetworkSpec,
@@ -135,7 +136,40 @@ impl ImagePlan {
         })
     }
 
-    fn run(
+    /// The frozen trunk: images to trunk maps (`NetworkSpec::trunk_len` values per image).
+    pub fn trunk(gpu: &Gpu, spec: &NetworkSpec, trunk_weights: &ParamStore) -> Result<Self> {
+        Self::compile(gpu, spec, trunk_weights, |g, x| spec.build_trunk(g, x))
+    }
+
+    /// The frozen part of the network, trunk and descriptor: images to descriptors `[N, d]`,
+    /// what training caches (the descriptor has no parameters).
+    pub fn descriptors(gpu: &Gpu, spec: &NetworkSpec, trunk_weights: &ParamStore) -> Result<Self> {
+        Self::compile(gpu, spec, trunk_weights, |g, x| {
+            let trunk = spec.build_trunk(g, x)?;
+            spec.build_descriptor(g, trunk)
+        })
+    }
+
+    /// The whole network: images to embeddings `[N, D]`. `head` holds the head's parameters;
+    /// the trunk's are the embedded weights.
+    pub fn embeddings(gpu: &Gpu, spec: &NetworkSpec, head: &ParamStore) -> Result<Self> {
+        let mut params = trunk_weights(gpu)?;
+        for (name, tensor) in head.iter() {
+            params.insert(name, tensor.clone());
+        }
+        Self::compile(gpu, spec, &params, |g, x| {
+            let trunk = spec.build_trunk(g, x)?;
+            spec.build_head(g, trunk)
+        })
+    }
+
+    /// Values per image of the output.
+    pub fn output_len(&self) -> usize {
+        self.inner.output_len
+    }
+
+    /// Runs RGB images `[N, 3, H, W]` in [0, 1], calling `progress(done)` after each batch.
+    pub fn run(
         &mut self,
         gpu: &Gpu,
         images: &[f32],
@@ -146,88 +180,7 @@ impl ImagePlan {
     }
 }
 
-/// The frozen trunk: images to trunk maps (`NetworkSpec::trunk_maps_shape` per image).
-pub struct TrunkRunner(ImagePlan);
-
-impl TrunkRunner {
-    pub fn new(gpu: &Gpu, spec: &NetworkSpec, trunk_weights: &ParamStore) -> Result<Self> {
-        let plan = ImagePlan::compile(gpu, spec, trunk_weights, |g, x| spec.build_trunk(g, x))?;
-        Ok(Self(plan))
-    }
-
-    /// Values per image of the output.
-    pub fn output_len(&self) -> usize {
-        self.0.inner.output_len
-    }
-
-    /// Runs RGB images `[N, 3, H, W]` in [0, 1], calling `progress(done)` after each batch.
-    pub fn run(
-        &mut self,
-        gpu: &Gpu,
-        images: &[f32],
-        progress: &mut dyn FnMut(usize),
-    ) -> Result<Vec<f32>> {
-        self.0.run(gpu, images, progress)
-    }
-}
-
-/// The whole network: images to embeddings `[N, D]`.
-pub struct Embedder(ImagePlan);
-
-impl Embedder {
-    /// `head` holds the head's parameters; the trunk's are the embedded weights.
-    pub fn new(gpu: &Gpu, spec: &NetworkSpec, head: &ParamStore) -> Result<Self> {
-        let mut params = trunk_weights(gpu)?;
-        for (name, tensor) in head.iter() {
-            params.insert(name, tensor.clone());
-        }
-        let plan = ImagePlan::compile(gpu, spec, &params, |g, x| {
-            let trunk = spec.build_trunk(g, x)?;
-            spec.build_head(g, trunk)
-        })?;
-        Ok(Self(plan))
-    }
-
-    pub fn embedding_dim(&self) -> usize {
-        self.0.inner.output_len
-    }
-
-    /// Runs RGB images `[N, 3, H, W]` in [0, 1], calling `progress(done)` after each batch.
-    pub fn run(
-        &mut self,
-        gpu: &Gpu,
-        images: &[f32],
-        progress: &mut dyn FnMut(usize),
-    ) -> Result<Vec<f32>> {
-        self.0.run(gpu, images, progress)
-    }
-}
-
-/// The frozen part of the network, trunk and descriptor: images to descriptors `[N, d]`, what
-/// training caches (the descriptor has no parameters).
-pub struct DescriptorExtractor(ImagePlan);
-
-impl DescriptorExtractor {
-    pub fn new(gpu: &Gpu, spec: &NetworkSpec, trunk_weights: &ParamStore) -> Result<Self> {
-        let plan = ImagePlan::compile(gpu, spec, trunk_weights, |g, x| {
-            let trunk = spec.build_trunk(g, x)?;
-            spec.build_descriptor(g, trunk)
-        })?;
-        Ok(Self(plan))
-    }
-
-    /// Runs RGB images `[N, 3, H, W]` in [0, 1], calling `progress(done)` after each batch.
-    pub fn run(
-        &mut self,
-        gpu: &Gpu,
-        images: &[f32],
-        progress: &mut dyn FnMut(usize),
-    ) -> Result<Vec<f32>> {
-        self.0.run(gpu, images, progress)
-    }
-}
-
-/// The head's trained part alone: descriptors (see `DescriptorExtractor`) to embeddings
+/// The head's trained part alone: descriptors (see `ImageRunner::descriptors`) to embeddings
 /// `[N, D]`.
 pub struct ProjectionRunner {
     inner: BatchedPlan,
