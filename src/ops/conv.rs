@@ -623,24 +623,32 @@ impl ConvBackwardInput {
         let gemm = [geo.c, geo.n * geo.input_spatial(), geo.o * geo.taps()];
         let mut params = geo.params(gemm, Tile::for_rows(gemm[0], ctx.gpu), 1, gemm[2]);
         params.o_chunk = (FEW_CHANNELS_STAGE / geo.taps()).min(geo.o) as u32;
-        // Per dim, the stride's phases times the positions of each phase, 4 along W per
-        // invocation.
-        let invocations: usize = geo.n
-            * (0..3)
-                .map(|d| {
-                    let per_phase = geo.input[d].div_ceil(geo.stride[d]);
-                    geo.stride[d]
-                        * if d == 2 {
-                            per_phase.div_ceil(4)
-                        } else {
-                            per_phase
-                        }
-                })
-                .product::<usize>();
-        let (shader, entry) = if ctx.gpu.subgroup_broadcast {
-            (&SUBGROUP_SHADER, "backward_input_few_channels_broadcast")
+        // The stride's phases, and per phase its blocks of positions (4 along W per invocation).
+        let phases: usize = geo.stride.iter().product();
+        let blocks: usize = (0..3)
+            .map(|d| {
+                let per_phase = geo.input[d].div_ceil(geo.stride[d]);
+                if d == 2 {
+                    per_phase.div_ceil(4)
+                } else {
+                    per_phase
+                }
+            })
+            .product();
+        // The broadcasting kernel gives each workgroup blocks of one phase, the phases of a
+        // region in consecutive workgroups (see conv_subgroup.wgsl).
+        let (shader, entry, invocations) = if ctx.gpu.subgroup_broadcast {
+            (
+                &SUBGROUP_SHADER,
+                "backward_input_few_channels_broadcast",
+                geo.n * phases * blocks.div_ceil(WORKGROUP) * WORKGROUP,
+            )
         } else {
-            (&SHADER, "backward_input_few_channels")
+            (
+                &SHADER,
+                "backward_input_few_channels",
+                geo.n * phases * blocks,
+            )
         };
         Ok(vec![ctx.gpu.dispatch(
             shader,
