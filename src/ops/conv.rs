@@ -612,7 +612,8 @@ impl ConvBackwardInput {
 
 impl ConvBackwardInput {
     /// One invocation per input position (enumerated by stride phase, see conv.wgsl), all
-    /// channels at once, weights staged in chunks of output channels.
+    /// channels at once, weights staged in chunks of output channels; on subgroups, weights
+    /// copied as vec4s over the channels and broadcast from lanes (see conv_subgroup.wgsl).
     fn encode_few_channels(
         &self,
         ctx: &mut EncodeCtx<'_>,
@@ -636,27 +637,42 @@ impl ConvBackwardInput {
             })
             .product();
         // The broadcasting kernel gives each workgroup blocks of one phase, the phases of a
-        // region in consecutive workgroups (see conv_subgroup.wgsl).
-        let (shader, entry, invocations) = if ctx.gpu.subgroup_broadcast {
-            (
+        // region in consecutive workgroups, and reads w copied as vec4s over the channels, [taps,
+        // O] (see conv_subgroup.wgsl).
+        if ctx.gpu.subgroup_broadcast {
+            let weights = geo.o * geo.taps();
+            let w_channels = ctx.scratch(
+                "conv_backward_input channel-vec4 weight",
+                16 * weights as u64,
+            )?;
+            let transpose = ctx.gpu.dispatch(
+                &SUBGROUP_SHADER,
+                "transpose_few_channel_weight",
+                bytes_of(&params),
+                &[&inputs[1].buffer],
+                &[&w_channels],
+                groups(weights, WORKGROUP),
+            )?;
+            let gather = ctx.gpu.dispatch(
                 &SUBGROUP_SHADER,
                 "backward_input_few_channels_broadcast",
-                geo.n * phases * blocks.div_ceil(WORKGROUP) * WORKGROUP,
-            )
-        } else {
-            (
-                &SHADER,
-                "backward_input_few_channels",
-                geo.n * phases * blocks,
-            )
-        };
+                bytes_of(&params),
+                &[&inputs[0].buffer, &w_channels],
+                &[&output.buffer],
+                groups(
+                    geo.n * phases * blocks.div_ceil(WORKGROUP) * WORKGROUP,
+                    WORKGROUP,
+                ),
+            )?;
+            return Ok(vec![transpose, gather]);
+        }
         Ok(vec![ctx.gpu.dispatch(
-            shader,
-            entry,
+            &SHADER,
+            "backward_input_few_channels",
             bytes_of(&params),
             &[&inputs[0].buffer, &inputs[1].buffer],
             &[&output.buffer],
-            groups(invocations, WORKGROUP),
+            groups(geo.n * phases * blocks, WORKGROUP),
         )?])
     }
 }
