@@ -213,8 +213,9 @@ fn large_cases() -> Vec<Case> {
 /// dx of convolutions with at most `FEW_CHANNELS` input channels takes its own kernel (one input
 /// position per invocation, positions grouped by stride phase, 4 along W, weights staged in
 /// chunks of output channels): every channel count, rank, stride (with phases of unequal size),
-/// padding and dilation, widths that leave partial groups of 4, and more output channels than one
-/// staged chunk holds.
+/// padding and dilation, widths that leave partial groups of 4, more output channels than one
+/// staged chunk holds, and phases of more than one workgroup's 64 blocks (the broadcasting
+/// kernel interleaves the phases by workgroup).
 fn few_channel_cases() -> Vec<Case> {
     vec![
         case(
@@ -256,6 +257,20 @@ fn few_channel_cases() -> Vec<Case> {
                 .strides(&[2, 1, 3])
                 .paddings(&[1, 0, 1])
                 .dilations(&[1, 2, 2]),
+            true,
+        ),
+        case(
+            "2d 3 channels, stride 2, batch 2: more than 64 blocks of 4 positions per phase",
+            &[2, 3, 41, 37],
+            &[7, 3, 3, 3],
+            ConvParams::new(2).stride(2),
+            false,
+        ),
+        case(
+            "2d 2 channels, stride 3, padding, dilation, batch 3: partial groups of 64 blocks",
+            &[3, 2, 61, 45],
+            &[5, 2, 3, 3],
+            ConvParams::new(2).stride(3).padding(1).dilation(2),
             true,
         ),
         case(

@@ -612,7 +612,8 @@ impl ConvBackwardInput {
 
 impl ConvBackwardInput {
     /// One invocation per input position (enumerated by stride phase, see conv.wgsl), all
-    /// channels at once, weights staged in chunks of output channels.
+    /// channels at once, weights staged in chunks of output channels; on subgroups, weights
+    /// copied as vec4s over the channels and broadcast from lanes (see conv_subgroup.wgsl).
     fn encode_few_channels(
         &self,
         ctx: &mut EncodeCtx<'_>,
@@ -623,32 +624,55 @@ impl ConvBackwardInput {
         let gemm = [geo.c, geo.n * geo.input_spatial(), geo.o * geo.taps()];
         let mut params = geo.params(gemm, Tile::for_rows(gemm[0], ctx.gpu), 1, gemm[2]);
         params.o_chunk = (FEW_CHANNELS_STAGE / geo.taps()).min(geo.o) as u32;
-        // Per dim, the stride's phases times the positions of each phase, 4 along W per
-        // invocation.
-        let invocations: usize = geo.n
-            * (0..3)
-                .map(|d| {
-                    let per_phase = geo.input[d].div_ceil(geo.stride[d]);
-                    geo.stride[d]
-                        * if d == 2 {
-                            per_phase.div_ceil(4)
-                        } else {
-                            per_phase
-                        }
-                })
-                .product::<usize>();
-        let (shader, entry) = if ctx.gpu.subgroup_broadcast {
-            (&SUBGROUP_SHADER, "backward_input_few_channels_broadcast")
-        } else {
-            (&SHADER, "backward_input_few_channels")
-        };
+        // The stride's phases, and per phase its blocks of positions (4 along W per invocation).
+        let phases: usize = geo.stride.iter().product();
+        let blocks: usize = (0..3)
+            .map(|d| {
+                let per_phase = geo.input[d].div_ceil(geo.stride[d]);
+                if d == 2 {
+                    per_phase.div_ceil(4)
+                } else {
+                    per_phase
+                }
+            })
+            .product();
+        // The broadcasting kernel gives each workgroup blocks of one phase, the phases of a
+        // region in consecutive workgroups, and reads w copied as vec4s over the channels, [taps,
+        // O] (see conv_subgroup.wgsl).
+        if ctx.gpu.subgroup_broadcast {
+            let weights = geo.o * geo.taps();
+            let w_channels = ctx.scratch(
+                "conv_backward_input channel-vec4 weight",
+                16 * weights as u64,
+            )?;
+            let transpose = ctx.gpu.dispatch(
+                &SUBGROUP_SHADER,
+                "transpose_few_channel_weight",
+                bytes_of(&params),
+                &[&inputs[1].buffer],
+                &[&w_channels],
+                groups(weights, WORKGROUP),
+            )?;
+            let gather = ctx.gpu.dispatch(
+                &SUBGROUP_SHADER,
+                "backward_input_few_channels_broadcast",
+                bytes_of(&params),
+                &[&inputs[0].buffer, &w_channels],
+                &[&output.buffer],
+                groups(
+                    geo.n * phases * blocks.div_ceil(WORKGROUP) * WORKGROUP,
+                    WORKGROUP,
+                ),
+            )?;
+            return Ok(vec![transpose, gather]);
+        }
         Ok(vec![ctx.gpu.dispatch(
-            shader,
-            entry,
+            &SHADER,
+            "backward_input_few_channels",
             bytes_of(&params),
             &[&inputs[0].buffer, &inputs[1].buffer],
             &[&output.buffer],
-            groups(invocations, WORKGROUP),
+            groups(geo.n * phases * blocks, WORKGROUP),
         )?])
     }
 }
