@@ -12,6 +12,8 @@
 //! rows of A shared by subgroup broadcasts: 3-4x faster on lavapipe); conv.wgsl's remain the
 //! fallback.
 
+use std::sync::Arc;
+
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu, KernelCall, Shader};
 use crate::graph::{Graph, NodeId};
@@ -641,17 +643,13 @@ impl ConvBackwardInput {
         // O] (see conv_subgroup.wgsl).
         if ctx.gpu.subgroup_broadcast {
             let weights = geo.o * geo.taps();
-            let w_channels = ctx.scratch(
-                "conv_backward_input channel-vec4 weight",
-                16 * weights as u64,
-            )?;
-            let transpose = ctx.gpu.dispatch(
-                &SUBGROUP_SHADER,
+            let (w_channels, transpose) = relaid_weight(
+                ctx,
                 "transpose_few_channel_weight",
-                bytes_of(&params),
-                &[&inputs[1].buffer],
-                &[&w_channels],
-                groups(weights, WORKGROUP),
+                &params,
+                inputs[1],
+                16 * weights as u64,
+                weights,
             )?;
             let gather = ctx.gpu.dispatch(
                 &SUBGROUP_SHADER,
@@ -677,6 +675,29 @@ impl ConvBackwardInput {
     }
 }
 
+/// A copy of the weights `w` laid out anew by conv_subgroup.wgsl's `entry` (`invocations` of
+/// it) into a scratch buffer of `bytes`, made on every run since training changes the weights:
+/// the buffer and the dispatch that fills it.
+fn relaid_weight(
+    ctx: &mut EncodeCtx<'_>,
+    entry: &'static str,
+    params: &Params,
+    w: &Tensor,
+    bytes: u64,
+    invocations: usize,
+) -> Result<(Arc<wgpu::Buffer>, Dispatch)> {
+    let copy = ctx.scratch(&format!("conv_backward_input weight ({entry})"), bytes)?;
+    let dispatch = ctx.gpu.dispatch(
+        &SUBGROUP_SHADER,
+        entry,
+        bytes_of(params),
+        &[&w.buffer],
+        &[&copy],
+        groups(invocations, WORKGROUP),
+    )?;
+    Ok((copy, dispatch))
+}
+
 impl ConvBackwardInput {
     /// For O a multiple of 4 on subgroups: w copied transposed to scratch ([C * taps, O]), then
     /// backward_input_broadcast_vec4 reads it as vec4s (see conv_subgroup.wgsl), in tiles of 64
@@ -700,15 +721,13 @@ impl ConvBackwardInput {
         };
         let params = geo.params(gemm, tile, 1, gemm[2]);
         let weights = geo.o * geo.c * geo.taps();
-        let transposed =
-            ctx.scratch("conv_backward_input transposed weight", 4 * weights as u64)?;
-        let transpose = ctx.gpu.dispatch(
-            &SUBGROUP_SHADER,
+        let (transposed, transpose) = relaid_weight(
+            ctx,
             "transpose_weight",
-            bytes_of(&params),
-            &[&inputs[1].buffer],
-            &[&transposed],
-            groups(weights / 4, WORKGROUP),
+            &params,
+            inputs[1],
+            4 * weights as u64,
+            weights / 4,
         )?;
         let gemm_pass = broadcast_gemm(
             ctx.gpu,
