@@ -155,6 +155,21 @@ fn forward_broadcast(@builtin(workgroup_id) wid: vec3<u32>,
 // multiply-add; 1.27-1.35x on conv2d_forward).
 @group(0) @binding(2) var<storage, read> w_v4: array<vec4<f32>>;
 
+// A lane's vec4s of w_v4 at `offset` past the starts of its rows `rows` (one per row group; with
+// ROW_BLOCKS = 2, ROW_GROUPS is 4, so the upper block loads all four too).
+fn w_rows(rows: vec4<u32>, offset: u32) -> LaneRows {
+    var a: LaneRows;
+    a.g0 = w_v4[rows.x + offset];
+    if ROW_GROUPS > 1u {
+        a.g1 = w_v4[rows.y + offset];
+    }
+    if ROW_GROUPS > 2u {
+        a.g2 = w_v4[rows.z + offset];
+        a.g3 = w_v4[rows.w + offset];
+    }
+    return a;
+}
+
 @compute @workgroup_size(64)
 fn forward_broadcast_vec4(@builtin(workgroup_id) wid: vec3<u32>,
                           @builtin(num_workgroups) nwg: vec3<u32>,
@@ -169,23 +184,9 @@ fn forward_broadcast_vec4(@builtin(workgroup_id) wid: vec3<u32>,
     for (var k0 = 0u; k0 < p.gemm_k; k0 += 4u) {
         let b = forward_step(&gather, k0);
         let first = k0 / 4u;
-        var a: LaneRows;
-        a.g0 = w_v4[rows.x + first];
-        if ROW_GROUPS > 1u {
-            a.g1 = w_v4[rows.y + first];
-        }
-        if ROW_GROUPS > 2u {
-            a.g2 = w_v4[rows.z + first];
-            a.g3 = w_v4[rows.w + first];
-        }
-        acc = multiply_rows(acc, a, b);
+        acc = multiply_rows(acc, w_rows(rows, first), b);
         if ROW_BLOCKS > 1u {
-            var high: LaneRows;
-            high.g0 = w_v4[rows_high.x + first];
-            high.g1 = w_v4[rows_high.y + first];
-            high.g2 = w_v4[rows_high.z + first];
-            high.g3 = w_v4[rows_high.w + first];
-            acc_high = multiply_rows(acc_high, high, b);
+            acc_high = multiply_rows(acc_high, w_rows(rows_high, first), b);
         }
     }
     store_forward_rows(tile, tile.m0, acc);
@@ -381,23 +382,9 @@ fn backward_input_broadcast_vec4(@builtin(workgroup_id) wid: vec3<u32>,
                     b[2] = load_dy4(index + 2 * channel, ok);
                     b[3] = load_dy4(index + 3 * channel, ok);
                     index += 4 * channel;
-                    var a: LaneRows;
-                    a.g0 = w_v4[rows.x + first];
-                    if ROW_GROUPS > 1u {
-                        a.g1 = w_v4[rows.y + first];
-                    }
-                    if ROW_GROUPS > 2u {
-                        a.g2 = w_v4[rows.z + first];
-                        a.g3 = w_v4[rows.w + first];
-                    }
-                    acc = multiply_rows(acc, a, b);
+                    acc = multiply_rows(acc, w_rows(rows, first), b);
                     if ROW_BLOCKS > 1u {
-                        var high: LaneRows;
-                        high.g0 = w_v4[rows_high.x + first];
-                        high.g1 = w_v4[rows_high.y + first];
-                        high.g2 = w_v4[rows_high.z + first];
-                        high.g3 = w_v4[rows_high.w + first];
-                        acc_high = multiply_rows(acc_high, high, b);
+                        acc_high = multiply_rows(acc_high, w_rows(rows_high, first), b);
                     }
                     first += 1u;
                 }

@@ -64,6 +64,19 @@ fn broadcast_tile(m: usize) -> Tile {
     }
 }
 
+/// The tile of a `_vec4` subgroup kernel: 64 rows (ROW_BLOCKS = 2) where M is above 32 and
+/// `wide` allows it, else `broadcast_tile`.
+fn vec4_tile(m: usize, wide: bool) -> Tile {
+    if m > 32 && wide {
+        Tile {
+            rows: 64,
+            cols: BROADCAST_COLUMNS,
+        }
+    } else {
+        broadcast_tile(m)
+    }
+}
+
 /// A dispatch of a subgroup GEMM kernel of conv_subgroup.wgsl, for `params` made with `tile`
 /// (`broadcast_tile`, or 64 rows for the `_vec4` kernels: ROW_BLOCKS = 2) and `splits`
 /// slices of K.
@@ -517,15 +530,8 @@ impl Op for ConvForward {
         if ctx.gpu.subgroup_broadcast {
             // Weights read as vec4s where K is a multiple of 4 (see conv_subgroup.wgsl), with
             // tiles of 64 rows when there are more than 32.
-            let w_vec4 = gemm[2] % 4 == 0;
-            let (entry, tile) = if w_vec4 && gemm[0] > 32 {
-                let tile = Tile {
-                    rows: 64,
-                    cols: BROADCAST_COLUMNS,
-                };
-                ("forward_broadcast_vec4", tile)
-            } else if w_vec4 {
-                ("forward_broadcast_vec4", broadcast_tile(gemm[0]))
+            let (entry, tile) = if gemm[2] % 4 == 0 {
+                ("forward_broadcast_vec4", vec4_tile(gemm[0], true))
             } else {
                 ("forward_broadcast", broadcast_tile(gemm[0]))
             };
@@ -711,14 +717,7 @@ impl ConvBackwardInput {
     ) -> Result<Vec<Dispatch>> {
         let gemm = [geo.c, geo.n * geo.input_spatial(), geo.o * geo.taps()];
         let wide_tiles = gemm[0].div_ceil(64) * gemm[1].div_ceil(BROADCAST_COLUMNS);
-        let tile = if gemm[0] > 32 && wide_tiles >= MIN_WIDE_TILE_WORKGROUPS {
-            Tile {
-                rows: 64,
-                cols: BROADCAST_COLUMNS,
-            }
-        } else {
-            broadcast_tile(gemm[0])
-        };
+        let tile = vec4_tile(gemm[0], wide_tiles >= MIN_WIDE_TILE_WORKGROUPS);
         let params = geo.params(gemm, tile, 1, gemm[2]);
         let weights = geo.o * geo.c * geo.taps();
         let (transposed, transpose) = relaid_weight(
@@ -770,12 +769,13 @@ impl Op for ConvBackwardInput {
             return self.encode_transposed_weight(ctx, inputs, output, &geo);
         }
         if ctx.gpu.subgroup_broadcast {
-            let params = geo.params(gemm, broadcast_tile(gemm[0]), 1, gemm[2]);
+            let tile = broadcast_tile(gemm[0]);
+            let params = geo.params(gemm, tile, 1, gemm[2]);
             return Ok(vec![broadcast_gemm(
                 ctx.gpu,
                 &geo,
                 "backward_input_broadcast",
-                broadcast_tile(gemm[0]),
+                tile,
                 &params,
                 1,
                 false,
@@ -857,13 +857,8 @@ impl Op for ConvBackwardWeight {
         // dy read as vec4s where 4 consecutive positions are aligned (see conv_subgroup.wgsl),
         // with tiles of 64 rows when there are more than 32.
         let dy_vec4 = geo.output_spatial() % 4 == 0;
-        let tile = if broadcast && dy_vec4 && gemm[0] > 32 {
-            Tile {
-                rows: 64,
-                cols: BROADCAST_COLUMNS,
-            }
-        } else if broadcast {
-            broadcast_tile(gemm[0])
+        let tile = if broadcast {
+            vec4_tile(gemm[0], dy_vec4)
         } else {
             Tile::for_rows(gemm[0], ctx.gpu)
         };
