@@ -13,16 +13,17 @@
 //! training augmentation `shift,brightness`, `shift,zoom,brightness,gamma` and all of
 //! `shift,zoom,brightness,gamma,blur,light,noise`; `pert` and `mild` (half as strong): the
 //! perturbation below; `cam`: a family training never draws (a low-resolution camera,
-//! sharpening, vignetting).
+//! sharpening, vignetting); `KIND@VIEW`: a fixed view of each (`test_view`: zoomed or shifted).
 //!
-//! `faces_validate eval --features FEATURES[,FEATURES...] [key=value...]` then scores a design on many random
-//! splits of those identities into `train` training and the rest validation identities: the
-//! whitening is computed from the split's training identities alone (original images plus the
-//! augmentation variants asked for); the validation identities are embedded and scored by
-//! one-shot identification and EER on each probe kind. Keys: `levels=fire5:4x3,fire7:1x1`,
-//! `variants=orig,aug1` (the training variants), `probes=orig,pert`, `dim=128`,
-//! `shrink=0.25`, `sqrt=0|1` (signed square root of pooled cells before the L2 norm),
-//! `splits=20`, `train=20`, `mirror=1`.
+//! `faces_validate eval --features FEATURES[,FEATURES...] [key=value...]` then scores a design
+//! on many random splits of those identities into `train` training and the rest validation
+//! identities: the whitening is computed from the split's training identities alone (original
+//! images plus the augmentation variants asked for); the validation identities are embedded and
+//! scored by one-shot identification and EER on each probe kind. Keys:
+//! `levels=fire5:4x3,fire7:1x1`, `variants=orig,aug1` (the training variants),
+//! `probes=orig,pert`, `dim=128`, `shrink=0.25`, `sqrt=0|1` (signed square root of pooled cells
+//! before the L2 norm), `splits=20`, `train=20`, `mirror=1`, `tta=z+,z-` (sum each kind's
+//! descriptor with those of its `KIND@VIEW` kinds, as the network's zoomed views do).
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

@@ -1,7 +1,7 @@
 // Convolution forward, backward_input (with transpose_weight), backward_input_few_channels and
-// backward_weight for devices with subgroup operations: appended to conv.wgsl (Params, bindings, index helpers and the
-// fused ReLU come from there) and compiled only where the device has subgroups of at least 8
-// invocations.
+// backward_weight for devices with subgroup operations: appended to conv.wgsl (Params,
+// bindings, index helpers and the fused ReLU come from there) and compiled only where the device
+// has subgroups of at least 8 invocations.
 //
 // The same GEMMs as conv.wgsl's forward, backward_input and backward_weight (out[M, N] =
 // A[M, K] * B[K, N], gathered on the fly), without workgroup memory, on subgroup_prelude.wgsl's

@@ -1,6 +1,6 @@
-//! Running the network on images: the frozen trunk, trunk and descriptor (what training
-//! precomputes), the whole network (images to embeddings), and the head's parts on their own. Both are compiled plans of a fixed batch size; a short
-//! last batch is padded with zeros and the padding rows are dropped.
+//! Running the network on images (`ImageRunner`: to trunk maps, to descriptors, which training
+//! precomputes, or to embeddings) and the head's parts on their own. All are compiled plans of a
+//! fixed batch size; a short last batch is padded with zeros and the padding rows are dropped.
 
 use super::network::{NetworkSpec, TRUNK_ARCHITECTURE};
 use crate::error::{Error, Result};
