@@ -28,9 +28,10 @@ fn asset(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// A fresh, empty directory for one test.
+/// A fresh, empty directory for one test under cargo's target/tmp (reused by the next run, so
+/// runs do not pile up folders in the system temp dir).
 fn scratch_dir(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("wgnn-stylize-{test}-{}", std::process::id()));
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("stylize-{test}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
