@@ -13,7 +13,11 @@
 //! training augmentation `shift,brightness`, `shift,zoom,brightness,gamma` and all of
 //! `shift,zoom,brightness,gamma,blur,light,noise`; `pert` and `mild` (half as strong): the
 //! perturbation below; `cam`: a family training never draws (a low-resolution camera,
-//! sharpening, vignetting); `KIND@VIEW`: a fixed view of each (`test_view`: zoomed or shifted).
+//! sharpening, vignetting); `scale`: half of the images zoomed in by 15-35 % (photographed
+//! closer); `tiltp`: every image turned by 5-12 degrees; `wideN`: `fullN` then zoomed by a
+//! factor log-uniform in [1/1.2, 1.35]; `distN`, `tiltN`: variant N of the library's
+//! augmentation with `distance` (and `tilt`); `KIND@VIEW`: a fixed view of each (`test_view`:
+//! zoomed by 8 % or by any factor `zF`, or shifted).
 //!
 //! `faces_validate eval --features FEATURES[,FEATURES...] [key=value...]` then scores a design
 //! on many random splits of those identities into `train` training and the rest validation
@@ -23,13 +27,17 @@
 //! `levels=fire5:4x3,fire7:1x1`, `variants=orig,aug1` (the training variants),
 //! `probes=orig,pert`, `dim=128`, `shrink=0.25`, `sqrt=0|1` (signed square root of pooled cells
 //! before the L2 norm), `splits=20`, `train=20`, `mirror=1`, `tta=z+,z-` (sum each kind's
-//! descriptor with those of its `KIND@VIEW` kinds, as the network's zoomed views do).
+//! descriptor with those of its `KIND@VIEW` kinds, as the network's zoomed views do),
+//! `width=184 height=224` (the features' input size), `align=K` (per image, the view of zoom
+//! 1.077^k, k in -K..=K, that `estimator=cos` (nearest the mean training descriptor) or
+//! `estimator=reg` (a ridge regression of the zoom, `ridge=0.1`) picks, summed with `spread=1`
+//! neighbours; needs the `@z0.8` .. `@z1.25` views).
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::time::Instant;
 
-use wgnn::faces::augment::{shifted, zoomed, Augment};
+use wgnn::faces::augment::{rotated, shifted, zoomed, Augment};
 use wgnn::faces::commands::preprocess_of;
 use wgnn::faces::dataset::ImageFolder;
 use wgnn::faces::embed::{trunk_weights, ImageRunner};
@@ -185,6 +193,27 @@ fn camera(image: &[f32], width: usize, height: usize, index: usize) -> Vec<f32> 
     out
 }
 
+/// The same person photographed closer: half of the images (drawn by index) zoomed in by
+/// 15-35 % about the centre, the rest unchanged.
+fn closer(image: &[f32], w: usize, h: usize, index: usize) -> Vec<f32> {
+    let mut rng = Rng::new(0x5CA1E ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let (near, factor) = (rng.uniform() < 0.5, rng.range(1.15, 1.35));
+    if near {
+        zoomed(image, w, h, factor)
+    } else {
+        image.to_vec()
+    }
+}
+
+/// A training copy at another distance: zoomed by a factor from 1/1.2 to 1.35 (log-uniform).
+fn rescaled(image: &[f32], w: usize, h: usize, index: usize, copy: usize) -> Vec<f32> {
+    let mut rng = Rng::new(
+        0x0DD5CA1E ^ (index as u64 * 31 + copy as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    );
+    let factor = rng.range((1.0f64 / 1.2).ln(), 1.35f64.ln()).exp();
+    zoomed(image, w, h, factor)
+}
+
 /// A fixed view of an image for test-time averaging (`KIND@VIEW`): `z+`/`z-` zoomed in/out by
 /// 8 %, `x+`/`x-`/`y+`/`y-` shifted by 4 % of the side; `` the image itself.
 fn test_view(image: &[f32], w: usize, h: usize, view: &str) -> Vec<f32> {
@@ -198,7 +227,10 @@ fn test_view(image: &[f32], w: usize, h: usize, view: &str) -> Vec<f32> {
         "x-" => shifted(image, w, h, -dx, 0),
         "y+" => shifted(image, w, h, 0, dy),
         "y-" => shifted(image, w, h, 0, -dy),
-        _ => panic!("unknown view {view}"),
+        _ => match view.strip_prefix('z').and_then(|f| f.parse::<f64>().ok()) {
+            Some(factor) => zoomed(image, w, h, factor),
+            None => panic!("unknown view {view}"),
+        },
     }
 }
 
@@ -221,6 +253,11 @@ fn features(args: &BTreeMap<String, String>) -> Result<()> {
     let augment = Augment::parse("shift,brightness", 3)?;
     let extended = Augment::parse("shift,zoom,brightness,gamma", 3)?;
     let full = Augment::parse("shift,zoom,brightness,gamma,blur,light,noise", 3)?;
+    let distance = Augment::parse("shift,zoom,brightness,gamma,blur,light,noise,distance", 9)?;
+    let tilted = Augment::parse(
+        "shift,zoom,brightness,gamma,blur,light,noise,distance,tilt",
+        9,
+    )?;
     let (w, h) = (spec.trunk.width, spec.trunk.height);
     let n = images.len();
     let kinds: Vec<String> = args["kinds"].split(',').map(str::to_string).collect();
@@ -237,11 +274,25 @@ fn features(args: &BTreeMap<String, String>) -> Result<()> {
                 "pert" => perturb(image, w, h, i, false),
                 "mild" => perturb(image, w, h, i, true),
                 "cam" => camera(image, w, h, i),
+                "scale" => closer(image, w, h, i),
+                "tiltp" => {
+                    let mut rng = Rng::new(0x7117 ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                    let degrees =
+                        rng.range(5.0, 12.0) * if rng.uniform() < 0.5 { -1.0 } else { 1.0 };
+                    rotated(image, w, h, degrees)
+                }
                 _ => match (number("aug"), number("ext"), number("full")) {
                     (Some(v), _, _) => augment.variant(image, w, h, v, i, 1),
                     (_, Some(v), _) => extended.variant(image, w, h, v, i, 1),
                     (_, _, Some(v)) => full.variant(image, w, h, v, i, 1),
-                    _ => panic!("unknown variant kind {kind}"),
+                    _ => match (number("wide"), number("dist")) {
+                        (Some(v), _) => rescaled(&full.variant(image, w, h, v, i, 1), w, h, i, v),
+                        (_, Some(v)) => distance.variant(image, w, h, v, i, 1),
+                        _ if number("tilt").is_some() => {
+                            tilted.variant(image, w, h, number("tilt").unwrap(), i, 1)
+                        }
+                        _ => panic!("unknown variant kind {kind}"),
+                    },
                 },
             };
             inputs.extend(test_view(&base, w, h, view));
@@ -327,10 +378,10 @@ struct Cache {
 
 impl Cache {
     /// Several files of the same images, their variants in file order.
-    fn load_all(paths: &str) -> Cache {
+    fn load_all(paths: &str, keep: &[(usize, usize)]) -> Cache {
         let mut all: Option<Cache> = None;
         for path in paths.split(',') {
-            let c = Cache::load(path);
+            let c = Cache::load(path, keep);
             match &mut all {
                 None => all = Some(c),
                 Some(a) => {
@@ -351,19 +402,26 @@ impl Cache {
             .unwrap_or_else(|| panic!("no variant {kind} in {:?}", self.kinds))
     }
 
-    fn load(path: &str) -> Cache {
-        let mut file = std::fs::File::open(path).unwrap();
+    /// Loads a features file, keeping only the `(offset, len)` blocks of each pass, in order
+    /// (the files of many views are larger than memory otherwise).
+    fn load(path: &str, keep: &[(usize, usize)]) -> Cache {
+        let mut file = std::io::BufReader::new(std::fs::File::open(path).unwrap());
         let mut len = [0u8; 8];
         file.read_exact(&mut len).unwrap();
         let mut header = vec![0u8; u64::from_le_bytes(len) as usize];
         file.read_exact(&mut header).unwrap();
         let header: serde_json::Value = serde_json::from_slice(&header).unwrap();
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).unwrap();
-        let values = bytes
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
+        let stored = header["stored"].as_u64().unwrap() as usize;
+        let mut record = vec![0f32; stored];
+        let mut values = Vec::new();
+        while file
+            .read_exact(bytemuck::cast_slice_mut(&mut record))
+            .is_ok()
+        {
+            for &(offset, len) in keep {
+                values.extend_from_slice(&record[offset..offset + len]);
+            }
+        }
         let size = |key: &str, default: u64| header[key].as_u64().unwrap_or(default) as usize;
         Cache {
             width: size("width", 184),
@@ -375,7 +433,7 @@ impl Cache {
                 .iter()
                 .map(|x| x.as_u64().unwrap() as u32)
                 .collect(),
-            stored: header["stored"].as_u64().unwrap() as usize,
+            stored: keep.iter().map(|b| b.1).sum(),
             kinds: match header["kinds"].as_array() {
                 Some(kinds) => kinds
                     .iter()
@@ -440,19 +498,28 @@ fn project(map: &wgnn::faces::whitening::LinearMap, x: &[f32]) -> Vec<f32> {
 
 fn eval(args: &BTreeMap<String, String>) -> Result<()> {
     let get = |k: &str, d: &str| args.get(k).cloned().unwrap_or_else(|| d.to_string());
-    let cache = Cache::load_all(&args["features"]);
-    let spec = spec(cache.width, cache.height);
-    let (layout, stored) = layout(&spec)?;
-    assert_eq!(
-        stored, cache.stored,
-        "features written with other layers or grids"
-    );
-    let mut blocks = Vec::new();
+    let width: usize = get("width", "184").parse().unwrap();
+    let height: usize = get("height", "224").parse().unwrap();
+    let (layout, _) = layout(&spec(width, height))?;
+    let mut keep = Vec::new();
     for text in get("levels", "fire5:4x3,fire7:1x1").split(',') {
         let level = Level::parse(text)?;
         for grid in level.grids {
-            blocks.push(layout[&(level.layer.clone(), grid)]);
+            keep.push(layout[&(level.layer.clone(), grid)]);
         }
+    }
+    let cache = Cache::load_all(&args["features"], &keep);
+    assert_eq!(
+        (cache.width, cache.height),
+        (width, height),
+        "give width= and height="
+    );
+    // The kept blocks lie one after another in the cache.
+    let mut blocks = Vec::new();
+    let mut offset = 0;
+    for &(_, len) in &keep {
+        blocks.push((offset, len));
+        offset += len;
     }
     let design = Design {
         blocks,
@@ -508,12 +575,157 @@ fn eval(args: &BTreeMap<String, String>) -> Result<()> {
                 .collect()
         })
         .collect();
+    // With `align=K`, each image's descriptor is that of the zoom 1.077^k (k in -K..=K, views
+    // `z0.8` .. `z1.25`) nearest (cosine) to the split's mean training descriptor, summed with
+    // its `spread` neighbours on that grid.
+    let align: i32 = get("align", "-1").parse().unwrap();
+    let spread: i32 = get("spread", "1").parse().unwrap();
+    const GRID: [&str; 7] = ["z0.8", "z0.862", "z0.926", "", "z1.08", "z1.16", "z1.25"];
+    let grid_descriptors: Vec<Vec<Vec<Vec<f32>>>> = if align < 0 {
+        Vec::new()
+    } else {
+        (0..cache.kinds.len())
+            .map(|v| {
+                if !variants.contains(&v) && !probes.contains(&v) {
+                    return Vec::new();
+                }
+                GRID.iter()
+                    .map(|view| {
+                        let u = if view.is_empty() {
+                            v
+                        } else {
+                            cache.variant(&format!("{}@{view}", cache.kinds[v]))
+                        };
+                        (0..cache.n)
+                            .map(|i| design.descriptor(&cache, u, i))
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect()
+    };
+    let orig = cache.variant("orig");
+    let mut picked = vec![0usize; GRID.len()];
     let mut results = Vec::new();
     for split in 0..splits {
         let mut order: Vec<u32> = (0..identities as u32).collect();
         Rng::new(1000 + split as u64).shuffle(&mut order);
         let train_ids = &order[..n_train];
         let is_train = |label: u32| train_ids.contains(&label);
+        let mut descriptors = descriptors.clone();
+        if align >= 0 {
+            let mut template = vec![0f64; d];
+            for i in (0..cache.n).filter(|&i| is_train(cache.labels[i])) {
+                for (t, x) in template.iter_mut().zip(&grid_descriptors[orig][3][i]) {
+                    *t += *x as f64;
+                }
+            }
+            let cosine = |x: &[f32]| {
+                let dot: f64 = x.iter().zip(&template).map(|(a, b)| *a as f64 * b).sum();
+                dot / x.iter().map(|a| (*a as f64).powi(2)).sum::<f64>().sqrt()
+            };
+            // `estimator=reg`: ridge regression of the log zoom on the descriptors of the
+            // training identities' views; the view whose predicted log zoom is nearest 0 wins.
+            let regression = (get("estimator", "cos") == "reg").then(|| {
+                let mut xs: Vec<&[f32]> = Vec::new();
+                let mut ys = Vec::new();
+                for i in (0..cache.n).filter(|&i| is_train(cache.labels[i])) {
+                    for (k, per_image) in grid_descriptors[orig].iter().enumerate() {
+                        xs.push(&per_image[i]);
+                        ys.push((k as f64 - 3.0) * 1.077f64.ln());
+                    }
+                }
+                let m = xs.len();
+                let mut mu = vec![0f64; d];
+                for x in &xs {
+                    for (a, b) in mu.iter_mut().zip(x.iter()) {
+                        *a += *b as f64 / m as f64;
+                    }
+                }
+                let ybar = ys.iter().sum::<f64>() / m as f64;
+                let centred: Vec<Vec<f64>> = xs
+                    .iter()
+                    .map(|x| x.iter().zip(&mu).map(|(a, b)| *a as f64 - b).collect())
+                    .collect();
+                let mut kernel = vec![0f64; m * m];
+                for a in 0..m {
+                    for b in 0..=a {
+                        let v: f64 = centred[a].iter().zip(&centred[b]).map(|(p, q)| p * q).sum();
+                        kernel[a * m + b] = v;
+                        kernel[b * m + a] = v;
+                    }
+                }
+                let trace = (0..m).map(|a| kernel[a * m + a]).sum::<f64>() / m as f64;
+                let ridge: f64 = get("ridge", "0.1").parse().unwrap();
+                for a in 0..m {
+                    kernel[a * m + a] += ridge * trace;
+                }
+                // Cholesky, then two triangular solves.
+                for j in 0..m {
+                    let mut diag = kernel[j * m + j];
+                    for k in 0..j {
+                        diag -= kernel[j * m + k] * kernel[j * m + k];
+                    }
+                    let diag = diag.sqrt();
+                    kernel[j * m + j] = diag;
+                    for i in j + 1..m {
+                        let mut v = kernel[i * m + j];
+                        for k in 0..j {
+                            v -= kernel[i * m + k] * kernel[j * m + k];
+                        }
+                        kernel[i * m + j] = v / diag;
+                    }
+                }
+                let mut alpha: Vec<f64> = ys.iter().map(|y| y - ybar).collect();
+                for i in 0..m {
+                    for k in 0..i {
+                        alpha[i] -= kernel[i * m + k] * alpha[k];
+                    }
+                    alpha[i] /= kernel[i * m + i];
+                }
+                for i in (0..m).rev() {
+                    for k in i + 1..m {
+                        alpha[i] -= kernel[k * m + i] * alpha[k];
+                    }
+                    alpha[i] /= kernel[i * m + i];
+                }
+                let mut w = vec![0f64; d];
+                for (a, row) in alpha.iter().zip(&centred) {
+                    for (wi, x) in w.iter_mut().zip(row) {
+                        *wi += a * x;
+                    }
+                }
+                let bias = ybar - w.iter().zip(&mu).map(|(a, b)| a * b).sum::<f64>();
+                (w, bias)
+            });
+            let score = |x: &[f32]| match &regression {
+                Some((w, bias)) => {
+                    -(bias + w.iter().zip(x).map(|(a, b)| a * *b as f64).sum::<f64>()).abs()
+                }
+                None => cosine(x),
+            };
+            for (v, per_view) in grid_descriptors.iter().enumerate() {
+                if per_view.is_empty() {
+                    continue;
+                }
+                for i in 0..cache.n {
+                    let best = (3 - align..=3 + align)
+                        .max_by(|&a, &b| {
+                            score(&per_view[a as usize][i])
+                                .total_cmp(&score(&per_view[b as usize][i]))
+                        })
+                        .unwrap();
+                    picked[best as usize] += 1;
+                    let mut sum = vec![0f32; d];
+                    for k in (best - spread).max(0)..=(best + spread).min(6) {
+                        for (s, x) in sum.iter_mut().zip(&per_view[k as usize][i]) {
+                            *s += x;
+                        }
+                    }
+                    descriptors[v][i] = sum;
+                }
+            }
+        }
         let mut x = Vec::new();
         let mut y = Vec::new();
         for &v in &variants {
@@ -572,6 +784,9 @@ fn eval(args: &BTreeMap<String, String>) -> Result<()> {
             max(&e),
             q10(&e, false)
         );
+    }
+    if align >= 0 {
+        line += &format!(" | picked {picked:?}");
     }
     println!("{line}");
     Ok(())

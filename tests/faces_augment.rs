@@ -1,6 +1,6 @@
 //! The fixed augmented variants of training images (`faces::augment`): parsing, determinism,
 //! and what each transform does to images whose answer is known.
-use wgnn::faces::augment::{Augment, MAX_GAMMA};
+use wgnn::faces::augment::{rotated, Augment, MAX_FURTHER, MAX_GAMMA, MAX_NEARER};
 
 const W: usize = 23;
 const H: usize = 17;
@@ -13,7 +13,7 @@ fn ramp() -> Vec<f32> {
 
 #[test]
 fn every_transform_parses_and_lists_back() {
-    let all = "shift,zoom,brightness,gamma,blur,light,noise";
+    let all = "shift,zoom,brightness,gamma,blur,light,noise,distance";
     let augment = Augment::parse(all, 2).unwrap();
     assert_eq!(augment.list(), all);
     assert_eq!(augment.variants(), 3);
@@ -21,7 +21,76 @@ fn every_transform_parses_and_lists_back() {
     assert_eq!(Augment::parse("none", 5).unwrap(), Augment::NONE);
     assert_eq!(Augment::parse("flip", 0).unwrap().variants(), 2);
     let error = Augment::parse("shift,fog", 1).unwrap_err().to_string();
-    assert!(error.contains("fog") && error.contains("noise"), "{error}");
+    assert!(
+        error.contains("fog") && error.contains("distance"),
+        "{error}"
+    );
+}
+
+/// Side of the bright square of `square()`, and of its image.
+const SIDE: usize = 21;
+const S: usize = 61;
+
+/// A bright square centred on a dark `S x S` image.
+fn square() -> Vec<f32> {
+    let lo = (S - SIDE) / 2;
+    (0..3 * S * S)
+        .map(|i| {
+            let (x, y) = (i % S, (i / S) % S);
+            if (lo..lo + SIDE).contains(&x) && (lo..lo + SIDE).contains(&y) {
+                0.9
+            } else {
+                0.1
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn distance_rescales_every_copy_but_the_first_within_its_range() {
+    let augment = Augment::parse("distance", 40).unwrap();
+    let image = square();
+    assert_eq!(
+        augment.variant(&image, S, S, 1, 4, 1),
+        image,
+        "copy 1 keeps the distance"
+    );
+    let mut factors = Vec::new();
+    for v in 2..=40 {
+        let out = augment.variant(&image, S, S, v, 4, 1);
+        // The square's side, from its area in one channel.
+        let bright = out[..S * S].iter().filter(|&&x| x > 0.5).count();
+        let factor = (bright as f64).sqrt() / SIDE as f64;
+        assert!(
+            factor > 1.0 / MAX_FURTHER - 0.06 && factor < MAX_NEARER + 0.06,
+            "copy {v}: scaled by {factor}"
+        );
+        factors.push(factor);
+    }
+    let (least, most) = factors
+        .iter()
+        .fold((f64::INFINITY, 0f64), |(a, b), &f| (a.min(f), b.max(f)));
+    assert!(
+        least < 0.95 && most > 1.1,
+        "closer and further: {factors:?}"
+    );
+}
+
+#[test]
+fn distance_leaves_the_other_transforms_draws_alone() {
+    let without = Augment::parse("shift,zoom,brightness,gamma,blur,light,noise", 3).unwrap();
+    let with = Augment::parse("shift,zoom,brightness,gamma,blur,light,noise,distance", 3).unwrap();
+    let image = ramp();
+    assert_eq!(
+        with.variant(&image, W, H, 1, 9, 5),
+        without.variant(&image, W, H, 1, 9, 5)
+    );
+    for v in 2..=3 {
+        assert_ne!(
+            with.variant(&image, W, H, v, 9, 5),
+            without.variant(&image, W, H, v, 9, 5)
+        );
+    }
 }
 
 #[test]
@@ -103,4 +172,31 @@ fn light_is_a_linear_gain_and_noise_has_zero_mean() {
         // The same noise in the three channels.
         assert_eq!(out[..W * H], out[W * H..2 * W * H]);
     }
+}
+
+#[test]
+fn rotation_turns_the_image_about_its_centre() {
+    // A quarter turn counter-clockwise (as displayed) moves the top-right corner to the top-left.
+    let image: Vec<f32> = (0..3 * S * S)
+        .map(|i| ((i * 7919) % 997) as f32 / 997.0)
+        .collect();
+    let turned = rotated(&image, S, S, 90.0);
+    for c in 0..3 {
+        for y in 0..S {
+            for x in 0..S {
+                let want = image[c * S * S + x * S + (S - 1 - y)];
+                let got = turned[c * S * S + y * S + x];
+                assert!((got - want).abs() < 1e-5, "({x}, {y}): {got} vs {want}");
+            }
+        }
+    }
+    // A small turn and back leaves the middle of a smooth image as it was.
+    let smooth = ramp();
+    let back = rotated(&rotated(&smooth, W, H, 8.0), W, H, -8.0);
+    for y in 4..H - 4 {
+        for x in 4..W - 4 {
+            assert!((back[y * W + x] - smooth[y * W + x]).abs() < 0.01);
+        }
+    }
+    assert_ne!(rotated(&smooth, W, H, 8.0), smooth);
 }

@@ -98,14 +98,16 @@ struct TrainArgs {
     #[arg(long, default_value_t = TrainConfig::default().weight_decay)]
     weight_decay: f32,
     /// Augmentation: `none` or a list of flip, shift, zoom, brightness, gamma, blur (a camera
-    /// of lower resolution), light (uneven lighting), noise (sensor noise). Each image gets a
+    /// of lower resolution), light (uneven lighting), noise (sensor noise), distance (every copy
+    /// but the first photographed up to 1.35x closer or 1.2x further away), tilt (the head
+    /// turned in the image plane by up to 12 degrees; not in the default). Each image gets a
     /// fixed set of variants (see --augment-copies) whose trunk features are computed once;
     /// flips are built into the mirror-symmetric network and need no variants.
     #[arg(long, default_value_t = TrainConfig::default().augment.list())]
     augment: String,
-    /// Random variants per training image (shifted, brightness changed) besides the image
-    /// itself; each costs a trunk pass per image (two with the mirror network), the bulk of the
-    /// training time.
+    /// Random variants per training image (drawn from --augment) besides the image itself;
+    /// each costs the network's trunk passes per image (one per zoomed view, times two with the
+    /// mirror image), the bulk of the training time.
     #[arg(long, value_name = "N", default_value_t = TrainConfig::default().augment.copies)]
     augment_copies: usize,
     /// Seed of everything random: same seed, same data, same model file, bit for bit.

@@ -12,9 +12,15 @@
 //! lower resolution (with `blur`, half of the time: a Gaussian of up to `MAX_BLUR` pixels), lit
 //! unevenly (with `light`: a linear gain across the image in a random direction, up to
 //! `1 +- MAX_LIGHT` at the edges) and with sensor noise (with `noise`: Gaussian, the same in the
-//! three channels, standard deviation up to `MAX_NOISE`). Training draws one variant per batch
-//! row. More variants cost one trunk pass each (the bulk of the training time) for more
-//! robustness to pose, framing and lighting.
+//! three channels, standard deviation up to `MAX_NOISE`). With `distance`, every copy but the
+//! first is also photographed closer or further away: scaled by a factor log-uniform in
+//! [1 / MAX_FURTHER, MAX_NEARER] on top of `zoom`, so that the whitening learns that one person
+//! seen at another distance is still the same person (the first copy keeps the distance, and
+//! with it the robustness to small changes; docs/faces.md has the validation). With `tilt`,
+//! every copy is turned about the centre by up to `MAX_TILT` degrees either way (validated
+//! without gain, so not in the default). Training draws
+//! one variant per batch row. More variants cost one trunk pass each (the bulk of the training
+//! time) for more robustness to pose, framing, distance and lighting.
 
 use crate::error::{Error, Result};
 use crate::rng::Rng;
@@ -24,6 +30,15 @@ pub const MAX_SHIFT: f64 = 0.06;
 
 /// Largest change of scale (`zoom`), as a fraction.
 pub const MAX_ZOOM: f64 = 0.1;
+
+/// Largest zoom in (`distance`): the face photographed this much closer.
+pub const MAX_NEARER: f64 = 1.35;
+
+/// Largest zoom out (`distance`): the face photographed this much further away.
+pub const MAX_FURTHER: f64 = 1.2;
+
+/// Largest in-plane rotation of the head (`tilt`), in degrees either way.
+pub const MAX_TILT: f64 = 12.0;
 
 /// Largest standard deviation of the blur (`blur`), in pixels.
 pub const MAX_BLUR: f64 = 1.5;
@@ -47,6 +62,8 @@ pub struct Augment {
     pub blur: bool,
     pub light: bool,
     pub noise: bool,
+    pub distance: bool,
+    pub tilt: bool,
     /// Random variants per image beyond the original and its mirror image.
     pub copies: usize,
 }
@@ -61,6 +78,8 @@ impl Augment {
         blur: false,
         light: false,
         noise: false,
+        distance: false,
+        tilt: false,
         copies: 0,
     };
 
@@ -83,10 +102,12 @@ impl Augment {
                 "blur" => augment.blur = true,
                 "light" => augment.light = true,
                 "noise" => augment.noise = true,
+                "distance" => augment.distance = true,
+                "tilt" => augment.tilt = true,
                 other => {
                     return Err(Error::Invalid(format!(
                         "unknown augmentation `{other}`: use none, or a list of flip, shift, \
-                         zoom, brightness, gamma, blur, light, noise"
+                         zoom, brightness, gamma, blur, light, noise, distance, tilt"
                     )))
                 }
             }
@@ -108,6 +129,8 @@ impl Augment {
             (self.blur, "blur"),
             (self.light, "light"),
             (self.noise, "noise"),
+            (self.distance, "distance"),
+            (self.tilt, "tilt"),
         ]
         .iter()
         .filter(|(on, _)| *on)
@@ -129,6 +152,8 @@ impl Augment {
             || self.blur
             || self.light
             || self.noise
+            || self.distance
+            || self.tilt
     }
 
     /// Variants per image, the original included.
@@ -177,11 +202,23 @@ impl Augment {
         let slope = rng.range(0.0, MAX_LIGHT);
         let noise = rng.range(0.0, MAX_NOISE);
         let noise_seed = rng.next_u64();
+        let distance = rng.range(-MAX_FURTHER.ln(), MAX_NEARER.ln()).exp();
+        let degrees = rng.range(-MAX_TILT, MAX_TILT);
+        let copy = variant - self.flip as usize;
         if self.flip && mirrored {
             mirror(&mut out, width, height);
         }
-        if self.zoom {
+        let scale = match (self.zoom, self.distance && copy >= 2) {
+            (true, true) => scale * distance,
+            (true, false) => scale,
+            (false, true) => distance,
+            (false, false) => 1.0,
+        };
+        if scale != 1.0 {
             out = zoomed(&out, width, height, scale);
+        }
+        if self.tilt {
+            out = rotated(&out, width, height, degrees);
         }
         if self.shift {
             out = shifted(&out, width, height, dx, dy);
@@ -304,6 +341,36 @@ pub fn zoomed(image: &[f32], width: usize, height: usize, scale: f64) -> Vec<f32
             for (x, &(x0, x1, fx)) in columns.iter().enumerate() {
                 let top = (1.0 - fx) * plane[top_row + x0] + fx * plane[top_row + x1];
                 let bottom = (1.0 - fx) * plane[bottom_row + x0] + fx * plane[bottom_row + x1];
+                out[c * width * height + y * width + x] = (1.0 - fy) * top + fy * bottom;
+            }
+        }
+    }
+    out
+}
+
+/// The image rotated by `degrees` (counter-clockwise as displayed) about its centre, bilinear,
+/// the edge pixels replicated into the uncovered corners.
+pub fn rotated(image: &[f32], width: usize, height: usize, degrees: f64) -> Vec<f32> {
+    let (sin, cos) = degrees.to_radians().sin_cos();
+    let (cx, cy) = ((width as f64 - 1.0) / 2.0, (height as f64 - 1.0) / 2.0);
+    let mut out = vec![0.0; image.len()];
+    let at = |plane: &[f32], x: isize, y: isize| {
+        plane[y.clamp(0, height as isize - 1) as usize * width
+            + x.clamp(0, width as isize - 1) as usize]
+    };
+    for c in 0..3 {
+        let plane = &image[c * width * height..][..width * height];
+        for y in 0..height {
+            for x in 0..width {
+                // Where the output pixel comes from: the inverse rotation (y points down).
+                let (u, v) = (x as f64 - cx, y as f64 - cy);
+                let sx = cos * u - sin * v + cx;
+                let sy = sin * u + cos * v + cy;
+                let (x0, y0) = (sx.floor(), sy.floor());
+                let (fx, fy) = ((sx - x0) as f32, (sy - y0) as f32);
+                let (x0, y0) = (x0 as isize, y0 as isize);
+                let top = (1.0 - fx) * at(plane, x0, y0) + fx * at(plane, x0 + 1, y0);
+                let bottom = (1.0 - fx) * at(plane, x0, y0 + 1) + fx * at(plane, x0 + 1, y0 + 1);
                 out[c * width * height + y * width + x] = (1.0 - fy) * top + fy * bottom;
             }
         }

@@ -122,7 +122,9 @@ impl Default for TrainConfig {
                 blur: true,
                 light: true,
                 noise: true,
-                copies: 1,
+                distance: true,
+                tilt: false,
+                copies: 4,
             },
             seed: 1,
         }
