@@ -151,7 +151,7 @@ fn help_explains_every_subcommand_and_flag_with_defaults() {
     for default in [
         "[default: 0.2]",
         "[default: batch-hard]",
-        "[default: 512]",
+        "[default: 1024]",
         "[default: adam]",
         "[default: 0]",
     ] {

@@ -94,7 +94,7 @@ impl Default for NetworkSpec {
                         grids: vec![[1, 1]],
                     },
                 ],
-                embedding_dim: 512,
+                embedding_dim: 1024,
             },
             mirror: true,
             zooms: DEFAULT_ZOOMS.to_vec(),
