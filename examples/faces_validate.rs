@@ -635,68 +635,7 @@ fn eval(args: &BTreeMap<String, String>) -> Result<()> {
                         ys.push((k as f64 - 3.0) * 1.077f64.ln());
                     }
                 }
-                let m = xs.len();
-                let mut mu = vec![0f64; d];
-                for x in &xs {
-                    for (a, b) in mu.iter_mut().zip(x.iter()) {
-                        *a += *b as f64 / m as f64;
-                    }
-                }
-                let ybar = ys.iter().sum::<f64>() / m as f64;
-                let centred: Vec<Vec<f64>> = xs
-                    .iter()
-                    .map(|x| x.iter().zip(&mu).map(|(a, b)| *a as f64 - b).collect())
-                    .collect();
-                let mut kernel = vec![0f64; m * m];
-                for a in 0..m {
-                    for b in 0..=a {
-                        let v: f64 = centred[a].iter().zip(&centred[b]).map(|(p, q)| p * q).sum();
-                        kernel[a * m + b] = v;
-                        kernel[b * m + a] = v;
-                    }
-                }
-                let trace = (0..m).map(|a| kernel[a * m + a]).sum::<f64>() / m as f64;
-                let ridge: f64 = get("ridge", "0.1").parse().unwrap();
-                for a in 0..m {
-                    kernel[a * m + a] += ridge * trace;
-                }
-                // Cholesky, then two triangular solves.
-                for j in 0..m {
-                    let mut diag = kernel[j * m + j];
-                    for k in 0..j {
-                        diag -= kernel[j * m + k] * kernel[j * m + k];
-                    }
-                    let diag = diag.sqrt();
-                    kernel[j * m + j] = diag;
-                    for i in j + 1..m {
-                        let mut v = kernel[i * m + j];
-                        for k in 0..j {
-                            v -= kernel[i * m + k] * kernel[j * m + k];
-                        }
-                        kernel[i * m + j] = v / diag;
-                    }
-                }
-                let mut alpha: Vec<f64> = ys.iter().map(|y| y - ybar).collect();
-                for i in 0..m {
-                    for k in 0..i {
-                        alpha[i] -= kernel[i * m + k] * alpha[k];
-                    }
-                    alpha[i] /= kernel[i * m + i];
-                }
-                for i in (0..m).rev() {
-                    for k in i + 1..m {
-                        alpha[i] -= kernel[k * m + i] * alpha[k];
-                    }
-                    alpha[i] /= kernel[i * m + i];
-                }
-                let mut w = vec![0f64; d];
-                for (a, row) in alpha.iter().zip(&centred) {
-                    for (wi, x) in w.iter_mut().zip(row) {
-                        *wi += a * x;
-                    }
-                }
-                let bias = ybar - w.iter().zip(&mu).map(|(a, b)| a * b).sum::<f64>();
-                (w, bias)
+                ridge_zoom_regression(&xs, &ys, d, get("ridge", "0.1").parse().unwrap())
             });
             let score = |x: &[f32]| match &regression {
                 Some((w, bias)) => {
@@ -790,6 +729,72 @@ fn eval(args: &BTreeMap<String, String>) -> Result<()> {
     }
     println!("{line}");
     Ok(())
+}
+
+/// Ridge regression of `ys` on the descriptors `xs` (each `d` long), solved in its dual form
+/// (fewer samples than dimensions) by Cholesky: the weights and the bias.
+fn ridge_zoom_regression(xs: &[&[f32]], ys: &[f64], d: usize, ridge: f64) -> (Vec<f64>, f64) {
+    let m = xs.len();
+    let mut mu = vec![0f64; d];
+    for x in xs {
+        for (a, b) in mu.iter_mut().zip(x.iter()) {
+            *a += *b as f64 / m as f64;
+        }
+    }
+    let ybar = ys.iter().sum::<f64>() / m as f64;
+    let centred: Vec<Vec<f64>> = xs
+        .iter()
+        .map(|x| x.iter().zip(&mu).map(|(a, b)| *a as f64 - b).collect())
+        .collect();
+    let mut kernel = vec![0f64; m * m];
+    for a in 0..m {
+        for b in 0..=a {
+            let v: f64 = centred[a].iter().zip(&centred[b]).map(|(p, q)| p * q).sum();
+            kernel[a * m + b] = v;
+            kernel[b * m + a] = v;
+        }
+    }
+    let trace = (0..m).map(|a| kernel[a * m + a]).sum::<f64>() / m as f64;
+    for a in 0..m {
+        kernel[a * m + a] += ridge * trace;
+    }
+    // Cholesky, then two triangular solves.
+    for j in 0..m {
+        let mut diag = kernel[j * m + j];
+        for k in 0..j {
+            diag -= kernel[j * m + k] * kernel[j * m + k];
+        }
+        let diag = diag.sqrt();
+        kernel[j * m + j] = diag;
+        for i in j + 1..m {
+            let mut v = kernel[i * m + j];
+            for k in 0..j {
+                v -= kernel[i * m + k] * kernel[j * m + k];
+            }
+            kernel[i * m + j] = v / diag;
+        }
+    }
+    let mut alpha: Vec<f64> = ys.iter().map(|y| y - ybar).collect();
+    for i in 0..m {
+        for k in 0..i {
+            alpha[i] -= kernel[i * m + k] * alpha[k];
+        }
+        alpha[i] /= kernel[i * m + i];
+    }
+    for i in (0..m).rev() {
+        for k in i + 1..m {
+            alpha[i] -= kernel[k * m + i] * alpha[k];
+        }
+        alpha[i] /= kernel[i * m + i];
+    }
+    let mut w = vec![0f64; d];
+    for (a, row) in alpha.iter().zip(&centred) {
+        for (wi, x) in w.iter_mut().zip(row) {
+            *wi += a * x;
+        }
+    }
+    let bias = ybar - w.iter().zip(&mu).map(|(a, b)| a * b).sum::<f64>();
+    (w, bias)
 }
 
 fn main() -> Result<()> {

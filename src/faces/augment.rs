@@ -18,9 +18,9 @@
 //! seen at another distance is still the same person (the first copy keeps the distance, and
 //! with it the robustness to small changes; docs/faces.md has the validation). With `tilt`,
 //! every copy is turned about the centre by up to `MAX_TILT` degrees either way (validated
-//! without gain, so not in the default). Training draws
-//! one variant per batch row. More variants cost one trunk pass each (the bulk of the training
-//! time) for more robustness to pose, framing, distance and lighting.
+//! without gain, so not in the default). Training draws one variant per batch row. More
+//! variants cost one trunk pass each (the bulk of the training time) for more robustness to
+//! pose, framing, distance and lighting.
 
 use crate::error::{Error, Result};
 use crate::rng::Rng;
