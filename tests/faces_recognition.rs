@@ -124,6 +124,37 @@ fn eval_reports_every_figure_and_the_logistic_head_its_accuracy() {
     );
     assert!(logistic.to_json_line().contains("\"head\": \"logistic\""));
 
+    // With the augmented copies a model records, the unit sees more pairs (the copies' too).
+    let same_pairs = |model: &SiameseModel| {
+        model.verifier.as_ref().unwrap().description["training_pairs"]["same"]
+            .as_u64()
+            .unwrap()
+    };
+    let mut copied = f.model.clone();
+    copied.training["config"]["augment"] = "shift,brightness".into();
+    copied.training["config"]["augment_copies"] = 2.into();
+    commands::add_verifier(
+        gpu,
+        &mut copied,
+        &f.data,
+        4,
+        VerifierConfig::default(),
+        &mut Quiet,
+    )
+    .unwrap();
+    assert!(
+        same_pairs(&copied) > 3 * same_pairs(&model),
+        "{} vs {}",
+        same_pairs(&copied),
+        same_pairs(&model)
+    );
+    let originals_only = VerifierConfig {
+        augmented: false,
+        ..VerifierConfig::default()
+    };
+    commands::add_verifier(gpu, &mut copied, &f.data, 4, originals_only, &mut Quiet).unwrap();
+    assert_eq!(same_pairs(&copied), same_pairs(&model));
+
     // Saved and loaded with its verifier.
     let dir = TempDir::new("recognition-verifier");
     let path = dir.path().join("m.safetensors");

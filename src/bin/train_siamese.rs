@@ -194,6 +194,10 @@ struct TrainVerifierArgs {
     /// Seed of the drawing of different-identity pairs.
     #[arg(long, default_value_t = VerifierConfig::default().seed)]
     seed: u64,
+    /// Pair only the photos, not also the augmented copies the model was trained on (faster:
+    /// the copies cost one trunk pass per copy and view; the unit generalises far worse).
+    #[arg(long)]
+    originals_only: bool,
     #[arg(long)]
     quiet: bool,
 }
@@ -471,6 +475,7 @@ fn train_verifier(gpu: &Gpu, args: TrainVerifierArgs) -> Result<()> {
         steps: args.steps,
         learning_rate: args.learning_rate,
         seed: args.seed,
+        augmented: !args.originals_only,
         ..VerifierConfig::default()
     };
     let mut progress = Bars::new(args.quiet, None);

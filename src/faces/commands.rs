@@ -393,20 +393,40 @@ pub fn add_verifier(
     let folder = training_folder(data, holdout_identities, progress)?;
     progress.stage("loading images", 0);
     let images = folder.load(preprocess_of(&model.spec))?;
-    let embeddings = embed_images(gpu, model, &images.data, progress)?;
+    let (inputs, labels) = if config.augmented {
+        augmented_variants(model, &images)?
+    } else {
+        (images.data.clone(), images.labels.clone())
+    };
+    let embeddings = embed_images(gpu, model, &inputs, progress)?;
     progress.stage("training the verifier", 0);
-    let verifier = train_verifier(
-        gpu,
-        &embeddings,
-        model.embedding_dim(),
-        &images.labels,
-        config,
-    )?;
+    let verifier = train_verifier(gpu, &embeddings, model.embedding_dim(), &labels, config)?;
     let accuracy = verifier.description["training_balanced_accuracy"]
         .as_f64()
         .unwrap_or(f64::NAN);
     model.verifier = Some(verifier);
     Ok(accuracy)
+}
+
+/// Every variant of every image that the model was trained on (its recorded augmentation and
+/// seed), with their labels.
+fn augmented_variants(model: &SiameseModel, images: &LoadedImages) -> Result<(Vec<f32>, Vec<u32>)> {
+    let config = &model.training["config"];
+    let missing = || Error::Invalid("the model does not record its augmentation".into());
+    let augment = Augment::parse(
+        config["augment"].as_str().ok_or_else(missing)?,
+        config["augment_copies"].as_u64().ok_or_else(missing)? as usize,
+    )?;
+    let seed = config["seed"].as_u64().ok_or_else(missing)?;
+    let (w, h) = (model.spec.trunk.width, model.spec.trunk.height);
+    let (mut inputs, mut labels) = (Vec::new(), Vec::new());
+    for v in 0..augment.variants() {
+        for i in 0..images.len() {
+            inputs.extend(augment.variant(images.image(i), w, h, v, i, seed));
+            labels.push(images.labels[i]);
+        }
+    }
+    Ok((inputs, labels))
 }
 
 /// `enroll`: adds (or replaces) `name` in the gallery at `gallery` (created if missing) from the
