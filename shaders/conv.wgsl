@@ -189,6 +189,31 @@ fn input_offset4(z: vec4<i32>, y: vec4<i32>, x: vec4<i32>) -> vec4<i32> {
     return (z * i32(p.in_h) + y) * i32(p.in_w) + x;
 }
 
+// The forward GEMM's columns `cols` (batch * out positions + out position): the input position
+// of tap 0 and the offset of x there; columns past N get z = OUTSIDE, which no tap brings inside.
+fn forward_columns(cols: vec4<u32>) -> Coords4 {
+    let at = split4(cols, out_radix());
+    var g: Coords4;
+    g.z = at.z * i32(p.stride_d) - i32(p.pad_d);
+    g.y = at.y * i32(p.stride_h) - i32(p.pad_h);
+    g.x = at.x * i32(p.stride_w) - i32(p.pad_w);
+    g.base = at.base * i32(p.c * p.in_spatial) + input_offset4(g.z, g.y, g.x);
+    g.z = select(vec4(OUTSIDE), g.z, cols < vec4(p.gemm_n));
+    return g;
+}
+
+// The input-gradient GEMM's columns `cols` (batch * in positions + in position), as (batch
+// offset into dy, z, y, x) shifted by the padding; columns past N get z = OUTSIDE.
+fn backward_input_columns(cols: vec4<u32>) -> Coords4 {
+    let at = split4(cols, in_radix());
+    var g: Coords4;
+    g.base = at.base * i32(p.o * p.out_spatial);
+    g.z = select(vec4(OUTSIDE), at.z + i32(p.pad_d), cols < vec4(p.gemm_n));
+    g.y = at.y + i32(p.pad_h);
+    g.x = at.x + i32(p.pad_w);
+    return g;
+}
+
 // z / s where z is a whole multiple of s; for other z the result q has q * s != z. Float
 // division keeps this vectorised (integer division is not, on CPU drivers). Exact for
 // |z| < 2^22, which the host guarantees for every coordinate that can be in range: z + 0.5 is
@@ -335,14 +360,7 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     // B[k][col] = x[batch, c, position * stride - pad + tap * dilation] for
     // col = batch * out positions + out position, k = c * taps + tap.
     let sb = staging(lid, BN);
-    let cols = tile.n0 + sb.col + LANES;
-    let at = split4(cols, out_radix());
-    var g: Coords4;
-    g.z = at.z * i32(p.stride_d) - i32(p.pad_d);
-    g.y = at.y * i32(p.stride_h) - i32(p.pad_h);
-    g.x = at.x * i32(p.stride_w) - i32(p.pad_w);
-    g.base = at.base * i32(p.c * p.in_spatial) + input_offset4(g.z, g.y, g.x);
-    g.z = select(vec4(OUTSIDE), g.z, cols < vec4(p.gemm_n));
+    let g = forward_columns(tile.n0 + sb.col + LANES);
     var b_tap = split_index(sb.row, kernel_radix());  // (c, kz, ky, kx) of row k0 + sb.row
     let slice_step = split_index(BK, kernel_radix());
 
@@ -423,13 +441,7 @@ fn backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     // B[k][col] = dy[batch, o, (position + pad - tap * dilation) / stride] where that is a whole
     // output position, for col = batch * in positions + in position.
     let sb = staging(lid, BN);
-    let cols = tile.n0 + sb.col + LANES;
-    let at = split4(cols, in_radix());
-    var g: Coords4;
-    g.base = at.base * i32(p.o * p.out_spatial);
-    g.z = select(vec4(OUTSIDE), at.z + i32(p.pad_d), cols < vec4(p.gemm_n));
-    g.y = at.y + i32(p.pad_h);
-    g.x = at.x + i32(p.pad_w);
+    let g = backward_input_columns(tile.n0 + sb.col + LANES);
     var b_tap = split_index(sb.row, kernel_radix());
     let slice_step = split_index(BK, kernel_radix());
     let stride = vec3(i32(p.stride_d), i32(p.stride_h), i32(p.stride_w));

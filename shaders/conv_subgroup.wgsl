@@ -72,15 +72,7 @@ struct ForwardGather {
 }
 
 fn forward_gather(tile: BcastTile) -> ForwardGather {
-    let cols = tile.n + LANES;
-    let at = split4(cols, out_radix());
-    var g: Coords4;
-    g.z = at.z * i32(p.stride_d) - i32(p.pad_d);
-    g.y = at.y * i32(p.stride_h) - i32(p.pad_h);
-    g.x = at.x * i32(p.stride_w) - i32(p.pad_w);
-    g.base = at.base * i32(p.c * p.in_spatial) + input_offset4(g.z, g.y, g.x);
-    g.z = select(vec4(OUTSIDE), g.z, cols < vec4(p.gemm_n));
-    return ForwardGather(g, Digits(0u, 0u, 0u, 0u));
+    return ForwardGather(forward_columns(tile.n + LANES), Digits(0u, 0u, 0u, 0u));
 }
 
 // B's rows k0..k0+3 (column kk is row k0 + kk).
@@ -237,14 +229,7 @@ fn store_dx_tile(tile: BcastTile, m0: u32, acc: AccRows) {
 // B's columns: this invocation's 4 input positions (plus padding), as (batch offset into dy,
 // z, y, x); columns past N get z = OUTSIDE, which no tap brings inside.
 fn backward_input_gather(tile: BcastTile) -> Coords4 {
-    let cols = tile.n + LANES;
-    let at = split4(cols, in_radix());
-    var g: Coords4;
-    g.base = at.base * i32(p.o * p.out_spatial);
-    g.z = select(vec4(OUTSIDE), at.z + i32(p.pad_d), cols < vec4(p.gemm_n));
-    g.y = at.y + i32(p.pad_h);
-    g.x = at.x + i32(p.pad_w);
-    return g;
+    return backward_input_columns(tile.n + LANES);
 }
 
 @compute @workgroup_size(64)
