@@ -13,7 +13,7 @@ use super::embed::{trunk_weights, ImageRunner, ProjectionRunner};
 use super::gallery::{Gallery, Identification, Verification};
 use super::metrics::{self, Metrics, Pairs};
 use super::model::SiameseModel;
-use super::network::fingerprint;
+use super::network::{fingerprint, NetworkSpec};
 use super::train::{collapse_advice, EpochStats, TrainConfig, Trainer, TrainingSet};
 use super::verifier::{train_verifier, VerifierConfig};
 use crate::error::{Error, Result};
@@ -111,6 +111,20 @@ fn data_fingerprint(folder: &ImageFolder, preprocess: Preprocess) -> String {
     fingerprint(&[text.as_bytes()])
 }
 
+/// Variant `variant` (see `faces::augment`) of every image, at the network's input size.
+fn variant_of_each(
+    augment: &Augment,
+    spec: &NetworkSpec,
+    images: &LoadedImages,
+    variant: usize,
+    seed: u64,
+) -> Vec<f32> {
+    let (width, height) = (spec.trunk.width, spec.trunk.height);
+    (0..images.len())
+        .flat_map(|i| augment.variant(images.image(i), width, height, variant, i, seed))
+        .collect()
+}
+
 /// The descriptors of every variant of every image (see `faces::augment`), variant-major.
 fn training_descriptors(
     gpu: &Gpu,
@@ -126,17 +140,7 @@ fn training_descriptors(
     progress.stage("trunk features", n * variants);
     let mut descriptors = Vec::with_capacity(variants * n * spec.descriptor_len()?);
     for v in 0..variants {
-        let mut inputs = Vec::with_capacity(images.data.len());
-        for i in 0..n {
-            inputs.extend(config.augment.variant(
-                images.image(i),
-                spec.trunk.width,
-                spec.trunk.height,
-                v,
-                i,
-                config.seed,
-            ));
-        }
+        let inputs = variant_of_each(&config.augment, spec, images, v, config.seed);
         descriptors.extend(runner.run(gpu, &inputs, &mut |done| progress.advance(v * n + done))?);
     }
     Ok(descriptors)
@@ -418,15 +422,11 @@ fn augmented_variants(model: &SiameseModel, images: &LoadedImages) -> Result<(Ve
         config["augment_copies"].as_u64().ok_or_else(missing)? as usize,
     )?;
     let seed = config["seed"].as_u64().ok_or_else(missing)?;
-    let (w, h) = (model.spec.trunk.width, model.spec.trunk.height);
-    let (mut inputs, mut labels) = (Vec::new(), Vec::new());
-    for v in 0..augment.variants() {
-        for i in 0..images.len() {
-            inputs.extend(augment.variant(images.image(i), w, h, v, i, seed));
-            labels.push(images.labels[i]);
-        }
-    }
-    Ok((inputs, labels))
+    let variants = augment.variants();
+    let inputs = (0..variants)
+        .flat_map(|v| variant_of_each(&augment, &model.spec, images, v, seed))
+        .collect();
+    Ok((inputs, images.labels.repeat(variants)))
 }
 
 /// `enroll`: adds (or replaces) `name` in the gallery at `gallery` (created if missing) from the
