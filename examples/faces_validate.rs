@@ -612,8 +612,10 @@ fn eval(args: &BTreeMap<String, String>) -> Result<()> {
         Rng::new(1000 + split as u64).shuffle(&mut order);
         let train_ids = &order[..n_train];
         let is_train = |label: u32| train_ids.contains(&label);
-        let mut descriptors = descriptors.clone();
+        // The aligned descriptors depend on the split's template, so they are made per split.
+        let mut aligned = Vec::new();
         if align >= 0 {
+            aligned = descriptors.clone();
             let mut template = vec![0f64; d];
             for i in (0..cache.n).filter(|&i| is_train(cache.labels[i])) {
                 for (t, x) in template.iter_mut().zip(&grid_descriptors[orig][3][i]) {
@@ -661,10 +663,11 @@ fn eval(args: &BTreeMap<String, String>) -> Result<()> {
                             *s += x;
                         }
                     }
-                    descriptors[v][i] = sum;
+                    aligned[v][i] = sum;
                 }
             }
         }
+        let descriptors = if align >= 0 { &aligned } else { &descriptors };
         let mut x = Vec::new();
         let mut y = Vec::new();
         for &v in &variants {
