@@ -4,12 +4,14 @@
 //! identity: its wrong one-shot decisions as probe and as gallery image (the protocol of
 //! `train_siamese eval`: in round r the r-th image of every identity is the gallery), the mean
 //! and largest squared distance between its own images, the distance to the nearest image of
-//! anyone else, and each image's errors as probe; then which identities are taken for which.
+//! anyone else, and each image's errors as probe; then which identities are taken for which;
+//! with zoom alignment, the zoom each image of a person with errors is viewed at.
 
 use std::collections::BTreeMap;
 
 use wgnn::faces::commands::{embed_images, preprocess_of, Quiet};
 use wgnn::faces::dataset::ImageFolder;
+use wgnn::faces::embed::{trunk_weights, ImageRunner};
 use wgnn::faces::metrics::squared_l2;
 use wgnn::faces::model::SiameseModel;
 use wgnn::{Error, Gpu, Result};
@@ -87,6 +89,27 @@ fn main() -> Result<()> {
     confusions.sort_by(|a, b| b.1.cmp(&a.1));
     for ((probe, taken), count) in confusions {
         println!("{} taken for {}: {count}", name(probe), name(taken));
+    }
+    if let (Some(range), Some(aligner)) = (model.spec.align, &model.aligner) {
+        let stage = model.spec.alignment_stage();
+        let mut runner = ImageRunner::descriptors(&gpu, &stage, &trunk_weights(&gpu)?, None)?;
+        let descriptors = runner.run(&gpu, &images.data, &mut |_| {})?;
+        let d = stage.descriptor_len()?;
+        for (&label, own) in &images_of {
+            if own.iter().all(|&i| as_probe[i] == 0) {
+                continue;
+            }
+            let zooms: Vec<String> = own
+                .iter()
+                .map(|&i| {
+                    format!(
+                        "{:.3}",
+                        aligner.view_zoom(&descriptors[i * d..][..d], range)
+                    )
+                })
+                .collect();
+            println!("{} viewed at zooms [{}]", name(label), zooms.join(", "));
+        }
     }
     Ok(())
 }

@@ -67,6 +67,7 @@ fn spec() -> NetworkSpec {
         },
         mirror: true,
         zooms: vec![1.0],
+        align: None,
     }
 }
 

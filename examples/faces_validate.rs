@@ -3,8 +3,8 @@
 //! `faces_validate features --data DIR --holdout K --kinds KIND,... --out FEATURES` reads only
 //! the identities that `train_siamese train --holdout-identities K` trains on (the last K are
 //! never opened), runs the frozen SqueezeNet (`width=184 height=224` by default, image and
-//! mirror image) on each variant kind of each image, and stores fire3-fire9 average-pooled to
-//! several grids.
+//! mirror image) on each variant kind of each image, and stores fire3-fire9 average-pooled
+//! (`gem=P`: pooled by the generalised mean of exponent P) to several grids.
 //!
 //! `faces_validate dump --data DIR --out PNG` draws a few images with their `mild`, `pert`,
 //! `full1` and `cam` variants.
@@ -26,17 +26,21 @@
 //! scored by one-shot identification and EER on each probe kind. Keys:
 //! `levels=fire5:4x3,fire7:1x1`, `variants=orig,aug1` (the training variants),
 //! `probes=orig,pert`, `dim=128`, `shrink=0.25`, `sqrt=0|1` (signed square root of pooled cells
-//! before the L2 norm), `splits=20`, `train=20`, `mirror=1`, `tta=z+,z-` (sum each kind's
+//! before the L2 norm), `cellnorm=0|1` (each grid cell's channels L2-normalised on their own
+//! first), `splits=20`, `train=20`, `mirror=1`, `tta=z+,z-` (sum each kind's
 //! descriptor with those of its `KIND@VIEW` kinds, as the network's zoomed views do),
 //! `width=184 height=224` (the features' input size), `align=K` (per image, the view of zoom
 //! 1.077^k, k in -K..=K, that `estimator=cos` (nearest the mean training descriptor) or
 //! `estimator=reg` (a ridge regression of the zoom, `ridge=0.1`) picks, summed with `spread=1`
-//! neighbours; needs the `@z0.8` .. `@z1.25` views).
+//! neighbours; needs the `@z0.8` .. `@z1.25` views); with `estimator=reg soft=1` the zoom is
+//! predicted once from the image itself and the views are interpolated to it (a continuous
+//! alignment).
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::time::Instant;
 
+use wgnn::faces::align::ZoomRegressor;
 use wgnn::faces::augment::{rotated, shifted, zoomed, Augment};
 use wgnn::faces::commands::preprocess_of;
 use wgnn::faces::dataset::ImageFolder;
@@ -79,6 +83,7 @@ fn spec(width: usize, height: usize) -> NetworkSpec {
         },
         mirror: true,
         zooms: vec![1.0],
+        align: None,
     }
 }
 
@@ -97,8 +102,10 @@ fn layout(spec: &NetworkSpec) -> Result<(BTreeMap<(String, [usize; 2]), (usize, 
     Ok((at, offset))
 }
 
-/// Average pooling of `[c, h, w]` over `grid_pooling` windows, channel-major like the network.
-fn pool(map: &[f32], [c, h, w]: [usize; 3], grid: [usize; 2], out: &mut Vec<f32>) {
+/// Average pooling of `[c, h, w]` over `grid_pooling` windows, channel-major like the network;
+/// with `gem` = p > 1 the generalised mean `(mean x^p)^(1/p)` instead (the maps are ReLU
+/// outputs, so never negative).
+fn pool(map: &[f32], [c, h, w]: [usize; 3], grid: [usize; 2], gem: f32, out: &mut Vec<f32>) {
     let p = grid_pooling([h, w], grid);
     let (kh, kw) = (p.kernel[0], p.kernel[1]);
     let (sh, sw) = (p.stride[0], p.stride[1]);
@@ -109,10 +116,14 @@ fn pool(map: &[f32], [c, h, w]: [usize; 3], grid: [usize; 2], out: &mut Vec<f32>
                 let mut s = 0f32;
                 for y in r * sh..r * sh + kh {
                     for x in q * sw..q * sw + kw {
-                        s += plane[y * w + x];
+                        s += if gem == 1.0 {
+                            plane[y * w + x]
+                        } else {
+                            plane[y * w + x].max(0.0).powf(gem)
+                        };
                     }
                 }
-                out.push(s / (kh * kw) as f32);
+                out.push((s / (kh * kw) as f32).powf(1.0 / gem));
             }
         }
     }
@@ -242,6 +253,7 @@ fn features(args: &BTreeMap<String, String>) -> Result<()> {
     let (training, _) = folder.split_holdout(holdout)?;
     let size = |key: &str, default: usize| args.get(key).map_or(default, |v| v.parse().unwrap());
     let spec = spec(size("width", 184), size("height", 224));
+    let gem: f32 = args.get("gem").map_or(1.0, |v| v.parse().unwrap());
     let preprocess = preprocess_of(&spec);
     let images = training.load(preprocess)?;
     let gpu = Gpu::new()?;
@@ -304,7 +316,7 @@ fn features(args: &BTreeMap<String, String>) -> Result<()> {
                 for (layer, dims) in LAYERS.iter().zip(&maps) {
                     let len: usize = dims.iter().product();
                     for grid in grids(layer) {
-                        pool(&pass[offset..offset + len], *dims, grid, &mut values);
+                        pool(&pass[offset..offset + len], *dims, grid, gem, &mut values);
                     }
                     offset += len;
                 }
@@ -320,6 +332,7 @@ fn features(args: &BTreeMap<String, String>) -> Result<()> {
         "kinds": kinds,
         "width": w,
         "height": h,
+        "gem": gem,
     })
     .to_string();
     let mut file = std::fs::File::create(out).map_err(|e| Error::file(out, e))?;
@@ -452,7 +465,11 @@ impl Cache {
 
 struct Design {
     blocks: Vec<(usize, usize)>,
+    /// Grid cells of each block.
+    cells: Vec<usize>,
     sqrt: bool,
+    /// Each cell's channel vector L2-normalised on its own (then the block as a whole).
+    cellnorm: bool,
     mirror: bool,
 }
 
@@ -463,11 +480,19 @@ impl Design {
         for pass in 0..1 + self.mirror as usize {
             let values = cache.pass(variant, image, pass);
             let mut at = 0;
-            for &(offset, len) in &self.blocks {
+            for (&(offset, len), &cells) in self.blocks.iter().zip(&self.cells) {
                 let mut part: Vec<f32> = values[offset..offset + len].to_vec();
                 if self.sqrt {
                     part.iter_mut()
                         .for_each(|x| *x = x.signum() * x.abs().sqrt());
+                }
+                if self.cellnorm && cells > 1 {
+                    // Channel-major: cell k's values are k, k + cells, k + 2 cells, ...
+                    for k in 0..cells {
+                        let norm = part[k..].iter().step_by(cells).map(|x| x * x).sum::<f32>();
+                        let norm = norm.sqrt().max(1e-12);
+                        part[k..].iter_mut().step_by(cells).for_each(|x| *x /= norm);
+                    }
                 }
                 let norm = part.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
                 for (s, x) in sum[at..at + len].iter_mut().zip(&part) {
@@ -502,10 +527,12 @@ fn eval(args: &BTreeMap<String, String>) -> Result<()> {
     let height: usize = get("height", "224").parse().unwrap();
     let (layout, _) = layout(&spec(width, height))?;
     let mut keep = Vec::new();
+    let mut cells = Vec::new();
     for text in get("levels", "fire5:4x3,fire7:1x1").split(',') {
         let level = Level::parse(text)?;
         for grid in level.grids {
             keep.push(layout[&(level.layer.clone(), grid)]);
+            cells.push(grid[0] * grid[1]);
         }
     }
     let cache = Cache::load_all(&args["features"], &keep);
@@ -523,7 +550,9 @@ fn eval(args: &BTreeMap<String, String>) -> Result<()> {
     }
     let design = Design {
         blocks,
+        cells,
         sqrt: get("sqrt", "0") == "1",
+        cellnorm: get("cellnorm", "0") == "1",
         mirror: get("mirror", "1") == "1",
     };
     let variants: Vec<usize> = get("variants", "orig,aug1")
@@ -580,6 +609,7 @@ fn eval(args: &BTreeMap<String, String>) -> Result<()> {
     // its `spread` neighbours on that grid.
     let align: i32 = get("align", "-1").parse().unwrap();
     let spread: i32 = get("spread", "1").parse().unwrap();
+    let soft = get("soft", "0") == "1";
     const GRID: [&str; 7] = ["z0.8", "z0.862", "z0.926", "", "z1.08", "z1.16", "z1.25"];
     let grid_descriptors: Vec<Vec<Vec<Vec<f32>>>> = if align < 0 {
         Vec::new()
@@ -629,20 +659,19 @@ fn eval(args: &BTreeMap<String, String>) -> Result<()> {
             // `estimator=reg`: ridge regression of the log zoom on the descriptors of the
             // training identities' views; the view whose predicted log zoom is nearest 0 wins.
             let regression = (get("estimator", "cos") == "reg").then(|| {
-                let mut xs: Vec<&[f32]> = Vec::new();
+                let mut xs = Vec::new();
                 let mut ys = Vec::new();
                 for i in (0..cache.n).filter(|&i| is_train(cache.labels[i])) {
                     for (k, per_image) in grid_descriptors[orig].iter().enumerate() {
-                        xs.push(&per_image[i]);
+                        xs.extend_from_slice(&per_image[i]);
                         ys.push((k as f64 - 3.0) * 1.077f64.ln());
                     }
                 }
-                ridge_zoom_regression(&xs, &ys, d, get("ridge", "0.1").parse().unwrap())
+                let ridge = get("ridge", "0.1").parse().unwrap();
+                ZoomRegressor::fit(&xs, d, &ys, ridge).unwrap()
             });
             let score = |x: &[f32]| match &regression {
-                Some((w, bias)) => {
-                    -(bias + w.iter().zip(x).map(|(a, b)| a * *b as f64).sum::<f64>()).abs()
-                }
+                Some(regressor) => -regressor.log_zoom(x).abs(),
                 None => cosine(x),
             };
             for (v, per_view) in grid_descriptors.iter().enumerate() {
@@ -650,6 +679,31 @@ fn eval(args: &BTreeMap<String, String>) -> Result<()> {
                     continue;
                 }
                 for i in 0..cache.n {
+                    if let (true, Some(regressor)) = (soft, &regression) {
+                        // The zoom predicted from the image itself, as a fractional view
+                        // index; views summed at t - 1, t, t + 1, each interpolated linearly
+                        // between its two neighbours on the grid.
+                        let x = &per_view[3][i];
+                        let log_zoom = regressor.log_zoom(x);
+                        let t = (3.0 - log_zoom / 1.077f64.ln())
+                            .clamp((3 - align + spread) as f64, (3 + align - spread) as f64);
+                        picked[t.round() as usize] += 1;
+                        let mut sum = vec![0f32; d];
+                        for j in -spread..=spread {
+                            let at = t + j as f64;
+                            let (lo, frac) = (at.floor(), at - at.floor());
+                            for (k, weight) in [(lo as usize, 1.0 - frac), (lo as usize + 1, frac)]
+                            {
+                                if weight > 0.0 {
+                                    for (s, x) in sum.iter_mut().zip(&per_view[k][i]) {
+                                        *s += weight as f32 * x;
+                                    }
+                                }
+                            }
+                        }
+                        aligned[v][i] = sum;
+                        continue;
+                    }
                     let best = (3 - align..=3 + align)
                         .max_by(|&a, &b| {
                             score(&per_view[a as usize][i])
@@ -732,72 +786,6 @@ fn eval(args: &BTreeMap<String, String>) -> Result<()> {
     }
     println!("{line}");
     Ok(())
-}
-
-/// Ridge regression of `ys` on the descriptors `xs` (each `d` long), solved in its dual form
-/// (fewer samples than dimensions) by Cholesky: the weights and the bias.
-fn ridge_zoom_regression(xs: &[&[f32]], ys: &[f64], d: usize, ridge: f64) -> (Vec<f64>, f64) {
-    let m = xs.len();
-    let mut mu = vec![0f64; d];
-    for x in xs {
-        for (a, b) in mu.iter_mut().zip(x.iter()) {
-            *a += *b as f64 / m as f64;
-        }
-    }
-    let ybar = ys.iter().sum::<f64>() / m as f64;
-    let centred: Vec<Vec<f64>> = xs
-        .iter()
-        .map(|x| x.iter().zip(&mu).map(|(a, b)| *a as f64 - b).collect())
-        .collect();
-    let mut kernel = vec![0f64; m * m];
-    for a in 0..m {
-        for b in 0..=a {
-            let v: f64 = centred[a].iter().zip(&centred[b]).map(|(p, q)| p * q).sum();
-            kernel[a * m + b] = v;
-            kernel[b * m + a] = v;
-        }
-    }
-    let trace = (0..m).map(|a| kernel[a * m + a]).sum::<f64>() / m as f64;
-    for a in 0..m {
-        kernel[a * m + a] += ridge * trace;
-    }
-    // Cholesky, then two triangular solves.
-    for j in 0..m {
-        let mut diag = kernel[j * m + j];
-        for k in 0..j {
-            diag -= kernel[j * m + k] * kernel[j * m + k];
-        }
-        let diag = diag.sqrt();
-        kernel[j * m + j] = diag;
-        for i in j + 1..m {
-            let mut v = kernel[i * m + j];
-            for k in 0..j {
-                v -= kernel[i * m + k] * kernel[j * m + k];
-            }
-            kernel[i * m + j] = v / diag;
-        }
-    }
-    let mut alpha: Vec<f64> = ys.iter().map(|y| y - ybar).collect();
-    for i in 0..m {
-        for k in 0..i {
-            alpha[i] -= kernel[i * m + k] * alpha[k];
-        }
-        alpha[i] /= kernel[i * m + i];
-    }
-    for i in (0..m).rev() {
-        for k in i + 1..m {
-            alpha[i] -= kernel[k * m + i] * alpha[k];
-        }
-        alpha[i] /= kernel[i * m + i];
-    }
-    let mut w = vec![0f64; d];
-    for (a, row) in alpha.iter().zip(&centred) {
-        for (wi, x) in w.iter_mut().zip(row) {
-            *wi += a * x;
-        }
-    }
-    let bias = ybar - w.iter().zip(&mu).map(|(a, b)| a * b).sum::<f64>();
-    (w, bias)
 }
 
 fn main() -> Result<()> {

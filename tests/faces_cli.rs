@@ -142,6 +142,9 @@ fn help_explains_every_subcommand_and_flag_with_defaults() {
         "--checkpoint-every",
         "--resume",
         "--log-json",
+        "--zooms",
+        "--align",
+        "--align-range",
     ] {
         assert!(
             train.contains(flag),
@@ -392,6 +395,15 @@ fn bad_inputs_fail_with_a_message_and_write_nothing() {
     ];
     args.extend_from_slice(TINY);
     fails(&args, "NaN");
+    for (range, message) in [
+        ("1.2", "give two zooms MIN,MAX"),
+        ("1.2,1.3", "zoom alignment range"),
+    ] {
+        let mut args = vec!["train", "--data", s(&f.data), "--out", &out];
+        args.extend_from_slice(TINY);
+        args.extend_from_slice(&["--align", "--align-range", range]);
+        fails(&args, message);
+    }
     assert!(!Path::new(&out).exists());
 
     // A model file that is not a wgnn model.

@@ -1,13 +1,16 @@
 //! The Siamese network: the reshape op it needs, the descriptor against a CPU reference, mirror
-//! symmetry, and the model file (round trip, same bytes, rejection of other files).
+//! symmetry, zoom alignment, and the model file (round trip, same bytes, rejection of other
+//! files).
 mod common;
 mod faces_support;
 
 use std::collections::BTreeMap;
 
 use common::{assert_close, eval, gpu, graph_vjp, tensor, to_f32, to_f64};
-use faces_support::{tiny_network_with_views, TempDir, ORL};
+use faces_support::{tiny_network_aligned, tiny_network_with_views, TempDir, ORL};
 use serde_json::json;
+use wgnn::faces::align::ZoomRegressor;
+use wgnn::faces::augment::zoomed;
 use wgnn::faces::dataset::{load_image, Preprocess};
 use wgnn::faces::embed::{trunk_weights, DescriptorRunner, ImageRunner};
 use wgnn::faces::model::{LogisticVerifier, SiameseModel, FORMAT};
@@ -149,7 +152,7 @@ fn network_input_holds_each_zoomed_view_then_its_mirror_image() {
     let spec = tiny_network_with_views();
     let (w, h) = (spec.trunk.width, spec.trunk.height);
     let image = orl_images(&spec, &["s6/4.pgm"]);
-    let input = spec.network_input(&image);
+    let input = spec.network_input(&image, 1.0);
     assert_eq!(input.len(), spec.passes() * 3 * w * h);
     let view = |k: usize| &input[k * 3 * w * h..][..3 * w * h];
     let mirror = |x: &[f32]| -> Vec<f32> {
@@ -185,6 +188,14 @@ fn network_input_holds_each_zoomed_view_then_its_mirror_image() {
     }
     assert_ne!(view(2), &image[..]);
     assert_eq!(view(3), &mirror(view(2))[..]);
+
+    // About another base zoom (alignment), every view is scaled by it too.
+    let aligned = spec.network_input(&image, 0.9);
+    let view = |k: usize| &aligned[k * 3 * w * h..][..3 * w * h];
+    assert_eq!(view(0), &zoomed(&image, w, h, 0.9)[..]);
+    assert_eq!(view(1), &mirror(view(0))[..]);
+    assert_eq!(view(2), &zoomed(&image, w, h, 0.9 * 1.1)[..]);
+    assert_eq!(view(3), &mirror(view(2))[..]);
 }
 
 #[test]
@@ -199,14 +210,125 @@ fn a_network_description_without_zooms_is_the_image_alone() {
     description["zooms"] = json!([1.0, 3.0]);
     let error = NetworkSpec::from_json(&description).unwrap_err();
     assert!(error.contains("between 0.5 and 2"), "{error}");
+
+    // Zoom alignment round-trips; models from before it have none.
+    let spec = tiny_network_aligned();
+    let mut description = spec.to_json();
+    assert_eq!(NetworkSpec::from_json(&description).unwrap(), spec);
+    description.as_object_mut().unwrap().remove("align");
+    assert_eq!(NetworkSpec::from_json(&description).unwrap().align, None);
+    let mut bad = spec.clone();
+    bad.align = Some([1.1, 1.25]);
+    assert!(bad
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("zoom alignment range"));
 }
 
-/// An untrained model of the tiny network with zoomed views.
+/// Faces the test regressor is fit on (and the alignment test runs on).
+const ALIGN_FILES: [&str; 4] = ["s2/1.pgm", "s9/5.pgm", "s17/3.pgm", "s23/8.pgm"];
+
+/// A zoom regressor for `spec` that predicts random log zooms in [-0.2, 0.2] for the
+/// `ALIGN_FILES` faces (fit on them), so that they are viewed at several zooms.
+fn random_regressor(spec: &NetworkSpec, seed: u64) -> ZoomRegressor {
+    let gpu = gpu();
+    let stage = spec.alignment_stage();
+    let weights = trunk_weights(gpu).unwrap();
+    let mut runner = ImageRunner::descriptors(gpu, &stage, &weights, None).unwrap();
+    let descriptors = runner
+        .run(gpu, &orl_images(spec, &ALIGN_FILES), &mut |_| {})
+        .unwrap();
+    let mut rng = Rng::new(seed);
+    let targets: Vec<f64> = ALIGN_FILES.iter().map(|_| rng.range(-0.2, 0.2)).collect();
+    ZoomRegressor::fit(
+        &descriptors,
+        stage.descriptor_len().unwrap(),
+        &targets,
+        1e-3,
+    )
+    .unwrap()
+}
+
+/// An untrained model of the tiny network with zoomed views and zoom alignment.
 fn random_model(seed: u64) -> SiameseModel {
     let gpu = gpu();
-    let spec = tiny_network_with_views();
+    let spec = tiny_network_aligned();
     let head = spec.init_head(gpu, &mut Rng::new(seed)).unwrap();
-    SiameseModel::new(gpu, spec, head, 0.75, json!({"note": "test"})).unwrap()
+    let regressor = random_regressor(&spec, seed);
+    SiameseModel::new(
+        gpu,
+        spec,
+        head,
+        Some(regressor),
+        0.75,
+        json!({"note": "test"}),
+    )
+    .unwrap()
+}
+
+#[test]
+fn an_aligned_network_views_each_image_at_the_zoom_its_descriptor_predicts() {
+    let gpu = gpu();
+    let model = random_model(6);
+    let spec = &model.spec;
+    let aligner = model.aligner.as_ref().unwrap();
+    let files = ALIGN_FILES;
+    let images = orl_images(spec, &files);
+    let mut embedder = ImageRunner::embeddings(gpu, spec, &model.head, Some(aligner)).unwrap();
+    let mut progress = Vec::new();
+    let aligned = embedder
+        .run(gpu, &images, &mut |done| progress.push(done))
+        .unwrap();
+    // Progress counts trunk passes: 2 for the alignment stage, 4 for the views, per image.
+    assert_eq!(embedder.passes_per_image(), 6);
+    assert_eq!(progress.last(), Some(&(files.len() * 6)));
+
+    // By hand: the alignment stage's descriptors, the regressor's zooms, the network there.
+    let weights = trunk_weights(gpu).unwrap();
+    let stage = spec.alignment_stage();
+    let mut first = ImageRunner::descriptors(gpu, &stage, &weights, None).unwrap();
+    let descriptors = first.run(gpu, &images, &mut |_| {}).unwrap();
+    let d = stage.descriptor_len().unwrap();
+    let zooms: Vec<f64> = descriptors
+        .chunks_exact(d)
+        .map(|x| {
+            let zoom = (-aligner.log_zoom(x)).exp().clamp(0.8, 1.25);
+            assert_eq!(zoom, aligner.view_zoom(x, [0.8, 1.25]));
+            zoom
+        })
+        .collect();
+    assert!(
+        zooms.iter().any(|&z| z != zooms[0]) && zooms.iter().all(|&z| z != 1.0),
+        "the test's regressor should pick several zooms: {zooms:?}"
+    );
+    let unaligned = NetworkSpec {
+        align: None,
+        ..spec.clone()
+    };
+    let mut plain = ImageRunner::embeddings(gpu, &unaligned, &model.head, None).unwrap();
+    let expected = plain.run_at(gpu, &images, &zooms, &mut |_| {}).unwrap();
+    assert_eq!(aligned, expected);
+    let at_one = plain.run(gpu, &images, &mut |_| {}).unwrap();
+    assert_ne!(aligned, at_one);
+
+    // An aligned network needs its regressor, of the descriptor's length.
+    let missing = ImageRunner::embeddings(gpu, spec, &model.head, None);
+    assert!(missing
+        .err()
+        .unwrap()
+        .to_string()
+        .contains("no zoom regressor"));
+    let short = ZoomRegressor {
+        weight: vec![0.0; d - 1],
+        bias: 0.0,
+    };
+    let wrong = ImageRunner::embeddings(gpu, spec, &model.head, Some(&short));
+    assert!(wrong
+        .err()
+        .unwrap()
+        .to_string()
+        .contains("weights for descriptors"));
 }
 
 #[test]
@@ -218,7 +340,8 @@ fn a_face_and_its_mirror_image_get_the_same_embedding() {
     for row in mirrored.chunks_exact_mut(model.spec.trunk.width) {
         row.reverse();
     }
-    let mut embedder = ImageRunner::embeddings(gpu, &model.spec, &model.head).unwrap();
+    let mut embedder =
+        ImageRunner::embeddings(gpu, &model.spec, &model.head, model.aligner.as_ref()).unwrap();
     let both: Vec<f32> = image.iter().chain(&mirrored).copied().collect();
     let e = embedder.run(gpu, &both, &mut |_| {}).unwrap();
     let d = model.embedding_dim();
@@ -250,6 +373,7 @@ fn the_model_file_round_trips_and_the_same_model_gives_the_same_bytes() {
     assert_eq!(loaded.spec, model.spec);
     assert_eq!(loaded.threshold, model.threshold);
     assert_eq!(loaded.verifier, model.verifier);
+    assert_eq!(loaded.aligner, model.aligner);
     assert_eq!(loaded.fingerprint, model.fingerprint);
     assert_eq!(
         loaded.head.to_host(gpu).unwrap(),
@@ -265,6 +389,31 @@ fn the_model_file_round_trips_and_the_same_model_gives_the_same_bytes() {
     without.verifier = None;
     assert_eq!(without.fingerprint, model.fingerprint);
     assert_ne!(random_model(4).fingerprint, model.fingerprint);
+    // ... and the zoom regressor, which decides the embeddings too.
+    let mut other = model.aligner.clone().unwrap();
+    other.bias += 0.01;
+    let moved = SiameseModel::new(
+        gpu,
+        model.spec.clone(),
+        model.head.clone(),
+        Some(other),
+        model.threshold,
+        json!({}),
+    )
+    .unwrap();
+    assert_ne!(moved.fingerprint, model.fingerprint);
+    let unaligned = SiameseModel::new(
+        gpu,
+        model.spec.clone(),
+        model.head.clone(),
+        None,
+        model.threshold,
+        json!({}),
+    );
+    assert!(
+        unaligned.is_err(),
+        "an aligned network without its regressor"
+    );
 }
 
 fn load_error(path: &std::path::Path) -> String {

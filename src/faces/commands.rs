@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use serde_json::json;
 
+use super::align::{self, ZoomRegressor};
 use super::augment::Augment;
 use super::dataset::{load_image, ImageFolder, LoadedImages, Preprocess};
 use super::embed::{trunk_weights, ImageRunner, ProjectionRunner};
@@ -17,6 +18,7 @@ use super::network::{fingerprint, NetworkSpec};
 use super::train::{collapse_advice, EpochStats, TrainConfig, Trainer, TrainingSet};
 use super::verifier::{train_verifier, VerifierConfig};
 use crate::error::{Error, Result};
+use crate::nn::ParamStore;
 use crate::Gpu;
 
 /// Reports progress; every method has a do-nothing default.
@@ -125,23 +127,81 @@ fn variant_of_each(
         .collect()
 }
 
+/// The zoom regressor of an aligned network (`faces::align`), fit on the training photos
+/// viewed at known zooms, and the zoom it views each photo at; `None` when the network does not
+/// align.
+fn fit_zoom_regressor(
+    gpu: &Gpu,
+    spec: &NetworkSpec,
+    trunk_weights: &ParamStore,
+    images: &LoadedImages,
+    progress: &mut dyn Progress,
+) -> Result<Option<(ZoomRegressor, Vec<f64>)>> {
+    let Some(range) = spec.align else {
+        return Ok(None);
+    };
+    let stage = spec.alignment_stage();
+    let mut runner = ImageRunner::descriptors(gpu, &stage, trunk_weights, None)?;
+    let zooms = align::fit_zooms();
+    let n = images.len();
+    let passes = stage.passes();
+    progress.stage("zoom alignment views", zooms.len() * n * passes);
+    let mut descriptors = Vec::with_capacity(zooms.len() * n * stage.descriptor_len()?);
+    let mut log_zooms = Vec::with_capacity(zooms.len() * n);
+    for (k, &zoom) in zooms.iter().enumerate() {
+        let at = vec![zoom; n];
+        descriptors.extend(runner.run_at(gpu, &images.data, &at, &mut |done| {
+            progress.advance((k * n + done) * passes)
+        })?);
+        log_zooms.extend(std::iter::repeat_n(zoom.ln(), n));
+    }
+    progress.stage("zoom regression", 0);
+    let d = stage.descriptor_len()?;
+    let regressor = ZoomRegressor::fit(&descriptors, d, &log_zooms, align::RIDGE)?;
+    // The photos' own alignment, from their descriptors at zoom 1, which the fit computed.
+    let at_one = zooms
+        .iter()
+        .position(|&z| z == 1.0)
+        .expect("zoom 1 among the fit's");
+    let own: Vec<f64> = descriptors[at_one * n * d..][..n * d]
+        .chunks_exact(d)
+        .map(|x| regressor.view_zoom(x, range))
+        .collect();
+    Ok(Some((regressor, own)))
+}
+
 /// The descriptors of every variant of every image (see `faces::augment`), variant-major.
+/// With alignment, `alignment` holds the regressor and the zooms it views the photos
+/// themselves (variant 0) at.
 fn training_descriptors(
     gpu: &Gpu,
     config: &TrainConfig,
+    trunk_weights: &ParamStore,
+    alignment: Option<&(ZoomRegressor, Vec<f64>)>,
     images: &LoadedImages,
     progress: &mut dyn Progress,
 ) -> Result<Vec<f32>> {
     let spec = &config.network;
-    let weights = trunk_weights(gpu)?;
-    let mut runner = ImageRunner::descriptors(gpu, spec, &weights)?;
+    let regressor = alignment.map(|(r, _)| r);
+    let mut runner = ImageRunner::descriptors(gpu, spec, trunk_weights, regressor)?;
     let variants = config.augment.variants();
     let n = images.len();
-    progress.stage("trunk features", n * variants);
+    let per_variant = n * runner.passes_per_image();
+    progress.stage("trunk features", variants * per_variant);
     let mut descriptors = Vec::with_capacity(variants * n * spec.descriptor_len()?);
     for v in 0..variants {
         let inputs = variant_of_each(&config.augment, spec, images, v, config.seed);
-        descriptors.extend(runner.run(gpu, &inputs, &mut |done| progress.advance(v * n + done))?);
+        let before = v * per_variant;
+        descriptors.extend(match alignment {
+            // The photos' alignment stage ran in the fit already.
+            Some((_, photo_zooms)) if v == 0 => {
+                let (skipped, passes) = (per_variant - n * spec.passes(), spec.passes());
+                runner.run_at(gpu, &inputs, photo_zooms, &mut |done| {
+                    progress.advance(before + skipped + done * passes)
+                })?
+            }
+            _ => runner.run(gpu, &inputs, &mut |done| progress.advance(before + done))?,
+        });
     }
     Ok(descriptors)
 }
@@ -184,7 +244,10 @@ pub fn train(gpu: &Gpu, request: &TrainRequest, progress: &mut dyn Progress) -> 
     let images = folder.load(preprocess)?;
 
     let trunk_started = Instant::now();
-    let descriptors = training_descriptors(gpu, config, &images, progress)?;
+    let weights = trunk_weights(gpu)?;
+    let alignment = fit_zoom_regressor(gpu, &config.network, &weights, &images, progress)?;
+    let descriptors =
+        training_descriptors(gpu, config, &weights, alignment.as_ref(), &images, progress)?;
     let trunk_seconds = trunk_started.elapsed().as_secs_f64();
     let set = TrainingSet {
         descriptors,
@@ -245,6 +308,7 @@ pub fn train(gpu: &Gpu, request: &TrainRequest, progress: &mut dyn Progress) -> 
         gpu,
         config.network.clone(),
         trainer.head().clone(),
+        alignment.map(|(regressor, _)| regressor),
         threshold,
         training,
     )?;
@@ -264,9 +328,10 @@ pub fn embed_images(
     images: &[f32],
     progress: &mut dyn Progress,
 ) -> Result<Vec<f32>> {
-    let mut embedder = ImageRunner::embeddings(gpu, &model.spec, &model.head)?;
+    let mut embedder =
+        ImageRunner::embeddings(gpu, &model.spec, &model.head, model.aligner.as_ref())?;
     let n = images.len() / (3 * model.spec.trunk.width * model.spec.trunk.height);
-    progress.stage("embedding", n);
+    progress.stage("embedding", n * embedder.passes_per_image());
     embedder.run(gpu, images, &mut |done| progress.advance(done))
 }
 

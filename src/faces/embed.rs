@@ -1,7 +1,10 @@
 //! Running the network on images (`ImageRunner`: to trunk maps, to descriptors, which training
 //! precomputes, or to embeddings) and the head's parts on their own. All are compiled plans of a
 //! fixed batch size; a short last batch is padded with zeros and the padding rows are dropped.
+//! With zoom alignment an image runs in two stages: the alignment stage's descriptor, then the
+//! network on the image viewed at the zoom the regressor picks from it.
 
+use super::align::ZoomRegressor;
 use super::network::{NetworkSpec, TRUNK_ARCHITECTURE};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, NodeId, Plan, PlanSpec};
@@ -90,8 +93,13 @@ impl BatchedPlan {
     }
 }
 
-/// Network inputs (see `NetworkSpec::network_input`) of images `[N, 3, H, W]`.
-fn network_inputs(spec: &NetworkSpec, images: &[f32]) -> Result<Vec<f32>> {
+/// Network inputs (see `NetworkSpec::network_input`) of images `[N, 3, H, W]`, each viewed at
+/// its base zoom (`None`: all at 1).
+fn network_inputs(
+    spec: &NetworkSpec,
+    images: &[f32],
+    base_zooms: Option<&[f64]>,
+) -> Result<Vec<f32>> {
     let len = 3 * spec.trunk.height * spec.trunk.width;
     if !images.len().is_multiple_of(len) {
         return Err(Error::shape(
@@ -104,13 +112,83 @@ fn network_inputs(spec: &NetworkSpec, images: &[f32]) -> Result<Vec<f32>> {
             ),
         ));
     }
-    if !spec.mirror && spec.zooms == [1.0] {
+    let n = images.len() / len;
+    if base_zooms.is_some_and(|z| z.len() != n) {
+        return Err(Error::shape(
+            "embed",
+            format!("{n} images but {} zooms", base_zooms.unwrap().len()),
+        ));
+    }
+    if !spec.mirror && spec.zooms == [1.0] && base_zooms.is_none() {
         return Ok(images.to_vec());
     }
     Ok(images
         .chunks_exact(len)
-        .flat_map(|image| spec.network_input(image))
+        .enumerate()
+        .flat_map(|(i, image)| spec.network_input(image, base_zooms.map_or(1.0, |z| z[i])))
         .collect())
+}
+
+/// The first stage of an aligned network: the descriptor of each image as it is, and the
+/// regressor that turns it into the zoom to view the image at.
+struct AlignmentStage {
+    descriptors: BatchedPlan,
+    spec: NetworkSpec,
+    regressor: ZoomRegressor,
+    range: [f64; 2],
+}
+
+impl AlignmentStage {
+    fn compile(
+        gpu: &Gpu,
+        spec: &NetworkSpec,
+        params: &ParamStore,
+        regressor: Option<&ZoomRegressor>,
+    ) -> Result<Option<Self>> {
+        let Some(range) = spec.align else {
+            return Ok(None);
+        };
+        let regressor = regressor.ok_or_else(|| {
+            Error::Invalid("the network aligns zooms but no zoom regressor was given".into())
+        })?;
+        let stage = spec.alignment_stage();
+        if regressor.weight.len() != stage.descriptor_len()? {
+            return Err(Error::shape(
+                "zoom alignment",
+                format!(
+                    "the regressor has {} weights for descriptors of {} values",
+                    regressor.weight.len(),
+                    stage.descriptor_len()?
+                ),
+            ));
+        }
+        let item = [3 * stage.passes(), stage.trunk.height, stage.trunk.width];
+        let descriptors = BatchedPlan::compile(gpu, &item, params, |g, x| {
+            let trunk = stage.build_trunk(g, x)?;
+            stage.build_descriptor(g, trunk)
+        })?;
+        Ok(Some(Self {
+            descriptors,
+            spec: stage,
+            regressor: regressor.clone(),
+            range,
+        }))
+    }
+
+    /// The zoom each image is to be viewed at.
+    fn zooms(
+        &mut self,
+        gpu: &Gpu,
+        images: &[f32],
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Vec<f64>> {
+        let inputs = network_inputs(&self.spec, images, None)?;
+        let descriptors = self.descriptors.run(gpu, &inputs, progress)?;
+        Ok(descriptors
+            .chunks_exact(self.descriptors.output_len)
+            .map(|d| self.regressor.view_zoom(d, self.range))
+            .collect())
+    }
 }
 
 /// A compiled plan from RGB images `[N, 3, H, W]` in [0, 1] to one output per image: the trunk
@@ -119,6 +197,7 @@ fn network_inputs(spec: &NetworkSpec, images: &[f32]) -> Result<Vec<f32>> {
 pub struct ImageRunner {
     inner: BatchedPlan,
     spec: NetworkSpec,
+    alignment: Option<AlignmentStage>,
 }
 
 impl ImageRunner {
@@ -126,6 +205,7 @@ impl ImageRunner {
         gpu: &Gpu,
         spec: &NetworkSpec,
         params: &ParamStore,
+        regressor: Option<&ZoomRegressor>,
         build: impl FnOnce(&mut Graph, NodeId) -> Result<NodeId>,
     ) -> Result<Self> {
         spec.validate()?;
@@ -133,18 +213,32 @@ impl ImageRunner {
         Ok(Self {
             inner: BatchedPlan::compile(gpu, &item, params, build)?,
             spec: spec.clone(),
+            alignment: AlignmentStage::compile(gpu, spec, params, regressor)?,
         })
     }
 
-    /// The frozen trunk: images to trunk maps (`NetworkSpec::trunk_len` values per image).
+    /// The frozen trunk: images to trunk maps (`NetworkSpec::trunk_len` values per image), at
+    /// zoom 1 or at the zooms given to `run_at` (the spec's own alignment is not applied).
     pub fn trunk(gpu: &Gpu, spec: &NetworkSpec, trunk_weights: &ParamStore) -> Result<Self> {
-        Self::compile(gpu, spec, trunk_weights, |g, x| spec.build_trunk(g, x))
+        let spec = NetworkSpec {
+            align: None,
+            ..spec.clone()
+        };
+        Self::compile(gpu, &spec, trunk_weights, None, |g, x| {
+            spec.build_trunk(g, x)
+        })
     }
 
     /// The frozen part of the network, trunk and descriptor: images to descriptors `[N, d]`,
-    /// what training caches (the descriptor has no parameters).
-    pub fn descriptors(gpu: &Gpu, spec: &NetworkSpec, trunk_weights: &ParamStore) -> Result<Self> {
-        Self::compile(gpu, spec, trunk_weights, |g, x| {
+    /// what training caches (the descriptor has no parameters). `regressor` aligns the zoom
+    /// when the spec asks for alignment.
+    pub fn descriptors(
+        gpu: &Gpu,
+        spec: &NetworkSpec,
+        trunk_weights: &ParamStore,
+        regressor: Option<&ZoomRegressor>,
+    ) -> Result<Self> {
+        Self::compile(gpu, spec, trunk_weights, regressor, |g, x| {
             let trunk = spec.build_trunk(g, x)?;
             spec.build_descriptor(g, trunk)
         })
@@ -152,12 +246,17 @@ impl ImageRunner {
 
     /// The whole network: images to embeddings `[N, D]`. `head` holds the head's parameters;
     /// the trunk's are the embedded weights.
-    pub fn embeddings(gpu: &Gpu, spec: &NetworkSpec, head: &ParamStore) -> Result<Self> {
+    pub fn embeddings(
+        gpu: &Gpu,
+        spec: &NetworkSpec,
+        head: &ParamStore,
+        regressor: Option<&ZoomRegressor>,
+    ) -> Result<Self> {
         let mut params = trunk_weights(gpu)?;
         for (name, tensor) in head.iter() {
             params.insert(name, tensor.clone());
         }
-        Self::compile(gpu, spec, &params, |g, x| {
+        Self::compile(gpu, spec, &params, regressor, |g, x| {
             let trunk = spec.build_trunk(g, x)?;
             spec.build_head(g, trunk)
         })
@@ -168,14 +267,46 @@ impl ImageRunner {
         self.inner.output_len
     }
 
-    /// Runs RGB images `[N, 3, H, W]` in [0, 1], calling `progress(done)` after each batch.
+    /// Trunk passes per image, the unit of `run`'s progress: the network's, plus the
+    /// alignment stage's.
+    pub fn passes_per_image(&self) -> usize {
+        self.spec.passes() + self.alignment.as_ref().map_or(0, |a| a.spec.passes())
+    }
+
+    /// Runs RGB images `[N, 3, H, W]` in [0, 1] (aligning their zooms when the network does),
+    /// calling `progress(passes done)` after each batch.
     pub fn run(
         &mut self,
         gpu: &Gpu,
         images: &[f32],
         progress: &mut dyn FnMut(usize),
     ) -> Result<Vec<f32>> {
-        let inputs = network_inputs(&self.spec, images)?;
+        let Some(alignment) = &mut self.alignment else {
+            let passes = self.spec.passes();
+            let inputs = network_inputs(&self.spec, images, None)?;
+            return self
+                .inner
+                .run(gpu, &inputs, &mut |done| progress(done * passes));
+        };
+        let first = alignment.spec.passes();
+        let zooms = alignment.zooms(gpu, images, &mut |done| progress(done * first))?;
+        let (n, passes) = (zooms.len(), self.spec.passes());
+        let inputs = network_inputs(&self.spec, images, Some(&zooms))?;
+        self.inner.run(gpu, &inputs, &mut |done| {
+            progress(n * first + done * passes)
+        })
+    }
+
+    /// Runs images each viewed at its own zoom (`zooms`, one per image) instead of aligning
+    /// them; calls `progress(images done)`.
+    pub fn run_at(
+        &mut self,
+        gpu: &Gpu,
+        images: &[f32],
+        zooms: &[f64],
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Vec<f32>> {
+        let inputs = network_inputs(&self.spec, images, Some(zooms))?;
         self.inner.run(gpu, &inputs, progress)
     }
 }

@@ -4,6 +4,7 @@
 //! - [`network`]: the frozen SqueezeNet trunk, the descriptor and the trained head, as graphs.
 //! - [`embed`]: compiled plans from images to trunk maps, descriptors and embeddings.
 //! - [`whitening`]: the head's closed-form starting point (learned whitening).
+//! - [`align`]: per-image zoom alignment (a regression of the zoom on the descriptor).
 //! - [`train`]: triplet training on precomputed trunk maps, checkpoints.
 //! - [`augment`]: the fixed augmented variants of training images.
 //! - [`verifier`]: a logistic unit on |f(x1) - f(x2)|.
@@ -19,6 +20,7 @@
 //! - [`roc_plot`]: the ROC curve as a PNG.
 //! - [`atomic_file`]: writes that never leave a half-written file.
 
+pub mod align;
 pub mod atomic_file;
 pub mod augment;
 pub mod commands;

@@ -9,23 +9,30 @@
 //!   the training identities);
 //! - `verifier`: `none`, or a JSON description of the logistic unit (tensors `verifier.weight`
 //!   [1, D] and `verifier.bias` [1]);
+//! - with zoom alignment (`network.align`), the zoom regressor: tensors `align.weight` [1, d]
+//!   (d: the descriptor's length) and `align.bias` [1];
 //! - `training`: the training settings and data, for the record (JSON).
 //!
 //! The model's fingerprint (which galleries record) hashes what decides the embeddings: the
-//! network description, the trunk fingerprint and the head's weights; training a verifier does
-//! not change it.
+//! network description, the trunk fingerprint, the head's weights and the zoom regressor;
+//! training a verifier does not change it.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::Value;
 
+use super::align::ZoomRegressor;
 use super::network::{fingerprint, trunk_fingerprint, NetworkSpec};
 use crate::error::{Error, Result};
 use crate::nn::{read_safetensors_metadata, ParamStore};
 use crate::Gpu;
 
 pub const FORMAT: &str = "wgnn-siamese-v1";
+
+/// Tensor names of the zoom regressor in a model file.
+pub const ALIGN_WEIGHT: &str = "align.weight";
+pub const ALIGN_BIAS: &str = "align.bias";
 
 /// A logistic unit on `|f(x1) - f(x2)|`: `P(same) = sigmoid(weight . |f1 - f2| + bias)`.
 #[derive(Clone, Debug, PartialEq)]
@@ -55,6 +62,8 @@ pub struct SiameseModel {
     pub spec: NetworkSpec,
     /// The head's parameters (`head.*`), on the GPU.
     pub head: ParamStore,
+    /// The zoom regressor, when the network aligns zooms.
+    pub aligner: Option<ZoomRegressor>,
     pub threshold: f32,
     pub verifier: Option<LogisticVerifier>,
     /// Training settings and data (JSON), for the record.
@@ -64,18 +73,26 @@ pub struct SiameseModel {
 }
 
 impl SiameseModel {
-    /// Assembles a model, computing its fingerprint from the head's weights.
+    /// Assembles a model, computing its fingerprint from the head's weights; `aligner` must be
+    /// given exactly when the network aligns zooms.
     pub fn new(
         gpu: &Gpu,
         spec: NetworkSpec,
         head: ParamStore,
+        aligner: Option<ZoomRegressor>,
         threshold: f32,
         training: Value,
     ) -> Result<Self> {
-        let fingerprint = model_fingerprint(gpu, &spec, &head)?;
+        if spec.align.is_some() != aligner.is_some() {
+            return Err(Error::Invalid(
+                "a network aligns zooms exactly when it has a zoom regressor".into(),
+            ));
+        }
+        let fingerprint = model_fingerprint(gpu, &spec, &head, aligner.as_ref())?;
         Ok(Self {
             spec,
             head,
+            aligner,
             threshold,
             verifier: None,
             training,
@@ -92,6 +109,11 @@ impl SiameseModel {
         let mut store = ParamStore::new();
         for (name, tensor) in self.head.iter() {
             store.insert(name, tensor.clone());
+        }
+        if let Some(aligner) = &self.aligner {
+            let d = aligner.weight.len();
+            store.insert_f32(gpu, ALIGN_WEIGHT, [1, d], &aligner.weight)?;
+            store.insert_f32(gpu, ALIGN_BIAS, [1], &[aligner.bias])?;
         }
         let verifier = match &self.verifier {
             None => "none".to_string(),
@@ -186,6 +208,11 @@ impl SiameseModel {
             expected.push(("verifier.weight".into(), crate::Shape::from([1, d])));
             expected.push(("verifier.bias".into(), crate::Shape::from([1])));
         }
+        if spec.align.is_some() {
+            let d = spec.descriptor_len()?;
+            expected.push((ALIGN_WEIGHT.into(), crate::Shape::from([1, d])));
+            expected.push((ALIGN_BIAS.into(), crate::Shape::from([1])));
+        }
         let stored = ParamStore::load_for(gpu, path, &expected)?;
         let mut head = ParamStore::new();
         for (name, tensor) in stored.iter().filter(|(n, _)| n.starts_with("head.")) {
@@ -202,10 +229,18 @@ impl SiameseModel {
         } else {
             None
         };
-        let fingerprint = model_fingerprint(gpu, &spec, &head)?;
+        let aligner = match spec.align {
+            None => None,
+            Some(_) => Some(ZoomRegressor {
+                weight: stored.get(ALIGN_WEIGHT).unwrap().to_vec(gpu)?,
+                bias: stored.get(ALIGN_BIAS).unwrap().to_vec(gpu)?[0],
+            }),
+        };
+        let fingerprint = model_fingerprint(gpu, &spec, &head, aligner.as_ref())?;
         Ok(Self {
             spec,
             head,
+            aligner,
             threshold,
             verifier,
             training,
@@ -214,8 +249,14 @@ impl SiameseModel {
     }
 }
 
-/// Hash of the network description, the trunk fingerprint and the head's weights (name order).
-fn model_fingerprint(gpu: &Gpu, spec: &NetworkSpec, head: &ParamStore) -> Result<String> {
+/// Hash of the network description, the trunk fingerprint, the head's weights (name order) and
+/// the zoom regressor.
+fn model_fingerprint(
+    gpu: &Gpu,
+    spec: &NetworkSpec,
+    head: &ParamStore,
+    aligner: Option<&ZoomRegressor>,
+) -> Result<String> {
     let network = spec.to_json().to_string();
     let trunk = trunk_fingerprint();
     let host = head.to_host(gpu)?;
@@ -229,5 +270,17 @@ fn model_fingerprint(gpu: &Gpu, spec: &NetworkSpec, head: &ParamStore) -> Result
         .collect();
     let mut parts: Vec<&[u8]> = vec![network.as_bytes(), trunk.as_bytes()];
     parts.extend(bytes.iter().map(Vec::as_slice));
+    // Only aligned models hash a regressor, so that other models keep their fingerprints.
+    let aligner: Option<Vec<u8>> = aligner.map(|a| {
+        let mut b = ALIGN_WEIGHT.as_bytes().to_vec();
+        b.extend(
+            a.weight
+                .iter()
+                .chain([&a.bias])
+                .flat_map(|v| v.to_le_bytes()),
+        );
+        b
+    });
+    parts.extend(aligner.as_deref());
     Ok(fingerprint(&parts))
 }

@@ -15,6 +15,10 @@
 //! - **Zoomed views** (`zooms`): the same again on the image scaled about its centre by each
 //!   factor (1 is the image itself), all outputs summed, so that a face photographed a little
 //!   closer or further away gets nearly the same embedding.
+//! - **Zoom alignment** (`align`): before all that, the descriptor of the image as it is (with
+//!   its mirror image) predicts how much larger or smaller than usual the face is, and the views
+//!   are taken about the inverse zoom (`faces::align`), so faces photographed closer or further
+//!   away reach the head at about one scale.
 //!
 //! The trunk is frozen and the descriptor has no parameters, so training computes the
 //! descriptor once per image (and augmented variant) and runs only the projection per step; see
@@ -68,11 +72,18 @@ pub struct NetworkSpec {
     /// Views summed like the mirror image: the image scaled about its centre by each factor
     /// (bilinear, edges replicated; 1 is the image itself), each view with its mirror image.
     pub zooms: Vec<f64>,
+    /// Zoom alignment (`faces::align`): `Some([min, max])`, the zooms a face may be viewed at
+    /// (the views of `zooms` are taken about it); the regressor is stored in the model.
+    pub align: Option<[f64; 2]>,
 }
 
 /// The default views: the image, 8 % closer and 8 % further away (1 / 1.08, rounded so that
 /// `--help` shows it plainly; docs/faces.md).
 pub const DEFAULT_ZOOMS: [f64; 3] = [1.0, 1.08, 0.926];
+
+/// The range of aligned zooms that `--align` uses unless told: 1.077^-2 to 1.077^2 (the range
+/// validated in docs/faces.md, "Zoom alignment").
+pub const DEFAULT_ALIGN_RANGE: [f64; 2] = [0.862, 1.16];
 
 impl Default for NetworkSpec {
     /// The defaults of `train_siamese train` (chosen on held-out training identities, see
@@ -98,6 +109,7 @@ impl Default for NetworkSpec {
             },
             mirror: true,
             zooms: DEFAULT_ZOOMS.to_vec(),
+            align: None,
         }
     }
 }
@@ -172,6 +184,14 @@ impl NetworkSpec {
                 "zoomed views {:?}: give one or more factors between 0.5 and 2 (1 is the image itself)",
                 self.zooms
             )));
+        }
+        if let Some([min, max]) = self.align {
+            if !(0.5..=1.0).contains(&min) || !(1.0..=2.0).contains(&max) {
+                return Err(Error::Invalid(format!(
+                    "zoom alignment range [{min}, {max}]: give a minimum in [0.5, 1] and a \
+                     maximum in [1, 2]"
+                )));
+            }
         }
         for level in &self.head.levels {
             if !LAYERS.contains(&level.layer.as_str()) {
@@ -256,12 +276,14 @@ impl NetworkSpec {
         Ok(self.passes() * self.pass_len()?)
     }
 
-    /// The network's input for one image `[3, height, width]` (RGB in [0, 1]): per zoomed
-    /// view, the view, then (with `mirror`) its mirror image, `[3 * passes, height, width]`.
-    pub fn network_input(&self, image: &[f32]) -> Vec<f32> {
+    /// The network's input for one image `[3, height, width]` (RGB in [0, 1]) viewed at
+    /// `base_zoom` (1 without alignment): per zoomed view (`base_zoom` times each of `zooms`),
+    /// the view, then (with `mirror`) its mirror image, `[3 * passes, height, width]`.
+    pub fn network_input(&self, image: &[f32], base_zoom: f64) -> Vec<f32> {
         let (width, height) = (self.trunk.width, self.trunk.height);
         let mut input = Vec::with_capacity(image.len() * self.passes());
         for &zoom in &self.zooms {
+            let zoom = base_zoom * zoom;
             let view = if zoom == 1.0 {
                 image.to_vec()
             } else {
@@ -303,6 +325,16 @@ impl NetworkSpec {
             Ok(maps[0])
         } else {
             g.concat_channels(&maps)
+        }
+    }
+
+    /// The first stage of an aligned network: the same descriptor on the image as it is (with
+    /// its mirror image), from which the aligner predicts the zoom.
+    pub fn alignment_stage(&self) -> NetworkSpec {
+        NetworkSpec {
+            zooms: vec![1.0],
+            align: None,
+            ..self.clone()
         }
     }
 
@@ -409,7 +441,7 @@ impl NetworkSpec {
 
     /// The description stored in a model file's metadata.
     pub fn to_json(&self) -> Value {
-        json!({
+        let mut description = json!({
             "trunk": {
                 "architecture": "squeezenet1_1",
                 "weights": "embedded ImageNet weights (torchvision squeezenet1_1)",
@@ -433,7 +465,16 @@ impl NetworkSpec {
             },
             "mirror": self.mirror,
             "zooms": self.zooms,
-        })
+        });
+        // Only aligned networks say so, so that other models keep their bytes and fingerprints.
+        if let Some([min, max]) = self.align {
+            description["align"] = json!({
+                "min_zoom": min,
+                "max_zoom": max,
+                "how": "ridge regression of the log zoom on the descriptor of the image as it is (align.weight, align.bias); the views are taken about the inverse of the predicted zoom, clamped to [min_zoom, max_zoom]",
+            });
+        }
+        description
     }
 
     /// Reads what `to_json` wrote.
@@ -479,6 +520,17 @@ impl NetworkSpec {
                     .as_array()
                     .and_then(|z| z.iter().map(Value::as_f64).collect::<Option<Vec<_>>>())
                     .ok_or("network description: `zooms` is not a list of numbers")?,
+            },
+            // Models written before zoom alignment had none.
+            align: match &value["align"] {
+                Value::Null => None,
+                align => Some(
+                    align["min_zoom"]
+                        .as_f64()
+                        .zip(align["max_zoom"].as_f64())
+                        .map(|(min, max)| [min, max])
+                        .ok_or("network description: `align` has no min_zoom and max_zoom")?,
+                ),
             },
         };
         spec.validate().map_err(|e| e.to_string())?;

@@ -45,28 +45,14 @@ pub fn learned_whitening(
             ),
         ));
     }
-    let mut mean = vec![0f64; d];
-    for row in descriptors.chunks_exact(d) {
-        for (m, &x) in mean.iter_mut().zip(row) {
-            *m += x as f64;
-        }
-    }
-    mean.iter_mut().for_each(|m| *m /= n as f64);
-    let centred: Vec<Vec<f64>> = descriptors
-        .chunks_exact(d)
-        .map(|row| row.iter().zip(&mean).map(|(&x, m)| x as f64 - m).collect())
-        .collect();
+    let CentredRows {
+        mean,
+        rows: centred,
+        gram,
+    } = centred_rows(descriptors, d);
 
     // Principal directions from the Gram matrix: if G u = l u with G = Xc Xc^T, then
     // v = Xc^T u / sqrt(l) is a unit principal direction with variance l / n.
-    let mut gram = vec![0f64; n * n];
-    for i in 0..n {
-        for j in i..n {
-            let s = dot(&centred[i], &centred[j]);
-            gram[i * n + j] = s;
-            gram[j * n + i] = s;
-        }
-    }
     let (values, vectors) = symmetric_eigen(gram, n);
     let largest = values.first().copied().unwrap_or(0.0);
     let k = values
@@ -145,6 +131,39 @@ pub fn learned_whitening(
         weight,
         bias,
     })
+}
+
+/// Rows of `[n, d]` centred on their mean, in f64, and their `n x n` Gram matrix: what the
+/// whitening and the zoom regression (`faces::align`) both start from.
+pub(crate) struct CentredRows {
+    pub mean: Vec<f64>,
+    pub rows: Vec<Vec<f64>>,
+    /// `rows[i] . rows[j]`, row-major.
+    pub gram: Vec<f64>,
+}
+
+pub(crate) fn centred_rows(descriptors: &[f32], d: usize) -> CentredRows {
+    let n = descriptors.len() / d;
+    let mut mean = vec![0f64; d];
+    for row in descriptors.chunks_exact(d) {
+        for (m, &x) in mean.iter_mut().zip(row) {
+            *m += x as f64;
+        }
+    }
+    mean.iter_mut().for_each(|m| *m /= n as f64);
+    let rows: Vec<Vec<f64>> = descriptors
+        .chunks_exact(d)
+        .map(|row| row.iter().zip(&mean).map(|(&x, m)| x as f64 - m).collect())
+        .collect();
+    let mut gram = vec![0f64; n * n];
+    for i in 0..n {
+        for j in i..n {
+            let s = dot(&rows[i], &rows[j]);
+            gram[i * n + j] = s;
+            gram[j * n + i] = s;
+        }
+    }
+    CentredRows { mean, rows, gram }
 }
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {

@@ -113,6 +113,7 @@ pub fn tiny_network() -> wgnn::faces::network::NetworkSpec {
         },
         mirror: true,
         zooms: vec![1.0],
+        align: None,
     }
 }
 
@@ -123,6 +124,16 @@ pub fn tiny_network_with_views() -> wgnn::faces::network::NetworkSpec {
     wgnn::faces::network::NetworkSpec {
         zooms: vec![1.0, 1.1],
         ..tiny_network()
+    }
+}
+
+/// The tiny network with its views taken about an aligned zoom in [0.8, 1.25] (the zoom
+/// regressor is fit in training, or given).
+#[allow(dead_code)]
+pub fn tiny_network_aligned() -> wgnn::faces::network::NetworkSpec {
+    wgnn::faces::network::NetworkSpec {
+        align: Some([0.8, 1.25]),
+        ..tiny_network_with_views()
     }
 }
 
