@@ -355,6 +355,30 @@ fn a_face_and_its_mirror_image_get_the_same_embedding() {
 }
 
 #[test]
+fn many_images_give_what_each_gives_alone() {
+    // More images than one chunk of network inputs (32), and a short last chunk and batch.
+    let gpu = gpu();
+    let model = random_model(7);
+    let files: Vec<String> = (1..=4)
+        .flat_map(|s| (1..=10).map(move |i| format!("s{s}/{i}.pgm")))
+        .take(37)
+        .collect();
+    let names: Vec<&str> = files.iter().map(String::as_str).collect();
+    let images = orl_images(&model.spec, &names);
+    let mut embedder =
+        ImageRunner::embeddings(gpu, &model.spec, &model.head, model.aligner.as_ref()).unwrap();
+    let all = embedder.run(gpu, &images, &mut |_| {}).unwrap();
+    let len = images.len() / files.len();
+    let d = model.embedding_dim();
+    for k in [0, 8, 31, 32, 36] {
+        let alone = embedder
+            .run(gpu, &images[k * len..(k + 1) * len], &mut |_| {})
+            .unwrap();
+        assert_eq!(alone, &all[k * d..(k + 1) * d], "image {k}");
+    }
+}
+
+#[test]
 fn the_model_file_round_trips_and_the_same_model_gives_the_same_bytes() {
     let gpu = gpu();
     let dir = TempDir::new("model-roundtrip");

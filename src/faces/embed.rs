@@ -129,6 +129,36 @@ fn network_inputs(
         .collect())
 }
 
+/// Images per chunk whose network inputs are built at a time: the inputs of a whole folder
+/// (6 views of 3 x 224 x 184 values per image by default) would not fit in memory.
+const CHUNK: usize = 4 * BATCH;
+
+/// Runs `plan` on the network inputs of `images` (each viewed at its base zoom, `None`: 1),
+/// building them a chunk at a time; calls `progress(images done)`.
+fn run_on_views(
+    plan: &mut BatchedPlan,
+    spec: &NetworkSpec,
+    gpu: &Gpu,
+    images: &[f32],
+    base_zooms: Option<&[f64]>,
+    progress: &mut dyn FnMut(usize),
+) -> Result<Vec<f32>> {
+    let len = 3 * spec.trunk.height * spec.trunk.width;
+    let n = images.len() / len;
+    if base_zooms.is_some_and(|z| z.len() != n) || !images.len().is_multiple_of(len) {
+        // `network_inputs` says what is wrong.
+        network_inputs(spec, images, base_zooms)?;
+    }
+    let mut outputs = Vec::with_capacity(n * plan.output_len);
+    for start in (0..n).step_by(CHUNK) {
+        let end = (start + CHUNK).min(n);
+        let zooms = base_zooms.map(|z| &z[start..end]);
+        let inputs = network_inputs(spec, &images[start * len..end * len], zooms)?;
+        outputs.extend(plan.run(gpu, &inputs, &mut |done| progress(start + done))?);
+    }
+    Ok(outputs)
+}
+
 /// The first stage of an aligned network: the descriptor of each image as it is, and the
 /// regressor that turns it into the zoom to view the image at.
 struct AlignmentStage {
@@ -182,8 +212,14 @@ impl AlignmentStage {
         images: &[f32],
         progress: &mut dyn FnMut(usize),
     ) -> Result<Vec<f64>> {
-        let inputs = network_inputs(&self.spec, images, None)?;
-        let descriptors = self.descriptors.run(gpu, &inputs, progress)?;
+        let descriptors = run_on_views(
+            &mut self.descriptors,
+            &self.spec,
+            gpu,
+            images,
+            None,
+            progress,
+        )?;
         Ok(descriptors
             .chunks_exact(self.descriptors.output_len)
             .map(|d| self.regressor.view_zoom(d, self.range))
@@ -281,20 +317,28 @@ impl ImageRunner {
         images: &[f32],
         progress: &mut dyn FnMut(usize),
     ) -> Result<Vec<f32>> {
+        let passes = self.spec.passes();
         let Some(alignment) = &mut self.alignment else {
-            let passes = self.spec.passes();
-            let inputs = network_inputs(&self.spec, images, None)?;
-            return self
-                .inner
-                .run(gpu, &inputs, &mut |done| progress(done * passes));
+            return run_on_views(
+                &mut self.inner,
+                &self.spec,
+                gpu,
+                images,
+                None,
+                &mut |done| progress(done * passes),
+            );
         };
         let first = alignment.spec.passes();
         let zooms = alignment.zooms(gpu, images, &mut |done| progress(done * first))?;
-        let (n, passes) = (zooms.len(), self.spec.passes());
-        let inputs = network_inputs(&self.spec, images, Some(&zooms))?;
-        self.inner.run(gpu, &inputs, &mut |done| {
-            progress(n * first + done * passes)
-        })
+        let skipped = zooms.len() * first;
+        run_on_views(
+            &mut self.inner,
+            &self.spec,
+            gpu,
+            images,
+            Some(&zooms),
+            &mut |done| progress(skipped + done * passes),
+        )
     }
 
     /// Runs images each viewed at its own zoom (`zooms`, one per image) instead of aligning
@@ -306,8 +350,14 @@ impl ImageRunner {
         zooms: &[f64],
         progress: &mut dyn FnMut(usize),
     ) -> Result<Vec<f32>> {
-        let inputs = network_inputs(&self.spec, images, Some(zooms))?;
-        self.inner.run(gpu, &inputs, progress)
+        run_on_views(
+            &mut self.inner,
+            &self.spec,
+            gpu,
+            images,
+            Some(zooms),
+            progress,
+        )
     }
 }
 
