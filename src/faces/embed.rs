@@ -93,12 +93,20 @@ impl BatchedPlan {
     }
 }
 
-/// Network inputs (see `NetworkSpec::network_input`) of images `[N, 3, H, W]`, each viewed at
-/// its base zoom (`None`: all at 1).
-fn network_inputs(
+/// Images per chunk whose network inputs are built at a time: the inputs of a whole folder
+/// (6 views of 3 x 224 x 184 values per image by default) would not fit in memory.
+const CHUNK: usize = 4 * BATCH;
+
+/// Runs `plan` on the network inputs (see `NetworkSpec::network_input`) of images
+/// `[N, 3, H, W]`, each viewed at its base zoom (`None`: all at 1), building the inputs a chunk
+/// at a time; calls `progress(images done)`.
+fn run_on_views(
+    plan: &mut BatchedPlan,
     spec: &NetworkSpec,
+    gpu: &Gpu,
     images: &[f32],
     base_zooms: Option<&[f64]>,
+    progress: &mut dyn FnMut(usize),
 ) -> Result<Vec<f32>> {
     let len = 3 * spec.trunk.height * spec.trunk.width;
     if !images.len().is_multiple_of(len) {
@@ -113,47 +121,28 @@ fn network_inputs(
         ));
     }
     let n = images.len() / len;
-    if base_zooms.is_some_and(|z| z.len() != n) {
+    if let Some(zooms) = base_zooms.filter(|z| z.len() != n) {
         return Err(Error::shape(
             "embed",
-            format!("{n} images but {} zooms", base_zooms.unwrap().len()),
+            format!("{n} images but {} zooms", zooms.len()),
         ));
     }
-    if !spec.mirror && spec.zooms == [1.0] && base_zooms.is_none() {
-        return Ok(images.to_vec());
-    }
-    Ok(images
-        .chunks_exact(len)
-        .enumerate()
-        .flat_map(|(i, image)| spec.network_input(image, base_zooms.map_or(1.0, |z| z[i])))
-        .collect())
-}
-
-/// Images per chunk whose network inputs are built at a time: the inputs of a whole folder
-/// (6 views of 3 x 224 x 184 values per image by default) would not fit in memory.
-const CHUNK: usize = 4 * BATCH;
-
-/// Runs `plan` on the network inputs of `images` (each viewed at its base zoom, `None`: 1),
-/// building them a chunk at a time; calls `progress(images done)`.
-fn run_on_views(
-    plan: &mut BatchedPlan,
-    spec: &NetworkSpec,
-    gpu: &Gpu,
-    images: &[f32],
-    base_zooms: Option<&[f64]>,
-    progress: &mut dyn FnMut(usize),
-) -> Result<Vec<f32>> {
-    let len = 3 * spec.trunk.height * spec.trunk.width;
-    let n = images.len() / len;
-    if base_zooms.is_some_and(|z| z.len() != n) || !images.len().is_multiple_of(len) {
-        // `network_inputs` says what is wrong.
-        network_inputs(spec, images, base_zooms)?;
-    }
+    let plain = !spec.mirror && spec.zooms == [1.0] && base_zooms.is_none();
     let mut outputs = Vec::with_capacity(n * plan.output_len);
     for start in (0..n).step_by(CHUNK) {
         let end = (start + CHUNK).min(n);
-        let zooms = base_zooms.map(|z| &z[start..end]);
-        let inputs = network_inputs(spec, &images[start * len..end * len], zooms)?;
+        let chunk = &images[start * len..end * len];
+        let inputs: Vec<f32> = if plain {
+            chunk.to_vec()
+        } else {
+            chunk
+                .chunks_exact(len)
+                .enumerate()
+                .flat_map(|(i, image)| {
+                    spec.network_input(image, base_zooms.map_or(1.0, |z| z[start + i]))
+                })
+                .collect()
+        };
         outputs.extend(plan.run(gpu, &inputs, &mut |done| progress(start + done))?);
     }
     Ok(outputs)
