@@ -1,7 +1,8 @@
 // Activations: elementwise over a flat array of `n` f32 values (any layout).
 //   forward:  y[i] = f(x[i])
 //   backward: dx[i] = dy[i] * f'(x[i]), with f' taken from x for every kind so that one rule
-//             serves all (sigmoid and tanh recompute f(x); cheaper than a second read of y).
+//             serves all (sigmoid and tanh recompute an exponential; cheaper than a second
+//             read of y).
 // One invocation per element, 256 per workgroup; the dispatch is split over x/y/z by the
 // runtime for large n.
 // kind: 0 ReLU, 1 LeakyReLU(alpha), 2 Sigmoid, 3 Tanh, 4 ELU(alpha).
@@ -52,8 +53,12 @@ fn derivative(v: f32) -> f32 {
     switch p.kind {
         case 0u: { return select(0.0, 1.0, v > 0.0); }
         case 1u: { return select(p.alpha, 1.0, v > 0.0); }
-        case 2u: { let s = sigmoid(v); return s * (1.0 - s); }
-        case 3u: { let t = tanh_stable(v); return 1.0 - t * t; }
+        // s (1 - s) and 1 - t^2 cancel where the curve saturates (relative errors of 1.4e-4
+        // for |v| < 4 on an H200, 3e-2 at |v| = 7 on lavapipe); in e = exp(-|v|) nothing
+        // subtracts:
+        // sigmoid' = e / (1 + e)^2, tanh' = 4 e^2 / (1 + e^2)^2.
+        case 2u: { let e = exp(-abs(v)); let s = 1.0 + e; return e / (s * s); }
+        case 3u: { let e = exp(-2.0 * abs(v)); let s = 1.0 + e; return 4.0 * e / (s * s); }
         default: { return select(p.alpha * exp(v), 1.0, v > 0.0); }
     }
 }

@@ -123,13 +123,23 @@ fn check_run(
     let expected: Vec<&str> = state.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, expected, "{what}: state names");
     for ((name, g), (_, r)) in run.state.iter().zip(state) {
-        assert_close(&format!("{what}: state {name}"), g, r, 1e-4, 1e-7);
+        assert_close(&format!("{what}: state {name}"), g, r, 1e-4, state_floor(r));
     }
     assert_eq!(
         run.steps_taken,
         params_after.len() as u64,
         "{what}: step count"
     );
+}
+
+/// The relative-error floor for an optimiser state: a thousandth of its largest element.
+/// `exp_avg` and momentum buffers sum signed gradients and can cancel to far below their
+/// terms, where one f32 rounding of a term (fused into an FMA by NVIDIA's driver, rounded
+/// twice by lavapipe) is a large relative error; such elements are measured against the
+/// state's scale instead. Elements near the largest are still held to `1e-4` relative.
+fn state_floor(reference: &[f64]) -> f64 {
+    let largest = reference.iter().fold(0f64, |m, v| m.max(v.abs()));
+    (1e-3 * largest).max(1e-7)
 }
 
 /// Parameters after each step, and the final state by name.
@@ -420,7 +430,7 @@ fn state_loaded_after_prepare_is_used() {
     }
     let got = download_state(&sgd);
     for ((name, g), (_, r)) in got.iter().zip(&state) {
-        assert_close(name, g, r, 1e-4, 1e-7);
+        assert_close(name, g, r, 1e-4, state_floor(r));
     }
 }
 
