@@ -34,7 +34,9 @@
 //! `estimator=reg` (a ridge regression of the zoom, `ridge=0.1`) picks, summed with `spread=1`
 //! neighbours; needs the `@z0.8` .. `@z1.25` views); with `estimator=reg soft=1` the zoom is
 //! predicted once from the image itself and the views are interpolated to it (a continuous
-//! alignment).
+//! alignment). `per_person=1` also prints, per validation person (`#k`: the k-th identity in
+//! natural order, `sk` on ORL), the share of their one-shot decisions as probe of the first
+//! probe kind that are wrong, over all splits, the worst first.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -636,6 +638,9 @@ fn eval(args: &BTreeMap<String, String>) -> Result<()> {
     };
     let orig = cache.variant("orig");
     let mut picked = vec![0usize; GRID.len()];
+    // With `per_person=1`: per identity, wrong one-shot decisions (as probe) and rounds seen.
+    let per_person = get("per_person", "0") == "1";
+    let mut person_errors = vec![[0usize; 2]; identities];
     let mut results = Vec::new();
     for split in 0..splits {
         let mut order: Vec<u32> = (0..identities as u32).collect();
@@ -744,6 +749,9 @@ fn eval(args: &BTreeMap<String, String>) -> Result<()> {
                 }
             }
             let m = metrics::evaluate(&e, map.rows, &l)?;
+            if per_person && v == probes[0] {
+                count_person_errors(&e, map.rows, &l, &mut person_errors);
+            }
             scores.push(m.one_shot_accuracy);
             scores.push(m.eer);
         }
@@ -785,7 +793,62 @@ fn eval(args: &BTreeMap<String, String>) -> Result<()> {
         line += &format!(" | picked {picked:?}");
     }
     println!("{line}");
+    if per_person {
+        let mut worst: Vec<(usize, [usize; 2])> = person_errors
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|p| p.1[1] > 0)
+            .collect();
+        let rate = |p: &(usize, [usize; 2])| p.1[0] as f64 / p.1[1] as f64;
+        worst.sort_by(|a, b| rate(b).total_cmp(&rate(a)));
+        let text: Vec<String> = worst
+            .iter()
+            .take(12)
+            .map(|(id, [wrong, seen])| format!("#{} {:.3}", id + 1, *wrong as f64 / *seen as f64))
+            .collect();
+        println!(
+            "  error rate as probe (first probe kind): {}",
+            text.join(", ")
+        );
+    }
     Ok(())
+}
+
+/// Adds each identity's wrong one-shot decisions (as the probe) and decisions made to `counts`,
+/// with the protocol of `metrics::evaluate` (gallery: the r-th image of every identity).
+fn count_person_errors(embeddings: &[f32], dim: usize, labels: &[u32], counts: &mut [[usize; 2]]) {
+    let n = labels.len();
+    let row = |i: usize| &embeddings[i * dim..(i + 1) * dim];
+    let mut members: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+    for (i, &l) in labels.iter().enumerate() {
+        members.entry(l).or_default().push(i);
+    }
+    let rounds = members.values().map(Vec::len).min().unwrap();
+    for r in 0..rounds {
+        let gallery: Vec<(u32, usize)> = members.iter().map(|(l, m)| (*l, m[r])).collect();
+        for i in 0..n {
+            if gallery.iter().any(|g| g.1 == i) {
+                continue;
+            }
+            let distance = |j: usize| -> f32 {
+                row(i)
+                    .iter()
+                    .zip(row(j))
+                    .map(|(a, b)| (a - b) * (a - b))
+                    .sum()
+            };
+            let nearest = gallery
+                .iter()
+                .min_by(|a, b| distance(a.1).total_cmp(&distance(b.1)))
+                .unwrap();
+            let counter = &mut counts[labels[i] as usize];
+            counter[1] += 1;
+            if nearest.0 != labels[i] {
+                counter[0] += 1;
+            }
+        }
+    }
 }
 
 fn main() -> Result<()> {
