@@ -462,12 +462,12 @@ pub fn add_verifier(
     let folder = training_folder(data, holdout_identities, progress)?;
     progress.stage("loading images", 0);
     let images = folder.load(preprocess_of(&model.spec))?;
-    let (inputs, labels) = if config.augmented {
-        augmented_variants(model, &images)?
+    let (embeddings, labels) = if config.augmented {
+        embed_training_variants(gpu, model, &images, progress)?
     } else {
-        (images.data.clone(), images.labels.clone())
+        let embeddings = embed_images(gpu, model, &images.data, progress)?;
+        (embeddings, images.labels.clone())
     };
-    let embeddings = embed_images(gpu, model, &inputs, progress)?;
     progress.stage("training the verifier", 0);
     let verifier = train_verifier(gpu, &embeddings, model.embedding_dim(), &labels, config)?;
     let accuracy = verifier.description["training_balanced_accuracy"]
@@ -477,9 +477,15 @@ pub fn add_verifier(
     Ok(accuracy)
 }
 
-/// Every variant of every image that the model was trained on (its recorded augmentation and
-/// seed), with their labels.
-fn augmented_variants(model: &SiameseModel, images: &LoadedImages) -> Result<(Vec<f32>, Vec<u32>)> {
+/// The embeddings of every variant of every image that the model was trained on (its recorded
+/// augmentation and seed), variant-major, with their labels. One variant's inputs are made at a
+/// time, so memory holds the photos and one copy of each rather than all the copies.
+fn embed_training_variants(
+    gpu: &Gpu,
+    model: &SiameseModel,
+    images: &LoadedImages,
+    progress: &mut dyn Progress,
+) -> Result<(Vec<f32>, Vec<u32>)> {
     let config = &model.training["config"];
     let missing = || Error::Invalid("the model does not record its augmentation".into());
     let augment = Augment::parse(
@@ -488,10 +494,18 @@ fn augmented_variants(model: &SiameseModel, images: &LoadedImages) -> Result<(Ve
     )?;
     let seed = config["seed"].as_u64().ok_or_else(missing)?;
     let variants = augment.variants();
-    let inputs = (0..variants)
-        .flat_map(|v| variant_of_each(&augment, &model.spec, images, v, seed))
-        .collect();
-    Ok((inputs, images.labels.repeat(variants)))
+    let mut embedder =
+        ImageRunner::embeddings(gpu, &model.spec, &model.head, model.aligner.as_ref())?;
+    let per_variant = images.len() * embedder.passes_per_image();
+    progress.stage("embedding", variants * per_variant);
+    let mut embeddings = Vec::with_capacity(variants * images.len() * model.embedding_dim());
+    for v in 0..variants {
+        let inputs = variant_of_each(&augment, &model.spec, images, v, seed);
+        embeddings.extend(embedder.run(gpu, &inputs, &mut |done| {
+            progress.advance(v * per_variant + done)
+        })?);
+    }
+    Ok((embeddings, images.labels.repeat(variants)))
 }
 
 /// `enroll`: adds (or replaces) `name` in the gallery at `gallery` (created if missing) from the
