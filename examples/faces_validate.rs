@@ -16,7 +16,8 @@
 //! sharpening, vignetting); `scale`: half of the images zoomed in by 15-35 % (photographed
 //! closer); `tiltp`: every image turned by 5-12 degrees; `wideN`: `fullN` then zoomed by a
 //! factor log-uniform in [1/1.2, 1.35]; `distN`, `tiltN`: variant N of the library's
-//! augmentation with `distance` (and `tilt`); `KIND@VIEW`: a fixed view of each (`test_view`:
+//! augmentation with `distance` (and `tilt`); `eraseN`: `distN` with a random rectangle of
+//! noise (random erasing); `KIND@VIEW`: a fixed view of each (`test_view`:
 //! zoomed by 8 % or by any factor `zF`, or shifted).
 //!
 //! `faces_validate eval --features FEATURES[,FEATURES...] [key=value...]` then scores a design
@@ -229,6 +230,31 @@ fn rescaled(image: &[f32], w: usize, h: usize, index: usize, copy: usize) -> Vec
 
 /// A fixed view of an image for test-time averaging (`KIND@VIEW`): `z+`/`z-` zoomed in/out by
 /// 8 %, `x+`/`x-`/`y+`/`y-` shifted by 4 % of the side; `` the image itself.
+/// Random erasing (Zhong et al., 2017): a rectangle of 4-15 % of the image, of aspect ratio
+/// log-uniform in [0.3, 3.3], anywhere, filled with uniform noise (the same in every channel),
+/// as glasses, a hand or a reflection would hide part of a face.
+fn erased(image: &[f32], w: usize, h: usize, index: usize, copy: usize) -> Vec<f32> {
+    let mut rng =
+        Rng::new(0xE1A5E ^ ((index * 16 + copy) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let area = rng.range(0.04, 0.15) * (w * h) as f64;
+    let aspect = rng.range(0.3f64.ln(), 3.3f64.ln()).exp();
+    let rw = ((area * aspect).sqrt().round() as usize).clamp(1, w);
+    let rh = ((area / aspect).sqrt().round() as usize).clamp(1, h);
+    let x0 = (rng.uniform() * (w - rw + 1) as f64) as usize;
+    let y0 = (rng.uniform() * (h - rh + 1) as f64) as usize;
+    let mut out = image.to_vec();
+    let channels = image.len() / (w * h);
+    for y in y0..y0 + rh {
+        for x in x0..x0 + rw {
+            let value = rng.uniform() as f32;
+            for c in 0..channels {
+                out[(c * h + y) * w + x] = value;
+            }
+        }
+    }
+    out
+}
+
 fn test_view(image: &[f32], w: usize, h: usize, view: &str) -> Vec<f32> {
     let dx = (0.04 * w as f64).round() as isize;
     let dy = (0.04 * h as f64).round() as isize;
@@ -300,6 +326,10 @@ fn features(args: &BTreeMap<String, String>) -> Result<()> {
                     (_, Some(v), _) => extended.variant(image, w, h, v, i, 1),
                     (_, _, Some(v)) => full.variant(image, w, h, v, i, 1),
                     _ => match (number("wide"), number("dist")) {
+                        _ if number("erase").is_some() => {
+                            let v = number("erase").unwrap();
+                            erased(&distance.variant(image, w, h, v, i, 1), w, h, i, v)
+                        }
                         (Some(v), _) => rescaled(&full.variant(image, w, h, v, i, 1), w, h, i, v),
                         (_, Some(v)) => distance.variant(image, w, h, v, i, 1),
                         _ if number("tilt").is_some() => {
