@@ -115,6 +115,19 @@ fn native_size_loads_exact_pixels_without_resampling() {
 }
 
 #[test]
+fn labelled_paths_are_what_load_decodes_in_its_order() {
+    let folder = ImageFolder::open(ORL).unwrap();
+    let (first_three, _) = folder.split_holdout(37).unwrap();
+    let (paths, labels) = first_three.labelled_paths();
+    let loaded = first_three.load(ORL_SIZE).unwrap();
+    assert_eq!(paths, loaded.paths);
+    assert_eq!(labels, loaded.labels);
+    assert_eq!(labels, [[0u32; 10], [1; 10], [2; 10]].concat());
+    assert!(paths[10].ends_with("s2/1.pgm"), "{}", paths[10].display());
+    assert!(paths[19].ends_with("s2/10.pgm"), "{}", paths[19].display());
+}
+
+#[test]
 fn resizing_is_bilinear_and_colour_replicates_grey() {
     let path = Path::new(ORL).join("s1/1.pgm");
     let (_, _, raw) = pgm_values(&path);

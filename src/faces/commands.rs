@@ -335,7 +335,12 @@ pub fn embed_images(
     embedder.run(gpu, images, &mut |done| progress.advance(done))
 }
 
-/// Embeds image files (each decoded and resized; a bad file is an error naming it).
+/// Image files decoded at a time by `embed_files`: memory holds this many decoded images
+/// (about 0.5 MB each at 184x224) rather than a whole folder's.
+const DECODED_AT_ONCE: usize = 128;
+
+/// Embeds image files (each decoded and resized; a bad file is an error naming it), decoding
+/// `DECODED_AT_ONCE` of them at a time.
 pub fn embed_files(
     gpu: &Gpu,
     model: &SiameseModel,
@@ -346,11 +351,20 @@ pub fn embed_files(
         return Err(Error::Invalid("no images given".into()));
     }
     let preprocess = preprocess_of(&model.spec);
-    let mut images = Vec::new();
-    for path in paths {
-        images.extend(load_image(path, preprocess)?);
+    let mut embedder =
+        ImageRunner::embeddings(gpu, &model.spec, &model.head, model.aligner.as_ref())?;
+    let passes = embedder.passes_per_image();
+    progress.stage("embedding", paths.len() * passes);
+    let mut embeddings = Vec::with_capacity(paths.len() * model.embedding_dim());
+    for (block, block_paths) in paths.chunks(DECODED_AT_ONCE).enumerate() {
+        let mut images = Vec::new();
+        for path in block_paths {
+            images.extend(load_image(path, preprocess)?);
+        }
+        let before = block * DECODED_AT_ONCE * passes;
+        embeddings.extend(embedder.run(gpu, &images, &mut |done| progress.advance(before + done))?);
     }
-    embed_images(gpu, model, &images, progress)
+    Ok(embeddings)
 }
 
 /// How `eval` scores a pair for verification.
@@ -411,11 +425,10 @@ pub fn evaluate(
     for warning in &folder.warnings {
         progress.note(warning);
     }
-    progress.stage("loading images", 0);
-    let images = folder.load(preprocess_of(&model.spec))?;
-    let embeddings = embed_images(gpu, model, &images.data, progress)?;
+    let (paths, labels) = folder.labelled_paths();
+    let embeddings = embed_files(gpu, model, &paths, progress)?;
     let dim = model.embedding_dim();
-    let labels = &images.labels;
+    let labels = &labels;
     let mut metrics = metrics::evaluate(&embeddings, dim, labels)?;
     let (pairs, model_threshold) = match verifier {
         None => (

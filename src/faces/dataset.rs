@@ -125,6 +125,18 @@ impl ImageFolder {
         })
     }
 
+    /// Every image's path and identity index, identity by identity, in order (what `load`
+    /// decodes, without decoding).
+    pub fn labelled_paths(&self) -> (Vec<PathBuf>, Vec<u32>) {
+        let mut paths = Vec::with_capacity(self.image_count());
+        let mut labels = Vec::with_capacity(self.image_count());
+        for (label, identity) in self.identities.iter().enumerate() {
+            paths.extend(identity.images.iter().cloned());
+            labels.extend(std::iter::repeat_n(label as u32, identity.images.len()));
+        }
+        (paths, labels)
+    }
+
     /// Number of images over all identities.
     pub fn image_count(&self) -> usize {
         self.identities.iter().map(|id| id.images.len()).sum()
@@ -163,21 +175,17 @@ impl ImageFolder {
     /// Decodes every image (identity by identity, in order) to `[N, C, H, W]`.
     pub fn load(&self, preprocess: Preprocess) -> Result<LoadedImages> {
         let image_len = preprocess.image_len()?;
-        let count = self.image_count();
-        let mut loaded = LoadedImages {
-            preprocess,
-            data: Vec::with_capacity(count * image_len),
-            labels: Vec::with_capacity(count),
-            paths: Vec::with_capacity(count),
-        };
-        for (label, identity) in self.identities.iter().enumerate() {
-            for path in &identity.images {
-                loaded.data.extend(load_image(path, preprocess)?);
-                loaded.labels.push(label as u32);
-                loaded.paths.push(path.clone());
-            }
+        let (paths, labels) = self.labelled_paths();
+        let mut data = Vec::with_capacity(paths.len() * image_len);
+        for path in &paths {
+            data.extend(load_image(path, preprocess)?);
         }
-        Ok(loaded)
+        Ok(LoadedImages {
+            preprocess,
+            data,
+            labels,
+            paths,
+        })
     }
 }
 
