@@ -65,20 +65,20 @@ pub fn learned_whitening(
             "learned whitening: the training descriptors are all the same".into(),
         ));
     }
-    let mut directions = vec![vec![0f64; d]; k];
-    for (j, direction) in directions.iter_mut().enumerate() {
+    let directions: Vec<Vec<f64>> = parallel_map(k, |j| {
         let scale = 1.0 / values[j].sqrt();
+        let mut direction = vec![0f64; d];
         for (i, row) in centred.iter().enumerate() {
             let u = vectors[i * n + j] * scale;
             for (v, x) in direction.iter_mut().zip(row) {
                 *v += u * x;
             }
         }
-    }
-    let projected: Vec<Vec<f64>> = centred
-        .iter()
-        .map(|row| directions.iter().map(|v| dot(v, row)).collect())
-        .collect();
+        direction
+    });
+    let projected: Vec<Vec<f64>> = parallel_map(n, |i| {
+        directions.iter().map(|v| dot(v, &centred[i])).collect()
+    });
 
     // Within-identity scatter in the principal subspace.
     let mut sums = std::collections::BTreeMap::<u32, (Vec<f64>, usize)>::new();
@@ -109,9 +109,7 @@ pub fn learned_whitening(
     let (within, basis) = symmetric_eigen(scatter, k);
 
     // W = Lambda^-1/2 U^T V^T, b = -W mu.
-    let mut weight = vec![0f32; dim * d];
-    let mut bias = vec![0f32; dim];
-    for r in 0..k {
+    let rows = parallel_map(k, |r| {
         let scale = 1.0 / within[r].sqrt();
         let mut row = vec![0f64; d];
         for (a, direction) in directions.iter().enumerate() {
@@ -120,8 +118,13 @@ pub fn learned_whitening(
                 *w += c * v;
             }
         }
-        bias[r] = -dot(&row, &mean) as f32;
-        for (w, v) in weight[r * d..(r + 1) * d].iter_mut().zip(&row) {
+        row
+    });
+    let mut weight = vec![0f32; dim * d];
+    let mut bias = vec![0f32; dim];
+    for (r, row) in rows.iter().enumerate() {
+        bias[r] = -dot(row, &mean) as f32;
+        for (w, v) in weight[r * d..(r + 1) * d].iter_mut().zip(row) {
             *w = *v as f32;
         }
     }
@@ -155,15 +158,46 @@ pub(crate) fn centred_rows(descriptors: &[f32], d: usize) -> CentredRows {
         .chunks_exact(d)
         .map(|row| row.iter().zip(&mean).map(|(&x, m)| x as f64 - m).collect())
         .collect();
+    let upper = parallel_map(n, |i| {
+        (i..n)
+            .map(|j| dot(&rows[i], &rows[j]))
+            .collect::<Vec<f64>>()
+    });
     let mut gram = vec![0f64; n * n];
-    for i in 0..n {
-        for j in i..n {
-            let s = dot(&rows[i], &rows[j]);
+    for (i, row) in upper.iter().enumerate() {
+        for (j, &s) in (i..n).zip(row) {
             gram[i * n + j] = s;
             gram[j * n + i] = s;
         }
     }
     CentredRows { mean, rows, gram }
+}
+
+/// `[f(0), ..., f(count - 1)]`, computed on all the CPU's cores. Thread `t` of `T` takes the
+/// indices `t, t + T, ...` (the rows of a triangle cost unequal work), and each `f(i)` runs
+/// whole on one thread, so the result is the same bits whatever the number of threads.
+fn parallel_map<T: Send>(count: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let cores = std::thread::available_parallelism().map_or(1, |t| t.get());
+    parallel_map_on(cores, count, f)
+}
+
+/// `parallel_map` on `threads` threads (at most one per index).
+fn parallel_map_on<T: Send>(threads: usize, count: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let threads = threads.clamp(1, count.max(1));
+    let mut parts: Vec<Vec<T>> = std::thread::scope(|scope| {
+        let f = &f;
+        let handles: Vec<_> = (0..threads)
+            .map(|t| scope.spawn(move || (t..count).step_by(threads).map(f).collect::<Vec<T>>()))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    let mut iters: Vec<_> = parts.iter_mut().map(|p| p.drain(..)).collect();
+    (0..count)
+        .map(|i| iters[i % threads].next().expect("one result per index"))
+        .collect()
 }
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
@@ -381,5 +415,25 @@ fn tql2(v: &mut [f64], d: &mut [f64], e: &mut [f64], n: usize) {
         }
         d[l] += f;
         e[l] = 0.0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parallel_map_on;
+
+    #[test]
+    fn parallel_map_gives_every_index_in_order_on_any_number_of_threads() {
+        let f = |i: usize| (i as f64 * 0.7).sin() * i as f64;
+        for count in [0, 1, 2, 7, 100] {
+            let serial: Vec<f64> = (0..count).map(f).collect();
+            for threads in 1..=5 {
+                assert_eq!(
+                    parallel_map_on(threads, count, f),
+                    serial,
+                    "{count} on {threads}"
+                );
+            }
+        }
     }
 }
