@@ -428,11 +428,10 @@ pub fn evaluate(
     let (paths, labels) = folder.labelled_paths();
     let embeddings = embed_files(gpu, model, &paths, progress)?;
     let dim = model.embedding_dim();
-    let labels = &labels;
-    let mut metrics = metrics::evaluate(&embeddings, dim, labels)?;
+    let mut metrics = metrics::evaluate(&embeddings, dim, &labels)?;
     let (pairs, model_threshold) = match verifier {
         None => (
-            Pairs::all(&embeddings, dim, labels)?,
+            Pairs::all(&embeddings, dim, &labels)?,
             model.threshold as f64,
         ),
         Some(verifier) => {
