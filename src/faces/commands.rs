@@ -2,6 +2,8 @@
 //! tests call: train, evaluate, train-verifier, enroll, verify, identify. Progress goes through
 //! the [`Progress`] trait (the binary draws bars; tests ignore it).
 
+use std::borrow::Cow;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -321,6 +323,31 @@ pub fn train(gpu: &Gpu, request: &TrainRequest, progress: &mut dyn Progress) -> 
     })
 }
 
+/// Embeds `count` images with one compiled network and one progress stage, asking
+/// `block_images(range)` for them (`[len, 3, H, W]` in [0, 1]) a block of `block` at a time, so
+/// that memory holds one block of network inputs rather than all of them.
+fn embed_in_blocks<'a>(
+    gpu: &Gpu,
+    model: &SiameseModel,
+    count: usize,
+    block: usize,
+    progress: &mut dyn Progress,
+    mut block_images: impl FnMut(Range<usize>) -> Result<Cow<'a, [f32]>>,
+) -> Result<Vec<f32>> {
+    let mut embedder =
+        ImageRunner::embeddings(gpu, &model.spec, &model.head, model.aligner.as_ref())?;
+    let passes = embedder.passes_per_image();
+    progress.stage("embedding", count * passes);
+    let mut embeddings = Vec::with_capacity(count * model.embedding_dim());
+    for start in (0..count).step_by(block.max(1)) {
+        let images = block_images(start..(start + block).min(count))?;
+        embeddings.extend(embedder.run(gpu, &images, &mut |done| {
+            progress.advance(start * passes + done)
+        })?);
+    }
+    Ok(embeddings)
+}
+
 /// Embeds every image of a loaded folder with the model.
 pub fn embed_images(
     gpu: &Gpu,
@@ -328,11 +355,11 @@ pub fn embed_images(
     images: &[f32],
     progress: &mut dyn Progress,
 ) -> Result<Vec<f32>> {
-    let mut embedder =
-        ImageRunner::embeddings(gpu, &model.spec, &model.head, model.aligner.as_ref())?;
     let n = images.len() / (3 * model.spec.trunk.width * model.spec.trunk.height);
-    progress.stage("embedding", n * embedder.passes_per_image());
-    embedder.run(gpu, images, &mut |done| progress.advance(done))
+    // One block: the images are in memory already (the runner checks their length).
+    embed_in_blocks(gpu, model, n.max(1), n.max(1), progress, |_| {
+        Ok(Cow::Borrowed(images))
+    })
 }
 
 /// Image files decoded at a time by `embed_files`: memory holds this many decoded images
@@ -351,20 +378,20 @@ pub fn embed_files(
         return Err(Error::Invalid("no images given".into()));
     }
     let preprocess = preprocess_of(&model.spec);
-    let mut embedder =
-        ImageRunner::embeddings(gpu, &model.spec, &model.head, model.aligner.as_ref())?;
-    let passes = embedder.passes_per_image();
-    progress.stage("embedding", paths.len() * passes);
-    let mut embeddings = Vec::with_capacity(paths.len() * model.embedding_dim());
-    for (block, block_paths) in paths.chunks(DECODED_AT_ONCE).enumerate() {
-        let mut images = Vec::new();
-        for path in block_paths {
-            images.extend(load_image(path, preprocess)?);
-        }
-        let before = block * DECODED_AT_ONCE * passes;
-        embeddings.extend(embedder.run(gpu, &images, &mut |done| progress.advance(before + done))?);
-    }
-    Ok(embeddings)
+    embed_in_blocks(
+        gpu,
+        model,
+        paths.len(),
+        DECODED_AT_ONCE,
+        progress,
+        |range| {
+            let mut images = Vec::new();
+            for path in &paths[range] {
+                images.extend(load_image(path, preprocess)?);
+            }
+            Ok(Cow::Owned(images))
+        },
+    )
 }
 
 /// How `eval` scores a pair for verification.
@@ -506,17 +533,17 @@ fn embed_training_variants(
     )?;
     let seed = config["seed"].as_u64().ok_or_else(missing)?;
     let variants = augment.variants();
-    let mut embedder =
-        ImageRunner::embeddings(gpu, &model.spec, &model.head, model.aligner.as_ref())?;
-    let per_variant = images.len() * embedder.passes_per_image();
-    progress.stage("embedding", variants * per_variant);
-    let mut embeddings = Vec::with_capacity(variants * images.len() * model.embedding_dim());
-    for v in 0..variants {
-        let inputs = variant_of_each(&augment, &model.spec, images, v, seed);
-        embeddings.extend(embedder.run(gpu, &inputs, &mut |done| {
-            progress.advance(v * per_variant + done)
-        })?);
-    }
+    let n = images.len();
+    let embeddings = embed_in_blocks(gpu, model, variants * n, n, progress, |range| {
+        let variant = range.start / n;
+        Ok(Cow::Owned(variant_of_each(
+            &augment,
+            &model.spec,
+            images,
+            variant,
+            seed,
+        )))
+    })?;
     Ok((embeddings, images.labels.repeat(variants)))
 }
 
