@@ -1,8 +1,9 @@
 //! Files embedded in the library, so that `classify` and `stylize` work on a fresh machine with
 //! no arguments and no downloads. Provenance and licences: `assets/SOURCES.md`.
 //!
-//! Only what the defaults use is embedded (about 5.5 MB): the SqueezeNet v1.1 weights, the
-//! ImageNet class names, one content photo and one style painting. The other pictures in
+//! Only what the defaults use is embedded (about 28 MB): the SqueezeNet v1.1 weights, the
+//! ImageNet class names, one content photo and one style painting, and for face recognition
+//! dlib's face ResNet. The other pictures in
 //! `assets/` (coffee.png, astronaut.png, scream.jpg, brick.png) stay files for the README and
 //! the tests.
 
@@ -15,6 +16,12 @@ use crate::imaging::{io, RgbImage};
 /// `classifier.1.*`, OIHW kernels). Its `__metadata__` states the input preprocessing, which is
 /// [`crate::imaging::preprocess::Preprocess::SQUEEZENET`].
 pub const SQUEEZENET1_1_SAFETENSORS: &[u8] = include_bytes!("../assets/squeezenet1_1.safetensors");
+
+/// dlib's face recognition ResNet (`dlib_face_recognition_resnet_model_v1`, CC0), converted by
+/// `scripts/dlib_face_resnet_to_safetensors.py`: f32, each affine layer folded into its
+/// convolution, OIHW kernels; [`crate::models::face_resnet`] builds the network.
+pub const DLIB_FACE_RESNET_SAFETENSORS: &[u8] =
+    include_bytes!("../assets/dlib_face_resnet.safetensors");
 
 /// The 1000 ImageNet class names, one a line, in the order of the classifier's outputs.
 pub const IMAGENET_CLASSES_TXT: &str = include_str!("../assets/imagenet_classes.txt");
