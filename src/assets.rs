@@ -23,6 +23,11 @@ pub const SQUEEZENET1_1_SAFETENSORS: &[u8] = include_bytes!("../assets/squeezene
 pub const DLIB_FACE_RESNET_SAFETENSORS: &[u8] =
     include_bytes!("../assets/dlib_face_resnet.safetensors");
 
+/// dlib's 5-point face landmark predictor (`shape_predictor_5_face_landmarks`, CC0), converted
+/// by `scripts/dlib_shape_predictor_to_safetensors.py`; [`crate::faces::landmarks`] runs it.
+pub const SHAPE_PREDICTOR_5_SAFETENSORS: &[u8] =
+    include_bytes!("../assets/shape_predictor_5.safetensors");
+
 /// The 1000 ImageNet class names, one a line, in the order of the classifier's outputs.
 pub const IMAGENET_CLASSES_TXT: &str = include_str!("../assets/imagenet_classes.txt");
 

@@ -27,6 +27,7 @@ pub mod commands;
 pub mod dataset;
 pub mod embed;
 pub mod gallery;
+pub mod landmarks;
 pub mod metrics;
 pub mod mining;
 pub mod model;
