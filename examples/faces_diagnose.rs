@@ -92,7 +92,8 @@ fn main() -> Result<()> {
     }
     if let (Some(range), Some(aligner)) = (model.spec.align, &model.aligner) {
         let stage = model.spec.alignment_stage();
-        let mut runner = ImageRunner::descriptors(&gpu, &stage, &trunk_weights(&gpu)?, None)?;
+        let mut runner =
+            ImageRunner::descriptors(&gpu, &stage, &trunk_weights(&gpu, &stage)?, None)?;
         let descriptors = runner.run(&gpu, &images.data, &mut |_| {})?;
         let d = stage.descriptor_len()?;
         for (&label, own) in &images_of {

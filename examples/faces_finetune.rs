@@ -26,7 +26,9 @@ use wgnn::faces::dataset::ImageFolder;
 use wgnn::faces::embed::{trunk_weights, ImageRunner};
 use wgnn::faces::metrics;
 use wgnn::faces::mining::{mine_triplets, Mining, MiningConfig};
-use wgnn::faces::network::{grid_pooling, HeadSpec, Level, NetworkSpec, TrunkSpec};
+use wgnn::faces::network::{
+    grid_pooling, HeadSpec, Level, NetworkSpec, TrunkArchitecture, TrunkSpec,
+};
 use wgnn::faces::sampler::BatchSampler;
 use wgnn::faces::whitening::learned_whitening;
 use wgnn::graph::{Graph, NodeId, Plan, PlanSpec};
@@ -55,6 +57,7 @@ const FIRES: [(&str, usize, usize, usize, usize); 2] =
 fn spec() -> NetworkSpec {
     NetworkSpec {
         trunk: TrunkSpec {
+            architecture: TrunkArchitecture::SqueezeNet,
             width: 184,
             height: 224,
         },
@@ -235,7 +238,7 @@ fn main() -> Result<()> {
     let spec = spec();
     let images = training.load(preprocess_of(&spec))?;
     let gpu = Gpu::new()?;
-    let weights = trunk_weights(&gpu)?;
+    let weights = trunk_weights(&gpu, &spec)?;
     let cache = get("cache", "/tmp/siam");
     let variants = list("variants", "orig,full1");
     let probes = list("probes", "orig,mild");

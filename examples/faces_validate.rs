@@ -49,7 +49,9 @@ use wgnn::faces::commands::preprocess_of;
 use wgnn::faces::dataset::ImageFolder;
 use wgnn::faces::embed::{trunk_weights, ImageRunner};
 use wgnn::faces::metrics;
-use wgnn::faces::network::{grid_pooling, HeadSpec, Level, NetworkSpec, TrunkSpec};
+use wgnn::faces::network::{
+    grid_pooling, HeadSpec, Level, NetworkSpec, TrunkArchitecture, TrunkSpec,
+};
 use wgnn::faces::whitening::learned_whitening;
 use wgnn::rng::Rng;
 use wgnn::{Error, Gpu, Result};
@@ -73,7 +75,11 @@ fn grids(layer: &str) -> Vec<[usize; 2]> {
 /// The trunk at `width x height` with every stored layer as a level.
 fn spec(width: usize, height: usize) -> NetworkSpec {
     NetworkSpec {
-        trunk: TrunkSpec { width, height },
+        trunk: TrunkSpec {
+            architecture: TrunkArchitecture::SqueezeNet,
+            width,
+            height,
+        },
         head: HeadSpec {
             levels: LAYERS
                 .iter()
@@ -285,7 +291,7 @@ fn features(args: &BTreeMap<String, String>) -> Result<()> {
     let preprocess = preprocess_of(&spec);
     let images = training.load(preprocess)?;
     let gpu = Gpu::new()?;
-    let weights = trunk_weights(&gpu)?;
+    let weights = trunk_weights(&gpu, &spec)?;
     let mut runner = ImageRunner::trunk(&gpu, &spec, &weights)?;
     let maps = spec.layer_maps()?;
     let pass_len = spec.pass_len()?;

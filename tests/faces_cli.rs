@@ -40,8 +40,10 @@ fn fails(args: &[&str], expected: &str) {
     );
 }
 
-/// The flags of a tiny, fast training.
+/// The flags of a tiny, fast training (on the SqueezeNet trunk, whose layers can be cut short).
 const TINY: &[&str] = &[
+    "--trunk",
+    "squeezenet",
     "--input-size",
     "92x112",
     "--descriptor",
@@ -142,6 +144,7 @@ fn help_explains_every_subcommand_and_flag_with_defaults() {
         "--checkpoint-every",
         "--resume",
         "--log-json",
+        "--trunk",
         "--zooms",
         "--align",
         "--align-range",
@@ -154,7 +157,7 @@ fn help_explains_every_subcommand_and_flag_with_defaults() {
     for default in [
         "[default: 0.2]",
         "[default: batch-hard]",
-        "[default: 1024]",
+        "[default: face-resnet]",
         "[default: adam]",
         "[default: 0]",
     ] {
@@ -486,4 +489,60 @@ fn bad_inputs_fail_with_a_message_and_write_nothing() {
         ],
         "another model",
     );
+}
+
+#[test]
+fn the_default_trunk_is_the_face_resnet_and_refuses_squeezenet_flags() {
+    let dir = TempDir::new("cli-face-resnet");
+    let data = orl_subset(&dir, "orl", 1, 4, 5);
+    let out = dir.path().join("model.safetensors");
+    let base = [
+        "train",
+        "--data",
+        s(&data),
+        "--out",
+        s(&out),
+        "--epochs",
+        "1",
+        "--identities-per-batch",
+        "3",
+        "--images-per-identity",
+        "3",
+        "--augment",
+        "none",
+        "--quiet",
+    ];
+    ok(&base);
+    let metadata = wgnn::nn::read_safetensors_metadata(&out).unwrap();
+    let network: serde_json::Value = serde_json::from_str(&metadata["network"]).unwrap();
+    assert_eq!(network["trunk"]["architecture"], "dlib_face_resnet_v1");
+    assert_eq!(metadata["embedding_dim"], "128");
+    let eval = ok(&[
+        "eval",
+        "--model",
+        s(&out),
+        "--data",
+        s(&data),
+        "--json",
+        "--quiet",
+    ]);
+    let line: serde_json::Value = serde_json::from_str(eval.trim()).unwrap();
+    assert!(line["one_shot_accuracy"].as_f64().unwrap() > 0.9, "{line}");
+
+    // SqueezeNet's own settings are refused with the reason, and nothing is written.
+    std::fs::remove_file(&out).unwrap();
+    for (extra, message) in [
+        (&["--descriptor", "fire5:4x3"][..], "no descriptor levels"),
+        (&["--zooms", "1,1.08"][..], "zoomed views"),
+        (&["--align"][..], "zoom alignment"),
+        (
+            &["--trunk", "vgg16"][..],
+            "choose face-resnet or squeezenet",
+        ),
+    ] {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        fails(&args, message);
+    }
+    assert!(!out.exists());
 }

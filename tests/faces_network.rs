@@ -78,7 +78,7 @@ fn descriptors_match_a_cpu_reference() {
     let gpu = gpu();
     let spec = tiny_network_with_views();
     let images = orl_images(&spec, &["s1/1.pgm", "s2/3.pgm", "s3/5.pgm"]);
-    let weights = trunk_weights(gpu).unwrap();
+    let weights = trunk_weights(gpu, &spec).unwrap();
     let maps = ImageRunner::trunk(gpu, &spec, &weights)
         .unwrap()
         .run(gpu, &images, &mut |_| {})
@@ -152,7 +152,7 @@ fn network_input_holds_each_zoomed_view_then_its_mirror_image() {
     let spec = tiny_network_with_views();
     let (w, h) = (spec.trunk.width, spec.trunk.height);
     let image = orl_images(&spec, &["s6/4.pgm"]);
-    let input = spec.network_input(&image, 1.0);
+    let input = spec.network_input(&image, 1.0).unwrap();
     assert_eq!(input.len(), spec.passes() * 3 * w * h);
     let view = |k: usize| &input[k * 3 * w * h..][..3 * w * h];
     let mirror = |x: &[f32]| -> Vec<f32> {
@@ -190,7 +190,7 @@ fn network_input_holds_each_zoomed_view_then_its_mirror_image() {
     assert_eq!(view(3), &mirror(view(2))[..]);
 
     // About another base zoom (alignment), every view is scaled by it too.
-    let aligned = spec.network_input(&image, 0.9);
+    let aligned = spec.network_input(&image, 0.9).unwrap();
     let view = |k: usize| &aligned[k * 3 * w * h..][..3 * w * h];
     assert_eq!(view(0), &zoomed(&image, w, h, 0.9)[..]);
     assert_eq!(view(1), &mirror(view(0))[..]);
@@ -234,7 +234,7 @@ const ALIGN_FILES: [&str; 4] = ["s2/1.pgm", "s9/5.pgm", "s17/3.pgm", "s23/8.pgm"
 fn random_regressor(spec: &NetworkSpec, seed: u64) -> ZoomRegressor {
     let gpu = gpu();
     let stage = spec.alignment_stage();
-    let weights = trunk_weights(gpu).unwrap();
+    let weights = trunk_weights(gpu, spec).unwrap();
     let mut runner = ImageRunner::descriptors(gpu, &stage, &weights, None).unwrap();
     let descriptors = runner
         .run(gpu, &orl_images(spec, &ALIGN_FILES), &mut |_| {})
@@ -285,7 +285,7 @@ fn an_aligned_network_views_each_image_at_the_zoom_its_descriptor_predicts() {
     assert_eq!(progress.last(), Some(&(files.len() * 6)));
 
     // By hand: the alignment stage's descriptors, the regressor's zooms, the network there.
-    let weights = trunk_weights(gpu).unwrap();
+    let weights = trunk_weights(gpu, &spec).unwrap();
     let stage = spec.alignment_stage();
     let mut first = ImageRunner::descriptors(gpu, &stage, &weights, None).unwrap();
     let descriptors = first.run(gpu, &images, &mut |_| {}).unwrap();

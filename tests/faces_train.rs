@@ -112,7 +112,7 @@ fn zoom_alignment_learns_how_much_larger_a_training_face_is() {
         .iter()
         .flat_map(|&i| images.image(i).to_vec())
         .collect();
-    let weights = trunk_weights(gpu).unwrap();
+    let weights = trunk_weights(gpu, &stage).unwrap();
     let mut runner = ImageRunner::descriptors(gpu, &stage, &weights, None).unwrap();
     let mut descriptors_at = |zoom: f64| {
         runner

@@ -7,6 +7,7 @@
 mod conv;
 mod gram;
 mod matmul;
+mod networks;
 mod pool;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -15,7 +16,7 @@ use wgnn::ops::{EncodeCtx, Op};
 use wgnn::rng::Rng;
 use wgnn::{Gpu, Shape, Tensor};
 
-fn gpu() -> &'static Gpu {
+pub fn gpu() -> &'static Gpu {
     static GPU: std::sync::OnceLock<Gpu> = std::sync::OnceLock::new();
     GPU.get_or_init(|| Gpu::new().unwrap_or_else(|e| panic!("benchmarks need a GPU adapter: {e}")))
 }
@@ -61,6 +62,7 @@ fn benches(c: &mut Criterion) {
     gram::benches(c);
     matmul::benches(c);
     conv::benches(c);
+    networks::benches(c);
 }
 
 criterion_group!(kernels, benches);

@@ -16,7 +16,7 @@ use wgnn::faces::gallery::UNKNOWN;
 use wgnn::faces::mining::Mining;
 use wgnn::faces::model::SiameseModel;
 use wgnn::faces::network::{
-    HeadSpec, Level, NetworkSpec, TrunkSpec, DEFAULT_ALIGN_RANGE, DEFAULT_ZOOMS,
+    HeadSpec, Level, NetworkSpec, TrunkArchitecture, TrunkSpec, DEFAULT_ALIGN_RANGE,
 };
 use wgnn::faces::roc_plot::write_roc_png;
 use wgnn::faces::train::{EpochStats, HeadInit, OptimizerKind, TrainConfig};
@@ -79,9 +79,16 @@ struct TrainArgs {
     /// with a positive loss (batch-all).
     #[arg(long, value_enum, default_value = "batch-hard")]
     mining: Mining,
-    /// Embedding size.
-    #[arg(long, default_value_t = NetworkSpec::default().head.embedding_dim)]
-    embedding_dim: usize,
+    /// The frozen, pretrained CNN: `face-resnet` (dlib's face ResNet, trained on about 3
+    /// million faces, on each photo's face aligned by dlib's five landmarks) or `squeezenet`
+    /// (ImageNet SqueezeNet v1.1 on the whole photo; the design before, see docs/faces.md).
+    /// With face-resnet, photos are expected to be face crops like ORL's: the landmarks are
+    /// searched from a fixed face box of the photo.
+    #[arg(long, default_value = "face-resnet")]
+    trunk: String,
+    /// Embedding size [default: 128 with face-resnet, 1024 with squeezenet].
+    #[arg(long)]
+    embedding_dim: Option<usize>,
     /// How the head's projection starts: learned whitening of the training images'
     /// descriptors (closed form) or random (Xavier).
     #[arg(long, value_enum, default_value = "whitening")]
@@ -129,25 +136,26 @@ struct TrainArgs {
     /// "active_triplets", "pos_dist", "neg_dist", "ms"}.
     #[arg(long, value_name = "PATH")]
     log_json: Option<PathBuf>,
-    /// What the head reads from the frozen SqueezeNet: LAYER:ROWSxCOLS levels joined by `,`,
-    /// each pooling the layer's map to one or more grids joined by `+` (e.g.
-    /// fire5:4x3,fire7:1x1).
-    #[arg(long, default_value_t = descriptor_default())]
-    descriptor: String,
-    /// Input size WIDTHxHEIGHT images are resized to.
+    /// squeezenet only: what the head reads from the frozen SqueezeNet: LAYER:ROWSxCOLS levels
+    /// joined by `,`, each pooling the layer's map to one or more grids joined by `+`
+    /// [default: fire5:4x3,fire7:1x1].
+    #[arg(long)]
+    descriptor: Option<String>,
+    /// Input size WIDTHxHEIGHT images are resized to (with face-resnet, before the landmarks
+    /// are found and the 150x150 face chip is cut).
     #[arg(long, default_value = "184x224")]
     input_size: String,
-    /// Leave out the mirror images: sum the zoomed views' outputs alone, not each view's and its
-    /// mirror image's.
+    /// Leave out the mirror images: embed the face chip (or the squeezenet's zoomed views)
+    /// alone, not summed with its mirror image.
     #[arg(long)]
     no_mirror: bool,
-    /// Views of each image the network sums (like the mirror image): the image scaled about
-    /// its centre by each factor, 1 being the image itself, joined by `,`; each view costs a
-    /// trunk pass (two with the mirror image) wherever an image is embedded. `1` embeds the
-    /// image alone.
-    #[arg(long, value_delimiter = ',', default_values_t = DEFAULT_ZOOMS)]
-    zooms: Vec<f64>,
-    /// Zoom alignment (not in the default; see docs/faces.md): first the descriptor of the
+    /// squeezenet only: views of each image the network sums (like the mirror image): the
+    /// image scaled about its centre by each factor, 1 being the image itself, joined by `,`;
+    /// each view costs a trunk pass (two with the mirror image) wherever an image is embedded.
+    /// `1` embeds the image alone [default: 1,1.08,0.926].
+    #[arg(long, value_delimiter = ',')]
+    zooms: Option<Vec<f64>>,
+    /// squeezenet only: zoom alignment (see docs/faces.md): first the descriptor of the
     /// image as it is (with its mirror image) predicts how much larger or smaller than usual
     /// the face is (a ridge regression fit on the training photos viewed at seven known zooms),
     /// then the views are taken about the inverse zoom, within --align-range. Costs two trunk
@@ -329,16 +337,6 @@ fn csv_field(text: &str) -> String {
     }
 }
 
-fn descriptor_default() -> String {
-    let levels: Vec<String> = NetworkSpec::default()
-        .head
-        .levels
-        .iter()
-        .map(Level::text)
-        .collect();
-    levels.join(",")
-}
-
 fn parse_pair(flag: &str, text: &str) -> Result<[usize; 2]> {
     let parse = || -> Option<[usize; 2]> {
         let (a, b) = text.split_once('x')?;
@@ -349,18 +347,27 @@ fn parse_pair(flag: &str, text: &str) -> Result<[usize; 2]> {
 
 fn train(gpu: &Gpu, args: TrainArgs) -> Result<()> {
     let [width, height] = parse_pair("--input-size", &args.input_size)?;
+    let architecture = TrunkArchitecture::parse(&args.trunk)?;
+    let defaults = match architecture {
+        TrunkArchitecture::FaceResNet => NetworkSpec::default(),
+        TrunkArchitecture::SqueezeNet => NetworkSpec::squeezenet_default(),
+    };
+    let levels = match &args.descriptor {
+        None => defaults.head.levels,
+        Some(text) => text.split(',').map(Level::parse).collect::<Result<_>>()?,
+    };
     let network = NetworkSpec {
-        trunk: TrunkSpec { width, height },
+        trunk: TrunkSpec {
+            architecture,
+            width,
+            height,
+        },
         head: HeadSpec {
-            levels: args
-                .descriptor
-                .split(',')
-                .map(Level::parse)
-                .collect::<Result<_>>()?,
-            embedding_dim: args.embedding_dim,
+            levels,
+            embedding_dim: args.embedding_dim.unwrap_or(defaults.head.embedding_dim),
         },
         mirror: !args.no_mirror,
-        zooms: args.zooms,
+        zooms: args.zooms.clone().unwrap_or(defaults.zooms),
         align: match (args.align, &args.align_range[..]) {
             (false, _) => None,
             (true, &[min, max]) => Some([min, max]),

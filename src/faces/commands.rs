@@ -246,7 +246,7 @@ pub fn train(gpu: &Gpu, request: &TrainRequest, progress: &mut dyn Progress) -> 
     let images = folder.load(preprocess)?;
 
     let trunk_started = Instant::now();
-    let weights = trunk_weights(gpu)?;
+    let weights = trunk_weights(gpu, &config.network)?;
     let alignment = fit_zoom_regressor(gpu, &config.network, &weights, &images, progress)?;
     let descriptors =
         training_descriptors(gpu, config, &weights, alignment.as_ref(), &images, progress)?;

@@ -5,7 +5,7 @@
 //! network on the image viewed at the zoom the regressor picks from it.
 
 use super::align::ZoomRegressor;
-use super::network::{NetworkSpec, TRUNK_ARCHITECTURE};
+use super::network::{NetworkSpec, TrunkArchitecture, TRUNK_ARCHITECTURE};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, NodeId, Plan, PlanSpec};
 use crate::nn::ParamStore;
@@ -15,9 +15,12 @@ use crate::Gpu;
 /// activations of 184x224 inputs stay under 100 MiB.
 pub const BATCH: usize = 8;
 
-/// The embedded trunk weights, loaded once per call site.
-pub fn trunk_weights(gpu: &Gpu) -> Result<ParamStore> {
-    TRUNK_ARCHITECTURE.load_weights(gpu, None)
+/// The embedded weights of `spec`'s trunk, loaded once per call site.
+pub fn trunk_weights(gpu: &Gpu, spec: &NetworkSpec) -> Result<ParamStore> {
+    match spec.trunk.architecture {
+        TrunkArchitecture::SqueezeNet => TRUNK_ARCHITECTURE.load_weights(gpu, None),
+        TrunkArchitecture::FaceResNet => crate::models::face_resnet::load_weights(gpu),
+    }
 }
 
 /// A compiled plan from a batch of `BATCH` inputs to one output per input.
@@ -127,7 +130,7 @@ fn run_on_views(
             format!("{n} images but {} zooms", zooms.len()),
         ));
     }
-    let plain = !spec.mirror && spec.zooms == [1.0] && base_zooms.is_none();
+    let plain = spec.input_is_image() && base_zooms.is_none();
     let mut outputs = Vec::with_capacity(n * plan.output_len);
     for start in (0..n).step_by(CHUNK) {
         let end = (start + CHUNK).min(n);
@@ -135,13 +138,11 @@ fn run_on_views(
         let inputs: Vec<f32> = if plain {
             chunk.to_vec()
         } else {
-            chunk
-                .chunks_exact(len)
-                .enumerate()
-                .flat_map(|(i, image)| {
-                    spec.network_input(image, base_zooms.map_or(1.0, |z| z[start + i]))
-                })
-                .collect()
+            let mut inputs = Vec::with_capacity((end - start) * plan.image_len);
+            for (i, image) in chunk.chunks_exact(len).enumerate() {
+                inputs.extend(spec.network_input(image, base_zooms.map_or(1.0, |z| z[start + i]))?);
+            }
+            inputs
         };
         outputs.extend(plan.run(gpu, &inputs, &mut |done| progress(start + done))?);
     }
@@ -181,7 +182,7 @@ impl AlignmentStage {
                 ),
             ));
         }
-        let item = [3 * stage.passes(), stage.trunk.height, stage.trunk.width];
+        let item = stage.input_item();
         let descriptors = BatchedPlan::compile(gpu, &item, params, |g, x| {
             let trunk = stage.build_trunk(g, x)?;
             stage.build_descriptor(g, trunk)
@@ -234,7 +235,7 @@ impl ImageRunner {
         build: impl FnOnce(&mut Graph, NodeId) -> Result<NodeId>,
     ) -> Result<Self> {
         spec.validate()?;
-        let item = [3 * spec.passes(), spec.trunk.height, spec.trunk.width];
+        let item = spec.input_item();
         Ok(Self {
             inner: BatchedPlan::compile(gpu, &item, params, build)?,
             spec: spec.clone(),
@@ -277,7 +278,7 @@ impl ImageRunner {
         head: &ParamStore,
         regressor: Option<&ZoomRegressor>,
     ) -> Result<Self> {
-        let mut params = trunk_weights(gpu)?;
+        let mut params = trunk_weights(gpu, spec)?;
         for (name, tensor) in head.iter() {
             params.insert(name, tensor.clone());
         }

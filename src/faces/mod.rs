@@ -1,10 +1,14 @@
 //! One-shot face recognition with a Siamese network trained by the triplet loss (issue 4).
 //!
 //! The network and its training:
-//! - [`network`]: the frozen SqueezeNet trunk, the descriptor and the trained head, as graphs.
+//! - [`network`]: the frozen trunk (dlib's face ResNet on the aligned face chip by default, or
+//!   SqueezeNet on the whole photo), the descriptor and the trained head, as graphs.
+//! - [`landmarks`]: dlib's five face landmarks and face chip, which align a face for the face
+//!   ResNet.
 //! - [`embed`]: compiled plans from images to trunk maps, descriptors and embeddings.
 //! - [`whitening`]: the head's closed-form starting point (learned whitening).
-//! - [`align`]: per-image zoom alignment (a regression of the zoom on the descriptor).
+//! - [`align`]: per-image zoom alignment for the SqueezeNet trunk (a regression of the zoom on
+//!   the descriptor).
 //! - [`train`]: triplet training on precomputed trunk maps, checkpoints.
 //! - [`augment`]: the fixed augmented variants of training images.
 //! - [`verifier`]: a logistic unit on |f(x1) - f(x2)|.

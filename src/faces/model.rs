@@ -4,7 +4,7 @@
 //! - `format`: `wgnn-siamese-v1` (a file without it is refused as not a wgnn face model);
 //! - `network`: the architecture, input size and preprocessing (JSON, see `NetworkSpec`);
 //! - `trunk_fingerprint`: the embedded trunk weights the head was trained on (the trunk itself is
-//!   not stored: it is the SqueezeNet embedded in wgnn);
+//!   not stored: it is the face ResNet or the SqueezeNet embedded in wgnn);
 //! - `embedding_dim`, `threshold` (squared L2 distance, chosen by 10-fold cross-validation on
 //!   the training identities);
 //! - `verifier`: `none`, or a JSON description of the logistic unit (tensors `verifier.weight`
@@ -127,7 +127,10 @@ impl SiameseModel {
         let metadata = BTreeMap::from([
             ("format".to_string(), FORMAT.to_string()),
             ("network".to_string(), self.spec.to_json().to_string()),
-            ("trunk_fingerprint".to_string(), trunk_fingerprint()),
+            (
+                "trunk_fingerprint".to_string(),
+                trunk_fingerprint(self.spec.trunk.architecture),
+            ),
             (
                 "embedding_dim".to_string(),
                 self.embedding_dim().to_string(),
@@ -183,13 +186,13 @@ impl SiameseModel {
             .map_err(|e| corrupt(format!("network description: {e}")))?;
         let spec = NetworkSpec::from_json(&network).map_err(corrupt)?;
         let trunk = field("trunk_fingerprint")?;
-        if *trunk != trunk_fingerprint() {
+        let expected_trunk = trunk_fingerprint(spec.trunk.architecture);
+        if *trunk != expected_trunk {
             return Err(Error::file(
                 path,
                 format!(
                     "this model was trained on other trunk weights (fingerprint {trunk}; this \
-                     wgnn embeds {}): train it again with this version",
-                    trunk_fingerprint()
+                     wgnn embeds {expected_trunk}): train it again with this version",
                 ),
             ));
         }
@@ -258,7 +261,7 @@ fn model_fingerprint(
     aligner: Option<&ZoomRegressor>,
 ) -> Result<String> {
     let network = spec.to_json().to_string();
-    let trunk = trunk_fingerprint();
+    let trunk = trunk_fingerprint(spec.trunk.architecture);
     let host = head.to_host(gpu)?;
     let bytes: Vec<Vec<u8>> = host
         .iter()

@@ -1,5 +1,15 @@
 //! The Siamese network: one CNN maps every face (anchor, positive, negative, probe, gallery
-//! image alike) to an L2-normalised embedding.
+//! image alike) to an L2-normalised embedding. Two trunks are available:
+//!
+//! - **Face ResNet** (the default, `TrunkArchitecture::FaceResNet`): the photo, resized to
+//!   `width x height`, is aligned as dlib aligns faces (`faces::landmarks`: five landmarks by
+//!   dlib's shape predictor from the face box a face-crop photo is assumed to have, then the
+//!   150x150 chip that puts them at fixed positions), and dlib's face ResNet
+//!   (`models::face_resnet`, frozen) maps the chip to 128 values; the descriptor is those values
+//!   L2-normalised, summed over the chip and its mirror image. No levels, zoomed views or zoom
+//!   alignment: the landmarks already fix the face's scale and position.
+//!
+//! With the SqueezeNet trunk (`TrunkArchitecture::SqueezeNet`, the design before):
 //!
 //! - **Trunk** (frozen): the embedded ImageNet SqueezeNet v1.1 up to the deepest fire module
 //!   the head reads on an RGB image resized to `width x height` (184x224 by default: ORL's 92x112
@@ -28,17 +38,49 @@ use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
 use crate::faces::augment::zoomed;
+use crate::faces::landmarks;
 use crate::graph::{Graph, NodeId};
-use crate::models::{Architecture, Pooling};
+use crate::models::{face_resnet, Architecture, Pooling};
 use crate::nn::{Init, ParamStore};
 use crate::ops::pool::PoolParams;
 use crate::rng::Rng;
 use crate::tensor::Shape;
 use crate::Gpu;
 
-/// The frozen part's input: the size images are resized to (bilinear), in pixels.
+/// Which pretrained network the frozen trunk is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrunkArchitecture {
+    /// dlib's face ResNet on the aligned face chip (embedded weights, trained on faces).
+    FaceResNet,
+    /// SqueezeNet v1.1 on the whole photo (embedded ImageNet weights).
+    SqueezeNet,
+}
+
+impl TrunkArchitecture {
+    /// The name used by `--trunk` and in model files.
+    pub fn name(self) -> &'static str {
+        match self {
+            TrunkArchitecture::FaceResNet => "face-resnet",
+            TrunkArchitecture::SqueezeNet => "squeezenet",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Self> {
+        match text {
+            "face-resnet" => Ok(TrunkArchitecture::FaceResNet),
+            "squeezenet" => Ok(TrunkArchitecture::SqueezeNet),
+            other => Err(Error::Invalid(format!(
+                "trunk `{other}`: choose face-resnet or squeezenet"
+            ))),
+        }
+    }
+}
+
+/// The frozen part's input: which network, and the size photos are resized to (bilinear), in
+/// pixels (with the face ResNet, the size the landmarks are found at before the chip is cut).
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrunkSpec {
+    pub architecture: TrunkArchitecture,
     pub width: usize,
     pub height: usize,
 }
@@ -87,10 +129,32 @@ pub const DEFAULT_ALIGN_RANGE: [f64; 2] = [0.862, 1.16];
 
 impl Default for NetworkSpec {
     /// The defaults of `train_siamese train` (chosen on held-out training identities, see
-    /// docs/faces.md).
+    /// docs/faces.md): the face ResNet on the aligned chip and its mirror image, a
+    /// 128-dimensional embedding.
     fn default() -> Self {
         Self {
             trunk: TrunkSpec {
+                architecture: TrunkArchitecture::FaceResNet,
+                width: 184,
+                height: 224,
+            },
+            head: HeadSpec {
+                levels: Vec::new(),
+                embedding_dim: face_resnet::OUTPUT_LEN,
+            },
+            mirror: true,
+            zooms: vec![1.0],
+            align: None,
+        }
+    }
+}
+
+impl NetworkSpec {
+    /// The SqueezeNet design's defaults (the default before the face ResNet; docs/faces.md).
+    pub fn squeezenet_default() -> Self {
+        Self {
+            trunk: TrunkSpec {
+                architecture: TrunkArchitecture::SqueezeNet,
                 width: 184,
                 height: 224,
             },
@@ -114,8 +178,11 @@ impl Default for NetworkSpec {
     }
 }
 
-/// The pretrained trunk's architecture: its weights are the embedded ones.
+/// The SqueezeNet trunk's architecture: its weights are the embedded ones.
 pub const TRUNK_ARCHITECTURE: Architecture = Architecture::SqueezeNet;
+
+/// The face ResNet trunk's name in model files.
+pub const FACE_RESNET_NAME: &str = "dlib_face_resnet_v1";
 
 /// Layers a level may read.
 pub const LAYERS: [&str; 8] = [
@@ -173,6 +240,23 @@ impl NetworkSpec {
             return Err(Error::Invalid(
                 "the embedding dimension must be >= 1".into(),
             ));
+        }
+        if self.trunk.architecture == TrunkArchitecture::FaceResNet {
+            // The landmarks fix the face's scale and position; the chip has no layers to pick.
+            if !self.head.levels.is_empty() {
+                return Err(Error::Invalid(
+                    "the face-resnet trunk takes no descriptor levels (they are SqueezeNet layers)"
+                        .into(),
+                ));
+            }
+            if self.zooms != [1.0] || self.align.is_some() {
+                return Err(Error::Invalid(
+                    "the face-resnet trunk aligns each face by its landmarks: zoomed views and \
+                     zoom alignment are for the squeezenet trunk"
+                        .into(),
+                ));
+            }
+            return Ok(());
         }
         if self.head.levels.is_empty() {
             return Err(Error::Invalid(
@@ -232,6 +316,9 @@ impl NetworkSpec {
 
     /// `[C, H, W]` of each trunk layer (`trunk_layers` order) for one pass.
     pub fn layer_maps(&self) -> Result<Vec<[usize; 3]>> {
+        if self.trunk.architecture == TrunkArchitecture::FaceResNet {
+            return Ok(vec![[face_resnet::OUTPUT_LEN, 1, 1]]);
+        }
         let mut g = Graph::new();
         let x = g.input("image", [1, 3, self.trunk.height, self.trunk.width]);
         let nodes = TRUNK_ARCHITECTURE.features(&mut g, x, Pooling::Max, &self.trunk_layers())?;
@@ -276,11 +363,47 @@ impl NetworkSpec {
         Ok(self.passes() * self.pass_len()?)
     }
 
+    /// `[rows, cols]` of one pass's input to the trunk: the chip with the face ResNet, the
+    /// resized photo with SqueezeNet.
+    pub fn pass_size(&self) -> [usize; 2] {
+        match self.trunk.architecture {
+            TrunkArchitecture::FaceResNet => [face_resnet::CHIP_SIZE, face_resnet::CHIP_SIZE],
+            TrunkArchitecture::SqueezeNet => [self.trunk.height, self.trunk.width],
+        }
+    }
+
+    /// The shape of one image's network input (see `network_input`): `[3 * passes, rows, cols]`.
+    pub fn input_item(&self) -> [usize; 3] {
+        let [rows, cols] = self.pass_size();
+        [3 * self.passes(), rows, cols]
+    }
+
+    /// Whether the network input is the resized photo itself (no views, chips or mirror).
+    pub fn input_is_image(&self) -> bool {
+        self.trunk.architecture == TrunkArchitecture::SqueezeNet
+            && !self.mirror
+            && self.zooms == [1.0]
+    }
+
     /// The network's input for one image `[3, height, width]` (RGB in [0, 1]) viewed at
     /// `base_zoom` (1 without alignment): per zoomed view (`base_zoom` times each of `zooms`),
-    /// the view, then (with `mirror`) its mirror image, `[3 * passes, height, width]`.
-    pub fn network_input(&self, image: &[f32], base_zoom: f64) -> Vec<f32> {
+    /// the view, then (with `mirror`) its mirror image, `[3 * passes, height, width]`. With the
+    /// face ResNet, the aligned chip and (with `mirror`) its mirror image, `[3 * passes, 150,
+    /// 150]`.
+    pub fn network_input(&self, image: &[f32], base_zoom: f64) -> Result<Vec<f32>> {
         let (width, height) = (self.trunk.width, self.trunk.height);
+        if self.trunk.architecture == TrunkArchitecture::FaceResNet {
+            let chip = aligned_chip(width, height, image)?;
+            let mut input = chip.clone();
+            if self.mirror {
+                let mut mirrored = chip;
+                for row in mirrored.chunks_exact_mut(face_resnet::CHIP_SIZE) {
+                    row.reverse();
+                }
+                input.extend(mirrored);
+            }
+            return Ok(input);
+        }
         let mut input = Vec::with_capacity(image.len() * self.passes());
         for &zoom in &self.zooms {
             let zoom = base_zoom * zoom;
@@ -300,7 +423,7 @@ impl NetworkSpec {
                 input.extend(view);
             }
         }
-        input
+        Ok(input)
     }
 
     /// The trunk on network inputs `[N, 3 * passes, height, width]` (see `network_input`):
@@ -315,6 +438,11 @@ impl NetworkSpec {
             } else {
                 images
             };
+            if self.trunk.architecture == TrunkArchitecture::FaceResNet {
+                let x = g.channel_affine(image, face_resnet::preprocess())?;
+                maps.push(face_resnet::build(g, x)?);
+                continue;
+            }
             let x = g.channel_affine(image, TRUNK_ARCHITECTURE.preprocess())?;
             for y in TRUNK_ARCHITECTURE.features(g, x, Pooling::Max, &layers)? {
                 let len = g.shape(y).numel() / n;
@@ -340,6 +468,9 @@ impl NetworkSpec {
 
     /// Values of a descriptor (the head's input to the projection): `sum C * rows * cols`.
     pub fn descriptor_len(&self) -> Result<usize> {
+        if self.trunk.architecture == TrunkArchitecture::FaceResNet {
+            return Ok(face_resnet::OUTPUT_LEN);
+        }
         Ok(self
             .head
             .levels
@@ -363,6 +494,10 @@ impl NetworkSpec {
         let mut view_sum = None;
         for pass in 0..self.passes() {
             let mut parts = Vec::new();
+            if self.trunk.architecture == TrunkArchitecture::FaceResNet {
+                let values = g.slice_channels(maps, pass * pass_len, pass_len)?;
+                parts.push(g.l2_normalize(values)?);
+            }
             for level in &self.head.levels {
                 let index = layers.iter().position(|l| *l == level.layer).unwrap();
                 let offset: usize = layer_maps[..index]
@@ -441,6 +576,41 @@ impl NetworkSpec {
 
     /// The description stored in a model file's metadata.
     pub fn to_json(&self) -> Value {
+        if self.trunk.architecture == TrunkArchitecture::FaceResNet {
+            return json!({
+                "trunk": {
+                    "architecture": FACE_RESNET_NAME,
+                    "weights": "embedded dlib_face_recognition_resnet_model_v1 (Davis King, CC0)",
+                    "frozen": true,
+                },
+                "input": {
+                    "width": self.trunk.width,
+                    "height": self.trunk.height,
+                    "channels": 3,
+                    "resize": "bilinear, to exactly width x height",
+                    "colour": "RGB in [0, 1]; greyscale replicated to 3 channels",
+                    "alignment": format!(
+                        "dlib's 5-point shape predictor (embedded shape_predictor_5_face_landmarks) \
+                         from the face box {:?} (left, top, right, bottom as fractions of the \
+                         resized photo), then dlib's face chip: {} x {} pixels, padding {}",
+                        landmarks::INITIAL_RECT_FRACTIONS,
+                        face_resnet::CHIP_SIZE,
+                        face_resnet::CHIP_SIZE,
+                        landmarks::CHIP_PADDING
+                    ),
+                    "normalisation": "RGB, (255 x - mean) / 256, means (122.782, 117.001, 104.298)",
+                },
+                "head": {
+                    "levels": [],
+                    "descriptor": "the trunk's 128 values L2-normalised, summed over passes (the chip and its mirror image)",
+                    "projection": "linear (head.project.weight, head.project.bias)",
+                    "embedding_dim": self.head.embedding_dim,
+                    "normalisation": "L2",
+                },
+                "mirror": self.mirror,
+                "zooms": self.zooms,
+            });
+        }
         let mut description = json!({
             "trunk": {
                 "architecture": "squeezenet1_1",
@@ -484,12 +654,16 @@ impl NetworkSpec {
                 .map(|n| n as usize)
                 .ok_or_else(|| format!("network description: `{what}` is not a number"))
         };
-        if value["trunk"]["architecture"] != "squeezenet1_1" {
-            return Err(format!(
-                "network description: trunk {} is not supported (only squeezenet1_1)",
-                value["trunk"]["architecture"]
-            ));
-        }
+        let architecture = match value["trunk"]["architecture"].as_str() {
+            Some("squeezenet1_1") => TrunkArchitecture::SqueezeNet,
+            Some(FACE_RESNET_NAME) => TrunkArchitecture::FaceResNet,
+            _ => {
+                return Err(format!(
+                    "network description: trunk {} is not supported (squeezenet1_1 or {FACE_RESNET_NAME})",
+                    value["trunk"]["architecture"]
+                ))
+            }
+        };
         let levels = value["head"]["levels"]
             .as_array()
             .ok_or("network description: `head.levels` is not a list")?
@@ -503,6 +677,7 @@ impl NetworkSpec {
             .collect::<std::result::Result<Vec<_>, String>>()?;
         let spec = NetworkSpec {
             trunk: TrunkSpec {
+                architecture,
                 width: number(&value["input"]["width"], "input.width")?,
                 height: number(&value["input"]["height"], "input.height")?,
             },
@@ -538,6 +713,36 @@ impl NetworkSpec {
     }
 }
 
+/// The embedded landmark predictor, parsed once.
+fn shape_predictor() -> Result<&'static landmarks::ShapePredictor> {
+    static PREDICTOR: std::sync::OnceLock<std::result::Result<landmarks::ShapePredictor, String>> =
+        std::sync::OnceLock::new();
+    PREDICTOR
+        .get_or_init(|| {
+            landmarks::ShapePredictor::from_safetensors(
+                crate::assets::SHAPE_PREDICTOR_5_SAFETENSORS,
+            )
+            .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| Error::Invalid(format!("the embedded landmark predictor: {e}")))
+}
+
+/// The face of a `width x height` photo (`[3, height, width]`, RGB in [0, 1]) as the face
+/// ResNet expects it: dlib's five landmarks from the face box of a face-crop photo, then the
+/// 150x150 chip that puts them at dlib's reference positions, `[3, 150, 150]`.
+pub fn aligned_chip(width: usize, height: usize, image: &[f32]) -> Result<Vec<f32>> {
+    let photo = crate::imaging::RgbImage::new(width, height, image.to_vec())?;
+    let points = shape_predictor()?.predict(&photo, landmarks::initial_rect(width, height));
+    Ok(landmarks::face_chip(
+        &photo,
+        &points,
+        face_resnet::CHIP_SIZE,
+        landmarks::CHIP_PADDING,
+    )?
+    .data)
+}
+
 /// Average pooling of an `h x w` map to a `rows x cols` grid with equal windows that cover the
 /// whole map: stride `floor(size / cells)`, window `size - (cells - 1) * stride` (windows
 /// overlap when the size does not divide).
@@ -563,7 +768,14 @@ pub fn fingerprint(parts: &[&[u8]]) -> String {
     format!("{hash:016x}")
 }
 
-/// The fingerprint of the embedded trunk weights.
-pub fn trunk_fingerprint() -> String {
-    fingerprint(&[crate::assets::SQUEEZENET1_1_SAFETENSORS])
+/// The fingerprint of the embedded weights a trunk uses (the face ResNet's with the landmark
+/// predictor's, since both shape its input).
+pub fn trunk_fingerprint(architecture: TrunkArchitecture) -> String {
+    match architecture {
+        TrunkArchitecture::SqueezeNet => fingerprint(&[crate::assets::SQUEEZENET1_1_SAFETENSORS]),
+        TrunkArchitecture::FaceResNet => fingerprint(&[
+            crate::assets::DLIB_FACE_RESNET_SAFETENSORS,
+            crate::assets::SHAPE_PREDICTOR_5_SAFETENSORS,
+        ]),
+    }
 }

@@ -98,9 +98,10 @@ pub fn orl_subset(
 /// grids and fire4 to 1x1 (listed out of network order on purpose), 32 dims, the image and its
 /// mirror image.
 pub fn tiny_network() -> wgnn::faces::network::NetworkSpec {
-    use wgnn::faces::network::{HeadSpec, Level, NetworkSpec, TrunkSpec};
+    use wgnn::faces::network::{HeadSpec, Level, NetworkSpec, TrunkArchitecture, TrunkSpec};
     NetworkSpec {
         trunk: TrunkSpec {
+            architecture: TrunkArchitecture::SqueezeNet,
             width: 92,
             height: 112,
         },
