@@ -24,6 +24,9 @@ import sys
 
 import numpy as np
 
+import dlib_format
+from dlib_format import FormatError
+
 # ---------------------------------------------------------------------------
 # Network description.
 #
@@ -71,45 +74,12 @@ def forward_layer_list():
     return seq
 
 
-class FormatError(Exception):
-    pass
-
-
 # ---------------------------------------------------------------------------
-# Primitive readers (dlib/serialize.h, dlib/float_details.h, cuda/tensor.h).
+# Readers (dlib/serialize.h, dlib/float_details.h, cuda/tensor.h); the
+# integers and floats are dlib_format's.
 # ---------------------------------------------------------------------------
 
-class Reader:
-    def __init__(self, data):
-        self.data = data
-        self.pos = 0
-
-    def take(self, n, what):
-        if self.pos + n > len(self.data):
-            raise FormatError(f"unexpected end of file at byte {self.pos} "
-                              f"while reading {what}")
-        b = self.data[self.pos:self.pos + n]
-        self.pos += n
-        return b
-
-    def integer(self, what="integer"):
-        # Control byte: bit 7 = negative, low 4 bits = number of magnitude
-        # bytes that follow, little endian.  Bits 4-6 must be zero.
-        at = self.pos
-        ctrl = self.take(1, what)[0]
-        size = ctrl & 0x0F
-        if ctrl & 0x70 or size == 0 or size > 8:
-            raise FormatError(f"bad integer control byte 0x{ctrl:02x} at byte "
-                              f"{at} while reading {what}")
-        mag = int.from_bytes(self.take(size, what), "little")
-        return -mag if ctrl & 0x80 else mag
-
-    def unsigned(self, what):
-        v = self.integer(what)
-        if v < 0:
-            raise FormatError(f"negative value {v} for unsigned {what}")
-        return v
-
+class Reader(dlib_format.Reader):
     def boolean(self, what="bool"):
         # bools are the ASCII characters '0' / '1'.
         c = self.take(1, what)
@@ -126,22 +96,6 @@ class Reader:
             return raw.decode("ascii")
         except UnicodeDecodeError:
             raise FormatError(f"non-ASCII string {raw[:40]!r} ({what})")
-
-    def real(self, what="float"):
-        # Scalars are not IEEE bytes: dlib writes a float_details, i.e. the
-        # integer mantissa then the integer exponent (value = m * 2**e), each
-        # in the integer format above.  (serialize.h's prose says exponent
-        # first; the code writes the mantissa first.)  An old ASCII format
-        # existed; it is recognisable by bits 0x70 in the first byte.
-        if self.pos < len(self.data) and self.data[self.pos] & 0x70:
-            raise FormatError(f"old ASCII float encoding at byte {self.pos} "
-                              f"({what}) is not supported")
-        m = self.integer(what + " mantissa")
-        e = self.integer(what + " exponent")
-        special = {32000: float("inf"), 32001: float("-inf"), 32002: float("nan")}
-        if e in special:
-            return special[e]
-        return float(np.ldexp(np.float64(m), e))
 
     def tensor(self, what):
         # resizable_tensor: version 2, dims as 4 integers, then raw float32
@@ -386,29 +340,6 @@ def parse(data):
     return out, means
 
 
-def write_safetensors(tensors, meta, dst):
-    """Writes the safetensors layout by hand with sorted keys, so that the same model file
-    always gives the same bytes (the safetensors package orders the metadata at random)."""
-    import json
-    header, offset, blobs = {"__metadata__": meta}, 0, []
-    for name in sorted(tensors):
-        blob = np.ascontiguousarray(tensors[name], dtype="<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(tensors[name].shape),
-                        "data_offsets": [offset, offset + len(blob)]}
-        offset += len(blob)
-        blobs.append(blob)
-    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)  # the data starts 8-byte aligned
-    tmp = dst + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(len(text).to_bytes(8, "little"))
-        f.write(text)
-        for blob in blobs:
-            f.write(blob)
-    import os
-    os.replace(tmp, dst)
-
-
 def main(argv):
     if len(argv) != 3:
         print(f"usage: {argv[0]} MODEL.dat OUT.safetensors", file=sys.stderr)
@@ -434,7 +365,7 @@ def main(argv):
         "input_mean_rgb": ",".join(repr(float(np.float32(m))) for m in means),
         "input_scale": "0.00390625",
     }
-    write_safetensors(tensors, meta, dst)
+    dlib_format.write_safetensors(tensors, meta, dst)
     print(f"wrote {len(tensors)} tensors to {dst}")
     return 0
 

@@ -5,28 +5,17 @@ mod common;
 mod faces_support;
 
 use common::{assert_close, gpu, to_f64};
-use faces_support::{orl_subset, TempDir, ORL};
+use faces_support::{orl_photos, orl_subset, raw_pixel_metrics, TempDir};
 use wgnn::faces::augment::Augment;
 use wgnn::faces::commands::{self, Quiet, TrainRequest, VerificationHead};
-use wgnn::faces::dataset::{load_image, ImageFolder, Preprocess};
 use wgnn::faces::embed::{trunk_weights, ImageRunner};
-use wgnn::faces::metrics;
 use wgnn::faces::network::{aligned_chip, Level, NetworkSpec, TrunkArchitecture};
 use wgnn::faces::train::TrainConfig;
 use wgnn::models::face_resnet::{CHIP_SIZE, OUTPUT_LEN};
 
 /// ORL photos at the default network's input size (184x224, RGB).
 fn photos(files: &[&str]) -> Vec<f32> {
-    let spec = NetworkSpec::default();
-    let preprocess = Preprocess {
-        width: spec.trunk.width as u32,
-        height: spec.trunk.height as u32,
-        channels: 3,
-    };
-    files
-        .iter()
-        .flat_map(|f| load_image(&std::path::Path::new(ORL).join(f), preprocess).unwrap())
-        .collect()
+    orl_photos(&NetworkSpec::default(), files)
 }
 
 #[test]
@@ -117,25 +106,6 @@ fn model_files_describe_the_face_resnet_and_refuse_squeezenet_settings() {
     assert!(NetworkSpec::from_json(&unknown)
         .unwrap_err()
         .contains("not supported"));
-}
-
-/// Raw pixels (greyscale, L2-normalised) as embeddings: the baseline to beat.
-fn raw_pixel_metrics(folder: &std::path::Path) -> metrics::Metrics {
-    let images = ImageFolder::open(folder)
-        .unwrap()
-        .load(Preprocess {
-            width: 92,
-            height: 112,
-            channels: 1,
-        })
-        .unwrap();
-    let mut rows = Vec::new();
-    for i in 0..images.len() {
-        let x = images.image(i);
-        let norm = x.iter().map(|v| v * v).sum::<f32>().sqrt();
-        rows.extend(x.iter().map(|v| v / norm));
-    }
-    metrics::evaluate(&rows, images.image_len(), &images.labels).unwrap()
 }
 
 #[test]

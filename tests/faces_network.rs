@@ -7,11 +7,10 @@ mod faces_support;
 use std::collections::BTreeMap;
 
 use common::{assert_close, eval, gpu, graph_vjp, tensor, to_f32, to_f64};
-use faces_support::{tiny_network_aligned, tiny_network_with_views, TempDir, ORL};
+use faces_support::{orl_photos, tiny_network_aligned, tiny_network_with_views, TempDir};
 use serde_json::json;
 use wgnn::faces::align::ZoomRegressor;
 use wgnn::faces::augment::zoomed;
-use wgnn::faces::dataset::{load_image, Preprocess};
 use wgnn::faces::embed::{trunk_weights, DescriptorRunner, ImageRunner};
 use wgnn::faces::model::{LogisticVerifier, SiameseModel, FORMAT};
 use wgnn::faces::network::{grid_pooling, NetworkSpec};
@@ -60,24 +59,11 @@ fn grid_pooling_windows_cover_the_map() {
     }
 }
 
-/// ORL images at the tiny network's size.
-fn orl_images(spec: &NetworkSpec, files: &[&str]) -> Vec<f32> {
-    let preprocess = Preprocess {
-        width: spec.trunk.width as u32,
-        height: spec.trunk.height as u32,
-        channels: 3,
-    };
-    files
-        .iter()
-        .flat_map(|f| load_image(&std::path::Path::new(ORL).join(f), preprocess).unwrap())
-        .collect()
-}
-
 #[test]
 fn descriptors_match_a_cpu_reference() {
     let gpu = gpu();
     let spec = tiny_network_with_views();
-    let images = orl_images(&spec, &["s1/1.pgm", "s2/3.pgm", "s3/5.pgm"]);
+    let images = orl_photos(&spec, &["s1/1.pgm", "s2/3.pgm", "s3/5.pgm"]);
     let weights = trunk_weights(gpu, &spec).unwrap();
     let maps = ImageRunner::trunk(gpu, &spec, &weights)
         .unwrap()
@@ -151,7 +137,7 @@ fn descriptors_match_a_cpu_reference() {
 fn network_input_holds_each_zoomed_view_then_its_mirror_image() {
     let spec = tiny_network_with_views();
     let (w, h) = (spec.trunk.width, spec.trunk.height);
-    let image = orl_images(&spec, &["s6/4.pgm"]);
+    let image = orl_photos(&spec, &["s6/4.pgm"]);
     let input = spec.network_input(&image, 1.0).unwrap();
     assert_eq!(input.len(), spec.passes() * 3 * w * h);
     let view = |k: usize| &input[k * 3 * w * h..][..3 * w * h];
@@ -237,7 +223,7 @@ fn random_regressor(spec: &NetworkSpec, seed: u64) -> ZoomRegressor {
     let weights = trunk_weights(gpu, spec).unwrap();
     let mut runner = ImageRunner::descriptors(gpu, &stage, &weights, None).unwrap();
     let descriptors = runner
-        .run(gpu, &orl_images(spec, &ALIGN_FILES), &mut |_| {})
+        .run(gpu, &orl_photos(spec, &ALIGN_FILES), &mut |_| {})
         .unwrap();
     let mut rng = Rng::new(seed);
     let targets: Vec<f64> = ALIGN_FILES.iter().map(|_| rng.range(-0.2, 0.2)).collect();
@@ -274,7 +260,7 @@ fn an_aligned_network_views_each_image_at_the_zoom_its_descriptor_predicts() {
     let spec = &model.spec;
     let aligner = model.aligner.as_ref().unwrap();
     let files = ALIGN_FILES;
-    let images = orl_images(spec, &files);
+    let images = orl_photos(spec, &files);
     let mut embedder = ImageRunner::embeddings(gpu, spec, &model.head, Some(aligner)).unwrap();
     let mut progress = Vec::new();
     let aligned = embedder
@@ -335,7 +321,7 @@ fn an_aligned_network_views_each_image_at_the_zoom_its_descriptor_predicts() {
 fn a_face_and_its_mirror_image_get_the_same_embedding() {
     let gpu = gpu();
     let model = random_model(2);
-    let image = orl_images(&model.spec, &["s4/2.pgm"]);
+    let image = orl_photos(&model.spec, &["s4/2.pgm"]);
     let mut mirrored = image.clone();
     for row in mirrored.chunks_exact_mut(model.spec.trunk.width) {
         row.reverse();
@@ -364,7 +350,7 @@ fn many_images_give_what_each_gives_alone() {
         .take(37)
         .collect();
     let names: Vec<&str> = files.iter().map(String::as_str).collect();
-    let images = orl_images(&model.spec, &names);
+    let images = orl_photos(&model.spec, &names);
     let mut embedder =
         ImageRunner::embeddings(gpu, &model.spec, &model.head, model.aligner.as_ref()).unwrap();
     let all = embedder.run(gpu, &images, &mut |_| {}).unwrap();

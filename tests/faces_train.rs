@@ -5,12 +5,11 @@ mod common;
 mod faces_support;
 
 use common::gpu;
-use faces_support::{orl_subset, tiny_config, tiny_network_aligned, TempDir};
+use faces_support::{orl_subset, raw_pixel_metrics, tiny_config, tiny_network_aligned, TempDir};
 use wgnn::faces::augment::Augment;
 use wgnn::faces::commands::{self, Progress, Quiet, TrainRequest, VerificationHead};
-use wgnn::faces::dataset::{ImageFolder, Preprocess};
+use wgnn::faces::dataset::ImageFolder;
 use wgnn::faces::embed::{trunk_weights, ImageRunner};
-use wgnn::faces::metrics;
 use wgnn::faces::train::{EpochStats, HeadInit, TrainConfig};
 use wgnn::{Error, Result};
 
@@ -23,26 +22,6 @@ fn request(data: &std::path::Path, holdout: usize, config: TrainConfig) -> Train
         checkpoint: None,
         resume: None,
     }
-}
-
-/// Raw pixels (greyscale, L2-normalised) as embeddings: the baseline to beat.
-fn raw_pixel_metrics(folder: &std::path::Path) -> metrics::Metrics {
-    let images = ImageFolder::open(folder)
-        .unwrap()
-        .load(Preprocess {
-            width: 92,
-            height: 112,
-            channels: 1,
-        })
-        .unwrap();
-    let dim = images.image_len();
-    let mut rows = Vec::new();
-    for i in 0..images.len() {
-        let x = images.image(i);
-        let norm = x.iter().map(|v| v * v).sum::<f32>().sqrt();
-        rows.extend(x.iter().map(|v| v / norm));
-    }
-    metrics::evaluate(&rows, dim, &images.labels).unwrap()
 }
 
 #[test]

@@ -149,3 +149,39 @@ pub fn tiny_config(epochs: usize) -> wgnn::faces::train::TrainConfig {
         ..Default::default()
     }
 }
+
+/// ORL photos (paths relative to the database, e.g. `s6/4.pgm`) at `spec`'s input size, RGB,
+/// one after another.
+pub fn orl_photos(spec: &wgnn::faces::network::NetworkSpec, files: &[&str]) -> Vec<f32> {
+    let preprocess = wgnn::faces::dataset::Preprocess {
+        width: spec.trunk.width as u32,
+        height: spec.trunk.height as u32,
+        channels: 3,
+    };
+    files
+        .iter()
+        .flat_map(|f| {
+            wgnn::faces::dataset::load_image(&Path::new(ORL).join(f), preprocess).unwrap()
+        })
+        .collect()
+}
+
+/// Raw pixels (greyscale, L2-normalised) as embeddings of a folder's photos: the baseline a
+/// trained model must beat.
+pub fn raw_pixel_metrics(folder: &Path) -> wgnn::faces::metrics::Metrics {
+    let images = wgnn::faces::dataset::ImageFolder::open(folder)
+        .unwrap()
+        .load(wgnn::faces::dataset::Preprocess {
+            width: 92,
+            height: 112,
+            channels: 1,
+        })
+        .unwrap();
+    let mut rows = Vec::new();
+    for i in 0..images.len() {
+        let x = images.image(i);
+        let norm = x.iter().map(|v| v * v).sum::<f32>().sqrt();
+        rows.extend(x.iter().map(|v| v / norm));
+    }
+    wgnn::faces::metrics::evaluate(&rows, images.image_len(), &images.labels).unwrap()
+}
