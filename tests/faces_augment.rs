@@ -138,7 +138,7 @@ fn gamma_is_a_power_within_its_range() {
         let out = augment.variant(&image, W, H, v, 5, 1);
         // The same exponent for every pixel, within [1 / MAX_GAMMA, MAX_GAMMA].
         let exponent = (out[1] as f64).ln() / (image[1] as f64).ln();
-        assert!(exponent >= 1.0 / MAX_GAMMA - 1e-4 && exponent <= MAX_GAMMA + 1e-4);
+        assert!((1.0 / MAX_GAMMA - 1e-4..=MAX_GAMMA + 1e-4).contains(&exponent));
         for (o, x) in out.iter().zip(&image) {
             assert!((*o as f64 - (*x as f64).powf(exponent)).abs() < 1e-4);
         }

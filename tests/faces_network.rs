@@ -271,7 +271,7 @@ fn an_aligned_network_views_each_image_at_the_zoom_its_descriptor_predicts() {
     assert_eq!(progress.last(), Some(&(files.len() * 6)));
 
     // By hand: the alignment stage's descriptors, the regressor's zooms, the network there.
-    let weights = trunk_weights(gpu, &spec).unwrap();
+    let weights = trunk_weights(gpu, spec).unwrap();
     let stage = spec.alignment_stage();
     let mut first = ImageRunner::descriptors(gpu, &stage, &weights, None).unwrap();
     let descriptors = first.run(gpu, &images, &mut |_| {}).unwrap();

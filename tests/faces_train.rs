@@ -93,12 +93,12 @@ fn zoom_alignment_learns_how_much_larger_a_training_face_is() {
         .collect();
     let weights = trunk_weights(gpu, &stage).unwrap();
     let mut runner = ImageRunner::descriptors(gpu, &stage, &weights, None).unwrap();
-    let mut descriptors_at = |zoom: f64| {
+    let descriptors_at = |zoom: f64| {
         runner
             .run_at(gpu, &inputs, &vec![zoom; photos.len()], &mut |_| {})
             .unwrap()
     };
-    let views = [1.0 / 1.16, 1.0, 1.16].map(|zoom| descriptors_at(zoom));
+    let views = [1.0 / 1.16, 1.0, 1.16].map(descriptors_at);
     let range = model.spec.align.unwrap();
     for (k, photo) in photos.iter().enumerate() {
         let at = |v: usize| &views[v][k * d..][..d];

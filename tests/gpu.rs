@@ -54,7 +54,7 @@ fn a_dispatch_larger_than_one_dimension_allows_is_split_and_complete() {
     // More workgroups of 256 than one dimension allows.
     let n = (max + 123) * 256 + 7;
     assert!(
-        4 * n as u64 <= gpu.limits.max_storage_buffer_binding_size as u64,
+        4 * n as u64 <= gpu.limits.max_storage_buffer_binding_size,
         "device binds too little for this test"
     );
     let mut rng = Rng::new(9);
@@ -80,8 +80,7 @@ fn validation_errors_come_back_with_the_kernel_name() {
         workgroups: 1,
     });
     let message = result
-        .err()
-        .expect("a bad binding layout must fail")
+        .expect_err("a bad binding layout must fail")
         .to_string();
     assert!(message.contains("activation::forward"), "{message}");
 }
@@ -89,11 +88,10 @@ fn validation_errors_come_back_with_the_kernel_name() {
 #[test]
 fn oversized_buffers_are_refused_with_the_limit() {
     let gpu = gpu();
-    let too_big = gpu.limits.max_storage_buffer_binding_size as u64 + 4;
+    let too_big = gpu.limits.max_storage_buffer_binding_size + 4;
     let message = gpu
         .storage_buffer("huge", too_big)
-        .err()
-        .expect("must fail")
+        .expect_err("must fail")
         .to_string();
     assert!(
         message.contains("huge") && message.contains("at most"),

@@ -12,7 +12,7 @@ fn shape_mismatch_names_the_op_and_both_shapes() {
     let mut g = Graph::new();
     let a = g.input("a", [2, 3]);
     let b = g.input("b", [4]);
-    let message = g.add(a, b).err().expect("must fail").to_string();
+    let message = g.add(a, b).expect_err("must fail").to_string();
     for needle in ["add", "[2, 3]", "[4]"] {
         assert!(
             message.contains(needle),
@@ -137,12 +137,11 @@ fn plan_input_errors_are_clear() {
         },
     )
     .unwrap();
-    let unwritten = plan.step(gpu).err().expect("unwritten input").to_string();
+    let unwritten = plan.step(gpu).expect_err("unwritten input").to_string();
     assert!(unwritten.contains("pixels"), "{unwritten}");
     let wrong_len = plan
         .write_input(gpu, x, &[1.0; 3])
-        .err()
-        .expect("wrong length")
+        .expect_err("wrong length")
         .to_string();
     assert!(
         wrong_len.contains("pixels") && wrong_len.contains('3'),
@@ -150,8 +149,7 @@ fn plan_input_errors_are_clear() {
     );
     let not_input = plan
         .write_input(gpu, y, &[1.0; 4])
-        .err()
-        .expect("not an input")
+        .expect_err("not an input")
         .to_string();
     assert!(not_input.contains("not an input"), "{not_input}");
 }
@@ -208,8 +206,7 @@ fn gradients_need_a_scalar_loss_and_a_path() {
     let total = g.mul(total, one).unwrap();
     let message = g
         .gradients(total, &[unused])
-        .err()
-        .expect("no path")
+        .expect_err("no path")
         .to_string();
     assert!(message.contains("unused"), "{message}");
 }

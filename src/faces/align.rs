@@ -45,7 +45,7 @@ impl ZoomRegressor {
     /// the centred rows. Solved in the `m x m` kernel form (`m` is far below `d`).
     pub fn fit(descriptors: &[f32], d: usize, log_zooms: &[f64], ridge: f64) -> Result<Self> {
         let m = log_zooms.len();
-        if m < 2 || d == 0 || descriptors.len() != m * d || !(ridge > 0.0) {
+        if m < 2 || d == 0 || descriptors.len() != m * d || !ridge.is_finite() || ridge <= 0.0 {
             return Err(Error::shape(
                 "zoom regression",
                 format!(
@@ -63,7 +63,7 @@ impl ZoomRegressor {
 
         // (K + ridge * s * I) alpha = y - mean(y), K = Xc Xc^T; then w = Xc^T alpha.
         let scale = (0..m).map(|a| kernel[a * m + a]).sum::<f64>() / m as f64;
-        if !(scale > 0.0) || !scale.is_finite() {
+        if !scale.is_finite() || scale <= 0.0 {
             return Err(Error::Invalid(
                 "zoom regression: the descriptors do not vary (or are not finite)".into(),
             ));

@@ -80,6 +80,8 @@ fn vec4_tile(m: usize, wide: bool) -> Tile {
 /// A dispatch of a subgroup GEMM kernel of conv_subgroup.wgsl, for `params` made with `tile`
 /// (`broadcast_tile`, or 64 rows for the `_vec4` kernels: ROW_BLOCKS = 2) and `splits`
 /// slices of K.
+// The geometry, kernel choice, tiling and buffers are all independent inputs of one dispatch.
+#[allow(clippy::too_many_arguments)]
 fn broadcast_gemm(
     gpu: &Gpu,
     geo: &Geometry,

@@ -262,7 +262,7 @@ impl Op for Binary {
             ..Default::default()
         };
         let same_shape = inputs.iter().all(|t| t.shape == output.shape);
-        let (entry, invocations) = match (same_shape, n % 4 == 0) {
+        let (entry, invocations) = match (same_shape, n.is_multiple_of(4)) {
             (true, true) => ("binary_same_shape4", n / 4),
             (true, false) => ("binary_same_shape", n),
             (false, _) => ("binary", n),

@@ -291,7 +291,7 @@ impl Op for MaxPoolBackward {
         let (x, dy) = (&inputs[0].shape, &inputs[1].shape);
         let mut params = window_params(&self.0, x, dy, dy);
         let n = output.shape.numel();
-        let (zero, zero_invocations) = if n % 4 == 0 {
+        let (zero, zero_invocations) = if n.is_multiple_of(4) {
             ("max_zero4", n / 4)
         } else {
             ("max_zero", n)
