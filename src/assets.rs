@@ -28,6 +28,11 @@ pub const DLIB_FACE_RESNET_SAFETENSORS: &[u8] =
 pub const SHAPE_PREDICTOR_5_SAFETENSORS: &[u8] =
     include_bytes!("../assets/shape_predictor_5.safetensors");
 
+/// dlib's CNN face detector (`mmod_human_face_detector`, CC0), converted by
+/// `scripts/dlib_mmod_to_safetensors.py`; [`crate::faces::detect`] runs it.
+pub const MMOD_FACE_DETECTOR_SAFETENSORS: &[u8] =
+    include_bytes!("../assets/mmod_face_detector.safetensors");
+
 /// The 1000 ImageNet class names, one a line, in the order of the classifier's outputs.
 pub const IMAGENET_CLASSES_TXT: &str = include_str!("../assets/imagenet_classes.txt");
 

@@ -29,6 +29,7 @@ pub mod atomic_file;
 pub mod augment;
 pub mod commands;
 pub mod dataset;
+pub mod detect;
 pub mod embed;
 pub mod gallery;
 pub mod landmarks;

@@ -1,6 +1,7 @@
 //! Pretrained backbones as graph builders: SqueezeNet v1.1 (embedded weights) and VGG16/19
 //! (from a user's torchvision safetensors file). Parameters use torchvision's names.
 
+pub mod face_detector;
 pub mod face_resnet;
 mod squeezenet;
 mod vgg;
