@@ -138,7 +138,7 @@ fn network_input_holds_each_zoomed_view_then_its_mirror_image() {
     let spec = tiny_network_with_views();
     let (w, h) = (spec.trunk.width, spec.trunk.height);
     let image = orl_photos(&spec, &["s6/4.pgm"]);
-    let input = spec.network_input(&image, 1.0).unwrap();
+    let input = spec.network_input(&image, 1.0, None).unwrap();
     assert_eq!(input.len(), spec.passes() * 3 * w * h);
     let view = |k: usize| &input[k * 3 * w * h..][..3 * w * h];
     let mirror = |x: &[f32]| -> Vec<f32> {
@@ -176,7 +176,7 @@ fn network_input_holds_each_zoomed_view_then_its_mirror_image() {
     assert_eq!(view(3), &mirror(view(2))[..]);
 
     // About another base zoom (alignment), every view is scaled by it too.
-    let aligned = spec.network_input(&image, 0.9).unwrap();
+    let aligned = spec.network_input(&image, 0.9, None).unwrap();
     let view = |k: usize| &aligned[k * 3 * w * h..][..3 * w * h];
     assert_eq!(view(0), &zoomed(&image, w, h, 0.9)[..]);
     assert_eq!(view(1), &mirror(view(0))[..]);

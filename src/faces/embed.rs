@@ -5,6 +5,8 @@
 //! network on the image viewed at the zoom the regressor picks from it.
 
 use super::align::ZoomRegressor;
+use super::detect::FaceDetector;
+use super::landmarks::Rect;
 use super::network::{NetworkSpec, TrunkArchitecture, TRUNK_ARCHITECTURE};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, NodeId, Plan, PlanSpec};
@@ -109,6 +111,7 @@ fn run_on_views(
     gpu: &Gpu,
     images: &[f32],
     base_zooms: Option<&[f64]>,
+    mut detector: Option<&mut FaceDetector>,
     progress: &mut dyn FnMut(usize),
 ) -> Result<Vec<f32>> {
     let len = 3 * spec.trunk.height * spec.trunk.width;
@@ -140,13 +143,33 @@ fn run_on_views(
         } else {
             let mut inputs = Vec::with_capacity((end - start) * plan.image_len);
             for (i, image) in chunk.chunks_exact(len).enumerate() {
-                inputs.extend(spec.network_input(image, base_zooms.map_or(1.0, |z| z[start + i]))?);
+                let face = match detector.as_deref_mut() {
+                    Some(detector) => most_confident_face(detector, gpu, spec, image)?,
+                    None => None,
+                };
+                let zoom = base_zooms.map_or(1.0, |z| z[start + i]);
+                inputs.extend(spec.network_input(image, zoom, face)?);
             }
             inputs
         };
         outputs.extend(plan.run(gpu, &inputs, &mut |done| progress(start + done))?);
     }
     Ok(outputs)
+}
+
+/// The box of the face the detector is surest of in a photo at `spec`'s input size, if any.
+fn most_confident_face(
+    detector: &mut FaceDetector,
+    gpu: &Gpu,
+    spec: &NetworkSpec,
+    image: &[f32],
+) -> Result<Option<Rect>> {
+    let photo = crate::imaging::RgbImage::new(spec.trunk.width, spec.trunk.height, image.to_vec())?;
+    Ok(detector
+        .detect(gpu, &photo)?
+        .into_iter()
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(rect, _)| rect))
 }
 
 /// The first stage of an aligned network: the descriptor of each image as it is, and the
@@ -208,6 +231,7 @@ impl AlignmentStage {
             gpu,
             images,
             None,
+            None,
             progress,
         )?;
         Ok(descriptors
@@ -224,6 +248,8 @@ pub struct ImageRunner {
     inner: BatchedPlan,
     spec: NetworkSpec,
     alignment: Option<AlignmentStage>,
+    /// The face ResNet's face detector (the boxes its alignment starts from).
+    detector: Option<FaceDetector>,
 }
 
 impl ImageRunner {
@@ -236,10 +262,20 @@ impl ImageRunner {
     ) -> Result<Self> {
         spec.validate()?;
         let item = spec.input_item();
+        let detector = match spec.trunk.architecture {
+            TrunkArchitecture::FaceResNet => Some(FaceDetector::new(
+                gpu,
+                crate::assets::MMOD_FACE_DETECTOR_SAFETENSORS,
+                spec.trunk.width,
+                spec.trunk.height,
+            )?),
+            TrunkArchitecture::SqueezeNet => None,
+        };
         Ok(Self {
             inner: BatchedPlan::compile(gpu, &item, params, build)?,
             spec: spec.clone(),
             alignment: AlignmentStage::compile(gpu, spec, params, regressor)?,
+            detector,
         })
     }
 
@@ -315,6 +351,7 @@ impl ImageRunner {
                 gpu,
                 images,
                 None,
+                self.detector.as_mut(),
                 &mut |done| progress(done * passes),
             );
         };
@@ -327,6 +364,7 @@ impl ImageRunner {
             gpu,
             images,
             Some(&zooms),
+            self.detector.as_mut(),
             &mut |done| progress(skipped + done * passes),
         )
     }
@@ -346,6 +384,7 @@ impl ImageRunner {
             gpu,
             images,
             Some(zooms),
+            self.detector.as_mut(),
             progress,
         )
     }

@@ -3,6 +3,7 @@
 //! The network and its training:
 //! - [`network`]: the frozen trunk (dlib's face ResNet on the aligned face chip by default, or
 //!   SqueezeNet on the whole photo), the descriptor and the trained head, as graphs.
+//! - [`detect`]: dlib's CNN face detector, which finds the face the landmarks start from.
 //! - [`landmarks`]: dlib's five face landmarks and face chip, which align a face for the face
 //!   ResNet.
 //! - [`embed`]: compiled plans from images to trunk maps, descriptors and embeddings.

@@ -388,12 +388,18 @@ impl NetworkSpec {
     /// The network's input for one image `[3, height, width]` (RGB in [0, 1]) viewed at
     /// `base_zoom` (1 without alignment): per zoomed view (`base_zoom` times each of `zooms`),
     /// the view, then (with `mirror`) its mirror image, `[3 * passes, height, width]`. With the
-    /// face ResNet, the aligned chip and (with `mirror`) its mirror image, `[3 * passes, 150,
+    /// face ResNet, the chip aligned from the face box `face` (the detector's; `None`: the box
+    /// assumed for a face-crop photo) and (with `mirror`) its mirror image, `[3 * passes, 150,
     /// 150]`.
-    pub fn network_input(&self, image: &[f32], base_zoom: f64) -> Result<Vec<f32>> {
+    pub fn network_input(
+        &self,
+        image: &[f32],
+        base_zoom: f64,
+        face: Option<landmarks::Rect>,
+    ) -> Result<Vec<f32>> {
         let (width, height) = (self.trunk.width, self.trunk.height);
         if self.trunk.architecture == TrunkArchitecture::FaceResNet {
-            let chip = aligned_chip(width, height, image)?;
+            let chip = aligned_chip(width, height, image, face)?;
             let mut input = chip.clone();
             if self.mirror {
                 let mut mirrored = chip;
@@ -590,9 +596,12 @@ impl NetworkSpec {
                     "resize": "bilinear, to exactly width x height",
                     "colour": "RGB in [0, 1]; greyscale replicated to 3 channels",
                     "alignment": format!(
-                        "dlib's 5-point shape predictor (embedded shape_predictor_5_face_landmarks) \
-                         from the face box {:?} (left, top, right, bottom as fractions of the \
-                         resized photo), then dlib's face chip: {} x {} pixels, padding {}",
+                        "the most confident face of dlib's CNN face detector (embedded \
+                         mmod_human_face_detector) on the resized photo, or where it finds none \
+                         the face box {:?} (left, top, right, bottom as fractions of the resized \
+                         photo); from that box dlib's 5-point shape predictor (embedded \
+                         shape_predictor_5_face_landmarks), then dlib's face chip: {} x {} \
+                         pixels, padding {}",
                         landmarks::INITIAL_RECT_FRACTIONS,
                         face_resnet::CHIP_SIZE,
                         face_resnet::CHIP_SIZE,
@@ -729,11 +738,18 @@ fn shape_predictor() -> Result<&'static landmarks::ShapePredictor> {
 }
 
 /// The face of a `width x height` photo (`[3, height, width]`, RGB in [0, 1]) as the face
-/// ResNet expects it: dlib's five landmarks from the face box of a face-crop photo, then the
-/// 150x150 chip that puts them at dlib's reference positions, `[3, 150, 150]`.
-pub fn aligned_chip(width: usize, height: usize, image: &[f32]) -> Result<Vec<f32>> {
+/// ResNet expects it: dlib's five landmarks from the face box (`None`: the box assumed for a
+/// face-crop photo), then the 150x150 chip that puts them at dlib's reference positions,
+/// `[3, 150, 150]`.
+pub fn aligned_chip(
+    width: usize,
+    height: usize,
+    image: &[f32],
+    face: Option<landmarks::Rect>,
+) -> Result<Vec<f32>> {
     let photo = crate::imaging::RgbImage::new(width, height, image.to_vec())?;
-    let points = shape_predictor()?.predict(&photo, landmarks::initial_rect(width, height));
+    let rect = face.unwrap_or_else(|| landmarks::initial_rect(width, height));
+    let points = shape_predictor()?.predict(&photo, rect);
     Ok(landmarks::face_chip(
         &photo,
         &points,
@@ -768,14 +784,15 @@ pub fn fingerprint(parts: &[&[u8]]) -> String {
     format!("{hash:016x}")
 }
 
-/// The fingerprint of the embedded weights a trunk uses (the face ResNet's with the landmark
-/// predictor's, since both shape its input).
+/// The fingerprint of the embedded weights a trunk uses (the face ResNet's with the face
+/// detector's and the landmark predictor's, since they shape its input).
 pub fn trunk_fingerprint(architecture: TrunkArchitecture) -> String {
     match architecture {
         TrunkArchitecture::SqueezeNet => fingerprint(&[crate::assets::SQUEEZENET1_1_SAFETENSORS]),
         TrunkArchitecture::FaceResNet => fingerprint(&[
             crate::assets::DLIB_FACE_RESNET_SAFETENSORS,
             crate::assets::SHAPE_PREDICTOR_5_SAFETENSORS,
+            crate::assets::MMOD_FACE_DETECTOR_SAFETENSORS,
         ]),
     }
 }
