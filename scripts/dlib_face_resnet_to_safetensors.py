@@ -340,22 +340,8 @@ def parse(data):
     return out, means
 
 
-def main(argv):
-    if len(argv) != 3:
-        print(f"usage: {argv[0]} MODEL.dat OUT.safetensors", file=sys.stderr)
-        return 2
-    src, dst = argv[1], argv[2]
-    try:
-        with open(src, "rb") as f:
-            data = f.read()
-        tensors, means = parse(data)
-    except OSError as e:
-        print(f"error: cannot read {src}: {e}", file=sys.stderr)
-        return 1
-    except (FormatError, ValueError, OverflowError) as e:
-        print(f"error: {src} is not a valid dlib face ResNet model: {e}", file=sys.stderr)
-        return 1
-
+def describe(parsed):
+    tensors, means = parsed
     meta = {
         "format": "dlib-face-resnet-v1",
         "source": "dlib_face_recognition_resnet_model_v1.dat (Davis King, CC0)",
@@ -365,9 +351,11 @@ def main(argv):
         "input_mean_rgb": ",".join(repr(float(np.float32(m))) for m in means),
         "input_scale": "0.00390625",
     }
-    dlib_format.write_safetensors(tensors, meta, dst)
-    print(f"wrote {len(tensors)} tensors to {dst}")
-    return 0
+    return tensors, meta
+
+
+def main(argv):
+    return dlib_format.convert(argv, "dlib face ResNet model", parse, describe)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ gives the same bytes (the safetensors package orders the metadata at random)."""
 
 import json
 import os
+import sys
 
 import numpy as np
 
@@ -81,3 +82,27 @@ def write_safetensors(tensors, metadata, dst):
         for blob in blobs:
             f.write(blob)
     os.replace(dst + ".tmp", dst)
+
+
+def convert(argv, what, parse, describe):
+    """The converters' command line, `MODEL.dat OUT.safetensors`: `parse(bytes)` reads the
+    model, `describe(parsed)` gives its (tensors, metadata). Returns the exit status: 2 for a
+    wrong command line, 1 for an unreadable or malformed file (nothing written), 0 when written."""
+    if len(argv) != 3:
+        print(f"usage: {argv[0]} MODEL.dat OUT.safetensors", file=sys.stderr)
+        return 2
+    src, dst = argv[1], argv[2]
+    try:
+        with open(src, "rb") as f:
+            data = f.read()
+        parsed = parse(data)
+    except OSError as e:
+        print(f"error: cannot read {src}: {e}", file=sys.stderr)
+        return 1
+    except (FormatError, ValueError, OverflowError) as e:
+        print(f"error: {src} is not a valid {what}: {e}", file=sys.stderr)
+        return 1
+    tensors, metadata = describe(parsed)
+    write_safetensors(tensors, metadata, dst)
+    print(f"wrote {len(tensors)} tensors to {dst}")
+    return 0

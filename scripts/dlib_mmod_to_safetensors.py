@@ -139,22 +139,8 @@ def parse(data):
     return out, options, means, padding, outer
 
 
-def main(argv):
-    if len(argv) != 3:
-        print(f"usage: {argv[0]} MODEL.dat OUT.safetensors", file=sys.stderr)
-        return 2
-    src, dst = argv[1], argv[2]
-    try:
-        with open(src, "rb") as f:
-            data = f.read()
-        tensors, options, means, padding, outer = parse(data)
-    except OSError as e:
-        print(f"error: cannot read {src}: {e}", file=sys.stderr)
-        return 1
-    except (FormatError, ValueError, OverflowError) as e:
-        print(f"error: {src} is not a valid dlib MMOD detector: {e}", file=sys.stderr)
-        return 1
-
+def describe(parsed):
+    tensors, options, means, padding, outer = parsed
     (width, height, label), = options["detector_windows"]
     meta = {
         "format": "dlib-mmod-v1",
@@ -177,9 +163,11 @@ def main(argv):
         "loss_per_false_alarm": repr(options["loss_per_false_alarm"]),
         "loss_per_missed_target": repr(options["loss_per_missed_target"]),
     }
-    dlib_format.write_safetensors(tensors, meta, dst)
-    print(f"wrote {len(tensors)} tensors to {dst}")
-    return 0
+    return tensors, meta
+
+
+def main(argv):
+    return dlib_format.convert(argv, "dlib MMOD detector", parse, describe)
 
 
 if __name__ == "__main__":

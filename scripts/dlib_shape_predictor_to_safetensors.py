@@ -28,7 +28,6 @@ tree, 2^depth leaves, P feature pixels per cascade, L landmarks):
     leaf_values   [C, T, 2^depth, L, 2] f32   shape increments in unit-box coordinates
 """
 
-import json
 import sys
 
 import numpy as np
@@ -123,26 +122,18 @@ def parse(data):
     return tensors, counts
 
 
-def main(argv):
-    if len(argv) != 3:
-        print(__doc__.strip().split("\n\n")[1], file=sys.stderr)
-        return 2
-    src, dst = argv[1], argv[2]
-    try:
-        with open(src, "rb") as f:
-            data = f.read()
-        tensors, counts = parse(data)
-    except (OSError, FormatError) as e:
-        print(f"error: {src}: {e}", file=sys.stderr)
-        return 1
+def describe(parsed):
+    tensors, counts = parsed
     metadata = {
         "format": "dlib-shape-predictor-v1",
         "source": "shape_predictor_5_face_landmarks.dat (Davis King, CC0)",
         **{k: str(v) for k, v in counts.items()},
     }
-    dlib_format.write_safetensors(tensors, metadata, dst)
-    print(json.dumps(counts), file=sys.stderr)
-    return 0
+    return tensors, metadata
+
+
+def main(argv):
+    return dlib_format.convert(argv, "dlib shape predictor", parse, describe)
 
 
 if __name__ == "__main__":

@@ -59,19 +59,7 @@ fn matches_dlib_on_a_face_chip() {
 
 /// The stored weights as f64, by name.
 fn weights() -> std::collections::BTreeMap<String, Vec<f64>> {
-    let file =
-        safetensors::SafeTensors::deserialize(wgnn::assets::DLIB_FACE_RESNET_SAFETENSORS).unwrap();
-    file.tensors()
-        .into_iter()
-        .map(|(name, view)| {
-            let values = view
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64)
-                .collect();
-            (name, values)
-        })
-        .collect()
+    common::safetensors_f64(wgnn::assets::DLIB_FACE_RESNET_SAFETENSORS)
 }
 
 /// `x` [n, c, h, w] zero-padded at the end to `[n, channels, side, side]`: dlib's addition

@@ -171,22 +171,6 @@ fn malformed_model_files_are_errors() {
     assert!(TiledPyramid::new(0, 10, 6, 10, 11).is_err());
 }
 
-/// The stored weights as f64, by name.
-fn stored_weights(bytes: &[u8]) -> std::collections::BTreeMap<String, Vec<f64>> {
-    let file = safetensors::SafeTensors::deserialize(bytes).unwrap();
-    file.tensors()
-        .into_iter()
-        .map(|(name, view)| {
-            let values = view
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64)
-                .collect();
-            (name, values)
-        })
-        .collect()
-}
-
 /// The network in float64 on a random [1, 3, 70, 90] input in [0, 1], written from dlib's
 /// definition (convolutions with dlib's padding, ReLU after all but the last) independently of
 /// `face_detector::build`.
@@ -214,7 +198,7 @@ fn network_matches_a_float64_reference() {
     plan.write_input(gpu, input, &to_f32(&x)).unwrap();
     let got = plan.step(gpu).unwrap().remove(0);
 
-    let stored = stored_weights(&bytes);
+    let stored = common::safetensors_f64(&bytes);
     let mean = [122.782, 117.001, 104.298];
     let mut h_ref: Vec<f64> = x
         .iter()

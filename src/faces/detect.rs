@@ -17,8 +17,6 @@
 //! The pyramid's layout depends only on the photo's size, so a [`FaceDetector`] is compiled
 //! for one width x height and runs any number of photos of that size.
 
-use safetensors::SafeTensors;
-
 use crate::error::{Error, Result};
 use crate::faces::landmarks::Rect;
 use crate::graph::{Graph, NodeId, Plan, PlanSpec};
@@ -54,15 +52,7 @@ pub struct MmodOptions {
 impl MmodOptions {
     /// Reads the options from the `__metadata__` of the converter's safetensors file.
     pub fn from_safetensors(bytes: &[u8]) -> Result<Self> {
-        let (_, header) = SafeTensors::read_metadata(bytes)
-            .map_err(|e| invalid(format!("not a valid safetensors file: {e}")))?;
-        let metadata = header.metadata().clone().unwrap_or_default();
-        let format = metadata.get("format").map(String::as_str);
-        if format != Some(FORMAT) {
-            return Err(invalid(format!(
-                "metadata format is {format:?}, expected {FORMAT:?}"
-            )));
-        }
+        let metadata = crate::nn::metadata_of_format(bytes, FORMAT).map_err(invalid)?;
         let text = |key: &str| {
             metadata
                 .get(key)

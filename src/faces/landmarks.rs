@@ -212,15 +212,7 @@ impl ShapePredictor {
     pub fn from_safetensors(bytes: &[u8]) -> Result<Self> {
         let tensors = SafeTensors::deserialize(bytes)
             .map_err(|e| invalid(format!("not a valid safetensors file: {e}")))?;
-        let (_, header) = SafeTensors::read_metadata(bytes)
-            .map_err(|e| invalid(format!("not a valid safetensors file: {e}")))?;
-        let metadata = header.metadata().clone().unwrap_or_default();
-        let format = metadata.get("format").map(String::as_str);
-        if format != Some(FORMAT) {
-            return Err(invalid(format!(
-                "metadata format is {format:?}, expected {FORMAT:?}"
-            )));
-        }
+        let metadata = crate::nn::metadata_of_format(bytes, FORMAT).map_err(invalid)?;
         let count = |key: &str| -> Result<usize> {
             metadata
                 .get(key)

@@ -6,4 +6,4 @@ mod safetensors_io;
 
 pub use init::{FanMode, Init, Nonlinearity};
 pub use params::ParamStore;
-pub use safetensors_io::read_safetensors_metadata;
+pub use safetensors_io::{metadata_of_format, read_safetensors_metadata};

@@ -197,6 +197,22 @@ fn serialize_f32(
     bytes
 }
 
+/// The `__metadata__` of safetensors bytes whose `format` entry is `format` (the converted
+/// models embedded in wgnn say what they are); an error message otherwise.
+pub fn metadata_of_format(
+    bytes: &[u8],
+    format: &str,
+) -> std::result::Result<std::collections::HashMap<String, String>, String> {
+    let (_, header) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| format!("not a valid safetensors file: {e}"))?;
+    let metadata = header.metadata().clone().unwrap_or_default();
+    let found = metadata.get("format").map(String::as_str);
+    if found != Some(format) {
+        return Err(format!("metadata format is {found:?}, expected {format:?}"));
+    }
+    Ok(metadata)
+}
+
 /// The `__metadata__` map of a safetensors file (empty when it has none). Reads and checks
 /// only the header.
 pub fn read_safetensors_metadata(path: impl AsRef<Path>) -> Result<BTreeMap<String, String>> {

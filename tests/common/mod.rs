@@ -81,6 +81,23 @@ pub fn dot(a: &[f64], b: &[f64]) -> f64 {
 
 /// The GPU shared by a test binary. Panics (fails the test) when there is no adapter: a green
 /// run must mean that the shaders ran.
+/// The tensors of safetensors bytes (f32) as f64, by name: the weights a float64 reference
+/// network reads.
+pub fn safetensors_f64(bytes: &[u8]) -> std::collections::BTreeMap<String, Vec<f64>> {
+    let file = safetensors::SafeTensors::deserialize(bytes).unwrap();
+    file.tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let values = view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64)
+                .collect();
+            (name, values)
+        })
+        .collect()
+}
+
 pub fn gpu() -> &'static wgnn::Gpu {
     if FALLBACK.with(|f| f.get()) {
         return fallback_gpu();
