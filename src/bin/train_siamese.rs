@@ -80,10 +80,11 @@ struct TrainArgs {
     #[arg(long, value_enum, default_value = "batch-hard")]
     mining: Mining,
     /// The frozen, pretrained CNN: `face-resnet` (dlib's face ResNet, trained on about 3
-    /// million faces, on each photo's face aligned by dlib's five landmarks) or `squeezenet`
-    /// (ImageNet SqueezeNet v1.1 on the whole photo; the design before, see docs/faces.md).
-    /// With face-resnet, photos are expected to be face crops like ORL's: the landmarks are
-    /// searched from a fixed face box of the photo.
+    /// million faces, on each photo's face found by dlib's face detector and aligned by dlib's
+    /// five landmarks) or `squeezenet` (ImageNet SqueezeNet v1.1 on the whole photo; the design
+    /// before, see docs/faces.md). With face-resnet, photos should be portraits: the detector
+    /// finds faces at least 80 pixels wide in the photo resized to --input-size, and where it
+    /// finds none the face is assumed to fill the photo as in ORL.
     #[arg(long, default_value = "face-resnet")]
     trunk: String,
     /// Embedding size [default: 128 with face-resnet, 1024 with squeezenet].
@@ -141,8 +142,8 @@ struct TrainArgs {
     /// [default: fire5:4x3,fire7:1x1].
     #[arg(long)]
     descriptor: Option<String>,
-    /// Input size WIDTHxHEIGHT images are resized to (with face-resnet, before the landmarks
-    /// are found and the 150x150 face chip is cut).
+    /// Input size WIDTHxHEIGHT images are resized to (with face-resnet, before the face and
+    /// its landmarks are found and the 150x150 face chip is cut).
     #[arg(long, default_value = "184x224")]
     input_size: String,
     /// Leave out the mirror images: embed the face chip (or the squeezenet's zoomed views)

@@ -2,9 +2,11 @@
 //! image alike) to an L2-normalised embedding. Two trunks are available:
 //!
 //! - **Face ResNet** (the default, `TrunkArchitecture::FaceResNet`): the photo, resized to
-//!   `width x height`, is aligned as dlib aligns faces (`faces::landmarks`: five landmarks by
-//!   dlib's shape predictor from the face box a face-crop photo is assumed to have, then the
-//!   150x150 chip that puts them at fixed positions), and dlib's face ResNet
+//!   `width x height`, is aligned as dlib aligns faces (`faces::detect`: the face dlib's CNN
+//!   detector is surest of, run by `faces::embed`, or where it finds none the face box a
+//!   face-crop photo is assumed to have; `faces::landmarks`: five landmarks by dlib's shape
+//!   predictor in that box, then the 150x150 chip that puts them at fixed positions), and dlib's
+//!   face ResNet
 //!   (`models::face_resnet`, frozen) maps the chip to 128 values; the descriptor is those values
 //!   L2-normalised, summed over the chip and its mirror image. No levels, zoomed views or zoom
 //!   alignment: the landmarks already fix the face's scale and position.
