@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use wgnn::faces::augment::{rotated, shifted, zoomed, Augment};
 use wgnn::faces::commands::{embed_images, preprocess_of, Quiet};
 use wgnn::faces::dataset::ImageFolder;
-use wgnn::faces::metrics;
+use wgnn::faces::metrics::{self, squared_l2, Pairs};
 use wgnn::faces::model::SiameseModel;
 use wgnn::rng::Rng;
 use wgnn::{Gpu, Result};
@@ -75,24 +75,22 @@ fn changed(kind: &str, image: &[f32], w: usize, h: usize, index: usize, rng: &mu
     }
 }
 
-/// One-shot accuracy with clean galleries and changed probes, and the EER over clean-changed
-/// pairs of different photos.
-fn mixed_metrics(clean: &[f32], probes: &[f32], dim: usize, labels: &[u32]) -> (f64, f64) {
+/// One-shot accuracy with clean galleries and changed probes, and the EER (as `eval` computes
+/// it) over clean-changed pairs of different photos.
+fn mixed_metrics(clean: &[f32], probes: &[f32], dim: usize, labels: &[u32]) -> Result<(f64, f64)> {
     let n = labels.len();
-    let distance = |i: usize, j: usize| -> f64 {
-        let (a, b) = (&clean[i * dim..][..dim], &probes[j * dim..][..dim]);
-        a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum()
-    };
-    let people: Vec<u32> = {
-        let mut p = labels.to_vec();
-        p.dedup();
-        p
-    };
-    let photos_of = |p: u32| -> Vec<usize> { (0..n).filter(|&i| labels[i] == p).collect() };
-    let rounds = people.iter().map(|&p| photos_of(p).len()).min().unwrap();
+    let distance =
+        |i: usize, j: usize| squared_l2(&clean[i * dim..][..dim], &probes[j * dim..][..dim]);
+    let mut people = labels.to_vec();
+    people.dedup();
+    let photos: Vec<Vec<usize>> = people
+        .iter()
+        .map(|&p| (0..n).filter(|&i| labels[i] == p).collect())
+        .collect();
+    let rounds = photos.iter().map(Vec::len).min().unwrap_or(0);
     let (mut right, mut total) = (0usize, 0usize);
     for r in 0..rounds {
-        let gallery: Vec<usize> = people.iter().map(|&p| photos_of(p)[r]).collect();
+        let gallery: Vec<usize> = photos.iter().map(|p| p[r]).collect();
         for j in (0..n).filter(|j| !gallery.contains(j)) {
             let nearest = gallery
                 .iter()
@@ -102,37 +100,15 @@ fn mixed_metrics(clean: &[f32], probes: &[f32], dim: usize, labels: &[u32]) -> (
             total += 1;
         }
     }
-    let (mut same, mut different) = (Vec::new(), Vec::new());
+    let (mut distances, mut same) = (Vec::new(), Vec::new());
     for i in 0..n {
         for j in (0..n).filter(|&j| j != i) {
-            let d = distance(i, j);
-            if labels[i] == labels[j] {
-                same.push(d);
-            } else {
-                different.push(d);
-            }
+            distances.push(distance(i, j));
+            same.push(labels[i] == labels[j]);
         }
     }
-    (
-        right as f64 / total as f64,
-        equal_error_rate(&same, &different),
-    )
-}
-
-/// Where the share of same-person pairs farther than the threshold equals the share of
-/// different-person pairs nearer, scanning every threshold.
-fn equal_error_rate(same: &[f64], different: &[f64]) -> f64 {
-    let mut thresholds: Vec<f64> = same.iter().chain(different).copied().collect();
-    thresholds.sort_by(f64::total_cmp);
-    thresholds
-        .iter()
-        .map(|&t| {
-            let rejects = same.iter().filter(|&&d| d > t).count() as f64 / same.len() as f64;
-            let accepts =
-                different.iter().filter(|&&d| d <= t).count() as f64 / different.len() as f64;
-            rejects.max(accepts)
-        })
-        .fold(1.0, f64::min)
+    let eer = Pairs::new(distances, same)?.eer();
+    Ok((right as f64 / total as f64, eer))
 }
 
 fn main() -> Result<()> {
@@ -171,7 +147,7 @@ fn main() -> Result<()> {
             .flat_map(|i| changed(kind, images.image(i), w, h, i, &mut rng))
             .collect();
         let embedded = embed_images(&gpu, &model, &probes, &mut Quiet)?;
-        let (one_shot, eer) = mixed_metrics(&clean, &embedded, dim, &images.labels);
+        let (one_shot, eer) = mixed_metrics(&clean, &embedded, dim, &images.labels)?;
         println!("{kind:<8} {one_shot:.4}    {eer:.4}");
     }
     Ok(())

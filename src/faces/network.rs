@@ -316,10 +316,11 @@ impl NetworkSpec {
             .collect()
     }
 
-    /// `[C, H, W]` of each trunk layer (`trunk_layers` order) for one pass.
+    /// `[C, H, W]` of each trunk layer (`trunk_layers` order) for one pass; none with the face
+    /// ResNet, whose pass gives its 128 values.
     pub fn layer_maps(&self) -> Result<Vec<[usize; 3]>> {
         if self.trunk.architecture == TrunkArchitecture::FaceResNet {
-            return Ok(vec![[face_resnet::OUTPUT_LEN, 1, 1]]);
+            return Ok(Vec::new());
         }
         let mut g = Graph::new();
         let x = g.input("image", [1, 3, self.trunk.height, self.trunk.width]);
@@ -345,8 +346,12 @@ impl NetworkSpec {
             .collect())
     }
 
-    /// Values of one pass's trunk maps: the trunk layers' maps flattened and concatenated.
+    /// Values of one pass's trunk maps: the trunk layers' maps flattened and concatenated (the
+    /// face ResNet's 128 values).
     pub fn pass_len(&self) -> Result<usize> {
+        if self.trunk.architecture == TrunkArchitecture::FaceResNet {
+            return Ok(face_resnet::OUTPUT_LEN);
+        }
         Ok(self
             .layer_maps()?
             .iter()
@@ -584,62 +589,43 @@ impl NetworkSpec {
 
     /// The description stored in a model file's metadata.
     pub fn to_json(&self) -> Value {
-        if self.trunk.architecture == TrunkArchitecture::FaceResNet {
-            return json!({
-                "trunk": {
+        let face_resnet = self.trunk.architecture == TrunkArchitecture::FaceResNet;
+        let (trunk, normalisation, descriptor) = if face_resnet {
+            (
+                json!({
                     "architecture": FACE_RESNET_NAME,
                     "weights": "embedded dlib_face_recognition_resnet_model_v1 (Davis King, CC0)",
                     "frozen": true,
-                },
-                "input": {
-                    "width": self.trunk.width,
-                    "height": self.trunk.height,
-                    "channels": 3,
-                    "resize": "bilinear, to exactly width x height",
-                    "colour": "RGB in [0, 1]; greyscale replicated to 3 channels",
-                    "alignment": format!(
-                        "the most confident face of dlib's CNN face detector (embedded \
-                         mmod_human_face_detector) on the resized photo, or where it finds none \
-                         the face box {:?} (left, top, right, bottom as fractions of the resized \
-                         photo); from that box dlib's 5-point shape predictor (embedded \
-                         shape_predictor_5_face_landmarks), then dlib's face chip: {} x {} \
-                         pixels, padding {}",
-                        landmarks::INITIAL_RECT_FRACTIONS,
-                        face_resnet::CHIP_SIZE,
-                        face_resnet::CHIP_SIZE,
-                        landmarks::CHIP_PADDING
-                    ),
-                    "normalisation": "RGB, (255 x - mean) / 256, means (122.782, 117.001, 104.298)",
-                },
-                "head": {
-                    "levels": [],
-                    "descriptor": "the trunk's 128 values L2-normalised, summed over passes (the chip and its mirror image)",
-                    "projection": "linear (head.project.weight, head.project.bias)",
-                    "embedding_dim": self.head.embedding_dim,
-                    "normalisation": "L2",
-                },
-                "mirror": self.mirror,
-                "zooms": self.zooms,
-            });
-        }
+                }),
+                "RGB, (255 x - mean) / 256, means (122.782, 117.001, 104.298)",
+                "the trunk's 128 values L2-normalised, summed over passes (the chip and its mirror image)",
+            )
+        } else {
+            (
+                json!({
+                    "architecture": "squeezenet1_1",
+                    "weights": "embedded ImageNet weights (torchvision squeezenet1_1)",
+                    "layers": self.trunk_layers(),
+                    "frozen": true,
+                }),
+                "BGR order, x 255, minus the Caffe mean (104.006, 116.669, 122.679)",
+                "per pass, level and grid: the layer's map average-pooled over a grid of windows covering it, flattened and L2-normalised; all concatenated; summed over passes (each view's with its mirror image's, then over the zoomed views)",
+            )
+        };
+        // serde_json keeps keys sorted, so the order of insertion does not change the bytes.
         let mut description = json!({
-            "trunk": {
-                "architecture": "squeezenet1_1",
-                "weights": "embedded ImageNet weights (torchvision squeezenet1_1)",
-                "layers": self.trunk_layers(),
-                "frozen": true,
-            },
+            "trunk": trunk,
             "input": {
                 "width": self.trunk.width,
                 "height": self.trunk.height,
                 "channels": 3,
                 "resize": "bilinear, to exactly width x height",
                 "colour": "RGB in [0, 1]; greyscale replicated to 3 channels",
-                "normalisation": "BGR order, x 255, minus the Caffe mean (104.006, 116.669, 122.679)",
+                "normalisation": normalisation,
             },
             "head": {
                 "levels": self.head.levels.iter().map(Level::text).collect::<Vec<_>>(),
-                "descriptor": "per pass, level and grid: the layer's map average-pooled over a grid of windows covering it, flattened and L2-normalised; all concatenated; summed over passes (each view's with its mirror image's, then over the zoomed views)",
+                "descriptor": descriptor,
                 "projection": "linear (head.project.weight, head.project.bias)",
                 "embedding_dim": self.head.embedding_dim,
                 "normalisation": "L2",
@@ -647,6 +633,19 @@ impl NetworkSpec {
             "mirror": self.mirror,
             "zooms": self.zooms,
         });
+        if face_resnet {
+            description["input"]["alignment"] = json!(format!(
+                "the most confident face of dlib's CNN face detector (embedded \
+                 mmod_human_face_detector) on the resized photo, or where it finds none the face \
+                 box {:?} (left, top, right, bottom as fractions of the resized photo); from that \
+                 box dlib's 5-point shape predictor (embedded shape_predictor_5_face_landmarks), \
+                 then dlib's face chip: {} x {} pixels, padding {}",
+                landmarks::INITIAL_RECT_FRACTIONS,
+                face_resnet::CHIP_SIZE,
+                face_resnet::CHIP_SIZE,
+                landmarks::CHIP_PADDING
+            ));
+        }
         // Only aligned networks say so, so that other models keep their bytes and fingerprints.
         if let Some([min, max]) = self.align {
             description["align"] = json!({
