@@ -1,0 +1,97 @@
+//! The files the applications embed, so that `classify`, `stylize` and `train_siamese` work on
+//! a fresh machine with no arguments and no downloads. Provenance and licences:
+//! `assets/SOURCES.md` at the repository's root, where the files live.
+//!
+//! Only what the defaults use is embedded (about 33 MB): the SqueezeNet v1.1 weights, the
+//! ImageNet class names, one content photo and one style painting, and for face recognition
+//! dlib's face ResNet, face detector and landmark predictor. The other pictures in `assets/`
+//! (coffee.png, astronaut.png, scream.jpg, brick.png) stay files for the README and the tests.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use wgnn::error::{Error, Result};
+use wgnn::nn::ParamStore;
+use wgnn::Gpu;
+use wgnn_models::imaging::{io, RgbImage};
+use wgnn_models::Architecture;
+
+/// SqueezeNet v1.1 ImageNet weights (safetensors, f32, torchvision names `features.N.*` and
+/// `classifier.1.*`, OIHW kernels). Its `__metadata__` states the input preprocessing, which is
+/// [`wgnn_models::imaging::preprocess::Preprocess::SQUEEZENET`].
+pub const SQUEEZENET1_1_SAFETENSORS: &[u8] =
+    include_bytes!("../../../assets/squeezenet1_1.safetensors");
+
+/// dlib's face recognition ResNet (`dlib_face_recognition_resnet_model_v1`, CC0), converted by
+/// `scripts/dlib_face_resnet_to_safetensors.py`: f32, each affine layer folded into its
+/// convolution, OIHW kernels; [`wgnn_models::face_resnet`] builds the network.
+pub const DLIB_FACE_RESNET_SAFETENSORS: &[u8] =
+    include_bytes!("../../../assets/dlib_face_resnet.safetensors");
+
+/// dlib's 5-point face landmark predictor (`shape_predictor_5_face_landmarks`, CC0), converted
+/// by `scripts/dlib_shape_predictor_to_safetensors.py`; [`wgnn_models::face_landmarks`] runs it.
+pub const SHAPE_PREDICTOR_5_SAFETENSORS: &[u8] =
+    include_bytes!("../../../assets/shape_predictor_5.safetensors");
+
+/// dlib's CNN face detector (`mmod_human_face_detector`, CC0), converted by
+/// `scripts/dlib_mmod_to_safetensors.py`; [`wgnn_models::face_detection`] runs it.
+pub const MMOD_FACE_DETECTOR_SAFETENSORS: &[u8] =
+    include_bytes!("../../../assets/mmod_face_detector.safetensors");
+
+/// The 1000 ImageNet class names, one a line, in the order of the classifier's outputs.
+pub const IMAGENET_CLASSES_TXT: &str = include_str!("../../../assets/imagenet_classes.txt");
+
+/// File name of the default content photo (a cat, 451x300, CC0).
+pub const DEFAULT_CONTENT_NAME: &str = "chelsea.png";
+/// The default content photo, encoded.
+pub const DEFAULT_CONTENT: &[u8] = include_bytes!("../../../assets/chelsea.png");
+
+/// File name of the default style painting (Van Gogh, The Starry Night, 752x600).
+pub const DEFAULT_STYLE_NAME: &str = "starry_night.jpg";
+/// The default style painting, encoded.
+pub const DEFAULT_STYLE: &[u8] = include_bytes!("../../../assets/starry_night.jpg");
+
+/// The ImageNet class names: `imagenet_classes()[i]` names classifier output `i`.
+pub fn imagenet_classes() -> &'static [&'static str] {
+    static CLASSES: OnceLock<Vec<&'static str>> = OnceLock::new();
+    CLASSES.get_or_init(|| IMAGENET_CLASSES_TXT.lines().collect())
+}
+
+/// The default content photo, decoded.
+pub fn default_content() -> Result<RgbImage> {
+    io::decode(
+        DEFAULT_CONTENT,
+        format!("<embedded {DEFAULT_CONTENT_NAME}>"),
+    )
+}
+
+/// The default style painting, decoded.
+pub fn default_style() -> Result<RgbImage> {
+    io::decode(DEFAULT_STYLE, format!("<embedded {DEFAULT_STYLE_NAME}>"))
+}
+
+/// The weights of a backbone: those of `path` when given, else SqueezeNet's embedded ones;
+/// VGG has no embedded weights and needs a file (`--weights`).
+pub fn backbone_weights(gpu: &Gpu, model: Architecture, path: Option<&Path>) -> Result<ParamStore> {
+    match (model, path) {
+        (_, Some(path)) => model.load_weights_file(gpu, path),
+        (Architecture::SqueezeNet, None) => model.load_weights_bytes(
+            gpu,
+            "<embedded squeezenet1_1.safetensors>",
+            SQUEEZENET1_1_SAFETENSORS,
+        ),
+        (_, None) => Err(Error::Invalid(format!(
+            "{} needs --weights FILE: a safetensors file of torchvision's state_dict (scripts/export_vgg.py writes one)",
+            model.name()
+        ))),
+    }
+}
+
+/// dlib's face recognition ResNet with its embedded weights.
+pub fn face_resnet_weights(gpu: &Gpu) -> Result<ParamStore> {
+    wgnn_models::face_resnet::load_weights(
+        gpu,
+        "<embedded dlib_face_resnet.safetensors>",
+        DLIB_FACE_RESNET_SAFETENSORS,
+    )
+}

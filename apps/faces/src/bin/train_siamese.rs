@@ -1,0 +1,607 @@
+//! One-shot face recognition with a Siamese network trained by the triplet loss: train, evaluate,
+//! train a logistic verifier, enroll people in a gallery, verify and identify faces.
+//! Thin: every subcommand is a function of `wgnn_faces::commands`.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use wgnn::{Error, Gpu, Result};
+use wgnn_faces::augment::Augment;
+use wgnn_faces::commands::{self, Progress, TrainRequest, VerificationHead};
+use wgnn_faces::gallery::UNKNOWN;
+use wgnn_faces::mining::Mining;
+use wgnn_faces::model::SiameseModel;
+use wgnn_faces::network::{
+    HeadSpec, Level, NetworkSpec, TrunkArchitecture, TrunkSpec, DEFAULT_ALIGN_RANGE,
+};
+use wgnn_faces::roc_plot::write_roc_png;
+use wgnn_faces::train::{EpochStats, HeadInit, OptimizerKind, TrainConfig};
+use wgnn_faces::verifier::VerifierConfig;
+
+/// One-shot face recognition: a Siamese network (one CNN shared by anchor, positive and
+/// negative) trained with the triplet loss on a folder DIR/<identity>/<image>, then used to
+/// recognise people it never saw from a single enrolled photo.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a model on DIR/<identity>/<image> and write it to --out.
+    Train(TrainArgs),
+    /// Embed every image of a folder and report one-shot identification and verification.
+    Eval(EvalArgs),
+    /// Train a logistic unit on |f(x1) - f(x2)| (embedding frozen) and store it in the model.
+    TrainVerifier(TrainVerifierArgs),
+    /// Add a person to a gallery (created if missing) from one or more photos.
+    Enroll(EnrollArgs),
+    /// Say whether a photo shows an enrolled person.
+    Verify(VerifyArgs),
+    /// Name the enrolled person nearest to each photo, or `unknown`.
+    Identify(IdentifyArgs),
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// Training images: one sub-folder per person (PGM, PNG, JPEG, GIF, BMP; any size, grey or
+    /// colour).
+    #[arg(long, value_name = "DIR")]
+    data: PathBuf,
+    /// Where to write the model (safetensors; written atomically at the end).
+    #[arg(long, value_name = "MODEL")]
+    out: PathBuf,
+    /// Leave the last K identities (in natural order: s2 before s10) out of training, to
+    /// evaluate on people the model never saw.
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    holdout_identities: usize,
+    /// Passes over the training identities with the triplet loss.
+    #[arg(long, default_value_t = TrainConfig::default().epochs)]
+    epochs: usize,
+    /// P: identities per batch.
+    #[arg(long, value_name = "P", default_value_t = TrainConfig::default().identities_per_batch)]
+    identities_per_batch: usize,
+    /// K: images per identity in a batch (repeats when a person has fewer).
+    #[arg(long, value_name = "K", default_value_t = TrainConfig::default().images_per_identity)]
+    images_per_identity: usize,
+    /// Triplet margin on squared L2 distances between unit embeddings (0 to 4).
+    #[arg(long, default_value_t = TrainConfig::default().margin)]
+    margin: f32,
+    /// Which triplets of a batch train: per anchor the hardest positive and negative
+    /// (batch-hard), the nearest negative beyond the positive (semi-hard), or every triplet
+    /// with a positive loss (batch-all).
+    #[arg(long, value_enum, default_value = "batch-hard")]
+    mining: Mining,
+    /// The frozen, pretrained CNN: `face-resnet` (dlib's face ResNet, trained on about 3
+    /// million faces, on each photo's face found by dlib's face detector and aligned by dlib's
+    /// five landmarks) or `squeezenet` (ImageNet SqueezeNet v1.1 on the whole photo; the design
+    /// before, see docs/faces.md). With face-resnet, photos should be portraits: the detector
+    /// finds faces at least 80 pixels wide in the photo resized to --input-size, and where it
+    /// finds none the face is assumed to fill the photo as in ORL.
+    #[arg(long, default_value = "face-resnet")]
+    trunk: String,
+    /// Embedding size [default: 128 with face-resnet, 1024 with squeezenet].
+    #[arg(long)]
+    embedding_dim: Option<usize>,
+    /// How the head's projection starts: learned whitening of the training images'
+    /// descriptors (closed form) or random (Xavier).
+    #[arg(long, value_enum, default_value = "whitening")]
+    init: HeadInit,
+    /// Shrinkage of the within-identity scatter in the whitening, as a fraction of its mean
+    /// eigenvalue: larger trusts the training identities less.
+    #[arg(long, default_value_t = TrainConfig::default().whitening_shrinkage)]
+    whitening_shrinkage: f64,
+    /// Optimiser of the triplet training (sgd: momentum 0.9).
+    #[arg(long, value_enum, default_value = "adam")]
+    optimizer: OptimizerKind,
+    /// Learning rate (multiplied by 0.1 for the last quarter of the epochs).
+    #[arg(long, default_value_t = TrainConfig::default().learning_rate)]
+    learning_rate: f32,
+    /// L2 weight decay.
+    #[arg(long, default_value_t = TrainConfig::default().weight_decay)]
+    weight_decay: f32,
+    /// Augmentation: `none` or a list of flip, shift, zoom, brightness, gamma, blur (a camera
+    /// of lower resolution), light (uneven lighting), noise (sensor noise), distance (every copy
+    /// but the first photographed up to 1.35x closer or 1.2x further away), tilt (the head
+    /// turned in the image plane by up to 12 degrees; not in the default). Each image gets a
+    /// fixed set of variants (see --augment-copies) whose trunk features are computed once;
+    /// flips are built into the mirror-symmetric network and need no variants.
+    #[arg(long, default_value_t = TrainConfig::default().augment.list())]
+    augment: String,
+    /// Random variants per training image (drawn from --augment) besides the image itself;
+    /// each costs the network's trunk passes per image (one per zoomed view, times two with the
+    /// mirror image), the bulk of the training time.
+    #[arg(long, value_name = "N", default_value_t = TrainConfig::default().augment.copies)]
+    augment_copies: usize,
+    /// Seed of everything random: same seed, same data, same model file, bit for bit.
+    #[arg(long, default_value_t = TrainConfig::default().seed)]
+    seed: u64,
+    /// Write a checkpoint every N epochs (0: never) to --checkpoint.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    checkpoint_every: usize,
+    /// Checkpoint file [default: MODEL with `.checkpoint.safetensors`].
+    #[arg(long, value_name = "PATH")]
+    checkpoint: Option<PathBuf>,
+    /// Continue an interrupted run from this checkpoint, with the same flags (only --epochs
+    /// may differ; the learning-rate drop follows it).
+    #[arg(long, value_name = "CHECKPOINT")]
+    resume: Option<PathBuf>,
+    /// Write one JSON line per epoch (appended when resuming): {"epoch", "loss",
+    /// "active_triplets", "pos_dist", "neg_dist", "ms"}.
+    #[arg(long, value_name = "PATH")]
+    log_json: Option<PathBuf>,
+    /// squeezenet only: what the head reads from the frozen SqueezeNet: LAYER:ROWSxCOLS levels
+    /// joined by `,`, each pooling the layer's map to one or more grids joined by `+`
+    /// [default: fire5:4x3,fire7:1x1].
+    #[arg(long)]
+    descriptor: Option<String>,
+    /// Input size WIDTHxHEIGHT images are resized to (with face-resnet, before the face and
+    /// its landmarks are found and the 150x150 face chip is cut).
+    #[arg(long, default_value = "184x224")]
+    input_size: String,
+    /// Leave out the mirror images: embed the face chip (or the squeezenet's zoomed views)
+    /// alone, not summed with its mirror image.
+    #[arg(long)]
+    no_mirror: bool,
+    /// squeezenet only: views of each image the network sums (like the mirror image): the
+    /// image scaled about its centre by each factor, 1 being the image itself, joined by `,`;
+    /// each view costs a trunk pass (two with the mirror image) wherever an image is embedded.
+    /// `1` embeds the image alone [default: 1,1.08,0.926].
+    #[arg(long, value_delimiter = ',')]
+    zooms: Option<Vec<f64>>,
+    /// squeezenet only: zoom alignment (see docs/faces.md): first the descriptor of the
+    /// image as it is (with its mirror image) predicts how much larger or smaller than usual
+    /// the face is (a ridge regression fit on the training photos viewed at seven known zooms),
+    /// then the views are taken about the inverse zoom, within --align-range. Costs two trunk
+    /// passes more per image, and 14 per training photo for the fit.
+    #[arg(long)]
+    align: bool,
+    /// The zooms --align may view a face at.
+    #[arg(long, value_name = "MIN,MAX", value_delimiter = ',', default_values_t = DEFAULT_ALIGN_RANGE)]
+    align_range: Vec<f64>,
+    /// No progress bars.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    #[arg(long, value_name = "MODEL")]
+    model: PathBuf,
+    /// Images to evaluate on: one sub-folder per person.
+    #[arg(long, value_name = "DIR")]
+    data: PathBuf,
+    /// Print one JSON line: identities, images, one_shot_accuracy, verification_accuracy, auc,
+    /// eer, val_at_far_1e-3, threshold (plus head and model_threshold).
+    #[arg(long)]
+    json: bool,
+    /// Draw the ROC curve to this PNG.
+    #[arg(long, value_name = "ROC.png")]
+    roc: Option<PathBuf>,
+    /// Verification by distance (threshold by 10-fold cross-validation on DIR) or by the
+    /// logistic unit of train-verifier (its own decision, P(same) >= 0.5).
+    #[arg(long, value_enum, default_value = "distance")]
+    head: VerificationHead,
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct TrainVerifierArgs {
+    /// The model to add the verifier to (rewritten atomically unless --out is given).
+    #[arg(long, value_name = "MODEL")]
+    model: PathBuf,
+    /// Training images: one sub-folder per person.
+    #[arg(long, value_name = "DIR")]
+    data: PathBuf,
+    /// Leave the last K identities out [default: as the model was trained].
+    #[arg(long, value_name = "K")]
+    holdout_identities: Option<usize>,
+    /// Write the model with its verifier here instead.
+    #[arg(long, value_name = "MODEL")]
+    out: Option<PathBuf>,
+    /// Full-batch Adam steps.
+    #[arg(long, default_value_t = VerifierConfig::default().steps)]
+    steps: usize,
+    #[arg(long, default_value_t = VerifierConfig::default().learning_rate)]
+    learning_rate: f32,
+    /// Seed of the drawing of different-identity pairs.
+    #[arg(long, default_value_t = VerifierConfig::default().seed)]
+    seed: u64,
+    /// Pair only the photos, not also the augmented copies the model was trained on (faster:
+    /// the copies cost one trunk pass per copy and view; the unit generalises far worse).
+    #[arg(long)]
+    originals_only: bool,
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct EnrollArgs {
+    #[arg(long, value_name = "MODEL")]
+    model: PathBuf,
+    /// Gallery file (JSON; created if missing, written atomically).
+    #[arg(long, value_name = "G")]
+    gallery: PathBuf,
+    /// The person's name (replaces an earlier enrolment of that name).
+    #[arg(long)]
+    name: String,
+    /// Photos of the person; their embeddings are averaged.
+    #[arg(required = true, value_name = "IMAGE")]
+    images: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    #[arg(long, value_name = "MODEL")]
+    model: PathBuf,
+    #[arg(long, value_name = "G")]
+    gallery: PathBuf,
+    /// The enrolled person the photo claims to show.
+    #[arg(long)]
+    name: String,
+    #[arg(value_name = "IMAGE")]
+    image: PathBuf,
+}
+
+#[derive(Args)]
+struct IdentifyArgs {
+    #[arg(long, value_name = "MODEL")]
+    model: PathBuf,
+    #[arg(long, value_name = "G")]
+    gallery: PathBuf,
+    #[arg(required = true, value_name = "IMAGE")]
+    images: Vec<PathBuf>,
+    /// One JSON line per image: {"image", "name", "distance"}; otherwise CSV
+    /// image,name,distance.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> Result<()> {
+    let gpu = Gpu::new()?;
+    match command {
+        Command::Train(args) => train(&gpu, args),
+        Command::Eval(args) => eval(&gpu, args),
+        Command::TrainVerifier(args) => train_verifier(&gpu, args),
+        Command::Enroll(args) => {
+            let model = SiameseModel::load(&gpu, &args.model)?;
+            let replaced = commands::enroll(&gpu, &model, &args.gallery, &args.name, &args.images)?;
+            println!(
+                "{} {} ({} image{}) in {}",
+                if replaced { "re-enrolled" } else { "enrolled" },
+                args.name,
+                args.images.len(),
+                if args.images.len() == 1 { "" } else { "s" },
+                args.gallery.display()
+            );
+            Ok(())
+        }
+        Command::Verify(args) => {
+            let model = SiameseModel::load(&gpu, &args.model)?;
+            let v = commands::verify(&gpu, &model, &args.gallery, &args.name, &args.image)?;
+            println!(
+                "{} distance={:.6} threshold={:.6}",
+                if v.matched { "match" } else { "no match" },
+                v.distance,
+                model.threshold
+            );
+            Ok(())
+        }
+        Command::Identify(args) => {
+            let model = SiameseModel::load(&gpu, &args.model)?;
+            let found = commands::identify(&gpu, &model, &args.gallery, &args.images)?;
+            if !args.json {
+                println!("image,name,distance");
+            }
+            for (path, id) in args.images.iter().zip(found) {
+                let name = id.name.as_deref().unwrap_or(UNKNOWN);
+                let image = path.display().to_string();
+                if args.json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"image": image, "name": name, "distance": id.distance})
+                    );
+                } else {
+                    println!("{},{},{}", csv_field(&image), csv_field(name), id.distance);
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Quotes a CSV field when it holds a comma, a quote or a line break.
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
+}
+
+fn parse_pair(flag: &str, text: &str) -> Result<[usize; 2]> {
+    let parse = || -> Option<[usize; 2]> {
+        let (a, b) = text.split_once('x')?;
+        Some([a.trim().parse().ok()?, b.trim().parse().ok()?])
+    };
+    parse().ok_or_else(|| Error::Invalid(format!("{flag} `{text}`: expected AxB, e.g. 184x224")))
+}
+
+fn train(gpu: &Gpu, args: TrainArgs) -> Result<()> {
+    let [width, height] = parse_pair("--input-size", &args.input_size)?;
+    let architecture = TrunkArchitecture::parse(&args.trunk)?;
+    let defaults = match architecture {
+        TrunkArchitecture::FaceResNet => NetworkSpec::default(),
+        TrunkArchitecture::SqueezeNet => NetworkSpec::squeezenet_default(),
+    };
+    let levels = match &args.descriptor {
+        None => defaults.head.levels,
+        Some(text) => text.split(',').map(Level::parse).collect::<Result<_>>()?,
+    };
+    let network = NetworkSpec {
+        trunk: TrunkSpec {
+            architecture,
+            width,
+            height,
+        },
+        head: HeadSpec {
+            levels,
+            embedding_dim: args.embedding_dim.unwrap_or(defaults.head.embedding_dim),
+        },
+        mirror: !args.no_mirror,
+        zooms: args.zooms.clone().unwrap_or(defaults.zooms),
+        align: match (args.align, &args.align_range[..]) {
+            (false, _) => None,
+            (true, &[min, max]) => Some([min, max]),
+            (true, _) => {
+                return Err(Error::Invalid(format!(
+                    "--align-range {:?}: give two zooms MIN,MAX, e.g. 0.862,1.16",
+                    args.align_range
+                )))
+            }
+        },
+    };
+    let augment = Augment::parse(&args.augment, args.augment_copies)?;
+    let config = TrainConfig {
+        network,
+        init: args.init,
+        whitening_shrinkage: args.whitening_shrinkage,
+        epochs: args.epochs,
+        identities_per_batch: args.identities_per_batch,
+        images_per_identity: args.images_per_identity,
+        margin: args.margin,
+        mining: args.mining,
+        optimizer: args.optimizer,
+        learning_rate: args.learning_rate,
+        weight_decay: args.weight_decay,
+        augment,
+        seed: args.seed,
+        ..TrainConfig::default()
+    };
+    let checkpoint = args
+        .checkpoint
+        .clone()
+        .unwrap_or_else(|| default_checkpoint(&args.out));
+    let request = TrainRequest {
+        data: args.data.clone(),
+        holdout_identities: args.holdout_identities,
+        config,
+        checkpoint_every: args.checkpoint_every,
+        checkpoint: Some(checkpoint),
+        resume: args.resume.clone(),
+    };
+    let log = match &args.log_json {
+        None => None,
+        Some(path) => {
+            let file = if args.resume.is_some() {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+            } else {
+                File::create(path)
+            };
+            Some(file.map_err(|e| Error::file(path, format!("cannot write: {e}")))?)
+        }
+    };
+    let mut progress = Bars::new(args.quiet, log);
+    let trained = commands::train(gpu, &request, &mut progress)?;
+    progress.finish();
+    trained.model.save(gpu, &args.out)?;
+    let last = trained.epochs.last();
+    eprintln!(
+        "wrote {} (threshold {:.4}{}); trunk features {:.1} s, {} epochs {:.1} s ({:.0} ms per \
+         epoch), total {:.1} s",
+        args.out.display(),
+        trained.model.threshold,
+        last.map(|s| format!(", final loss {:.4}", s.loss))
+            .unwrap_or_default(),
+        trained.trunk_seconds,
+        trained.epochs.len(),
+        trained.epoch_seconds,
+        trained.epoch_seconds * 1000.0 / trained.epochs.len().max(1) as f64,
+        trained.total_seconds
+    );
+    Ok(())
+}
+
+/// `model.safetensors` -> `model.checkpoint.safetensors`.
+fn default_checkpoint(out: &Path) -> PathBuf {
+    let stem = out
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    out.with_file_name(format!("{stem}.checkpoint.safetensors"))
+}
+
+fn eval(gpu: &Gpu, args: EvalArgs) -> Result<()> {
+    let model = SiameseModel::load(gpu, &args.model)?;
+    let mut progress = Bars::new(args.quiet, None);
+    let evaluation = commands::evaluate(gpu, &model, &args.data, args.head, &mut progress)?;
+    progress.finish();
+    if let Some(path) = &args.roc {
+        write_roc_png(path, &evaluation.pairs, 640, 480)?;
+    }
+    let m = &evaluation.metrics;
+    if args.json {
+        println!("{}", evaluation.to_json_line());
+    } else {
+        println!("identities            {}", m.identities);
+        println!("images                {}", m.images);
+        println!("one-shot accuracy     {:.4}", m.one_shot_accuracy);
+        match evaluation.head {
+            VerificationHead::Distance => {
+                println!(
+                    "verification accuracy {:.4} (10-fold threshold, mean {:.4})",
+                    m.verification_accuracy, m.threshold
+                );
+                println!("model threshold       {:.4}", evaluation.model_threshold);
+            }
+            VerificationHead::Logistic => println!(
+                "verification accuracy {:.4} (logistic unit, P(same) >= 0.5)",
+                m.verification_accuracy
+            ),
+        }
+        println!("ROC AUC               {:.4}", m.auc);
+        println!("EER                   {:.4}", m.eer);
+        println!("VAL at FAR 1e-3       {:.4}", m.val_at_far_1e_3);
+    }
+    Ok(())
+}
+
+fn train_verifier(gpu: &Gpu, args: TrainVerifierArgs) -> Result<()> {
+    let mut model = SiameseModel::load(gpu, &args.model)?;
+    let holdout = match args.holdout_identities {
+        Some(k) => k,
+        None => model.training["holdout_identities"]
+            .as_u64()
+            .ok_or_else(|| {
+                Error::Invalid(
+                    "the model does not record its held-out identities: give --holdout-identities"
+                        .into(),
+                )
+            })? as usize,
+    };
+    let config = VerifierConfig {
+        steps: args.steps,
+        learning_rate: args.learning_rate,
+        seed: args.seed,
+        augmented: !args.originals_only,
+        ..VerifierConfig::default()
+    };
+    let mut progress = Bars::new(args.quiet, None);
+    let accuracy =
+        commands::add_verifier(gpu, &mut model, &args.data, holdout, config, &mut progress)?;
+    progress.finish();
+    let out = args.out.as_ref().unwrap_or(&args.model);
+    model.save(gpu, out)?;
+    eprintln!(
+        "wrote {} with a logistic verifier (balanced accuracy on the training pairs {accuracy:.4})",
+        out.display()
+    );
+    Ok(())
+}
+
+/// Progress bars on stderr (one per stage; one per epoch while training) and the JSON log.
+struct Bars {
+    quiet: bool,
+    bar: Option<ProgressBar>,
+    log: Option<File>,
+}
+
+impl Bars {
+    fn new(quiet: bool, log: Option<File>) -> Self {
+        Self {
+            quiet,
+            bar: None,
+            log,
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Progress for Bars {
+    fn stage(&mut self, what: &str, total: usize) {
+        self.finish();
+        if self.quiet {
+            return;
+        }
+        let bar = if total == 0 {
+            let bar = ProgressBar::new_spinner();
+            bar.set_message(what.to_string());
+            bar
+        } else {
+            let bar = ProgressBar::new(total as u64);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{msg:>16} [{bar:30}] {pos}/{len} {elapsed_precise} eta {eta}",
+                )
+                .unwrap()
+                .progress_chars("=> "),
+            );
+            bar.set_message(what.to_string());
+            bar
+        };
+        self.bar = Some(bar);
+    }
+
+    fn advance(&mut self, done: usize) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(done as u64);
+        }
+    }
+
+    fn epoch(&mut self, stats: &EpochStats) -> Result<()> {
+        if let Some(log) = &mut self.log {
+            writeln!(log, "{}", stats.to_json_line())
+                .and_then(|_| log.flush())
+                .map_err(|e| Error::Invalid(format!("--log-json: cannot write: {e}")))?;
+        }
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+            if !self.quiet {
+                eprintln!(
+                    "epoch {:>3}: loss {:.4}, active triplets {:.3}, pos {:.3}, neg {:.3}, {:.0} ms",
+                    stats.epoch,
+                    stats.loss,
+                    stats.active_triplets,
+                    stats.pos_dist,
+                    stats.neg_dist,
+                    stats.ms
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn note(&mut self, message: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(format!("note: {message}")),
+            None => eprintln!("note: {message}"),
+        }
+    }
+}
