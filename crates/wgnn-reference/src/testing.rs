@@ -146,8 +146,8 @@ pub fn tensor(shape: &[usize], values: &[f64]) -> wgnn::Tensor {
 }
 
 /// Runs one op eagerly (output poisoned with NaN first) and returns its values.
-pub fn eval(op: &dyn wgnn::ops::Op, inputs: &[&wgnn::Tensor]) -> Vec<f32> {
-    let out = wgnn::ops::eval(gpu(), op, inputs).unwrap();
+pub fn eval(op: &dyn wgnn::graph::Op, inputs: &[&wgnn::Tensor]) -> Vec<f32> {
+    let out = wgnn::graph::eval(gpu(), op, inputs).unwrap();
     out.to_vec(gpu()).unwrap()
 }
 

@@ -2,8 +2,9 @@
 //!
 //! - [`gpu`]: adapter, device, pipeline cache, buffers.
 //! - [`tensor`]: shapes and GPU tensors.
-//! - [`ops`]: one module per op family (forward kernels and backward rules) with its shader.
-//! - [`graph`]: symbolic graphs, autodiff, compiled plans.
+//! - [`graph`]: symbolic graphs, the [`Op`](graph::Op) contract, compiled plans.
+//! - [`ops`]: one module per op family (forward kernels and backward rules) with its shader,
+//!   and reverse-mode autodiff over them.
 //! - [`nn`], [`optim`]: parameters, initialisation, safetensors I/O; GPU optimisers.
 
 pub mod error;
@@ -19,3 +20,23 @@ pub use error::{Error, Result};
 pub use gpu::Gpu;
 pub use graph::{Graph, NodeId, Plan, PlanSpec};
 pub use tensor::{Shape, Tensor};
+
+/// Every shader of the crate, for validation with naga in the tests.
+pub fn all_shaders() -> Vec<&'static gpu::Shader> {
+    vec![
+        &ops::activation::SHADER,
+        &ops::concat::SHADER,
+        &ops::conv::SHADER,
+        &ops::conv::SUBGROUP_SHADER,
+        &optim::SHADER,
+        &ops::elementwise::SHADER,
+        &ops::gram::SHADER,
+        &ops::gram::SUBGROUP_SHADER,
+        &ops::loss::SHADER,
+        &ops::matmul::SHADER,
+        &ops::matmul::SUBGROUP_SHADER,
+        &ops::norm::SHADER,
+        &ops::pool::SHADER,
+        &ops::reduce::SHADER,
+    ]
+}

@@ -72,7 +72,7 @@ fn forward_and_backward_match_reference() {
             .map(|(x, s)| (x.as_slice(), s.as_slice()))
             .collect();
         let expect = reference::concat_channels(&inputs);
-        let y = wgnn::ops::eval(gpu(), &ConcatChannels, &refs).unwrap();
+        let y = wgnn::graph::eval(gpu(), &ConcatChannels, &refs).unwrap();
         let mut out_shape = shapes[0].clone();
         out_shape[1] = shapes.iter().map(|s| s[1]).sum();
         assert_eq!(y.shape.dims(), out_shape.as_slice());

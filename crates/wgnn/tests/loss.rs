@@ -357,5 +357,5 @@ fn bad_shapes_are_errors() {
     let te = tensor(&[5, 3], &[0.5; 15]);
     let tf = tensor(&[4, 3], &[0.0; 12]);
     let op = TripletLoss { margin: 1.0 };
-    assert!(wgnn::ops::eval(gpu(), &op, &[&te, &tf]).is_err());
+    assert!(wgnn::graph::eval(gpu(), &op, &[&te, &tf]).is_err());
 }

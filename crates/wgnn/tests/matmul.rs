@@ -248,5 +248,5 @@ fn bad_shapes_are_errors() {
     // The op itself refuses, too, when evaluated eagerly.
     let ta = tensor(&[3, 4], &[0.5; 12]);
     let tb = tensor(&[5, 6], &[0.5; 30]);
-    assert!(wgnn::ops::eval(gpu(), &MatMul::default(), &[&ta, &tb]).is_err());
+    assert!(wgnn::graph::eval(gpu(), &MatMul::default(), &[&ta, &tb]).is_err());
 }

@@ -3,8 +3,9 @@
 use wgnn_reference::testing as common;
 
 use common::*;
+use wgnn::graph::{UpdateRule, UpdateSlot};
 use wgnn::nn::ParamStore;
-use wgnn::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig, UpdateSlot};
+use wgnn::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
 use wgnn::rng::Rng;
 use wgnn::{Graph, Plan, PlanSpec, Shape, Tensor};
 use wgnn_reference::optim as reference;

@@ -172,7 +172,7 @@ fn forward_and_backward_match_reference() {
 
         let (expect, expect_shape) = reference::max_pool(&x, &shape, &p);
         let pool = Pool::max(p.clone());
-        let y = wgnn::ops::eval(gpu(), &pool, &[&tx]).unwrap();
+        let y = wgnn::graph::eval(gpu(), &pool, &[&tx]).unwrap();
         assert_eq!(y.shape.dims(), expect_shape.as_slice(), "max {what}");
         assert_close(
             &format!("max {what}"),

@@ -3,8 +3,8 @@
 use wgnn_reference::testing as common;
 
 use common::*;
+use wgnn::graph::Op;
 use wgnn::ops::reduce::{Reduce, ReduceBackward, ReduceKind};
-use wgnn::ops::Op;
 use wgnn::rng::Rng;
 use wgnn::Shape;
 use wgnn_reference::reduce as reference;

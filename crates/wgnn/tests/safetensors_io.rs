@@ -343,7 +343,8 @@ fn failed_saves_leave_no_file() {
 
 #[test]
 fn optimiser_state_saves_and_loads_as_safetensors() {
-    use wgnn::optim::{Adam, AdamConfig, Optimizer, UpdateSlot};
+    use wgnn::graph::{UpdateRule, UpdateSlot};
+    use wgnn::optim::{Adam, AdamConfig, Optimizer};
     let gpu = gpu();
     let dir = scratch_dir("optimiser_state");
     let path = dir.join("adam.safetensors");

@@ -3,7 +3,7 @@
 
 #[test]
 fn every_shader_validates_with_naga() {
-    let shaders = wgnn::ops::all_shaders();
+    let shaders = wgnn::all_shaders();
     assert!(!shaders.is_empty());
     let failures: Vec<String> = shaders
         .iter()
@@ -18,7 +18,7 @@ fn every_shader_validates_with_naga() {
 
 #[test]
 fn every_shader_file_is_registered() {
-    let registered: Vec<&str> = wgnn::ops::all_shaders().iter().map(|s| s.name).collect();
+    let registered: Vec<&str> = wgnn::all_shaders().iter().map(|s| s.name).collect();
     for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders")).unwrap() {
         let path = entry.unwrap().path();
         let stem = path.file_stem().unwrap().to_str().unwrap().to_string();

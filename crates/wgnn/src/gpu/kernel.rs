@@ -289,6 +289,16 @@ impl Gpu {
     }
 }
 
+/// Workgroups needed for `n` invocations at `size` invocations per workgroup.
+pub fn workgroups_for(n: usize, size: usize) -> u32 {
+    n.div_ceil(size) as u32
+}
+
+/// Uniform parameter structs are `#[repr(C)]` Pod types: this gives their bytes.
+pub fn bytes_of<T: bytemuck::Pod>(params: &T) -> &[u8] {
+    bytemuck::bytes_of(params)
+}
+
 /// Parses and validates a shader with naga, returning naga's message on failure.
 pub fn validate_wgsl(shader: &Shader) -> std::result::Result<(), String> {
     let source = shader.full_source();

@@ -4,7 +4,7 @@
 mod kernel;
 mod pool;
 
-pub use kernel::{validate_wgsl, Dispatch, KernelCall, Shader};
+pub use kernel::{bytes_of, validate_wgsl, workgroups_for, Dispatch, KernelCall, Shader};
 pub use pool::BufferPool;
 
 use crate::error::{Error, Result};

@@ -1,19 +1,21 @@
 //! The graph runtime in a paragraph: a `Graph` is a list of nodes in topological order (a node
-//! only refers to earlier ones); each node is an input, a named parameter, or an op applied to
-//! earlier nodes, with its shape inferred when it is added. `backward` walks the nodes in
-//! reverse and asks each op's backward rule for more nodes. `Plan::compile` turns the graph into
-//! buffers, bind groups and pipelines for fixed shapes; `Plan::step` runs it in one submission.
+//! only refers to earlier ones); each node is an input, a named parameter, or an [`Op`] applied
+//! to earlier nodes, with its shape inferred when it is added. `Graph::backward` (in
+//! `ops::autodiff`, beside the op families it chains) walks the nodes in reverse and asks each
+//! op's backward rule for more nodes. `Plan::compile` turns the graph into buffers, bind groups
+//! and pipelines for fixed shapes, finding parameters through [`Parameters`] and appending an
+//! [`UpdateRule`]'s dispatches; `Plan::step` runs it in one submission.
 
-mod autodiff;
+mod op;
 mod plan;
 
-pub use plan::{Plan, PlanSpec, PlanSummary};
+pub use op::{eval, BackwardCtx, EncodeCtx, Op};
+pub use plan::{Parameters, Plan, PlanSpec, PlanSummary, UpdateRule, UpdateSlot};
 
 use std::fmt;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::ops::Op;
 use crate::tensor::{DType, Shape};
 
 /// A symbolic tensor: the index of a node in its graph.
@@ -166,6 +168,12 @@ impl Graph {
             dtype,
             is_gradient,
         }))
+    }
+
+    /// Marks the nodes added from now on as gradients (counted as gradient memory in plan
+    /// summaries) or not; returns the previous setting.
+    pub(crate) fn set_building_gradients(&mut self, on: bool) -> bool {
+        std::mem::replace(&mut self.building_gradients, on)
     }
 
     /// Renames a node (shown in summaries and errors).

@@ -7,13 +7,30 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
-use super::{Graph, NodeId, NodeKind};
+use super::{EncodeCtx, Graph, NodeId, NodeKind};
 use crate::error::{Error, Result};
 use crate::gpu::{BufferPool, Dispatch, Gpu};
-use crate::nn::ParamStore;
-use crate::ops::EncodeCtx;
-use crate::optim::{Optimizer, UpdateSlot};
 use crate::tensor::{DType, Tensor};
+
+/// Where a plan finds the tensors of the graph's parameter nodes, by name (`nn::ParamStore`).
+pub trait Parameters {
+    fn parameter(&self, name: &str) -> Option<&Tensor>;
+}
+
+/// One parameter to update and the gradient that the plan computes for it.
+pub struct UpdateSlot<'a> {
+    pub name: &'a str,
+    pub param: &'a Tensor,
+    pub grad: &'a Tensor,
+}
+
+/// What a plan appends to each step to update parameters from their gradients: an optimiser
+/// (`optim`).
+pub trait UpdateRule {
+    /// Creates the rule's state for these parameters (if not yet there) and the dispatches that
+    /// update them in place; `Plan::compile` appends them to every step.
+    fn prepare(&mut self, gpu: &Gpu, slots: &[UpdateSlot<'_>]) -> Result<Vec<Dispatch>>;
+}
 
 /// What to compile.
 #[derive(Default)]
@@ -24,7 +41,7 @@ pub struct PlanSpec<'a> {
     pub keep: Vec<NodeId>,
     /// (parameter, gradient) pairs that the optimizer updates at the end of each step.
     pub updates: Vec<(NodeId, NodeId)>,
-    pub optimizer: Option<&'a mut dyn Optimizer>,
+    pub optimizer: Option<&'a mut dyn UpdateRule>,
     /// Dispatches appended after the update (e.g. clamping an optimised image into range).
     pub after_update: Vec<Dispatch>,
 }
@@ -97,7 +114,7 @@ impl Plan {
     pub fn compile(
         gpu: &Gpu,
         graph: &Graph,
-        params: &ParamStore,
+        params: &dyn Parameters,
         spec: PlanSpec<'_>,
     ) -> Result<Plan> {
         let nodes = graph.nodes();
@@ -171,7 +188,7 @@ impl Plan {
                     input_written.insert(id, false);
                 }
                 NodeKind::Param => {
-                    let tensor = params.get(&node.name).ok_or_else(|| {
+                    let tensor = params.parameter(&node.name).ok_or_else(|| {
                         Error::Invalid(format!(
                             "plan: parameter `{}` ({}) is missing from the parameter store",
                             node.name, node.shape

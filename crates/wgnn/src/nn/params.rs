@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use super::init::Init;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::graph::Parameters;
 use crate::rng::Rng;
 use crate::tensor::{Shape, Tensor};
 
@@ -103,5 +104,11 @@ impl ParamStore {
             .iter()
             .map(|(k, t)| Ok((k.clone(), t.shape.clone(), t.to_vec(gpu)?)))
             .collect()
+    }
+}
+
+impl Parameters for ParamStore {
+    fn parameter(&self, name: &str) -> Option<&Tensor> {
+        self.get(name)
     }
 }

@@ -2,9 +2,8 @@
 //! Backward: dx = dy * f'(x), one kernel for every kind.
 
 use crate::error::{Error, Result};
-use crate::gpu::{Dispatch, Shader};
-use crate::graph::{Graph, NodeId};
-use crate::ops::{bytes_of, groups, BackwardCtx, EncodeCtx, Op};
+use crate::gpu::{bytes_of, workgroups_for, Dispatch, Shader};
+use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op};
 use crate::tensor::{Shape, Tensor};
 
 pub static SHADER: Shader = Shader {
@@ -104,7 +103,7 @@ impl Op for ActivationForward {
             bytes_of(&params(self.0, n)),
             &[&inputs[0].buffer],
             &[&output.buffer],
-            groups(n, WORKGROUP),
+            workgroups_for(n, WORKGROUP),
         )?])
     }
 
@@ -144,14 +143,8 @@ impl Op for ActivationBackward {
             bytes_of(&params(self.0, n)),
             &[&inputs[0].buffer, &inputs[1].buffer],
             &[&output.buffer],
-            groups(n, WORKGROUP),
+            workgroups_for(n, WORKGROUP),
         )?])
-    }
-
-    fn backward(&self, _: &mut Graph, _: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {
-        Err(Error::Invalid(
-            "second derivatives of activations are not implemented".into(),
-        ))
     }
 }
 

@@ -3,9 +3,8 @@
 //! channel ranges of the output.
 
 use crate::error::{Error, Result};
-use crate::gpu::{Dispatch, Shader};
-use crate::graph::{Graph, NodeId};
-use crate::ops::{bytes_of, groups, BackwardCtx, EncodeCtx, Op};
+use crate::gpu::{bytes_of, workgroups_for, Dispatch, Shader};
+use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op};
 use crate::tensor::{Shape, Tensor};
 
 pub static SHADER: Shader = Shader {
@@ -125,7 +124,7 @@ impl Op for ConcatChannels {
                 bytes_of(&params),
                 &[&input.buffer],
                 &[&output.buffer],
-                groups(invocations, WORKGROUP),
+                workgroups_for(invocations, WORKGROUP),
             )?);
             offset += input.shape.dims()[1];
         }
@@ -206,7 +205,7 @@ impl Op for SliceChannels {
             bytes_of(&params),
             &[&inputs[0].buffer],
             &[&output.buffer],
-            groups(invocations, WORKGROUP),
+            workgroups_for(invocations, WORKGROUP),
         )?])
     }
 

@@ -15,10 +15,9 @@
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::gpu::{Dispatch, Gpu, KernelCall, Shader};
-use crate::graph::{Graph, NodeId};
+use crate::gpu::{bytes_of, workgroups_for, Dispatch, Gpu, KernelCall, Shader};
+use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op};
 use crate::ops::activation::{Activation, ActivationBackward};
-use crate::ops::{bytes_of, groups, BackwardCtx, EncodeCtx, Op};
 use crate::tensor::{Shape, Tensor};
 
 pub static SHADER: Shader = Shader {
@@ -665,7 +664,7 @@ impl ConvBackwardInput {
                 bytes_of(&params),
                 &[&inputs[0].buffer, &w_channels],
                 &[&output.buffer],
-                groups(
+                workgroups_for(
                     geo.n * phases * blocks.div_ceil(WORKGROUP) * WORKGROUP,
                     WORKGROUP,
                 ),
@@ -678,7 +677,7 @@ impl ConvBackwardInput {
             bytes_of(&params),
             &[&inputs[0].buffer, &inputs[1].buffer],
             &[&output.buffer],
-            groups(geo.n * phases * blocks, WORKGROUP),
+            workgroups_for(geo.n * phases * blocks, WORKGROUP),
         )?])
     }
 }
@@ -701,7 +700,7 @@ fn relaid_weight(
         bytes_of(params),
         &[&w.buffer],
         &[&copy],
-        groups(invocations, WORKGROUP),
+        workgroups_for(invocations, WORKGROUP),
     )?;
     Ok((copy, dispatch))
 }
@@ -796,12 +795,6 @@ impl Op for ConvBackwardInput {
             writes: &[&output.buffer],
             workgroups: tile.workgroups(gemm) as u32,
         })?])
-    }
-
-    fn backward(&self, _: &mut Graph, _: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {
-        Err(Error::Invalid(
-            "second derivatives of convolutions are not implemented".into(),
-        ))
     }
 
     fn flops(&self, inputs: &[&Shape], _: &Shape) -> u64 {
@@ -906,16 +899,10 @@ impl Op for ConvBackwardWeight {
                 bytes_of(&params),
                 &[partial],
                 &[&output.buffer],
-                groups(gemm[0] * gemm[1], REDUCE_WORKGROUP),
+                workgroups_for(gemm[0] * gemm[1], REDUCE_WORKGROUP),
             )?);
         }
         Ok(dispatches)
-    }
-
-    fn backward(&self, _: &mut Graph, _: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {
-        Err(Error::Invalid(
-            "second derivatives of convolutions are not implemented".into(),
-        ))
     }
 
     fn flops(&self, inputs: &[&Shape], _: &Shape) -> u64 {
@@ -964,12 +951,6 @@ impl Op for ConvBackwardBias {
             &[&output.buffer],
             dims[1] as u32,
         )?])
-    }
-
-    fn backward(&self, _: &mut Graph, _: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {
-        Err(Error::Invalid(
-            "second derivatives of convolutions are not implemented".into(),
-        ))
     }
 
     fn flops(&self, inputs: &[&Shape], _: &Shape) -> u64 {

@@ -3,9 +3,8 @@
 //! broadcast. `shaders/elementwise.wgsl`.
 
 use crate::error::{Error, Result};
-use crate::gpu::{Dispatch, Shader};
-use crate::graph::{Graph, NodeId};
-use crate::ops::{bytes_of, groups, BackwardCtx, EncodeCtx, Op};
+use crate::gpu::{bytes_of, workgroups_for, Dispatch, Shader};
+use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op};
 use crate::tensor::{Shape, Tensor};
 
 pub static SHADER: Shader = Shader {
@@ -120,7 +119,7 @@ impl Op for Fill {
             bytes_of(&params),
             &[],
             &[&output.buffer],
-            groups(n, WORKGROUP),
+            workgroups_for(n, WORKGROUP),
         )?])
     }
 
@@ -160,7 +159,7 @@ impl Op for Scale {
             bytes_of(&params),
             &[&inputs[0].buffer],
             &[&output.buffer],
-            groups(n, WORKGROUP),
+            workgroups_for(n, WORKGROUP),
         )?])
     }
 
@@ -274,7 +273,7 @@ impl Op for Binary {
             bytes_of(&params),
             &[&inputs[0].buffer, &inputs[1].buffer],
             &[&output.buffer],
-            groups(invocations, WORKGROUP),
+            workgroups_for(invocations, WORKGROUP),
         )?])
     }
 
@@ -358,7 +357,7 @@ impl Op for SumToShape {
             bytes_of(&params),
             &[&inputs[0].buffer],
             &[&output.buffer],
-            groups(n, WORKGROUP),
+            workgroups_for(n, WORKGROUP),
         )?])
     }
 
@@ -442,7 +441,7 @@ impl Op for ChannelAffine {
             bytes_of(&params),
             &[&inputs[0].buffer],
             &[&output.buffer],
-            groups(n, WORKGROUP),
+            workgroups_for(n, WORKGROUP),
         )?])
     }
 
@@ -483,7 +482,7 @@ pub fn clamp_in_place(
         bytes_of(&params),
         &[],
         &[&tensor.buffer],
-        groups(n, WORKGROUP),
+        workgroups_for(n, WORKGROUP),
     )
 }
 

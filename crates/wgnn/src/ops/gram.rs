@@ -6,9 +6,8 @@
 //! the fallback.
 
 use crate::error::{Error, Result};
-use crate::gpu::{Dispatch, Gpu, KernelCall, Shader};
-use crate::graph::{Graph, NodeId};
-use crate::ops::{bytes_of, groups, BackwardCtx, EncodeCtx, Op};
+use crate::gpu::{bytes_of, workgroups_for, Dispatch, Gpu, KernelCall, Shader};
+use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op};
 use crate::tensor::{Shape, Tensor};
 
 pub static SHADER: Shader = Shader {
@@ -232,7 +231,7 @@ impl Op for Gram {
             bytes_of(&params),
             &[&partial],
             &[&output.buffer],
-            groups(params.count as usize, REDUCE_WORKGROUP),
+            workgroups_for(params.count as usize, REDUCE_WORKGROUP),
         )?;
         Ok(vec![partial_sums, reduce])
     }
@@ -306,12 +305,6 @@ impl Op for GramBackward {
             (params.batch * params.tiles) as usize,
         )?;
         Ok(vec![sum, product])
-    }
-
-    fn backward(&self, _: &mut Graph, _: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {
-        Err(Error::Invalid(
-            "second derivatives of gram are not implemented".into(),
-        ))
     }
 
     fn flops(&self, inputs: &[&Shape], _: &Shape) -> u64 {

@@ -4,9 +4,9 @@
 //! the reduce family adds them in a fixed order; backward kernels scale by the upstream dy[0].
 
 use crate::error::{Error, Result};
-use crate::gpu::{Dispatch, KernelCall, Shader};
-use crate::graph::{Graph, NodeId};
-use crate::ops::{bytes_of, groups, reduce, BackwardCtx, EncodeCtx, Op};
+use crate::gpu::{bytes_of, workgroups_for, Dispatch, KernelCall, Shader};
+use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op};
+use crate::ops::reduce;
 use crate::tensor::{DType, Shape, Tensor};
 
 pub static SHADER: Shader = Shader {
@@ -29,10 +29,6 @@ struct Params {
     inv_v: f32,
     inv_h: f32,
     _pad: [u32; 3],
-}
-
-fn second_derivative(op: &str) -> Error {
-    Error::Invalid(format!("second derivatives of {op} are not implemented"))
 }
 
 fn same_shapes(op: &str, a: &Shape, b: &Shape) -> Result<()> {
@@ -63,7 +59,7 @@ fn encode_sum_of_terms(
         params: bytes_of(params),
         reads,
         writes: &[&scratch],
-        workgroups: groups(terms, WORKGROUP),
+        workgroups: workgroups_for(terms, WORKGROUP),
     })?];
     dispatches.extend(reduce::encode_sum(
         ctx,
@@ -90,7 +86,7 @@ fn encode_pair_backward(
         params: bytes_of(params),
         reads: &[&inputs[0].buffer, &inputs[1].buffer, &inputs[2].buffer],
         writes: &[&output.buffer],
-        workgroups: groups(output.shape.numel(), WORKGROUP),
+        workgroups: workgroups_for(output.shape.numel(), WORKGROUP),
     })?])
 }
 
@@ -183,10 +179,6 @@ impl Op for MseBackward {
             ..Default::default()
         };
         encode_pair_backward(ctx, "mse_backward", &params, inputs, output)
-    }
-
-    fn backward(&self, _: &mut Graph, _: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {
-        Err(second_derivative("mse"))
     }
 }
 
@@ -282,10 +274,6 @@ impl Op for BceWithLogitsBackward {
             ..Default::default()
         };
         encode_pair_backward(ctx, "bce_backward", &params, inputs, output)
-    }
-
-    fn backward(&self, _: &mut Graph, _: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {
-        Err(second_derivative("bce_with_logits"))
     }
 }
 
@@ -389,12 +377,8 @@ impl Op for TotalVariationBackward {
             bytes_of(&params),
             &[&inputs[0].buffer, &inputs[1].buffer],
             &[&output.buffer],
-            groups(output.shape.numel(), WORKGROUP),
+            workgroups_for(output.shape.numel(), WORKGROUP),
         )?])
-    }
-
-    fn backward(&self, _: &mut Graph, _: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {
-        Err(second_derivative("total_variation"))
     }
 }
 
@@ -529,7 +513,7 @@ impl Op for TripletLossBackward {
                 bytes_of(&params),
                 &[embeddings, triplets],
                 &[&hinges],
-                groups(count, WORKGROUP),
+                workgroups_for(count, WORKGROUP),
             )?,
             ctx.gpu.dispatch(
                 &SHADER,
@@ -540,10 +524,6 @@ impl Op for TripletLossBackward {
                 params.rows,
             )?,
         ])
-    }
-
-    fn backward(&self, _: &mut Graph, _: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {
-        Err(second_derivative("triplet_loss"))
     }
 }
 

@@ -15,9 +15,8 @@
 //!   true, ta) when B is stored transposed.
 
 use crate::error::{Error, Result};
-use crate::gpu::{Dispatch, KernelCall, Shader};
-use crate::graph::{Graph, NodeId};
-use crate::ops::{bytes_of, BackwardCtx, EncodeCtx, Op};
+use crate::gpu::{bytes_of, Dispatch, KernelCall, Shader};
+use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op};
 use crate::tensor::{Shape, Tensor};
 
 pub static SHADER: Shader = Shader {

@@ -1,8 +1,11 @@
 //! Ops: each family has a WGSL file in `shaders/` and a Rust file here with the same name that
 //! infers output shapes, fills the uniform parameters, prepares the dispatches and states the
 //! backward rule (as more graph nodes). `Graph` methods for each family live in its file.
+//! Reverse-mode autodiff ([`autodiff`]) sits here too: it chains the families' backward rules
+//! and sums the gradients of a node that feeds several others with `add`.
 
 pub mod activation;
+mod autodiff;
 pub mod concat;
 pub mod conv;
 pub mod elementwise;
@@ -12,119 +15,3 @@ pub mod matmul;
 pub mod norm;
 pub mod pool;
 pub mod reduce;
-
-use std::fmt;
-use std::sync::Arc;
-
-use crate::error::Result;
-use crate::gpu::{Dispatch, Gpu};
-use crate::graph::{Graph, NodeId};
-use crate::tensor::{DType, Shape, Tensor};
-
-/// What a backward rule gets to see of the node it differentiates.
-pub struct BackwardCtx<'a> {
-    /// The node's inputs, in order.
-    pub inputs: &'a [NodeId],
-    /// The node itself (its forward output), for rules that reuse it (sigmoid, tanh, max pool).
-    pub output: NodeId,
-    /// dLoss/dOutput.
-    pub grad: NodeId,
-    /// Whether each input needs a gradient: a rule may return `None` for those that do not.
-    pub needs_grad: &'a [bool],
-}
-
-/// One operation of the graph. Ops are plain data (their attributes); the runtime owns buffers.
-pub trait Op: fmt::Debug + Send + Sync {
-    /// Short name used in errors, summaries and kernel labels ("conv2d", "relu").
-    fn name(&self) -> &'static str;
-
-    /// The output shape for these input shapes, or an error naming the shapes.
-    fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape>;
-
-    fn output_dtype(&self) -> DType {
-        DType::F32
-    }
-
-    /// Prepares the dispatches that compute `output` from `inputs`. Called once per plan.
-    fn encode(
-        &self,
-        ctx: &mut EncodeCtx<'_>,
-        inputs: &[&Tensor],
-        output: &Tensor,
-    ) -> Result<Vec<Dispatch>>;
-
-    /// The gradient of each input as new graph nodes, given dLoss/dOutput (`ctx.grad`).
-    fn backward(&self, g: &mut Graph, ctx: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>>;
-
-    /// Floating-point operations of one forward evaluation (for summaries and benchmarks).
-    fn flops(&self, _inputs: &[&Shape], output: &Shape) -> u64 {
-        output.numel() as u64
-    }
-}
-
-/// What `Op::encode` may use: the GPU, and scratch buffers that live as long as the plan.
-pub struct EncodeCtx<'a> {
-    pub gpu: &'a Gpu,
-    pub scratch: Vec<Arc<wgpu::Buffer>>,
-}
-
-impl<'a> EncodeCtx<'a> {
-    pub fn new(gpu: &'a Gpu) -> Self {
-        Self {
-            gpu,
-            scratch: Vec::new(),
-        }
-    }
-
-    /// A buffer private to one op (partial sums and the like), kept alive by the plan.
-    pub fn scratch(&mut self, label: &str, bytes: u64) -> Result<Arc<wgpu::Buffer>> {
-        let buffer = Arc::new(self.gpu.storage_buffer(label, bytes)?);
-        self.scratch.push(buffer.clone());
-        Ok(buffer)
-    }
-}
-
-/// Runs one op eagerly on tensors: the output starts filled with NaN, so an element that the
-/// kernel never writes shows up. For tests and one-off work; training uses compiled plans.
-pub fn eval(gpu: &Gpu, op: &dyn Op, inputs: &[&Tensor]) -> Result<Tensor> {
-    let shapes: Vec<&Shape> = inputs.iter().map(|t| &t.shape).collect();
-    let shape = op.output_shape(&shapes)?;
-    let output = match op.output_dtype() {
-        DType::F32 => Tensor::filled(gpu, shape, f32::NAN)?,
-        DType::U32 => Tensor::from_u32(gpu, shape.clone(), &vec![u32::MAX; shape.numel()])?,
-    };
-    let mut ctx = EncodeCtx::new(gpu);
-    let dispatches = op.encode(&mut ctx, inputs, &output)?;
-    gpu.run(&dispatches)?;
-    Ok(output)
-}
-
-/// Workgroups needed for `n` invocations at `size` invocations per workgroup.
-pub fn groups(n: usize, size: usize) -> u32 {
-    n.div_ceil(size) as u32
-}
-
-/// Uniform parameter structs are `#[repr(C)]` Pod types: this gives their bytes.
-pub fn bytes_of<T: bytemuck::Pod>(params: &T) -> &[u8] {
-    bytemuck::bytes_of(params)
-}
-
-/// Every shader of the crate, for validation with naga in the tests.
-pub fn all_shaders() -> Vec<&'static crate::gpu::Shader> {
-    vec![
-        &activation::SHADER,
-        &concat::SHADER,
-        &conv::SHADER,
-        &conv::SUBGROUP_SHADER,
-        &crate::optim::SHADER,
-        &elementwise::SHADER,
-        &gram::SHADER,
-        &gram::SUBGROUP_SHADER,
-        &loss::SHADER,
-        &matmul::SHADER,
-        &matmul::SUBGROUP_SHADER,
-        &norm::SHADER,
-        &pool::SHADER,
-        &reduce::SHADER,
-    ]
-}

@@ -2,9 +2,8 @@
 //! Backward: dx = (dy - y * dot(y, dy)) / norm, one kernel reading x and dy.
 
 use crate::error::{Error, Result};
-use crate::gpu::{Dispatch, Shader};
-use crate::graph::{Graph, NodeId};
-use crate::ops::{bytes_of, BackwardCtx, EncodeCtx, Op};
+use crate::gpu::{bytes_of, Dispatch, Shader};
+use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op};
 use crate::tensor::{Shape, Tensor};
 
 pub static SHADER: Shader = Shader {
@@ -121,12 +120,6 @@ impl Op for L2NormalizeBackward {
             &[&output.buffer],
             params.rows,
         )?])
-    }
-
-    fn backward(&self, _: &mut Graph, _: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {
-        Err(Error::Invalid(
-            "second derivatives of l2_normalize are not implemented".into(),
-        ))
     }
 
     fn flops(&self, _: &[&Shape], output: &Shape) -> u64 {

@@ -5,9 +5,8 @@
 //! routes the gradient to the window's first maximal element.
 
 use crate::error::{Error, Result};
-use crate::gpu::{Dispatch, KernelCall, Shader};
-use crate::graph::{Graph, NodeId};
-use crate::ops::{bytes_of, groups, BackwardCtx, EncodeCtx, Op};
+use crate::gpu::{bytes_of, workgroups_for, Dispatch, KernelCall, Shader};
+use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op};
 use crate::tensor::{Shape, Tensor};
 
 pub static SHADER: Shader = Shader {
@@ -237,7 +236,7 @@ impl Op for Pool {
             params: bytes_of(&params),
             reads: &[&inputs[0].buffer],
             writes: &[&output.buffer],
-            workgroups: groups(params.count as usize, WORKGROUP),
+            workgroups: workgroups_for(params.count as usize, WORKGROUP),
         })?])
     }
 
@@ -303,7 +302,7 @@ impl Op for MaxPoolBackward {
             bytes_of(&params),
             &[&inputs[0].buffer, &inputs[1].buffer],
             &[&output.buffer],
-            groups(zero_invocations, WORKGROUP),
+            workgroups_for(zero_invocations, WORKGROUP),
         )?];
         // Classes of windows that share no element: per dim, indices congruent modulo
         // ceil(kernel / stride); the last three slots are D, H, W as in the shader.
@@ -330,18 +329,12 @@ impl Op for MaxPoolBackward {
                         bytes_of(&params),
                         &[&inputs[0].buffer, &inputs[1].buffer],
                         &[&output.buffer],
-                        groups(params.count as usize, WORKGROUP),
+                        workgroups_for(params.count as usize, WORKGROUP),
                     )?);
                 }
             }
         }
         Ok(dispatches)
-    }
-
-    fn backward(&self, _: &mut Graph, _: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {
-        Err(Error::Invalid(
-            "second derivatives of max pooling are not implemented".into(),
-        ))
     }
 }
 
@@ -381,7 +374,7 @@ impl Op for AvgPoolBackward {
             bytes_of(&params),
             &[&inputs[0].buffer],
             &[&output.buffer],
-            groups(params.count as usize, WORKGROUP),
+            workgroups_for(params.count as usize, WORKGROUP),
         )?])
     }
 
@@ -488,7 +481,7 @@ impl Op for GlobalAvgPoolBackward {
             bytes_of(&params),
             &[&inputs[0].buffer],
             &[&output.buffer],
-            groups(n, WORKGROUP),
+            workgroups_for(n, WORKGROUP),
         )?])
     }
 

@@ -4,9 +4,8 @@
 //! means).
 
 use crate::error::{Error, Result};
-use crate::gpu::{Dispatch, Shader};
-use crate::graph::{Graph, NodeId};
-use crate::ops::{bytes_of, groups, BackwardCtx, EncodeCtx, Op};
+use crate::gpu::{bytes_of, workgroups_for, Dispatch, Shader};
+use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op};
 use crate::tensor::{Shape, Tensor};
 
 pub static SHADER: Shader = Shader {
@@ -88,7 +87,7 @@ pub fn encode_sum(
             bytes_of(&params),
             &[input],
             &[output],
-            groups(outputs, WORKGROUP),
+            workgroups_for(outputs, WORKGROUP),
         )?]);
     }
     let mut dispatches = Vec::new();
@@ -268,7 +267,7 @@ impl Op for ReduceBackward {
             bytes_of(&params),
             &[&inputs[0].buffer],
             &[&output.buffer],
-            groups(n, WORKGROUP),
+            workgroups_for(n, WORKGROUP),
         )?])
     }
 

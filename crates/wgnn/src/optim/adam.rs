@@ -5,10 +5,10 @@
 
 use super::schedule::{check_learning_rate, Schedule, UpdateParams, DECOUPLED};
 use super::state::{check_slots, NamedState};
-use super::{Optimizer, UpdateSlot, SHADER};
+use super::{Optimizer, SHADER};
 use crate::error::{Error, Result};
-use crate::gpu::{Dispatch, Gpu};
-use crate::ops::{bytes_of, groups};
+use crate::gpu::{bytes_of, workgroups_for, Dispatch, Gpu};
+use crate::graph::{UpdateRule, UpdateSlot};
 use crate::tensor::Tensor;
 
 const WORKGROUP: usize = 256;
@@ -79,13 +79,9 @@ impl Adam {
     }
 }
 
-impl Optimizer for Adam {
-    fn name(&self) -> &'static str {
-        "adam"
-    }
-
+impl UpdateRule for Adam {
     fn prepare(&mut self, gpu: &Gpu, slots: &[UpdateSlot<'_>]) -> Result<Vec<Dispatch>> {
-        check_slots(self.name(), slots)?;
+        check_slots(Optimizer::name(self), slots)?;
         let c = self.config;
         let mut dispatches = vec![self.schedule.advance(gpu, c.beta1, c.beta2)?];
         for slot in slots {
@@ -110,10 +106,16 @@ impl Optimizer for Adam {
                 bytes_of(&params),
                 &[self.schedule.buffer(), &slot.grad.buffer],
                 &[&slot.param.buffer, &state[0].buffer, &state[1].buffer],
-                groups(n, WORKGROUP),
+                workgroups_for(n, WORKGROUP),
             )?);
         }
         Ok(dispatches)
+    }
+}
+
+impl Optimizer for Adam {
+    fn name(&self) -> &'static str {
+        "adam"
     }
 
     fn state(&self) -> Vec<(String, Tensor)> {

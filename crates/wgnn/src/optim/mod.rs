@@ -17,7 +17,8 @@ pub use schedule::Schedule;
 pub use sgd::{Sgd, SgdConfig};
 
 use crate::error::Result;
-use crate::gpu::{Dispatch, Gpu, Shader};
+use crate::gpu::{Gpu, Shader};
+use crate::graph::UpdateRule;
 use crate::tensor::Tensor;
 
 pub static SHADER: Shader = Shader {
@@ -26,19 +27,10 @@ pub static SHADER: Shader = Shader {
     subgroups: false,
 };
 
-/// One parameter to update and the gradient that the plan computes for it.
-pub struct UpdateSlot<'a> {
-    pub name: &'a str,
-    pub param: &'a Tensor,
-    pub grad: &'a Tensor,
-}
-
-pub trait Optimizer {
+/// An optimiser: the plan's update rule (`UpdateRule::prepare`), plus what training loops and
+/// checkpoints need of it.
+pub trait Optimizer: UpdateRule {
     fn name(&self) -> &'static str;
-
-    /// Creates the optimiser's state for these parameters (if not yet there) and the dispatches
-    /// that update them in place; `Plan::compile` appends them to every step.
-    fn prepare(&mut self, gpu: &Gpu, slots: &[UpdateSlot<'_>]) -> Result<Vec<Dispatch>>;
 
     /// The state tensors for checkpoints, named `<parameter>.<kind>` (PyTorch's state keys:
     /// `momentum_buffer`, `exp_avg`, `exp_avg_sq`), in name order. They are the live buffers.

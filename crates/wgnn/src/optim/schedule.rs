@@ -2,8 +2,8 @@
 //! update and by the CPU for learning-rate schedules, read by the update kernels.
 
 use crate::error::{Error, Result};
+use crate::gpu::bytes_of;
 use crate::gpu::{Dispatch, Gpu};
-use crate::ops::bytes_of;
 
 /// Mirrors `Schedule` in `shaders/optim.wgsl`.
 #[repr(C)]

@@ -4,10 +4,10 @@
 
 use super::schedule::{check_learning_rate, Schedule, UpdateParams, NESTEROV};
 use super::state::{check_slots, NamedState};
-use super::{Optimizer, UpdateSlot, SHADER};
+use super::{Optimizer, SHADER};
 use crate::error::{Error, Result};
-use crate::gpu::{Dispatch, Gpu};
-use crate::ops::{bytes_of, groups};
+use crate::gpu::{bytes_of, workgroups_for, Dispatch, Gpu};
+use crate::graph::{UpdateRule, UpdateSlot};
 use crate::tensor::Tensor;
 
 const WORKGROUP: usize = 256;
@@ -75,13 +75,9 @@ impl Sgd {
     }
 }
 
-impl Optimizer for Sgd {
-    fn name(&self) -> &'static str {
-        "sgd"
-    }
-
+impl UpdateRule for Sgd {
     fn prepare(&mut self, gpu: &Gpu, slots: &[UpdateSlot<'_>]) -> Result<Vec<Dispatch>> {
-        check_slots(self.name(), slots)?;
+        check_slots(Optimizer::name(self), slots)?;
         let mut dispatches = vec![self.schedule.advance(gpu, 0.0, 0.0)?];
         for slot in slots {
             let n = slot.param.shape.numel();
@@ -105,10 +101,16 @@ impl Optimizer for Sgd {
                 bytes_of(&params),
                 &[self.schedule.buffer(), &slot.grad.buffer],
                 &writes,
-                groups(n, WORKGROUP),
+                workgroups_for(n, WORKGROUP),
             )?);
         }
         Ok(dispatches)
+    }
+}
+
+impl Optimizer for Sgd {
+    fn name(&self) -> &'static str {
+        "sgd"
     }
 
     fn state(&self) -> Vec<(String, Tensor)> {

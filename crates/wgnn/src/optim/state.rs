@@ -3,9 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::UpdateSlot;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::graph::UpdateSlot;
 use crate::tensor::{DType, Shape, Tensor};
 
 pub(super) struct NamedState {

@@ -1,8 +1,8 @@
 //! Reverse-mode autodiff: walk the nodes from the output back to the inputs, asking each op's
 //! backward rule for the gradients of its inputs, summing where a node feeds several others.
 
-use super::{Graph, NodeId, NodeKind};
 use crate::error::{Error, Result};
+use crate::graph::{BackwardCtx, Graph, NodeId, NodeKind};
 
 impl Graph {
     /// Adds the nodes computing d(sum(output * seed))/d(x) for each x in `wrt` and returns them
@@ -32,7 +32,7 @@ impl Graph {
             }
         }
         for i in 0..count {
-            if !depends[i] && self.nodes[i].inputs.iter().any(|&j| depends[j.0]) {
+            if !depends[i] && self.nodes()[i].inputs.iter().any(|&j| depends[j.0]) {
                 depends[i] = true;
             }
         }
@@ -41,7 +41,7 @@ impl Graph {
         feeds_output[output.0] = true;
         for i in (0..count).rev() {
             if feeds_output[i] {
-                for &j in &self.nodes[i].inputs {
+                for &j in &self.nodes()[i].inputs {
                     feeds_output[j.0] = true;
                 }
             }
@@ -50,12 +50,13 @@ impl Graph {
             if w.0 >= count || !feeds_output[w.0] {
                 return Err(Error::Invalid(format!(
                     "backward: `{}` ({w}) does not influence the output `{}` ({output})",
-                    self.nodes[w.0].name, self.nodes[output.0].name
+                    self.nodes()[w.0].name,
+                    self.nodes()[output.0].name
                 )));
             }
         }
 
-        let was_building = std::mem::replace(&mut self.building_gradients, true);
+        let was_building = self.set_building_gradients(true);
         let mut grads: Vec<Option<NodeId>> = vec![None; count];
         grads[output.0] = Some(seed);
         let result = (|| {
@@ -64,15 +65,15 @@ impl Graph {
                 if !depends[i] || !feeds_output[i] {
                     continue;
                 }
-                let NodeKind::Op(op) = self.nodes[i].kind.clone() else {
+                let NodeKind::Op(op) = self.nodes()[i].kind.clone() else {
                     continue;
                 };
-                let inputs = self.nodes[i].inputs.clone();
+                let inputs = self.nodes()[i].inputs.clone();
                 let needs_grad: Vec<bool> = inputs.iter().map(|j| depends[j.0]).collect();
                 if !needs_grad.iter().any(|&b| b) {
                     continue;
                 }
-                let ctx = crate::ops::BackwardCtx {
+                let ctx = BackwardCtx {
                     inputs: &inputs,
                     output: NodeId(i),
                     grad,
@@ -102,13 +103,13 @@ impl Graph {
                     grads[w.0].ok_or_else(|| {
                         Error::Invalid(format!(
                             "backward: no gradient flows to `{}` ({w})",
-                            self.nodes[w.0].name
+                            self.nodes()[w.0].name
                         ))
                     })
                 })
                 .collect()
         })();
-        self.building_gradients = was_building;
+        self.set_building_gradients(was_building);
         result
     }
 
@@ -124,9 +125,9 @@ impl Graph {
             ));
         }
         let shape = self.shape(loss).clone();
-        let was_building = std::mem::replace(&mut self.building_gradients, true);
+        let was_building = self.set_building_gradients(true);
         let seed = self.fill(shape, 1.0);
-        self.building_gradients = was_building;
+        self.set_building_gradients(was_building);
         self.backward(loss, seed?, wrt)
     }
 }
