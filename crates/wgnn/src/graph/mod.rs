@@ -131,6 +131,21 @@ impl Graph {
         }))
     }
 
+    /// The parameters `names` with the shapes they have in `params` (a `ParamStore`), in that
+    /// order, so that a network declared in a store is wired into a graph without repeating
+    /// its shapes.
+    pub fn params_from(&mut self, params: &dyn Parameters, names: &[&str]) -> Result<Vec<NodeId>> {
+        names
+            .iter()
+            .map(|&name| {
+                let tensor = params.parameter(name).ok_or_else(|| {
+                    Error::Invalid(format!("parameter `{name}` is not in the parameter store"))
+                })?;
+                self.param(name, tensor.shape.clone())
+            })
+            .collect()
+    }
+
     /// Adds `op` applied to `inputs`, inferring the output shape. A shape mismatch is an error
     /// naming the op and every input shape.
     pub fn apply(&mut self, op: impl Op + 'static, inputs: &[NodeId]) -> Result<NodeId> {

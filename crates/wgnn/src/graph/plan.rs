@@ -46,6 +46,23 @@ pub struct PlanSpec<'a> {
     pub after_update: Vec<Dispatch>,
 }
 
+impl<'a> PlanSpec<'a> {
+    /// A training step: read back `outputs`, and update each parameter from its gradient
+    /// (`updates`: (parameter, gradient) pairs) with `optimizer`.
+    pub fn training(
+        outputs: Vec<NodeId>,
+        updates: Vec<(NodeId, NodeId)>,
+        optimizer: &'a mut dyn UpdateRule,
+    ) -> Self {
+        Self {
+            outputs,
+            updates,
+            optimizer: Some(optimizer),
+            ..Default::default()
+        }
+    }
+}
+
 /// Sizes of what a plan holds, for `--summary`-style printing.
 #[derive(Clone, Debug, Default)]
 pub struct PlanSummary {
