@@ -20,7 +20,10 @@ use wgnn_models::imaging::resize::resize_exact;
 use wgnn_models::imaging::{io, RgbImage};
 use wgnn_reference as reference;
 
-const FIXTURE: &str = "tests/fixtures/dlib_mmod_detections.json";
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/dlib_mmod_detections.json"
+);
 const MODEL: &str = concat!(env!("WGNN_ASSETS"), "/mmod_face_detector.safetensors");
 const ORL: &str = concat!(env!("WGNN_SHARED_DATA"), "/orl_faces");
 

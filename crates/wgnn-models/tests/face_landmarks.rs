@@ -11,7 +11,10 @@ use wgnn_models::face_landmarks::{
 };
 use wgnn_models::imaging::{io, RgbImage};
 
-const FIXTURE: &str = "tests/fixtures/dlib_landmarks.json";
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/dlib_landmarks.json"
+);
 const ORL: &str = concat!(env!("WGNN_SHARED_DATA"), "/orl_faces");
 
 /// The embedded predictor, which the face ResNet's alignment uses.

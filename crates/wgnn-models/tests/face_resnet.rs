@@ -40,10 +40,18 @@ fn run_network(chips: &[f32], n: usize) -> Vec<f32> {
 fn matches_dlib_on_a_face_chip() {
     // scripts/make_face_resnet_fixture.py: the astronaut's face as dlib aligns it, and dlib's
     // descriptor of that chip.
-    let chip = wgnn_models::imaging::io::load("tests/fixtures/astronaut_face_chip.png").unwrap();
+    let chip = wgnn_models::imaging::io::load(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/astronaut_face_chip.png"
+    ))
+    .unwrap();
     assert_eq!((chip.width, chip.height), (CHIP_SIZE, CHIP_SIZE));
     let fixture: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string("tests/fixtures/astronaut_face_descriptor.json").unwrap(),
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/astronaut_face_descriptor.json"
+        ))
+        .unwrap(),
     )
     .unwrap();
     let expected: Vec<f64> = fixture["descriptor"]

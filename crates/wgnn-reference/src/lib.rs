@@ -1,7 +1,7 @@
 //! Plain float64 CPU implementations of every op: the oracle that the GPU kernels are tested
 //! against. Clarity beats speed here: obvious nested loops over NCDHW / row-major indices.
 //!
-//! Each family has its own file, mirroring `src/ops/`. Forward functions return the output;
+//! Each family has its own file, mirroring the engine's `ops`. Forward functions return the output;
 //! backward functions take the upstream gradient and return the gradient of each input.
 
 pub mod activation;
