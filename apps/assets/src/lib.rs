@@ -51,6 +51,30 @@ pub const DEFAULT_STYLE_NAME: &str = "starry_night.jpg";
 /// The default style painting, encoded.
 pub const DEFAULT_STYLE: &[u8] = include_bytes!("../../../assets/starry_night.jpg");
 
+/// The photos `visualize` looks at by default: (file name, encoded bytes).
+pub const PHOTOS: &[(&str, &[u8])] = &[
+    (
+        "astronaut.png",
+        include_bytes!("../../../assets/astronaut.png"),
+    ),
+    ("brick.png", include_bytes!("../../../assets/brick.png")),
+    ("chelsea.png", DEFAULT_CONTENT),
+    ("coffee.png", include_bytes!("../../../assets/coffee.png")),
+    ("scream.jpg", include_bytes!("../../../assets/scream.jpg")),
+    ("starry_night.jpg", DEFAULT_STYLE),
+];
+
+/// The photos `visualize` looks at by default, decoded and named `<embedded NAME>`.
+pub fn photos() -> Result<Vec<(String, RgbImage)>> {
+    PHOTOS
+        .iter()
+        .map(|(name, bytes)| {
+            let name = format!("<embedded {name}>");
+            Ok((name.clone(), io::decode(bytes, &name)?))
+        })
+        .collect()
+}
+
 /// The ImageNet class names: `imagenet_classes()[i]` names classifier output `i`.
 pub fn imagenet_classes() -> &'static [&'static str] {
     static CLASSES: OnceLock<Vec<&'static str>> = OnceLock::new();

@@ -1,8 +1,8 @@
 //! dlib's face recognition ResNet (Davis King, `dlib_face_recognition_resnet_model_v1`, CC0):
 //! a 29-convolution residual network trained on about 3 million faces that maps an aligned
-//! 150x150 RGB face chip to 128 values (not normalised). The weights are embedded
-//! (`assets/dlib_face_resnet.safetensors`, converted by `scripts/dlib_face_resnet_to_safetensors.py`
-//! with each affine (batch-norm) layer folded into its convolution).
+//! 150x150 RGB face chip to 128 values (not normalised). `load_weights` reads them as
+//! `scripts/dlib_face_resnet_to_safetensors.py` converts them (each affine (batch-norm) layer
+//! folded into its convolution); the applications embed that file.
 //!
 //! The architecture, as dlib defines it: conv 7x7 stride 2 (32) + ReLU, max-pool 3x3 stride 2,
 //! then 14 residual blocks and a linear layer without bias on the global average. A block is
@@ -157,11 +157,21 @@ fn conv(
     }
 }
 
-/// The network on preprocessed chips `x` [N, 3, 150, 150]: [N, 128].
-pub fn build(g: &mut Graph, x: NodeId) -> Result<NodeId> {
+/// The layers a user may look inside, in network order: the stem (conv 7x7 + ReLU) and each
+/// residual block's output (after its ReLU).
+pub fn layer_names() -> Vec<String> {
+    std::iter::once("stem".to_string())
+        .chain((1..=BLOCKS.len()).map(|b| format!("block{b}")))
+        .collect()
+}
+
+/// The network on preprocessed chips `x` [N, 3, 150, 150] up to the last residual block:
+/// the node of each of `layer_names()`, in order.
+pub fn build_layers(g: &mut Graph, x: NodeId) -> Result<Vec<NodeId>> {
     let n = g.shape(x).dim(0);
-    let mut h = conv(g, x, "stem", [32, 3, 7], 2, true)?;
-    h = g.max_pool(h, &PoolParams::new(&[3, 3]).stride(2))?;
+    let stem = conv(g, x, "stem", [32, 3, 7], 2, true)?;
+    let mut layers = vec![stem];
+    let mut h = g.max_pool(stem, &PoolParams::new(&[3, 3]).stride(2))?;
     let mut cin = 32;
     for (i, ((cout, stride), (convolved, shortcut))) in
         BLOCKS.into_iter().zip(block_sides()).enumerate()
@@ -195,9 +205,16 @@ pub fn build(g: &mut Graph, x: NodeId) -> Result<NodeId> {
         }
         let sum = g.add(skip, residual)?;
         h = g.relu(sum)?;
+        layers.push(h);
         cin = cout;
     }
-    let pooled = g.global_avg_pool(h)?;
+    Ok(layers)
+}
+
+/// The network on preprocessed chips `x` [N, 3, 150, 150]: [N, 128].
+pub fn build(g: &mut Graph, x: NodeId) -> Result<NodeId> {
+    let last = *build_layers(g, x)?.last().expect("the network has layers");
+    let pooled = g.global_avg_pool(last)?;
     let w = g.param("fc.weight", [OUTPUT_LEN, 256])?;
     g.linear(pooled, w, None)
 }

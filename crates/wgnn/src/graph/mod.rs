@@ -8,9 +8,11 @@
 
 mod op;
 mod plan;
+mod receptive_field;
 
 pub use op::{eval, BackwardCtx, EncodeCtx, Op};
 pub use plan::{Parameters, Plan, PlanSpec, PlanSummary, UpdateRule, UpdateSlot};
+pub use receptive_field::{AxisField, AxisWindow, ReceptiveField, SpatialMap};
 
 use std::fmt;
 use std::sync::Arc;

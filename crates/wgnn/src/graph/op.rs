@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::{Graph, NodeId};
+use super::{Graph, NodeId, SpatialMap};
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu};
 use crate::tensor::{DType, Shape, Tensor};
@@ -48,6 +48,12 @@ pub trait Op: fmt::Debug + Send + Sync {
             "{} has no backward rule: second derivatives are not implemented",
             self.name()
         )))
+    }
+
+    /// How the output's spatial positions read the inputs' (for receptive fields); `None`: not
+    /// stated, and a receptive field through this op is an error naming it.
+    fn spatial_map(&self, _inputs: &[&Shape]) -> Option<SpatialMap> {
+        None
     }
 
     /// Floating-point operations of one forward evaluation (for summaries and benchmarks).

@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{bytes_of, workgroups_for, Dispatch, Shader};
-use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op};
+use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op, SpatialMap};
 use crate::tensor::{Shape, Tensor};
 
 pub static SHADER: Shader = Shader {
@@ -84,6 +84,10 @@ pub struct ActivationBackward(pub Activation);
 impl Op for ActivationForward {
     fn name(&self) -> &'static str {
         self.0.name()
+    }
+
+    fn spatial_map(&self, _inputs: &[&Shape]) -> Option<SpatialMap> {
+        Some(SpatialMap::Pointwise)
     }
 
     fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {

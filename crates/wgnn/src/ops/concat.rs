@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{bytes_of, workgroups_for, Dispatch, Shader};
-use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op};
+use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op, SpatialMap};
 use crate::tensor::{Shape, Tensor};
 
 pub static SHADER: Shader = Shader {
@@ -71,6 +71,10 @@ pub struct ConcatChannels;
 impl Op for ConcatChannels {
     fn name(&self) -> &'static str {
         "concat_channels"
+    }
+
+    fn spatial_map(&self, _inputs: &[&Shape]) -> Option<SpatialMap> {
+        Some(SpatialMap::Pointwise)
     }
 
     fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {
@@ -161,6 +165,10 @@ pub struct SliceChannels {
 impl Op for SliceChannels {
     fn name(&self) -> &'static str {
         "slice_channels"
+    }
+
+    fn spatial_map(&self, _inputs: &[&Shape]) -> Option<SpatialMap> {
+        Some(SpatialMap::Pointwise)
     }
 
     fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::gpu::{bytes_of, workgroups_for, Dispatch, Gpu, KernelCall, Shader};
-use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op};
+use crate::graph::{AxisWindow, BackwardCtx, EncodeCtx, Graph, NodeId, Op, SpatialMap};
 use crate::ops::activation::{Activation, ActivationBackward};
 use crate::tensor::{Shape, Tensor};
 
@@ -511,6 +511,20 @@ impl Op for ConvForward {
             2 => "conv2d",
             _ => "conv3d",
         }
+    }
+
+    fn spatial_map(&self, inputs: &[&Shape]) -> Option<SpatialMap> {
+        let kernel = &inputs.get(1)?.dims()[2..];
+        let p = &self.params;
+        let windows = (0..p.spatial_dims()).map(|d| {
+            Some(AxisWindow {
+                kernel: *kernel.get(d)?,
+                stride: p.stride[d],
+                padding: p.padding[d],
+                dilation: p.dilation[d],
+            })
+        });
+        Some(SpatialMap::Window(windows.collect::<Option<_>>()?))
     }
 
     fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {

@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{bytes_of, workgroups_for, Dispatch, Shader};
-use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op};
+use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op, SpatialMap};
 use crate::tensor::{Shape, Tensor};
 
 pub static SHADER: Shader = Shader {
@@ -137,6 +137,10 @@ impl Op for Scale {
         "scale"
     }
 
+    fn spatial_map(&self, _inputs: &[&Shape]) -> Option<SpatialMap> {
+        Some(SpatialMap::Pointwise)
+    }
+
     fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {
         Ok(inputs[0].clone())
     }
@@ -179,6 +183,10 @@ pub struct Reshape {
 impl Op for Reshape {
     fn name(&self) -> &'static str {
         "reshape"
+    }
+
+    fn spatial_map(&self, _inputs: &[&Shape]) -> Option<SpatialMap> {
+        Some(SpatialMap::Global)
     }
 
     fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {
@@ -234,6 +242,10 @@ impl Op for Binary {
             BinaryKind::Sub => "sub",
             BinaryKind::Mul => "mul",
         }
+    }
+
+    fn spatial_map(&self, _inputs: &[&Shape]) -> Option<SpatialMap> {
+        Some(SpatialMap::Pointwise)
     }
 
     fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {
@@ -402,6 +414,10 @@ impl ChannelAffine {
 impl Op for ChannelAffine {
     fn name(&self) -> &'static str {
         "channel_affine"
+    }
+
+    fn spatial_map(&self, _inputs: &[&Shape]) -> Option<SpatialMap> {
+        Some(SpatialMap::Pointwise)
     }
 
     fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {

@@ -7,7 +7,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{bytes_of, workgroups_for, Dispatch, Gpu, KernelCall, Shader};
-use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op};
+use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op, SpatialMap};
 use crate::tensor::{Shape, Tensor};
 
 pub static SHADER: Shader = Shader {
@@ -175,6 +175,10 @@ pub struct GramBackward;
 impl Op for Gram {
     fn name(&self) -> &'static str {
         "gram"
+    }
+
+    fn spatial_map(&self, _inputs: &[&Shape]) -> Option<SpatialMap> {
+        Some(SpatialMap::Global)
     }
 
     fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {

@@ -5,7 +5,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{bytes_of, workgroups_for, Dispatch, KernelCall, Shader};
-use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op};
+use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op, SpatialMap};
 use crate::ops::reduce;
 use crate::tensor::{DType, Shape, Tensor};
 
@@ -118,6 +118,10 @@ impl Op for Mse {
         "mse"
     }
 
+    fn spatial_map(&self, _inputs: &[&Shape]) -> Option<SpatialMap> {
+        Some(SpatialMap::Global)
+    }
+
     fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {
         same_shapes(self.name(), inputs[0], inputs[1])?;
         Ok(Shape::scalar())
@@ -203,6 +207,10 @@ pub struct BceWithLogitsBackward {
 impl Op for BceWithLogits {
     fn name(&self) -> &'static str {
         "bce_with_logits"
+    }
+
+    fn spatial_map(&self, _inputs: &[&Shape]) -> Option<SpatialMap> {
+        Some(SpatialMap::Global)
     }
 
     fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {
@@ -317,6 +325,10 @@ fn total_variation_params(op: &str, x: &Shape) -> Result<Params> {
 impl Op for TotalVariation {
     fn name(&self) -> &'static str {
         "total_variation"
+    }
+
+    fn spatial_map(&self, _inputs: &[&Shape]) -> Option<SpatialMap> {
+        Some(SpatialMap::Global)
     }
 
     fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {
@@ -436,6 +448,10 @@ fn check_triplet_dtypes(op: &str, embeddings: &Tensor, triplets: &Tensor) -> Res
 impl Op for TripletLoss {
     fn name(&self) -> &'static str {
         "triplet_loss"
+    }
+
+    fn spatial_map(&self, _inputs: &[&Shape]) -> Option<SpatialMap> {
+        Some(SpatialMap::Global)
     }
 
     fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {

@@ -16,7 +16,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{bytes_of, Dispatch, KernelCall, Shader};
-use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op};
+use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op, SpatialMap};
 use crate::tensor::{Shape, Tensor};
 
 pub static SHADER: Shader = Shader {
@@ -145,6 +145,10 @@ impl MatMul {
 impl Op for MatMul {
     fn name(&self) -> &'static str {
         "matmul"
+    }
+
+    fn spatial_map(&self, _inputs: &[&Shape]) -> Option<SpatialMap> {
+        Some(SpatialMap::Global)
     }
 
     fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {

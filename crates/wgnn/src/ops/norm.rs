@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{bytes_of, Dispatch, Shader};
-use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op};
+use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op, SpatialMap};
 use crate::tensor::{Shape, Tensor};
 
 pub static SHADER: Shader = Shader {
@@ -54,6 +54,10 @@ pub struct L2NormalizeBackward;
 impl Op for L2Normalize {
     fn name(&self) -> &'static str {
         "l2_normalize"
+    }
+
+    fn spatial_map(&self, _inputs: &[&Shape]) -> Option<SpatialMap> {
+        Some(SpatialMap::Global)
     }
 
     fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {

@@ -6,7 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{bytes_of, workgroups_for, Dispatch, KernelCall, Shader};
-use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op};
+use crate::graph::{AxisWindow, BackwardCtx, EncodeCtx, Graph, NodeId, Op, SpatialMap};
 use crate::tensor::{Shape, Tensor};
 
 pub static SHADER: Shader = Shader {
@@ -215,6 +215,17 @@ impl Op for Pool {
         }
     }
 
+    fn spatial_map(&self, _inputs: &[&Shape]) -> Option<SpatialMap> {
+        let p = &self.params;
+        let windows = (0..p.kernel.len()).map(|d| AxisWindow {
+            kernel: p.kernel[d],
+            stride: p.stride[d],
+            padding: p.padding[d],
+            dilation: 1,
+        });
+        Some(SpatialMap::Window(windows.collect()))
+    }
+
     fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {
         self.params.output_shape(self.name(), inputs[0])
     }
@@ -402,6 +413,10 @@ pub struct GlobalAvgPool;
 impl Op for GlobalAvgPool {
     fn name(&self) -> &'static str {
         "global_avg_pool"
+    }
+
+    fn spatial_map(&self, _inputs: &[&Shape]) -> Option<SpatialMap> {
+        Some(SpatialMap::Global)
     }
 
     fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {

@@ -5,7 +5,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{bytes_of, workgroups_for, Dispatch, Shader};
-use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op};
+use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op, SpatialMap};
 use crate::tensor::{Shape, Tensor};
 
 pub static SHADER: Shader = Shader {
@@ -179,6 +179,10 @@ impl Op for Reduce {
             (ReduceKind::Sum, Some(_)) => "sum_axis",
             (ReduceKind::Mean, Some(_)) => "mean_axis",
         }
+    }
+
+    fn spatial_map(&self, _inputs: &[&Shape]) -> Option<SpatialMap> {
+        Some(SpatialMap::Global)
     }
 
     fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {
