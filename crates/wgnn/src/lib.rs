@@ -6,8 +6,10 @@
 //! - [`ops`]: one module per op family (forward kernels and backward rules) with its shader,
 //!   and reverse-mode autodiff over them.
 //! - [`nn`], [`optim`]: parameters, initialisation, safetensors I/O; GPU optimisers.
+//! - [`files`]: atomic writes and output checks before long work.
 
 pub mod error;
+pub mod files;
 pub mod gpu;
 pub mod graph;
 pub mod nn;

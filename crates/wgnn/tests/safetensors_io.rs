@@ -182,12 +182,11 @@ fn other_float_dtypes_are_converted() {
     let dir = scratch_dir("dtypes");
     let path = dir.join("mixed.safetensors");
     let f64s = [0.1f64, -2.5, 1e-40, 3.0];
-    // 1.5, -2, the smallest normal, the smallest subnormal, -0, infinity.
-    let f16s: [u16; 6] = [0x3e00, 0xc000, 0x0400, 0x0001, 0x8000, 0x7c00];
+    // 1.5, -2, the smallest normal, the smallest subnormal, -0, the largest finite.
+    let f16s: [u16; 6] = [0x3e00, 0xc000, 0x0400, 0x0001, 0x8000, 0x7bff];
     let bf16s: [u16; 3] = [0x3f80, 0xc060, 0x0001];
     let bytes16 = |v: &[u16]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
-    write_raw(
-        &path,
+    let tensors = |half: &[u16]| {
         vec![
             (
                 "double",
@@ -195,10 +194,11 @@ fn other_float_dtypes_are_converted() {
                 vec![2, 2],
                 f64s.iter().flat_map(|x| x.to_le_bytes()).collect(),
             ),
-            ("half", Dtype::F16, vec![6], bytes16(&f16s)),
+            ("half", Dtype::F16, vec![6], bytes16(half)),
             ("brain", Dtype::BF16, vec![1, 3], bytes16(&bf16s)),
-        ],
-    );
+        ]
+    };
+    write_raw(&path, tensors(&f16s));
     let loaded = ParamStore::load_safetensors(gpu(), &path).unwrap();
     let read = |name: &str| loaded.get(name).unwrap().to_vec(gpu()).unwrap();
     assert_eq!(read("double"), f64s.map(|x| x as f32));
@@ -207,8 +207,26 @@ fn other_float_dtypes_are_converted() {
     assert_eq!(half[..3], [1.5, -2.0, 2f32.powi(-14)]);
     assert_eq!(half[3], 2f32.powi(-24));
     assert_eq!(half[4].to_bits(), (-0.0f32).to_bits());
-    assert_eq!(half[5], f32::INFINITY);
+    assert_eq!(half[5], 65504.0);
     assert_eq!(read("brain"), [1.0, -3.5, f32::from_bits(0x0001_0000)]);
+
+    // Infinity and NaN (as f16 and as f32) are refused, naming the file, the tensor and
+    // where the first one is.
+    for (bits, what) in [(0x7c00u16, "inf"), (0xfe00, "NaN")] {
+        let mut poisoned = f16s;
+        poisoned[4] = bits;
+        write_raw(&path, tensors(&poisoned));
+        let err = ParamStore::load_safetensors(gpu(), &path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("mixed.safetensors")
+                && err.contains("`half`")
+                && err.contains(what)
+                && err.contains("element 4"),
+            "{err}"
+        );
+    }
 }
 
 #[test]

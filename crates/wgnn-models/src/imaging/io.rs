@@ -7,20 +7,25 @@
 //! into three channels, an alpha channel is dropped (not composited), 16-bit samples are
 //! rounded to 8 bits. Samples become `k as f32 / 255.0`.
 //!
+//! Decoding refuses what it cannot read whole: JPEG goes through zune-jpeg in its strict mode
+//! (the `image` crate's lenient mode fills a truncated picture with grey and succeeds), PNG's
+//! checksums are verified. An image of more than [`max_pixels`] pixels is refused from its
+//! header, before anything is allocated for it; [`set_max_pixels`] raises the limit (the
+//! applications' `--max-image-pixels`).
+//!
 //! [`save`] writes PNG (8-bit RGB) or JPEG (quality [`JPEG_QUALITY`]) according to the
-//! extension. It never leaves a partial file: the image is encoded into a temporary file in
-//! the destination's directory, flushed to disk, then renamed over the destination (an atomic
-//! replace on POSIX file systems). On any error the temporary file is removed, and a file that
-//! was already at the destination is left untouched.
+//! extension, atomically (`wgnn::files`): a file that was already at the destination is left
+//! untouched on any error.
 //!
 //! Every error is an [`Error::File`] naming the path.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::io::{BufRead, Seek};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use image::{ImageEncoder, ImageError, ImageFormat, ImageReader};
+use image::{DynamicImage, ImageDecoder, ImageEncoder, ImageError, ImageFormat, ImageReader};
+use zune_core::colorspace::ColorSpace;
+use zune_core::options::DecoderOptions;
 
 use super::RgbImage;
 use wgnn::error::{Error, Result};
@@ -30,6 +35,39 @@ pub const READABLE_FORMATS: &str = "PNG, JPEG, GIF, PNM (PBM/PGM/PPM), BMP";
 
 /// JPEG quality (1-100) used by [`save`] for `.jpg` / `.jpeg`.
 pub const JPEG_QUALITY: u8 = 95;
+
+/// The largest image decoded unless raised: 64 megapixels (a 8192 x 8192 square, more than
+/// any phone camera takes), about 0.8 GB once decoded to f32 RGB.
+pub const DEFAULT_MAX_PIXELS: u64 = 64 << 20;
+
+static MAX_PIXELS: AtomicU64 = AtomicU64::new(DEFAULT_MAX_PIXELS);
+
+/// The largest image (width x height) that [`load`] and [`decode`] accept.
+pub fn max_pixels() -> u64 {
+    MAX_PIXELS.load(Ordering::Relaxed)
+}
+
+/// Sets the largest image that [`load`] and [`decode`] accept, for the whole process.
+pub fn set_max_pixels(pixels: u64) {
+    MAX_PIXELS.store(pixels.max(1), Ordering::Relaxed);
+}
+
+fn check_size(path: &Path, width: u64, height: u64) -> Result<()> {
+    let pixels = width * height;
+    let limit = max_pixels();
+    if pixels > limit {
+        return Err(Error::file(
+            path,
+            format!(
+                "the image is {width}x{height} ({:.1} megapixels), over the limit of {:.1} \
+                 megapixels (--max-image-pixels raises it)",
+                pixels as f64 / (1 << 20) as f64,
+                limit as f64 / (1 << 20) as f64
+            ),
+        ));
+    }
+    Ok(())
+}
 
 /// Decodes an image file into RGB [0, 1] samples (see the module documentation).
 pub fn load(path: impl AsRef<Path>) -> Result<RgbImage> {
@@ -57,17 +95,14 @@ pub fn decode(bytes: &[u8], name: impl AsRef<Path>) -> Result<RgbImage> {
     decode_reader(reader, name)
 }
 
-fn decode_reader<R: std::io::BufRead + std::io::Seek>(
-    reader: ImageReader<R>,
-    path: &Path,
-) -> Result<RgbImage> {
+fn decode_reader<R: BufRead + Seek>(reader: ImageReader<R>, path: &Path) -> Result<RgbImage> {
     let Some(format) = reader.format() else {
         return Err(Error::file(
             path,
             format!("not an image in a supported format (supported: {READABLE_FORMATS})"),
         ));
     };
-    let decoded = reader.decode().map_err(|e| {
+    let describe = |e: ImageError| {
         // Some decoders end their messages with a newline.
         let detail = e.to_string().trim_end().to_string();
         let message = match e {
@@ -86,10 +121,44 @@ fn decode_reader<R: std::io::BufRead + std::io::Seek>(
             ),
         };
         Error::file(path, message)
-    })?;
+    };
+    if format == ImageFormat::Jpeg {
+        let mut bytes = Vec::new();
+        reader
+            .into_inner()
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
+        return decode_jpeg(&bytes, path);
+    }
+    let decoder = reader.into_decoder().map_err(describe)?;
+    let (width, height) = decoder.dimensions();
+    check_size(path, width as u64, height as u64)?;
+    let decoded = DynamicImage::from_decoder(decoder).map_err(describe)?;
     let rgb = decoded.to_rgb8();
     RgbImage::from_rgb8(rgb.width() as usize, rgb.height() as usize, rgb.as_raw())
         .map_err(|e| Error::file(path, e))
+}
+
+/// JPEG in zune-jpeg's strict mode: data that ends early or breaks the format is an error.
+fn decode_jpeg(bytes: &[u8], path: &Path) -> Result<RgbImage> {
+    let corrupt = |e: zune_jpeg::errors::DecodeErrors| {
+        let detail = e.to_string().trim_end().to_string();
+        Error::file(path, format!("corrupt or truncated JPEG file: {detail}"))
+    };
+    let options = DecoderOptions::default()
+        .set_strict_mode(true)
+        .set_max_width(usize::MAX)
+        .set_max_height(usize::MAX)
+        .jpeg_set_out_colorspace(ColorSpace::RGB);
+    let mut decoder =
+        zune_jpeg::JpegDecoder::new_with_options(std::io::Cursor::new(bytes), options);
+    decoder.decode_headers().map_err(corrupt)?;
+    let (width, height) = decoder
+        .dimensions()
+        .ok_or_else(|| Error::file(path, "corrupt JPEG file: no image size in its header"))?;
+    check_size(path, width as u64, height as u64)?;
+    let rgb = decoder.decode().map_err(corrupt)?;
+    RgbImage::from_rgb8(width, height, &rgb).map_err(|e| Error::file(path, e))
 }
 
 fn format_name(format: ImageFormat) -> String {
@@ -154,91 +223,20 @@ pub fn save(image: &RgbImage, path: impl AsRef<Path>) -> Result<()> {
         return Err(Error::file(path, "image too large to encode"));
     };
     let rgb = image.to_rgb8();
-
-    let temp = TempFile::create_beside(path)?;
-    let written = (|| -> std::result::Result<(), String> {
-        let mut out = BufWriter::new(&temp.file);
+    wgnn::files::write_atomically_with(path, |out| {
         match format {
-            OutputFormat::Png => image::codecs::png::PngEncoder::new(&mut out).write_image(
+            OutputFormat::Png => image::codecs::png::PngEncoder::new(out).write_image(
                 &rgb,
                 width,
                 height,
                 image::ExtendedColorType::Rgb8,
             ),
-            OutputFormat::Jpeg => {
-                image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, JPEG_QUALITY)
-                    .write_image(&rgb, width, height, image::ExtendedColorType::Rgb8)
-            }
-        }
-        .map_err(|e| format!("cannot encode: {e}"))?;
-        out.flush().map_err(|e| format!("cannot write: {e}"))?;
-        drop(out);
-        temp.file
-            .sync_all()
-            .map_err(|e| format!("cannot write: {e}"))
-    })();
-    match written {
-        Ok(()) => temp.persist(path),
-        Err(message) => Err(Error::file(path, format!("{message}; nothing was written"))),
-    }
-}
-
-/// A file in the destination's directory that is removed on drop unless persisted.
-struct TempFile {
-    path: PathBuf,
-    file: File,
-    persisted: bool,
-}
-
-impl TempFile {
-    fn create_beside(destination: &Path) -> Result<Self> {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let directory = match destination.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let Some(name) = destination.file_name() else {
-            return Err(Error::file(destination, "not a file name"));
-        };
-        if !directory.is_dir() {
-            return Err(Error::file(
-                destination,
-                format!("directory {} does not exist", directory.display()),
-            ));
-        }
-        // Unique per process and call; `create_new` refuses to reuse a stale file.
-        let temp_name = format!(
-            ".{}.{}-{}.tmp",
-            name.to_string_lossy(),
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        let path = directory.join(temp_name);
-        let file = File::create_new(&path)
-            .map_err(|e| Error::file(destination, format!("cannot create a file here: {e}")))?;
-        Ok(Self {
-            path,
-            file,
-            persisted: false,
-        })
-    }
-
-    fn persist(mut self, destination: &Path) -> Result<()> {
-        std::fs::rename(&self.path, destination).map_err(|e| {
-            Error::file(
-                destination,
-                format!("cannot replace the file: {e}; nothing was written"),
+            OutputFormat::Jpeg => image::codecs::jpeg::JpegEncoder::new_with_quality(
+                out,
+                JPEG_QUALITY,
             )
-        })?;
-        self.persisted = true;
-        Ok(())
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if !self.persisted {
-            let _ = std::fs::remove_file(&self.path);
+            .write_image(&rgb, width, height, image::ExtendedColorType::Rgb8),
         }
-    }
+        .map_err(std::io::Error::other)
+    })
 }

@@ -233,3 +233,17 @@ fn failed_save_leaves_nothing() {
     assert_eq!(std::fs::read(&existing).unwrap(), before);
     assert_eq!(listing(&dir), ["existing.png", "taken.png"]);
 }
+
+#[test]
+fn a_jpeg_cut_anywhere_before_its_end_is_refused() {
+    let dir = scratch_dir("jpeg_cuts");
+    let jpeg = std::fs::read(asset("scream.jpg")).unwrap();
+    // The lenient decoder fills what is missing with grey and succeeds on all of these.
+    for keep in [jpeg.len() - 100, jpeg.len() * 3 / 4, jpeg.len() / 2, 2000] {
+        let path = dir.join(format!("cut_{keep}.jpg"));
+        std::fs::write(&path, &jpeg[..keep]).unwrap();
+        assert_file_error(io::load(&path), &path, "truncated JPEG");
+    }
+    let whole = io::load(asset("scream.jpg")).unwrap();
+    assert!(whole.width > 0 && whole.is_8bit());
+}

@@ -6,9 +6,8 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::io::Read;
+use std::path::Path;
 
 use safetensors::tensor::{Metadata, TensorView};
 use safetensors::{Dtype, SafeTensors};
@@ -84,9 +83,25 @@ fn shape_of(path: &Path, name: &str, dims: &[usize]) -> Result<Shape> {
     Shape::new(dims).map_err(|e| Error::file(path, format!("tensor `{name}`: {e}")))
 }
 
+/// A tensor's values, refused when one is NaN or infinite: such weights only come from a
+/// corrupt file or a diverged training, and would poison every result silently.
+fn finite_values(path: &Path, name: &str, view: &TensorView<'_>) -> Result<Vec<f32>> {
+    let values = values_f32(path, name, view)?;
+    match values.iter().position(|v| !v.is_finite()) {
+        Some(i) => Err(Error::file(
+            path,
+            format!(
+                "tensor `{name}` holds {} at element {i}: the file is corrupt or was written by a training that diverged",
+                values[i]
+            ),
+        )),
+        None => Ok(values),
+    }
+}
+
 fn upload(gpu: &Gpu, path: &Path, name: &str, view: &TensorView<'_>) -> Result<Tensor> {
     let shape = shape_of(path, name, view.shape())?;
-    let values = values_f32(path, name, view)?;
+    let values = finite_values(path, name, view)?;
     Tensor::from_f32(gpu, shape, &values)
 }
 
@@ -160,7 +175,7 @@ impl ParamStore {
             ));
         }
         let host = self.to_host(gpu)?;
-        write_atomically(path, &serialize_f32(&host, metadata))
+        crate::files::write_atomically(path, &serialize_f32(&host, metadata))
     }
 }
 
@@ -250,39 +265,4 @@ pub fn read_safetensors_metadata(path: impl AsRef<Path>) -> Result<BTreeMap<Stri
         .unwrap_or_default()
         .into_iter()
         .collect())
-}
-
-/// Writes `bytes` to a temporary file beside `path`, fsyncs it, renames it over `path` and
-/// fsyncs the directory (where the platform allows); on any failure the temporary file is removed.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| Error::file(path, "not a file path"))?;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let temp = dir.join(format!(
-        ".{}.{}-{}.tmp",
-        file_name.to_string_lossy(),
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let write = || -> std::io::Result<()> {
-        let mut file = File::create(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
-        fs::rename(&temp, path)?;
-        // Makes the rename itself durable; best effort, as not every platform can.
-        if let Ok(d) = File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    };
-    write().map_err(|e| {
-        let _ = fs::remove_file(&temp);
-        Error::file(path, format!("cannot write: {e}"))
-    })
 }
