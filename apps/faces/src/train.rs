@@ -324,7 +324,7 @@ impl<'a> Trainer<'a> {
                     .collect();
                 let map = learned_whitening(
                     &set.descriptors,
-                    config.network.descriptor_len()?,
+                    config.network.descriptor_len(),
                     &labels,
                     config.network.head.embedding_dim,
                     config.whitening_shrinkage,
@@ -397,7 +397,7 @@ impl<'a> Trainer<'a> {
                 None => head.insert(name, tensor.clone()),
             }
         }
-        for (name, shape) in config.network.head_parameter_shapes()? {
+        for (name, shape) in config.network.head_parameter_shapes() {
             match head.get(&name) {
                 Some(t) if t.shape == shape => {}
                 _ => {
@@ -421,7 +421,7 @@ impl<'a> Trainer<'a> {
         optimizer_state: Option<(Vec<(String, wgnn::Tensor)>, u64)>,
         epoch: usize,
     ) -> Result<Self> {
-        let descriptor_len = config.network.descriptor_len()?;
+        let descriptor_len = config.network.descriptor_len();
         if set.variants != config.augment.variants() {
             return Err(Error::Invalid(format!(
                 "training set holds {} variants per image, augmentation `{}` makes {}",

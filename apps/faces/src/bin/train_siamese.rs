@@ -16,9 +16,7 @@ use wgnn_faces::commands::{self, Progress, TrainRequest, VerificationHead};
 use wgnn_faces::gallery::UNKNOWN;
 use wgnn_faces::mining::Mining;
 use wgnn_faces::model::SiameseModel;
-use wgnn_faces::network::{
-    HeadSpec, Level, NetworkSpec, TrunkArchitecture, TrunkSpec, DEFAULT_ALIGN_RANGE,
-};
+use wgnn_faces::network::{HeadSpec, NetworkSpec, TrunkSpec};
 use wgnn_faces::roc_plot::write_roc_png;
 use wgnn_faces::train::{EpochStats, HeadInit, OptimizerKind, TrainConfig};
 use wgnn_faces::verifier::VerifierConfig;
@@ -79,17 +77,9 @@ struct TrainArgs {
     /// with a positive loss (batch-all).
     #[arg(long, value_enum, default_value = "batch-hard")]
     mining: Mining,
-    /// The frozen, pretrained CNN: `face-resnet` (dlib's face ResNet, trained on about 3
-    /// million faces, on each photo's face found by dlib's face detector and aligned by dlib's
-    /// five landmarks) or `squeezenet` (ImageNet SqueezeNet v1.1 on the whole photo; the design
-    /// before, see docs/faces.md). With face-resnet, photos should be portraits: the detector
-    /// finds faces at least 80 pixels wide in the photo resized to --input-size, and where it
-    /// finds none the face is assumed to fill the photo as in ORL.
-    #[arg(long, default_value = "face-resnet")]
-    trunk: String,
-    /// Embedding size [default: 128 with face-resnet, 1024 with squeezenet].
-    #[arg(long)]
-    embedding_dim: Option<usize>,
+    /// Embedding size: the head's output (the face ResNet's descriptor has 128 values).
+    #[arg(long, value_name = "D", default_value_t = NetworkSpec::default().head.embedding_dim)]
+    embedding_dim: usize,
     /// How the head's projection starts: learned whitening of the training images'
     /// descriptors (closed form) or random (Xavier).
     #[arg(long, value_enum, default_value = "whitening")]
@@ -137,35 +127,14 @@ struct TrainArgs {
     /// "active_triplets", "pos_dist", "neg_dist", "ms"}.
     #[arg(long, value_name = "PATH")]
     log_json: Option<PathBuf>,
-    /// squeezenet only: what the head reads from the frozen SqueezeNet: LAYER:ROWSxCOLS levels
-    /// joined by `,`, each pooling the layer's map to one or more grids joined by `+`
-    /// [default: fire5:4x3,fire7:1x1].
-    #[arg(long)]
-    descriptor: Option<String>,
-    /// Input size WIDTHxHEIGHT images are resized to (with face-resnet, before the face and
-    /// its landmarks are found and the 150x150 face chip is cut).
+    /// Input size WIDTHxHEIGHT images are resized to (before the face and its landmarks are
+    /// found and the 150x150 face chip is cut).
     #[arg(long, default_value = "184x224")]
     input_size: String,
-    /// Leave out the mirror images: embed the face chip (or the squeezenet's zoomed views)
-    /// alone, not summed with its mirror image.
+    /// Leave out the mirror images: embed the face chip alone, not summed with its mirror
+    /// image.
     #[arg(long)]
     no_mirror: bool,
-    /// squeezenet only: views of each image the network sums (like the mirror image): the
-    /// image scaled about its centre by each factor, 1 being the image itself, joined by `,`;
-    /// each view costs a trunk pass (two with the mirror image) wherever an image is embedded.
-    /// `1` embeds the image alone [default: 1,1.08,0.926].
-    #[arg(long, value_delimiter = ',')]
-    zooms: Option<Vec<f64>>,
-    /// squeezenet only: zoom alignment (see docs/faces.md): first the descriptor of the
-    /// image as it is (with its mirror image) predicts how much larger or smaller than usual
-    /// the face is (a ridge regression fit on the training photos viewed at seven known zooms),
-    /// then the views are taken about the inverse zoom, within --align-range. Costs two trunk
-    /// passes more per image, and 14 per training photo for the fit.
-    #[arg(long)]
-    align: bool,
-    /// The zooms --align may view a face at.
-    #[arg(long, value_name = "MIN,MAX", value_delimiter = ',', default_values_t = DEFAULT_ALIGN_RANGE)]
-    align_range: Vec<f64>,
     /// No progress bars.
     #[arg(long)]
     quiet: bool,
@@ -348,37 +317,12 @@ fn parse_pair(flag: &str, text: &str) -> Result<[usize; 2]> {
 
 fn train(gpu: &Gpu, args: TrainArgs) -> Result<()> {
     let [width, height] = parse_pair("--input-size", &args.input_size)?;
-    let architecture = TrunkArchitecture::parse(&args.trunk)?;
-    let defaults = match architecture {
-        TrunkArchitecture::FaceResNet => NetworkSpec::default(),
-        TrunkArchitecture::SqueezeNet => NetworkSpec::squeezenet_default(),
-    };
-    let levels = match &args.descriptor {
-        None => defaults.head.levels,
-        Some(text) => text.split(',').map(Level::parse).collect::<Result<_>>()?,
-    };
     let network = NetworkSpec {
-        trunk: TrunkSpec {
-            architecture,
-            width,
-            height,
-        },
+        trunk: TrunkSpec { width, height },
         head: HeadSpec {
-            levels,
-            embedding_dim: args.embedding_dim.unwrap_or(defaults.head.embedding_dim),
+            embedding_dim: args.embedding_dim,
         },
         mirror: !args.no_mirror,
-        zooms: args.zooms.clone().unwrap_or(defaults.zooms),
-        align: match (args.align, &args.align_range[..]) {
-            (false, _) => None,
-            (true, &[min, max]) => Some([min, max]),
-            (true, _) => {
-                return Err(Error::Invalid(format!(
-                    "--align-range {:?}: give two zooms MIN,MAX, e.g. 0.862,1.16",
-                    args.align_range
-                )))
-            }
-        },
     };
     let augment = Augment::parse(&args.augment, args.augment_copies)?;
     let config = TrainConfig {
