@@ -44,6 +44,7 @@ pub const COLLAPSE_SPREAD: f32 = 1e-3;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum OptimizerKind {
+    /// With PyTorch's defaults (betas 0.9 and 0.999, eps 1e-8).
     Adam,
     /// With momentum 0.9.
     Sgd,
@@ -52,7 +53,7 @@ pub enum OptimizerKind {
 /// How the head's projection starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum HeadInit {
-    /// Learned whitening of the training descriptors (`faces::whitening`).
+    /// Learned whitening of the training descriptors.
     Whitening,
     /// Xavier-normal weights, zero bias.
     Random,

@@ -165,11 +165,56 @@ fn help_explains_every_subcommand_and_flag_with_defaults() {
     }
     assert!(ok(&["identify", "--help"]).contains("image,name,distance"));
 
+    // Every flag of every subcommand says what it does and what it is unless set: a default,
+    // `Required`, or, for a switch, `off by default`.
+    for sub in [
+        "train",
+        "eval",
+        "train-verifier",
+        "enroll",
+        "verify",
+        "identify",
+    ] {
+        let help = ok(&[sub, "--help"]);
+        for (flag, text) in flags_of(&help) {
+            if flag == "--help" {
+                continue;
+            }
+            assert!(!text.is_empty(), "{sub} {flag} is not explained:\n{help}");
+            let said = ["[default:", "Required", "off by default"]
+                .iter()
+                .any(|default| text.contains(default));
+            assert!(said, "{sub} {flag} does not say its default: {text}");
+        }
+    }
     // Only the face ResNet's settings: no trunk to choose, no SqueezeNet descriptor or views.
     for gone in ["--trunk", "--descriptor", "--zooms", "--align"] {
         assert!(!train.contains(gone), "{gone} in train --help:\n{train}");
     }
     assert!(!train.to_lowercase().contains("squeezenet"), "{train}");
+}
+
+/// Each `--flag` of a `--help` text with the text that follows it up to the next flag (its
+/// value name first, then its explanation and default).
+fn flags_of(help: &str) -> Vec<(String, String)> {
+    let mut flags: Vec<(String, String)> = Vec::new();
+    for line in help.lines() {
+        let trimmed = line.trim_start();
+        let flag_line = trimmed.starts_with("--") || trimmed.starts_with("-h, --");
+        if flag_line {
+            let at = trimmed.find("--").unwrap();
+            let (flag, rest) = trimmed[at..]
+                .split_once(char::is_whitespace)
+                .unwrap_or((&trimmed[at..], ""));
+            flags.push((flag.to_string(), rest.trim().to_string()));
+        } else if let Some((_, text)) = flags.last_mut() {
+            if !trimmed.is_empty() && line.starts_with("    ") {
+                text.push(' ');
+                text.push_str(trimmed);
+            }
+        }
+    }
+    flags
 }
 
 #[test]
