@@ -1,18 +1,20 @@
-//! Where a face model's one-shot errors fall (see docs/faces.md, "Distance").
+//! Where a face model's one-shot errors fall: which people, which photos, taken for whom.
 //!
-//! `faces_diagnose MODEL DIR` embeds every image of `DIR/<identity>/<image>` and prints, per
-//! identity: its wrong one-shot decisions as probe and as gallery image (the protocol of
-//! `train_siamese eval`: in round r the r-th image of every identity is the gallery), the mean
-//! and largest squared distance between its own images, the distance to the nearest image of
-//! anyone else, and each image's errors as probe; then which identities are taken for which;
-//! with zoom alignment, the zoom each image of a person with errors is viewed at.
+//! ```sh
+//! cargo run --release -p wgnn-faces --example faces_diagnose -- MODEL DIR
+//! ```
+//!
+//! Embeds every image of `DIR/<identity>/<image>` and prints, per identity: its wrong one-shot
+//! decisions as probe and as gallery image (the protocol of `train_siamese eval`: in round r
+//! the r-th image of every identity is the gallery), the mean and largest squared distance
+//! between its own images, the distance to the nearest image of anyone else, and each image's
+//! errors as probe; then which identities are taken for which.
 
 use std::collections::BTreeMap;
 
 use wgnn::{Error, Gpu, Result};
 use wgnn_faces::commands::{embed_images, preprocess_of, Quiet};
 use wgnn_faces::dataset::ImageFolder;
-use wgnn_faces::embed::{trunk_weights, ImageRunner};
 use wgnn_faces::metrics::squared_l2;
 use wgnn_faces::model::SiameseModel;
 
@@ -86,31 +88,9 @@ fn main() -> Result<()> {
         );
     }
     let mut confusions: Vec<_> = taken_for.into_iter().collect();
-    confusions.sort_by(|a, b| b.1.cmp(&a.1));
+    confusions.sort_by_key(|&(_, count)| std::cmp::Reverse(count));
     for ((probe, taken), count) in confusions {
         println!("{} taken for {}: {count}", name(probe), name(taken));
-    }
-    if let (Some(range), Some(aligner)) = (model.spec.align, &model.aligner) {
-        let stage = model.spec.alignment_stage();
-        let mut runner =
-            ImageRunner::descriptors(&gpu, &stage, &trunk_weights(&gpu, &stage)?, None)?;
-        let descriptors = runner.run(&gpu, &images.data, &mut |_| {})?;
-        let d = stage.descriptor_len()?;
-        for (&label, own) in &images_of {
-            if own.iter().all(|&i| as_probe[i] == 0) {
-                continue;
-            }
-            let zooms: Vec<String> = own
-                .iter()
-                .map(|&i| {
-                    format!(
-                        "{:.3}",
-                        aligner.view_zoom(&descriptors[i * d..][..d], range)
-                    )
-                })
-                .collect();
-            println!("{} viewed at zooms [{}]", name(label), zooms.join(", "));
-        }
     }
     Ok(())
 }

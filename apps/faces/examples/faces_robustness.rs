@@ -2,7 +2,7 @@
 //! distance than the enrolled one: the gallery is the clean photos, the probes are changed.
 //!
 //! ```sh
-//! cargo run --release --example faces_robustness -- MODEL DIR [seed=7]
+//! cargo run --release -p wgnn-faces --example faces_robustness -- MODEL DIR [seed=7]
 //! ```
 //!
 //! For each kind of change, one-shot identification as `eval` defines it (for each r, the r-th

@@ -16,11 +16,11 @@
 //! first is also photographed closer or further away: scaled by a factor log-uniform in
 //! [1 / MAX_FURTHER, MAX_NEARER] on top of `zoom`, so that the whitening learns that one person
 //! seen at another distance is still the same person (the first copy keeps the distance, and
-//! with it the robustness to small changes; docs/faces.md has the validation). With `tilt`,
-//! every copy is turned about the centre by up to `MAX_TILT` degrees either way (validated
-//! without gain, so not in the default). Training draws one variant per batch row. More
-//! variants cost one trunk pass each (the bulk of the training time) for more robustness to
-//! pose, framing, distance and lighting.
+//! with it the robustness to small changes; docs/decisions/head-settings.md has the
+//! validation). With `tilt`, every copy is turned about the centre by up to `MAX_TILT` degrees
+//! either way (validated without gain, so not in the default). Training draws one variant per
+//! batch row. More variants cost a face detection and the trunk's passes each (the bulk of the
+//! training time) for more robustness to pose, framing, distance and lighting.
 
 use wgnn::error::{Error, Result};
 use wgnn::rng::Rng;
@@ -307,8 +307,7 @@ fn gaussian_blur(image: &[f32], width: usize, height: usize, sigma: f64) -> Vec<
 
 /// The image scaled by `scale` about its centre (bilinear; outside the image, the nearest edge
 /// pixel). Columns right of the centre are computed as the mirror images of those left of it,
-/// so that zooming a mirrored image gives exactly the mirror image of the zoomed one (the
-/// mirror-symmetric network relies on it).
+/// so that zooming a mirrored image gives exactly the mirror image of the zoomed one.
 pub fn zoomed(image: &[f32], width: usize, height: usize, scale: f64) -> Vec<f32> {
     let mut out = vec![0.0; image.len()];
     let (cx, cy) = ((width as f64 - 1.0) / 2.0, (height as f64 - 1.0) / 2.0);

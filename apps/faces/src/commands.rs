@@ -9,7 +9,6 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use super::align::{self, ZoomRegressor};
 use super::augment::Augment;
 use super::dataset::{load_image, ImageFolder, LoadedImages, Preprocess};
 use super::embed::{trunk_weights, ImageRunner, ProjectionRunner};
@@ -60,14 +59,14 @@ pub struct TrainRequest {
 pub struct Trained {
     pub model: SiameseModel,
     pub epochs: Vec<EpochStats>,
-    /// Seconds spent on the trunk maps (all variants), on the epochs, and in total.
+    /// Seconds spent on the descriptors (all variants), on the epochs, and in total.
     pub trunk_seconds: f64,
     pub epoch_seconds: f64,
     pub total_seconds: f64,
 }
 
 /// The input preprocessing of a network: RGB at the trunk's input size.
-pub fn preprocess_of(model_spec: &super::network::NetworkSpec) -> Preprocess {
+pub fn preprocess_of(model_spec: &NetworkSpec) -> Preprocess {
     Preprocess {
         width: model_spec.trunk.width as u32,
         height: model_spec.trunk.height as u32,
@@ -129,86 +128,30 @@ fn variant_of_each(
         .collect()
 }
 
-/// The zoom regressor of an aligned network (`faces::align`), fit on the training photos
-/// viewed at known zooms, and the zoom it views each photo at; `None` when the network does not
-/// align.
-fn fit_zoom_regressor(
-    gpu: &Gpu,
-    spec: &NetworkSpec,
-    trunk_weights: &ParamStore,
-    images: &LoadedImages,
-    progress: &mut dyn Progress,
-) -> Result<Option<(ZoomRegressor, Vec<f64>)>> {
-    let Some(range) = spec.align else {
-        return Ok(None);
-    };
-    let stage = spec.alignment_stage();
-    let mut runner = ImageRunner::descriptors(gpu, &stage, trunk_weights, None)?;
-    let zooms = align::fit_zooms();
-    let n = images.len();
-    let passes = stage.passes();
-    progress.stage("zoom alignment views", zooms.len() * n * passes);
-    let mut descriptors = Vec::with_capacity(zooms.len() * n * stage.descriptor_len()?);
-    let mut log_zooms = Vec::with_capacity(zooms.len() * n);
-    for (k, &zoom) in zooms.iter().enumerate() {
-        let at = vec![zoom; n];
-        descriptors.extend(runner.run_at(gpu, &images.data, &at, &mut |done| {
-            progress.advance((k * n + done) * passes)
-        })?);
-        log_zooms.extend(std::iter::repeat_n(zoom.ln(), n));
-    }
-    progress.stage("zoom regression", 0);
-    let d = stage.descriptor_len()?;
-    let regressor = ZoomRegressor::fit(&descriptors, d, &log_zooms, align::RIDGE)?;
-    // The photos' own alignment, from their descriptors at zoom 1, which the fit computed.
-    let at_one = zooms
-        .iter()
-        .position(|&z| z == 1.0)
-        .expect("zoom 1 among the fit's");
-    let own: Vec<f64> = descriptors[at_one * n * d..][..n * d]
-        .chunks_exact(d)
-        .map(|x| regressor.view_zoom(x, range))
-        .collect();
-    Ok(Some((regressor, own)))
-}
-
 /// The descriptors of every variant of every image (see `faces::augment`), variant-major.
-/// With alignment, `alignment` holds the regressor and the zooms it views the photos
-/// themselves (variant 0) at.
 fn training_descriptors(
     gpu: &Gpu,
     config: &TrainConfig,
     trunk_weights: &ParamStore,
-    alignment: Option<&(ZoomRegressor, Vec<f64>)>,
     images: &LoadedImages,
     progress: &mut dyn Progress,
 ) -> Result<Vec<f32>> {
     let spec = &config.network;
-    let regressor = alignment.map(|(r, _)| r);
-    let mut runner = ImageRunner::descriptors(gpu, spec, trunk_weights, regressor)?;
+    let mut runner = ImageRunner::descriptors(gpu, spec, trunk_weights)?;
     let variants = config.augment.variants();
     let n = images.len();
     let per_variant = n * runner.passes_per_image();
     progress.stage("trunk features", variants * per_variant);
-    let mut descriptors = Vec::with_capacity(variants * n * spec.descriptor_len()?);
+    let mut descriptors = Vec::with_capacity(variants * n * spec.descriptor_len());
     for v in 0..variants {
         let inputs = variant_of_each(&config.augment, spec, images, v, config.seed);
         let before = v * per_variant;
-        descriptors.extend(match alignment {
-            // The photos' alignment stage ran in the fit already.
-            Some((_, photo_zooms)) if v == 0 => {
-                let (skipped, passes) = (per_variant - n * spec.passes(), spec.passes());
-                runner.run_at(gpu, &inputs, photo_zooms, &mut |done| {
-                    progress.advance(before + skipped + done * passes)
-                })?
-            }
-            _ => runner.run(gpu, &inputs, &mut |done| progress.advance(before + done))?,
-        });
+        descriptors.extend(runner.run(gpu, &inputs, &mut |done| progress.advance(before + done))?);
     }
     Ok(descriptors)
 }
 
-/// `train`: loads the training identities, computes the trunk maps, trains the head (resuming
+/// `train`: loads the training identities, computes their descriptors, trains the head (resuming
 /// when asked, checkpointing as asked), then picks the threshold on the training identities.
 pub fn train(gpu: &Gpu, request: &TrainRequest, progress: &mut dyn Progress) -> Result<Trained> {
     let started = Instant::now();
@@ -246,14 +189,12 @@ pub fn train(gpu: &Gpu, request: &TrainRequest, progress: &mut dyn Progress) -> 
     let images = folder.load(preprocess)?;
 
     let trunk_started = Instant::now();
-    let weights = trunk_weights(gpu, &config.network)?;
-    let alignment = fit_zoom_regressor(gpu, &config.network, &weights, &images, progress)?;
-    let descriptors =
-        training_descriptors(gpu, config, &weights, alignment.as_ref(), &images, progress)?;
+    let weights = trunk_weights(gpu)?;
+    let descriptors = training_descriptors(gpu, config, &weights, &images, progress)?;
     let trunk_seconds = trunk_started.elapsed().as_secs_f64();
     let set = TrainingSet {
         descriptors,
-        descriptor_len: config.network.descriptor_len()?,
+        descriptor_len: config.network.descriptor_len(),
         variants: config.augment.variants(),
         labels: images.labels.clone(),
         fingerprint: data_fingerprint(&folder, preprocess),
@@ -310,7 +251,6 @@ pub fn train(gpu: &Gpu, request: &TrainRequest, progress: &mut dyn Progress) -> 
         gpu,
         config.network.clone(),
         trainer.head().clone(),
-        alignment.map(|(regressor, _)| regressor),
         threshold,
         training,
     )?;
@@ -334,8 +274,7 @@ fn embed_in_blocks<'a>(
     progress: &mut dyn Progress,
     mut block_images: impl FnMut(Range<usize>) -> Result<Cow<'a, [f32]>>,
 ) -> Result<Vec<f32>> {
-    let mut embedder =
-        ImageRunner::embeddings(gpu, &model.spec, &model.head, model.aligner.as_ref())?;
+    let mut embedder = ImageRunner::embeddings(gpu, &model.spec, &model.head)?;
     let passes = embedder.passes_per_image();
     progress.stage("embedding", count * passes);
     let mut embeddings = Vec::with_capacity(count * model.embedding_dim());
@@ -414,7 +353,7 @@ pub struct Evaluation {
 }
 
 impl Evaluation {
-    /// One line of JSON with the keys (and `head`, `model_threshold`).
+    /// One line of JSON: the keys of `Metrics::to_json_line`, then `head` and `model_threshold`.
     pub fn to_json_line(&self) -> String {
         let mut line = self.metrics.to_json_line();
         line.pop();

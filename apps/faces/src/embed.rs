@@ -1,11 +1,10 @@
-//! Running the network on images (`ImageRunner`: to trunk maps, to descriptors, which training
-//! precomputes, or to embeddings) and the head's parts on their own. All are compiled plans of a
-//! fixed batch size; a short last batch is padded with zeros and the padding rows are dropped.
-//! With zoom alignment an image runs in two stages: the alignment stage's descriptor, then the
-//! network on the image viewed at the zoom the regressor picks from it.
+//! Running the network on photos (`ImageRunner`: to the trunk's outputs, to descriptors, which
+//! training precomputes, or to embeddings) and the head's parts on their own. All are compiled
+//! plans of a fixed batch size; a short last batch is padded with zeros and the padding rows are
+//! dropped. Before a photo runs, dlib's face detector finds its face and the aligned chip is cut
+//! (`NetworkSpec::network_input`).
 
-use super::align::ZoomRegressor;
-use super::network::{NetworkSpec, TrunkArchitecture, TRUNK_ARCHITECTURE};
+use super::network::NetworkSpec;
 use wgnn::error::{Error, Result};
 use wgnn::graph::{Graph, NodeId, Plan, PlanSpec};
 use wgnn::nn::ParamStore;
@@ -13,18 +12,13 @@ use wgnn::Gpu;
 use wgnn_models::face_detection::FaceDetector;
 use wgnn_models::face_landmarks::Rect;
 
-/// Images per trunk dispatch: large enough to amortise a submission, small enough that the
-/// activations of 184x224 inputs stay under 100 MiB.
+/// Photos per trunk dispatch (each one or two 150x150 chips): large enough to amortise a
+/// submission, small enough to keep a batch's activations small.
 pub const BATCH: usize = 8;
 
-/// The embedded weights of `spec`'s trunk, loaded once per call site.
-pub fn trunk_weights(gpu: &Gpu, spec: &NetworkSpec) -> Result<ParamStore> {
-    match spec.trunk.architecture {
-        TrunkArchitecture::SqueezeNet => {
-            wgnn_assets::backbone_weights(gpu, TRUNK_ARCHITECTURE, None)
-        }
-        TrunkArchitecture::FaceResNet => wgnn_assets::face_resnet_weights(gpu),
-    }
+/// The embedded weights of the frozen trunk (dlib's face ResNet), loaded once per call site.
+pub fn trunk_weights(gpu: &Gpu) -> Result<ParamStore> {
+    wgnn_assets::face_resnet_weights(gpu)
 }
 
 /// A compiled plan from a batch of `BATCH` inputs to one output per input.
@@ -65,7 +59,7 @@ impl BatchedPlan {
         })
     }
 
-    /// Runs `images` (`[N, 3, H, W]` row-major) through the plan, calling `progress(done)`
+    /// Runs `images` (`[N, item...]` row-major) through the plan, calling `progress(done)`
     /// after each batch.
     fn run(
         &mut self,
@@ -100,64 +94,9 @@ impl BatchedPlan {
     }
 }
 
-/// Images per chunk whose network inputs are built at a time: the inputs of a whole folder
-/// (6 views of 3 x 224 x 184 values per image by default) would not fit in memory.
+/// Photos per chunk whose network inputs are built at a time: the inputs of a whole folder
+/// would not fit in memory.
 const CHUNK: usize = 4 * BATCH;
-
-/// Runs `plan` on the network inputs (see `NetworkSpec::network_input`) of images
-/// `[N, 3, H, W]`, each viewed at its base zoom (`None`: all at 1), building the inputs a chunk
-/// at a time; calls `progress(images done)`.
-fn run_on_views(
-    plan: &mut BatchedPlan,
-    spec: &NetworkSpec,
-    gpu: &Gpu,
-    images: &[f32],
-    base_zooms: Option<&[f64]>,
-    mut detector: Option<&mut FaceDetector>,
-    progress: &mut dyn FnMut(usize),
-) -> Result<Vec<f32>> {
-    let len = 3 * spec.trunk.height * spec.trunk.width;
-    if !images.len().is_multiple_of(len) {
-        return Err(Error::shape(
-            "embed",
-            format!(
-                "{} values are not a whole number of 3 x {} x {} images",
-                images.len(),
-                spec.trunk.height,
-                spec.trunk.width
-            ),
-        ));
-    }
-    let n = images.len() / len;
-    if let Some(zooms) = base_zooms.filter(|z| z.len() != n) {
-        return Err(Error::shape(
-            "embed",
-            format!("{n} images but {} zooms", zooms.len()),
-        ));
-    }
-    let plain = spec.input_is_image() && base_zooms.is_none();
-    let mut outputs = Vec::with_capacity(n * plan.output_len);
-    for start in (0..n).step_by(CHUNK) {
-        let end = (start + CHUNK).min(n);
-        let chunk = &images[start * len..end * len];
-        let inputs: Vec<f32> = if plain {
-            chunk.to_vec()
-        } else {
-            let mut inputs = Vec::with_capacity((end - start) * plan.image_len);
-            for (i, image) in chunk.chunks_exact(len).enumerate() {
-                let face = match detector.as_deref_mut() {
-                    Some(detector) => most_confident_face(detector, gpu, spec, image)?,
-                    None => None,
-                };
-                let zoom = base_zooms.map_or(1.0, |z| z[start + i]);
-                inputs.extend(spec.network_input(image, zoom, face)?);
-            }
-            inputs
-        };
-        outputs.extend(plan.run(gpu, &inputs, &mut |done| progress(start + done))?);
-    }
-    Ok(outputs)
-}
 
 /// The box of the face the detector is surest of in a photo at `spec`'s input size, if any.
 fn most_confident_face(
@@ -175,84 +114,14 @@ fn most_confident_face(
         .map(|(rect, _)| rect))
 }
 
-/// The first stage of an aligned network: the descriptor of each image as it is, and the
-/// regressor that turns it into the zoom to view the image at.
-struct AlignmentStage {
-    descriptors: BatchedPlan,
-    spec: NetworkSpec,
-    regressor: ZoomRegressor,
-    range: [f64; 2],
-}
-
-impl AlignmentStage {
-    fn compile(
-        gpu: &Gpu,
-        spec: &NetworkSpec,
-        params: &ParamStore,
-        regressor: Option<&ZoomRegressor>,
-    ) -> Result<Option<Self>> {
-        let Some(range) = spec.align else {
-            return Ok(None);
-        };
-        let regressor = regressor.ok_or_else(|| {
-            Error::Invalid("the network aligns zooms but no zoom regressor was given".into())
-        })?;
-        let stage = spec.alignment_stage();
-        if regressor.weight.len() != stage.descriptor_len()? {
-            return Err(Error::shape(
-                "zoom alignment",
-                format!(
-                    "the regressor has {} weights for descriptors of {} values",
-                    regressor.weight.len(),
-                    stage.descriptor_len()?
-                ),
-            ));
-        }
-        let item = stage.input_item();
-        let descriptors = BatchedPlan::compile(gpu, &item, params, |g, x| {
-            let trunk = stage.build_trunk(g, x)?;
-            stage.build_descriptor(g, trunk)
-        })?;
-        Ok(Some(Self {
-            descriptors,
-            spec: stage,
-            regressor: regressor.clone(),
-            range,
-        }))
-    }
-
-    /// The zoom each image is to be viewed at.
-    fn zooms(
-        &mut self,
-        gpu: &Gpu,
-        images: &[f32],
-        progress: &mut dyn FnMut(usize),
-    ) -> Result<Vec<f64>> {
-        let descriptors = run_on_views(
-            &mut self.descriptors,
-            &self.spec,
-            gpu,
-            images,
-            None,
-            None,
-            progress,
-        )?;
-        Ok(descriptors
-            .chunks_exact(self.descriptors.output_len)
-            .map(|d| self.regressor.view_zoom(d, self.range))
-            .collect())
-    }
-}
-
-/// A compiled plan from RGB images `[N, 3, H, W]` in [0, 1] to one output per image: the trunk
-/// maps, the descriptors or the embeddings. Images are turned into the network's inputs (each
-/// zoomed view and, with mirroring, its mirror image) before they run.
+/// A compiled plan from RGB photos `[N, 3, H, W]` in [0, 1] (at the spec's input size) to one
+/// output per photo: the trunk's outputs, the descriptors or the embeddings. Each photo's face is
+/// detected and its chip (with, with mirroring, the chip's mirror image) is what runs.
 pub struct ImageRunner {
     inner: BatchedPlan,
     spec: NetworkSpec,
-    alignment: Option<AlignmentStage>,
-    /// The face ResNet's face detector (the boxes its alignment starts from).
-    detector: Option<FaceDetector>,
+    /// dlib's face detector (the boxes the alignment starts from).
+    detector: FaceDetector,
 }
 
 impl ImageRunner {
@@ -260,136 +129,97 @@ impl ImageRunner {
         gpu: &Gpu,
         spec: &NetworkSpec,
         params: &ParamStore,
-        regressor: Option<&ZoomRegressor>,
         build: impl FnOnce(&mut Graph, NodeId) -> Result<NodeId>,
     ) -> Result<Self> {
         spec.validate()?;
-        let item = spec.input_item();
-        let detector = match spec.trunk.architecture {
-            TrunkArchitecture::FaceResNet => Some(FaceDetector::new(
-                gpu,
-                wgnn_assets::MMOD_FACE_DETECTOR_SAFETENSORS,
-                spec.trunk.width,
-                spec.trunk.height,
-            )?),
-            TrunkArchitecture::SqueezeNet => None,
-        };
+        let detector = FaceDetector::new(
+            gpu,
+            wgnn_assets::MMOD_FACE_DETECTOR_SAFETENSORS,
+            spec.trunk.width,
+            spec.trunk.height,
+        )?;
         Ok(Self {
-            inner: BatchedPlan::compile(gpu, &item, params, build)?,
+            inner: BatchedPlan::compile(gpu, &spec.input_item(), params, build)?,
             spec: spec.clone(),
-            alignment: AlignmentStage::compile(gpu, spec, params, regressor)?,
             detector,
         })
     }
 
-    /// The frozen trunk: images to trunk maps (`NetworkSpec::trunk_len` values per image), at
-    /// zoom 1 or at the zooms given to `run_at` (the spec's own alignment is not applied).
+    /// The frozen trunk: photos to the trunk's outputs (`NetworkSpec::trunk_len` values per
+    /// photo).
     pub fn trunk(gpu: &Gpu, spec: &NetworkSpec, trunk_weights: &ParamStore) -> Result<Self> {
-        let spec = NetworkSpec {
-            align: None,
-            ..spec.clone()
-        };
-        Self::compile(gpu, &spec, trunk_weights, None, |g, x| {
-            spec.build_trunk(g, x)
-        })
+        Self::compile(gpu, spec, trunk_weights, |g, x| spec.build_trunk(g, x))
     }
 
-    /// The frozen part of the network, trunk and descriptor: images to descriptors `[N, d]`,
-    /// what training caches (the descriptor has no parameters). `regressor` aligns the zoom
-    /// when the spec asks for alignment.
-    pub fn descriptors(
-        gpu: &Gpu,
-        spec: &NetworkSpec,
-        trunk_weights: &ParamStore,
-        regressor: Option<&ZoomRegressor>,
-    ) -> Result<Self> {
-        Self::compile(gpu, spec, trunk_weights, regressor, |g, x| {
+    /// The frozen part of the network, trunk and descriptor: photos to descriptors `[N, d]`,
+    /// what training caches (the descriptor has no parameters).
+    pub fn descriptors(gpu: &Gpu, spec: &NetworkSpec, trunk_weights: &ParamStore) -> Result<Self> {
+        Self::compile(gpu, spec, trunk_weights, |g, x| {
             let trunk = spec.build_trunk(g, x)?;
             spec.build_descriptor(g, trunk)
         })
     }
 
-    /// The whole network: images to embeddings `[N, D]`. `head` holds the head's parameters;
+    /// The whole network: photos to embeddings `[N, D]`. `head` holds the head's parameters;
     /// the trunk's are the embedded weights.
-    pub fn embeddings(
-        gpu: &Gpu,
-        spec: &NetworkSpec,
-        head: &ParamStore,
-        regressor: Option<&ZoomRegressor>,
-    ) -> Result<Self> {
-        let mut params = trunk_weights(gpu, spec)?;
+    pub fn embeddings(gpu: &Gpu, spec: &NetworkSpec, head: &ParamStore) -> Result<Self> {
+        let mut params = trunk_weights(gpu)?;
         for (name, tensor) in head.iter() {
             params.insert(name, tensor.clone());
         }
-        Self::compile(gpu, spec, &params, regressor, |g, x| {
+        Self::compile(gpu, spec, &params, |g, x| {
             let trunk = spec.build_trunk(g, x)?;
             spec.build_head(g, trunk)
         })
     }
 
-    /// Values per image of the output.
+    /// Values per photo of the output.
     pub fn output_len(&self) -> usize {
         self.inner.output_len
     }
 
-    /// Trunk passes per image, the unit of `run`'s progress: the network's, plus the
-    /// alignment stage's.
+    /// Trunk passes per photo, the unit of `run`'s progress.
     pub fn passes_per_image(&self) -> usize {
-        self.spec.passes() + self.alignment.as_ref().map_or(0, |a| a.spec.passes())
+        self.spec.passes()
     }
 
-    /// Runs RGB images `[N, 3, H, W]` in [0, 1] (aligning their zooms when the network does),
-    /// calling `progress(passes done)` after each batch.
+    /// Runs RGB photos `[N, 3, H, W]` in [0, 1], building their network inputs a chunk at a
+    /// time; calls `progress(passes done)` after each batch.
     pub fn run(
         &mut self,
         gpu: &Gpu,
         images: &[f32],
         progress: &mut dyn FnMut(usize),
     ) -> Result<Vec<f32>> {
-        let passes = self.spec.passes();
-        let Some(alignment) = &mut self.alignment else {
-            return run_on_views(
-                &mut self.inner,
-                &self.spec,
-                gpu,
-                images,
-                None,
-                self.detector.as_mut(),
-                &mut |done| progress(done * passes),
+        let spec = &self.spec;
+        let len = 3 * spec.trunk.height * spec.trunk.width;
+        if !images.len().is_multiple_of(len) {
+            return Err(Error::shape(
+                "embed",
+                format!(
+                    "{} values are not a whole number of 3 x {} x {} images",
+                    images.len(),
+                    spec.trunk.height,
+                    spec.trunk.width
+                ),
+            ));
+        }
+        let n = images.len() / len;
+        let passes = spec.passes();
+        let mut outputs = Vec::with_capacity(n * self.inner.output_len);
+        for start in (0..n).step_by(CHUNK) {
+            let end = (start + CHUNK).min(n);
+            let mut inputs = Vec::with_capacity((end - start) * self.inner.image_len);
+            for image in images[start * len..end * len].chunks_exact(len) {
+                let face = most_confident_face(&mut self.detector, gpu, spec, image)?;
+                inputs.extend(spec.network_input(image, face)?);
+            }
+            outputs.extend(
+                self.inner
+                    .run(gpu, &inputs, &mut |done| progress((start + done) * passes))?,
             );
-        };
-        let first = alignment.spec.passes();
-        let zooms = alignment.zooms(gpu, images, &mut |done| progress(done * first))?;
-        let skipped = zooms.len() * first;
-        run_on_views(
-            &mut self.inner,
-            &self.spec,
-            gpu,
-            images,
-            Some(&zooms),
-            self.detector.as_mut(),
-            &mut |done| progress(skipped + done * passes),
-        )
-    }
-
-    /// Runs images each viewed at its own zoom (`zooms`, one per image) instead of aligning
-    /// them; calls `progress(images done)`.
-    pub fn run_at(
-        &mut self,
-        gpu: &Gpu,
-        images: &[f32],
-        zooms: &[f64],
-        progress: &mut dyn FnMut(usize),
-    ) -> Result<Vec<f32>> {
-        run_on_views(
-            &mut self.inner,
-            &self.spec,
-            gpu,
-            images,
-            Some(zooms),
-            self.detector.as_mut(),
-            progress,
-        )
+        }
+        Ok(outputs)
     }
 }
 
@@ -402,7 +232,7 @@ pub struct ProjectionRunner {
 impl ProjectionRunner {
     pub fn new(gpu: &Gpu, spec: &NetworkSpec, head: &ParamStore) -> Result<Self> {
         spec.validate()?;
-        let item = [spec.descriptor_len()?];
+        let item = [spec.descriptor_len()];
         Ok(Self {
             inner: BatchedPlan::compile(gpu, &item, head, |g, x| spec.build_projection(g, x))?,
         })
@@ -410,27 +240,5 @@ impl ProjectionRunner {
 
     pub fn run(&mut self, gpu: &Gpu, descriptors: &[f32]) -> Result<Vec<f32>> {
         self.inner.run(gpu, descriptors, &mut |_| {})
-    }
-}
-
-/// The head's fixed part: trunk maps to descriptors `[N, d]` (see
-/// `NetworkSpec::build_descriptor`).
-pub struct DescriptorRunner {
-    inner: BatchedPlan,
-}
-
-impl DescriptorRunner {
-    pub fn new(gpu: &Gpu, spec: &NetworkSpec) -> Result<Self> {
-        spec.validate()?;
-        let item = [spec.trunk_len()?];
-        Ok(Self {
-            inner: BatchedPlan::compile(gpu, &item, &ParamStore::new(), |g, x| {
-                spec.build_descriptor(g, x)
-            })?,
-        })
-    }
-
-    pub fn run(&mut self, gpu: &Gpu, maps: &[f32]) -> Result<Vec<f32>> {
-        self.inner.run(gpu, maps, &mut |_| {})
     }
 }

@@ -1,16 +1,12 @@
-//! One-shot face recognition with a Siamese network trained by the triplet loss (issue 4).
+//! One-shot face recognition with a Siamese network trained by the triplet loss.
 //!
 //! The network and its training:
-//! - [`network`]: the frozen trunk (dlib's face ResNet on the aligned face chip by default, or
-//!   SqueezeNet on the whole photo), the descriptor and the trained head, as graphs.
-//! - [`detect`]: dlib's CNN face detector, which finds the face the landmarks start from.
-//! - [`landmarks`]: dlib's five face landmarks and face chip, which align a face for the face
-//!   ResNet.
-//! - [`embed`]: compiled plans from images to trunk maps, descriptors and embeddings.
+//! - [`network`]: dlib's face ResNet (frozen) on the face chip aligned by dlib's face detector
+//!   and five landmarks (`wgnn_models::face_detection`, `wgnn_models::face_landmarks`), the
+//!   descriptor and the trained head, as graphs.
+//! - [`embed`]: compiled plans from photos to the trunk's outputs, descriptors and embeddings.
 //! - [`whitening`]: the head's closed-form starting point (learned whitening).
-//! - [`align`]: per-image zoom alignment for the SqueezeNet trunk (a regression of the zoom on
-//!   the descriptor).
-//! - [`train`]: triplet training on precomputed trunk maps, checkpoints.
+//! - [`train`]: triplet training on precomputed descriptors, checkpoints.
 //! - [`augment`]: the fixed augmented variants of training images.
 //! - [`verifier`]: a logistic unit on |f(x1) - f(x2)|.
 //! - [`model`]: the model file.
@@ -25,7 +21,6 @@
 //! - [`roc_plot`]: the ROC curve as a PNG.
 //! - [`atomic_file`]: writes that never leave a half-written file.
 
-pub mod align;
 pub mod atomic_file;
 pub mod augment;
 pub mod commands;

@@ -1,5 +1,5 @@
-//! Face recognition metrics, exactly as issue 4 defines them, on embeddings `[N, D]` with a label
-//! per row. Distances are squared L2 accumulated in f64; a pair is predicted "same person" when
+//! Face recognition metrics, as `train_siamese eval` reports them (README), on embeddings `[N, D]`
+//! with a label per row. Distances are squared L2 accumulated in f64; a pair is predicted "same person" when
 //! its distance is `<= threshold`.
 //!
 //! - **One-shot K-way identification.** Images of an identity are numbered in input order. For
@@ -379,7 +379,7 @@ impl Pairs {
 }
 
 impl Metrics {
-    /// The one-line JSON report of `eval --json`, keys in the issue's order.
+    /// The one-line JSON report of `eval --json`, keys in the order the README lists them.
     pub fn to_json_line(&self) -> String {
         let number = |x: f64| serde_json::Value::from(x).to_string();
         format!(

@@ -3,26 +3,24 @@
 //!
 //! - `format`: `wgnn-siamese-v1` (a file without it is refused as not a wgnn face model);
 //! - `network`: the architecture, input size and preprocessing (JSON, see `NetworkSpec`);
-//! - `trunk_fingerprint`: the embedded trunk weights the head was trained on (the trunk itself is
-//!   not stored: it is the face ResNet or the SqueezeNet embedded in wgnn);
+//! - `trunk_fingerprint`: the embedded weights the head was trained on (the trunk itself is not
+//!   stored: it is the face ResNet embedded in wgnn, with the face detector and the landmark
+//!   predictor that shape its input);
 //! - `embedding_dim`, `threshold` (squared L2 distance, chosen by 10-fold cross-validation on
 //!   the training identities);
 //! - `verifier`: `none`, or a JSON description of the logistic unit (tensors `verifier.weight`
 //!   [1, D] and `verifier.bias` [1]);
-//! - with zoom alignment (`network.align`), the zoom regressor: tensors `align.weight` [1, d]
-//!   (d: the descriptor's length) and `align.bias` [1];
 //! - `training`: the training settings and data, for the record (JSON).
 //!
 //! The model's fingerprint (which galleries record) hashes what decides the embeddings: the
-//! network description, the trunk fingerprint, the head's weights and the zoom regressor;
-//! training a verifier does not change it.
+//! network description, the trunk fingerprint and the head's weights; training a verifier does
+//! not change it.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::Value;
 
-use super::align::ZoomRegressor;
 use super::network::{fingerprint, trunk_fingerprint, NetworkSpec};
 use wgnn::error::{Error, Result};
 use wgnn::nn::{read_safetensors_metadata, ParamStore};
@@ -30,9 +28,9 @@ use wgnn::Gpu;
 
 pub const FORMAT: &str = "wgnn-siamese-v1";
 
-/// Tensor names of the zoom regressor in a model file.
-pub const ALIGN_WEIGHT: &str = "align.weight";
-pub const ALIGN_BIAS: &str = "align.bias";
+/// The trunk name in the network description of model files made with the SqueezeNet trunk,
+/// which are refused with the advice to retrain (docs/decisions/face-trunk.md).
+const SQUEEZENET_NAME: &str = "squeezenet1_1";
 
 /// A logistic unit on `|f(x1) - f(x2)|`: `P(same) = sigmoid(weight . |f1 - f2| + bias)`.
 #[derive(Clone, Debug, PartialEq)]
@@ -62,8 +60,6 @@ pub struct SiameseModel {
     pub spec: NetworkSpec,
     /// The head's parameters (`head.*`), on the GPU.
     pub head: ParamStore,
-    /// The zoom regressor, when the network aligns zooms.
-    pub aligner: Option<ZoomRegressor>,
     pub threshold: f32,
     pub verifier: Option<LogisticVerifier>,
     /// Training settings and data (JSON), for the record.
@@ -73,26 +69,18 @@ pub struct SiameseModel {
 }
 
 impl SiameseModel {
-    /// Assembles a model, computing its fingerprint from the head's weights; `aligner` must be
-    /// given exactly when the network aligns zooms.
+    /// Assembles a model, computing its fingerprint from the head's weights.
     pub fn new(
         gpu: &Gpu,
         spec: NetworkSpec,
         head: ParamStore,
-        aligner: Option<ZoomRegressor>,
         threshold: f32,
         training: Value,
     ) -> Result<Self> {
-        if spec.align.is_some() != aligner.is_some() {
-            return Err(Error::Invalid(
-                "a network aligns zooms exactly when it has a zoom regressor".into(),
-            ));
-        }
-        let fingerprint = model_fingerprint(gpu, &spec, &head, aligner.as_ref())?;
+        let fingerprint = model_fingerprint(gpu, &spec, &head)?;
         Ok(Self {
             spec,
             head,
-            aligner,
             threshold,
             verifier: None,
             training,
@@ -110,11 +98,6 @@ impl SiameseModel {
         for (name, tensor) in self.head.iter() {
             store.insert(name, tensor.clone());
         }
-        if let Some(aligner) = &self.aligner {
-            let d = aligner.weight.len();
-            store.insert_f32(gpu, ALIGN_WEIGHT, [1, d], &aligner.weight)?;
-            store.insert_f32(gpu, ALIGN_BIAS, [1], &[aligner.bias])?;
-        }
         let verifier = match &self.verifier {
             None => "none".to_string(),
             Some(v) => {
@@ -127,10 +110,7 @@ impl SiameseModel {
         let metadata = BTreeMap::from([
             ("format".to_string(), FORMAT.to_string()),
             ("network".to_string(), self.spec.to_json().to_string()),
-            (
-                "trunk_fingerprint".to_string(),
-                trunk_fingerprint(self.spec.trunk.architecture),
-            ),
+            ("trunk_fingerprint".to_string(), trunk_fingerprint()),
             (
                 "embedding_dim".to_string(),
                 self.embedding_dim().to_string(),
@@ -184,9 +164,16 @@ impl SiameseModel {
         let corrupt = |what: String| Error::file(path, format!("corrupt wgnn model: {what}"));
         let network: Value = serde_json::from_str(field("network")?)
             .map_err(|e| corrupt(format!("network description: {e}")))?;
+        if network["trunk"]["architecture"] == SQUEEZENET_NAME {
+            return Err(Error::file(
+                path,
+                "this model was made with the SqueezeNet trunk, which train_siamese no longer \
+                 has: retrain with this version (`train_siamese train`)",
+            ));
+        }
         let spec = NetworkSpec::from_json(&network).map_err(corrupt)?;
         let trunk = field("trunk_fingerprint")?;
-        let expected_trunk = trunk_fingerprint(spec.trunk.architecture);
+        let expected_trunk = trunk_fingerprint();
         if *trunk != expected_trunk {
             return Err(Error::file(
                 path,
@@ -204,17 +191,12 @@ impl SiameseModel {
             .and_then(|t| serde_json::from_str(t).ok())
             .unwrap_or(Value::Null);
 
-        let mut expected = spec.head_parameter_shapes()?;
+        let mut expected = spec.head_parameter_shapes();
         let d = spec.head.embedding_dim;
         let has_verifier = field("verifier")? != "none";
         if has_verifier {
             expected.push(("verifier.weight".into(), wgnn::Shape::from([1, d])));
             expected.push(("verifier.bias".into(), wgnn::Shape::from([1])));
-        }
-        if spec.align.is_some() {
-            let d = spec.descriptor_len()?;
-            expected.push((ALIGN_WEIGHT.into(), wgnn::Shape::from([1, d])));
-            expected.push((ALIGN_BIAS.into(), wgnn::Shape::from([1])));
         }
         let stored = ParamStore::load_for(gpu, path, &expected)?;
         let mut head = ParamStore::new();
@@ -232,18 +214,10 @@ impl SiameseModel {
         } else {
             None
         };
-        let aligner = match spec.align {
-            None => None,
-            Some(_) => Some(ZoomRegressor {
-                weight: stored.get(ALIGN_WEIGHT).unwrap().to_vec(gpu)?,
-                bias: stored.get(ALIGN_BIAS).unwrap().to_vec(gpu)?[0],
-            }),
-        };
-        let fingerprint = model_fingerprint(gpu, &spec, &head, aligner.as_ref())?;
+        let fingerprint = model_fingerprint(gpu, &spec, &head)?;
         Ok(Self {
             spec,
             head,
-            aligner,
             threshold,
             verifier,
             training,
@@ -252,16 +226,10 @@ impl SiameseModel {
     }
 }
 
-/// Hash of the network description, the trunk fingerprint, the head's weights (name order) and
-/// the zoom regressor.
-fn model_fingerprint(
-    gpu: &Gpu,
-    spec: &NetworkSpec,
-    head: &ParamStore,
-    aligner: Option<&ZoomRegressor>,
-) -> Result<String> {
+/// Hash of the network description, the trunk fingerprint and the head's weights (name order).
+fn model_fingerprint(gpu: &Gpu, spec: &NetworkSpec, head: &ParamStore) -> Result<String> {
     let network = spec.to_json().to_string();
-    let trunk = trunk_fingerprint(spec.trunk.architecture);
+    let trunk = trunk_fingerprint();
     let host = head.to_host(gpu)?;
     let bytes: Vec<Vec<u8>> = host
         .iter()
@@ -273,17 +241,5 @@ fn model_fingerprint(
         .collect();
     let mut parts: Vec<&[u8]> = vec![network.as_bytes(), trunk.as_bytes()];
     parts.extend(bytes.iter().map(Vec::as_slice));
-    // Only aligned models hash a regressor, so that other models keep their fingerprints.
-    let aligner: Option<Vec<u8>> = aligner.map(|a| {
-        let mut b = ALIGN_WEIGHT.as_bytes().to_vec();
-        b.extend(
-            a.weight
-                .iter()
-                .chain([&a.bias])
-                .flat_map(|v| v.to_le_bytes()),
-        );
-        b
-    });
-    parts.extend(aligner.as_deref());
     Ok(fingerprint(&parts))
 }

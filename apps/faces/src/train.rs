@@ -44,6 +44,7 @@ pub const COLLAPSE_SPREAD: f32 = 1e-3;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum OptimizerKind {
+    /// With PyTorch's defaults (betas 0.9 and 0.999, eps 1e-8).
     Adam,
     /// With momentum 0.9.
     Sgd,
@@ -52,7 +53,7 @@ pub enum OptimizerKind {
 /// How the head's projection starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum HeadInit {
-    /// Learned whitening of the training descriptors (`faces::whitening`).
+    /// Learned whitening of the training descriptors.
     Whitening,
     /// Xavier-normal weights, zero bias.
     Random,
@@ -324,7 +325,7 @@ impl<'a> Trainer<'a> {
                     .collect();
                 let map = learned_whitening(
                     &set.descriptors,
-                    config.network.descriptor_len()?,
+                    config.network.descriptor_len(),
                     &labels,
                     config.network.head.embedding_dim,
                     config.whitening_shrinkage,
@@ -397,7 +398,7 @@ impl<'a> Trainer<'a> {
                 None => head.insert(name, tensor.clone()),
             }
         }
-        for (name, shape) in config.network.head_parameter_shapes()? {
+        for (name, shape) in config.network.head_parameter_shapes() {
             match head.get(&name) {
                 Some(t) if t.shape == shape => {}
                 _ => {
@@ -421,7 +422,7 @@ impl<'a> Trainer<'a> {
         optimizer_state: Option<(Vec<(String, wgnn::Tensor)>, u64)>,
         epoch: usize,
     ) -> Result<Self> {
-        let descriptor_len = config.network.descriptor_len()?;
+        let descriptor_len = config.network.descriptor_len();
         if set.variants != config.augment.variants() {
             return Err(Error::Invalid(format!(
                 "training set holds {} variants per image, augmentation `{}` makes {}",

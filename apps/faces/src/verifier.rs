@@ -30,7 +30,8 @@ pub struct VerifierConfig {
     /// only the images themselves. The whitening makes the training people's own photos
     /// unusually close together; pairs across the copies (other distance, camera, light) are
     /// more like those of new people, so the unit does not learn to reject everything new
-    /// (validated with `train` on s1-s20, `eval` on s21-s30: balanced accuracy 0.602 -> 0.969).
+    /// (validated with `train` on s1-s20, `eval` on s21-s30: balanced accuracy 0.602 -> 0.969;
+    /// docs/decisions/head-settings.md).
     pub augmented: bool,
 }
 

@@ -137,15 +137,15 @@ pub fn learned_whitening(
 }
 
 /// Rows of `[n, d]` centred on their mean, in f64, and their `n x n` Gram matrix: what the
-/// whitening and the zoom regression (`faces::align`) both start from.
-pub(crate) struct CentredRows {
+/// whitening starts from.
+struct CentredRows {
     pub mean: Vec<f64>,
     pub rows: Vec<Vec<f64>>,
     /// `rows[i] . rows[j]`, row-major.
     pub gram: Vec<f64>,
 }
 
-pub(crate) fn centred_rows(descriptors: &[f32], d: usize) -> CentredRows {
+fn centred_rows(descriptors: &[f32], d: usize) -> CentredRows {
     let n = descriptors.len() / d;
     let mut mean = vec![0f64; d];
     for row in descriptors.chunks_exact(d) {

@@ -1,6 +1,6 @@
 //! The default network, dlib's face ResNet on the aligned face chip: its input (the chip and
-//! its mirror image), its descriptor against a CPU reference, its description in model files,
-//! the settings it refuses, and a tiny training that beats raw pixels on held-out people.
+//! its mirror image), its descriptor against a CPU reference, the face detector's part, and a
+//! tiny training that beats raw pixels on held-out people.
 use wgnn_reference::testing as common;
 mod faces_support;
 
@@ -9,7 +9,7 @@ use faces_support::{orl_photos, orl_subset, raw_pixel_metrics, TempDir};
 use wgnn_faces::augment::Augment;
 use wgnn_faces::commands::{self, Quiet, TrainRequest, VerificationHead};
 use wgnn_faces::embed::{trunk_weights, ImageRunner};
-use wgnn_faces::network::{aligned_chip, Level, NetworkSpec, TrunkArchitecture};
+use wgnn_faces::network::{aligned_chip, NetworkSpec};
 use wgnn_faces::train::TrainConfig;
 use wgnn_models::face_resnet::{CHIP_SIZE, OUTPUT_LEN};
 
@@ -21,11 +21,10 @@ fn photos(files: &[&str]) -> Vec<f32> {
 #[test]
 fn the_default_is_the_face_resnet_on_the_chip_and_its_mirror_image() {
     let spec = NetworkSpec::default();
-    assert_eq!(spec.trunk.architecture, TrunkArchitecture::FaceResNet);
     assert_eq!(spec.input_item(), [6, CHIP_SIZE, CHIP_SIZE]);
     let (w, h) = (spec.trunk.width, spec.trunk.height);
     let photo = photos(&["s6/4.pgm"]);
-    let input = spec.network_input(&photo, 1.0, None).unwrap();
+    let input = spec.network_input(&photo, None).unwrap();
     let chip_len = 3 * CHIP_SIZE * CHIP_SIZE;
     assert_eq!(input.len(), 2 * chip_len);
     let chip = aligned_chip(w, h, &photo, None).unwrap();
@@ -48,17 +47,17 @@ fn descriptors_are_the_normalised_sum_of_both_passes() {
     let gpu = gpu();
     let spec = NetworkSpec::default();
     let images = photos(&["s1/1.pgm", "s2/3.pgm", "s3/5.pgm"]);
-    let weights = trunk_weights(gpu, &spec).unwrap();
+    let weights = trunk_weights(gpu).unwrap();
     let outputs = ImageRunner::trunk(gpu, &spec, &weights)
         .unwrap()
         .run(gpu, &images, &mut |_| {})
         .unwrap();
     assert_eq!(outputs.len(), 3 * 2 * OUTPUT_LEN);
-    let descriptors = ImageRunner::descriptors(gpu, &spec, &weights, None)
+    let descriptors = ImageRunner::descriptors(gpu, &spec, &weights)
         .unwrap()
         .run(gpu, &images, &mut |_| {})
         .unwrap();
-    assert_eq!(spec.descriptor_len().unwrap(), OUTPUT_LEN);
+    assert_eq!(spec.descriptor_len(), OUTPUT_LEN);
     let mut expected = Vec::new();
     for image in to_f64(&outputs).chunks_exact(2 * OUTPUT_LEN) {
         let mut sum = vec![0.0; OUTPUT_LEN];
@@ -79,36 +78,6 @@ fn descriptors_are_the_normalised_sum_of_both_passes() {
 }
 
 #[test]
-fn model_files_describe_the_face_resnet_and_refuse_squeezenet_settings() {
-    let spec = NetworkSpec::default();
-    let json = spec.to_json();
-    assert_eq!(json["trunk"]["architecture"], "dlib_face_resnet_v1");
-    assert_eq!(NetworkSpec::from_json(&json).unwrap(), spec);
-    let old = NetworkSpec::squeezenet_default();
-    assert_eq!(NetworkSpec::from_json(&old.to_json()).unwrap(), old);
-
-    let mut with_levels = spec.clone();
-    with_levels.head.levels = vec![Level::parse("fire5:4x3").unwrap()];
-    let views = NetworkSpec {
-        zooms: vec![1.0, 1.08],
-        ..spec.clone()
-    };
-    let aligned = NetworkSpec {
-        align: Some([0.9, 1.1]),
-        ..spec.clone()
-    };
-    for bad in [with_levels, views, aligned] {
-        let message = bad.validate().unwrap_err().to_string();
-        assert!(message.contains("face-resnet"), "{message}");
-    }
-    let mut unknown = json.clone();
-    unknown["trunk"]["architecture"] = "resnet50".into();
-    assert!(NetworkSpec::from_json(&unknown)
-        .unwrap_err()
-        .contains("not supported"));
-}
-
-#[test]
 fn a_tiny_face_resnet_training_beats_raw_pixels_on_held_out_identities() {
     let gpu = gpu();
     let dir = TempDir::new("face-resnet-train");
@@ -122,10 +91,7 @@ fn a_tiny_face_resnet_training_beats_raw_pixels_on_held_out_identities() {
         augment: Augment::NONE,
         ..TrainConfig::default()
     };
-    assert_eq!(
-        config.network.trunk.architecture,
-        TrunkArchitecture::FaceResNet
-    );
+    assert_eq!(config.network, NetworkSpec::default());
     let request = TrainRequest {
         data: all,
         holdout_identities: 4,
@@ -168,8 +134,8 @@ fn the_detector_follows_a_face_off_the_centre_of_the_photo() {
     let moved = wgnn_faces::augment::shifted(&photos[..len], w, h, 18, 22);
     let mut images = photos.clone();
     images.extend(&moved);
-    let weights = trunk_weights(gpu, &spec).unwrap();
-    let descriptors = ImageRunner::descriptors(gpu, &spec, &weights, None)
+    let weights = trunk_weights(gpu).unwrap();
+    let descriptors = ImageRunner::descriptors(gpu, &spec, &weights)
         .unwrap()
         .run(gpu, &images, &mut |_| {})
         .unwrap();

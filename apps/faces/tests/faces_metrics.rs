@@ -1,5 +1,5 @@
 //! Metrics on synthetic embeddings with known answers, a hand-computed case, brute-force
-//! references, and the raw-pixel baseline of issue 4 on ORL.
+//! references, and the raw-pixel baseline on ORL (the README's results table).
 
 mod faces_support;
 
@@ -344,7 +344,7 @@ fn degenerate_inputs_are_errors() {
 }
 
 #[test]
-fn json_line_has_the_issue_keys_in_order() {
+fn json_line_has_the_documented_keys_in_order() {
     let m = Metrics {
         identities: 10,
         images: 100,
@@ -390,8 +390,8 @@ fn raw_pixel_metrics(centre: bool) -> Metrics {
 }
 
 #[test]
-fn raw_pixel_baseline_reproduces_the_issue() {
-    // Issue 4: raw pixels on unseen ORL s31-s40 give one-shot 0.782 and EER 0.180.
+fn raw_pixel_baseline_reproduces_the_readme_figures() {
+    // The README's baseline: raw pixels on unseen ORL s31-s40 give one-shot 0.782 and EER 0.180.
     let m = raw_pixel_metrics(false);
     assert_eq!((m.identities, m.images), (10, 100));
     assert!(
@@ -401,7 +401,7 @@ fn raw_pixel_baseline_reproduces_the_issue() {
     );
     assert!((0.14..0.22).contains(&m.eer), "{}", m.to_json_line());
     assert!((0.85..0.97).contains(&m.auc), "{}", m.to_json_line());
-    // Per-image standardised pixels (mean removed) land on the issue's EER.
+    // Per-image standardised pixels (mean removed) land on the baseline's EER.
     let m = raw_pixel_metrics(true);
     assert!(
         (0.74..0.82).contains(&m.one_shot_accuracy),

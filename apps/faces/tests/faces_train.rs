@@ -5,12 +5,9 @@ use wgnn_reference::testing as common;
 mod faces_support;
 
 use common::gpu;
-use faces_support::{orl_subset, raw_pixel_metrics, tiny_config, tiny_network_aligned, TempDir};
+use faces_support::{orl_subset, raw_pixel_metrics, tiny_config, TempDir};
 use wgnn::{Error, Result};
-use wgnn_faces::augment::Augment;
 use wgnn_faces::commands::{self, Progress, Quiet, TrainRequest, VerificationHead};
-use wgnn_faces::dataset::ImageFolder;
-use wgnn_faces::embed::{trunk_weights, ImageRunner};
 use wgnn_faces::train::{EpochStats, HeadInit, TrainConfig};
 
 fn request(data: &std::path::Path, holdout: usize, config: TrainConfig) -> TrainRequest {
@@ -62,57 +59,6 @@ fn a_tiny_training_beats_raw_pixels_on_held_out_identities() {
     assert!(ours.one_shot_accuracy >= 0.95, "{ours:?}");
 }
 
-#[test]
-fn zoom_alignment_learns_how_much_larger_a_training_face_is() {
-    let gpu = gpu();
-    let dir = TempDir::new("train-alignment");
-    let data = orl_subset(&dir, "data", 1, 6, 10);
-    let config = TrainConfig {
-        network: tiny_network_aligned(),
-        augment: Augment::parse("shift,zoom,brightness,gamma,light,noise,distance", 1).unwrap(),
-        ..tiny_config(1)
-    };
-    let trained = commands::train(gpu, &request(&data, 0, config), &mut Quiet).unwrap();
-    let model = &trained.model;
-    let aligner = model.aligner.as_ref().expect("a fitted zoom regressor");
-    let stage = model.spec.alignment_stage();
-    let d = stage.descriptor_len().unwrap();
-    assert_eq!(aligner.weight.len(), d);
-
-    // Training photos viewed 1.16x smaller, as they are and 1.16x larger: the predicted log
-    // zoom rises with the zoom by at least 0.3 ln 1.16 per step (the ridge shrinks it), so
-    // the aligner views the larger face smaller.
-    let images = ImageFolder::open(&data)
-        .unwrap()
-        .load(commands::preprocess_of(&model.spec))
-        .unwrap();
-    let photos = [0, 13, 27, 44, 58];
-    let inputs: Vec<f32> = photos
-        .iter()
-        .flat_map(|&i| images.image(i).to_vec())
-        .collect();
-    let weights = trunk_weights(gpu, &stage).unwrap();
-    let mut runner = ImageRunner::descriptors(gpu, &stage, &weights, None).unwrap();
-    let descriptors_at = |zoom: f64| {
-        runner
-            .run_at(gpu, &inputs, &vec![zoom; photos.len()], &mut |_| {})
-            .unwrap()
-    };
-    let views = [1.0 / 1.16, 1.0, 1.16].map(descriptors_at);
-    let range = model.spec.align.unwrap();
-    for (k, photo) in photos.iter().enumerate() {
-        let at = |v: usize| &views[v][k * d..][..d];
-        let log_zooms = [0, 1, 2].map(|v| aligner.log_zoom(at(v)));
-        for step in [log_zooms[1] - log_zooms[0], log_zooms[2] - log_zooms[1]] {
-            assert!(
-                step > 0.3 * 1.16f64.ln() && step < 1.5 * 1.16f64.ln(),
-                "photo {photo}: log zooms {log_zooms:?}"
-            );
-        }
-        assert!(aligner.view_zoom(at(2), range) < aligner.view_zoom(at(0), range));
-    }
-}
-
 fn model_bytes(dir: &TempDir, name: &str, trained: &commands::Trained) -> Vec<u8> {
     let path = dir.path().join(name);
     trained.model.save(gpu(), &path).unwrap();
@@ -142,13 +88,6 @@ fn the_same_seed_gives_the_same_model_file_bit_for_bit() {
     let w1 = model_bytes(&dir, "w1.safetensors", &run(tiny_config(2)).unwrap());
     let w2 = model_bytes(&dir, "w2.safetensors", &run(tiny_config(2)).unwrap());
     assert!(w1 == w2, "whitening init: same seed, different model files");
-    let aligned = || TrainConfig {
-        network: tiny_network_aligned(),
-        ..tiny_config(1)
-    };
-    let a1 = model_bytes(&dir, "a1.safetensors", &run(aligned()).unwrap());
-    let a2 = model_bytes(&dir, "a2.safetensors", &run(aligned()).unwrap());
-    assert!(a1 == a2, "zoom alignment: same seed, different model files");
 }
 
 /// Stops training (as an interruption would) once `stop_after` epochs are done.

@@ -63,8 +63,8 @@ fn whitening_whitens_the_within_identity_scatter() {
         let centre: Vec<f64> = (0..d).map(|_| rng.range(-1.0, 1.0)).collect();
         for _ in 0..per {
             let nuisance = rng.range(-5.0, 5.0);
-            for k in 0..d {
-                let mut v = centre[k] + 0.05 * rng.normal();
+            for (k, c) in centre.iter().enumerate() {
+                let mut v = c + 0.05 * rng.normal();
                 if k == 0 {
                     v += nuisance;
                 }

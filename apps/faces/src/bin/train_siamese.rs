@@ -16,16 +16,17 @@ use wgnn_faces::commands::{self, Progress, TrainRequest, VerificationHead};
 use wgnn_faces::gallery::UNKNOWN;
 use wgnn_faces::mining::Mining;
 use wgnn_faces::model::SiameseModel;
-use wgnn_faces::network::{
-    HeadSpec, Level, NetworkSpec, TrunkArchitecture, TrunkSpec, DEFAULT_ALIGN_RANGE,
-};
+use wgnn_faces::network::{HeadSpec, NetworkSpec, TrunkSpec};
 use wgnn_faces::roc_plot::write_roc_png;
 use wgnn_faces::train::{EpochStats, HeadInit, OptimizerKind, TrainConfig};
 use wgnn_faces::verifier::VerifierConfig;
 
 /// One-shot face recognition: a Siamese network (one CNN shared by anchor, positive and
 /// negative) trained with the triplet loss on a folder DIR/<identity>/<image>, then used to
-/// recognise people it never saw from a single enrolled photo.
+/// recognise people it never saw from a single enrolled photo. The network: dlib's face
+/// detector and five landmarks align each face to a 150x150 chip, dlib's face ResNet (frozen)
+/// describes the chip and its mirror image, and a linear head (learned whitening, then the
+/// triplet loss) maps that to the embedding.
 #[derive(Parser)]
 #[command(version)]
 struct Cli {
@@ -52,10 +53,12 @@ enum Command {
 #[derive(Args)]
 struct TrainArgs {
     /// Training images: one sub-folder per person (PGM, PNG, JPEG, GIF, BMP; any size, grey or
-    /// colour).
+    /// colour). Photos should be portraits: the face detector finds faces at least 80 pixels
+    /// wide in the photo resized to --input-size, and where it finds none the face is assumed
+    /// to fill the photo as in ORL. Required.
     #[arg(long, value_name = "DIR")]
     data: PathBuf,
-    /// Where to write the model (safetensors; written atomically at the end).
+    /// Where to write the model (safetensors; written atomically at the end). Required.
     #[arg(long, value_name = "MODEL")]
     out: PathBuf,
     /// Leave the last K identities (in natural order: s2 before s10) out of training, to
@@ -63,7 +66,7 @@ struct TrainArgs {
     #[arg(long, value_name = "K", default_value_t = 0)]
     holdout_identities: usize,
     /// Passes over the training identities with the triplet loss.
-    #[arg(long, default_value_t = TrainConfig::default().epochs)]
+    #[arg(long, value_name = "N", default_value_t = TrainConfig::default().epochs)]
     epochs: usize,
     /// P: identities per batch.
     #[arg(long, value_name = "P", default_value_t = TrainConfig::default().identities_per_batch)]
@@ -79,17 +82,9 @@ struct TrainArgs {
     /// with a positive loss (batch-all).
     #[arg(long, value_enum, default_value = "batch-hard")]
     mining: Mining,
-    /// The frozen, pretrained CNN: `face-resnet` (dlib's face ResNet, trained on about 3
-    /// million faces, on each photo's face found by dlib's face detector and aligned by dlib's
-    /// five landmarks) or `squeezenet` (ImageNet SqueezeNet v1.1 on the whole photo; the design
-    /// before, see docs/faces.md). With face-resnet, photos should be portraits: the detector
-    /// finds faces at least 80 pixels wide in the photo resized to --input-size, and where it
-    /// finds none the face is assumed to fill the photo as in ORL.
-    #[arg(long, default_value = "face-resnet")]
-    trunk: String,
-    /// Embedding size [default: 128 with face-resnet, 1024 with squeezenet].
-    #[arg(long)]
-    embedding_dim: Option<usize>,
+    /// Embedding size: the head's output (the face ResNet's descriptor has 128 values).
+    #[arg(long, value_name = "D", default_value_t = NetworkSpec::default().head.embedding_dim)]
+    embedding_dim: usize,
     /// How the head's projection starts: learned whitening of the training images'
     /// descriptors (closed form) or random (Xavier).
     #[arg(long, value_enum, default_value = "whitening")]
@@ -110,157 +105,148 @@ struct TrainArgs {
     /// Augmentation: `none` or a list of flip, shift, zoom, brightness, gamma, blur (a camera
     /// of lower resolution), light (uneven lighting), noise (sensor noise), distance (every copy
     /// but the first photographed up to 1.35x closer or 1.2x further away), tilt (the head
-    /// turned in the image plane by up to 12 degrees; not in the default). Each image gets a
-    /// fixed set of variants (see --augment-copies) whose trunk features are computed once;
-    /// flips are built into the mirror-symmetric network and need no variants.
+    /// turned in the image plane by up to 12 degrees). Each image gets a fixed set of variants
+    /// (see --augment-copies) whose descriptors are computed once; flips are built into the
+    /// mirror-symmetric network and need no variants.
     #[arg(long, default_value_t = TrainConfig::default().augment.list())]
     augment: String,
     /// Random variants per training image (drawn from --augment) besides the image itself;
-    /// each costs the network's trunk passes per image (one per zoomed view, times two with the
-    /// mirror image), the bulk of the training time.
+    /// each costs a face detection and the trunk's passes (two with the mirror image), the
+    /// bulk of the training time.
     #[arg(long, value_name = "N", default_value_t = TrainConfig::default().augment.copies)]
     augment_copies: usize,
     /// Seed of everything random: same seed, same data, same model file, bit for bit.
     #[arg(long, default_value_t = TrainConfig::default().seed)]
     seed: u64,
-    /// Write a checkpoint every N epochs (0: never) to --checkpoint.
+    /// Write a checkpoint every N epochs to --checkpoint (0: never).
     #[arg(long, value_name = "N", default_value_t = 0)]
     checkpoint_every: usize,
     /// Checkpoint file [default: MODEL with `.checkpoint.safetensors`].
     #[arg(long, value_name = "PATH")]
     checkpoint: Option<PathBuf>,
     /// Continue an interrupted run from this checkpoint, with the same flags (only --epochs
-    /// may differ; the learning-rate drop follows it).
+    /// may differ; the learning-rate drop follows it) [default: start afresh].
     #[arg(long, value_name = "CHECKPOINT")]
     resume: Option<PathBuf>,
     /// Write one JSON line per epoch (appended when resuming): {"epoch", "loss",
-    /// "active_triplets", "pos_dist", "neg_dist", "ms"}.
+    /// "active_triplets", "pos_dist", "neg_dist", "ms"} [default: no log].
     #[arg(long, value_name = "PATH")]
     log_json: Option<PathBuf>,
-    /// squeezenet only: what the head reads from the frozen SqueezeNet: LAYER:ROWSxCOLS levels
-    /// joined by `,`, each pooling the layer's map to one or more grids joined by `+`
-    /// [default: fire5:4x3,fire7:1x1].
-    #[arg(long)]
-    descriptor: Option<String>,
-    /// Input size WIDTHxHEIGHT images are resized to (with face-resnet, before the face and
-    /// its landmarks are found and the 150x150 face chip is cut).
-    #[arg(long, default_value = "184x224")]
+    /// Size WIDTHxHEIGHT photos are resized to before the face and its landmarks are found and
+    /// the 150x150 face chip is cut.
+    #[arg(long, value_name = "WxH", default_value = "184x224")]
     input_size: String,
-    /// Leave out the mirror images: embed the face chip (or the squeezenet's zoomed views)
-    /// alone, not summed with its mirror image.
+    /// Describe the face chip alone instead of summing it with its mirror image's description
+    /// (half the trunk time; off by default).
     #[arg(long)]
     no_mirror: bool,
-    /// squeezenet only: views of each image the network sums (like the mirror image): the
-    /// image scaled about its centre by each factor, 1 being the image itself, joined by `,`;
-    /// each view costs a trunk pass (two with the mirror image) wherever an image is embedded.
-    /// `1` embeds the image alone [default: 1,1.08,0.926].
-    #[arg(long, value_delimiter = ',')]
-    zooms: Option<Vec<f64>>,
-    /// squeezenet only: zoom alignment (see docs/faces.md): first the descriptor of the
-    /// image as it is (with its mirror image) predicts how much larger or smaller than usual
-    /// the face is (a ridge regression fit on the training photos viewed at seven known zooms),
-    /// then the views are taken about the inverse zoom, within --align-range. Costs two trunk
-    /// passes more per image, and 14 per training photo for the fit.
-    #[arg(long)]
-    align: bool,
-    /// The zooms --align may view a face at.
-    #[arg(long, value_name = "MIN,MAX", value_delimiter = ',', default_values_t = DEFAULT_ALIGN_RANGE)]
-    align_range: Vec<f64>,
-    /// No progress bars.
+    /// No progress bars (off by default).
     #[arg(long)]
     quiet: bool,
 }
 
 #[derive(Args)]
 struct EvalArgs {
+    /// The model to evaluate (written by `train`). Required.
     #[arg(long, value_name = "MODEL")]
     model: PathBuf,
-    /// Images to evaluate on: one sub-folder per person.
+    /// Images to evaluate on: one sub-folder per person. Required.
     #[arg(long, value_name = "DIR")]
     data: PathBuf,
     /// Print one JSON line: identities, images, one_shot_accuracy, verification_accuracy, auc,
-    /// eer, val_at_far_1e-3, threshold (plus head and model_threshold).
+    /// eer, val_at_far_1e-3, threshold (plus head and model_threshold) [default: a table].
     #[arg(long)]
     json: bool,
-    /// Draw the ROC curve to this PNG.
+    /// Draw the ROC curve to this PNG [default: none].
     #[arg(long, value_name = "ROC.png")]
     roc: Option<PathBuf>,
     /// Verification by distance (threshold by 10-fold cross-validation on DIR) or by the
     /// logistic unit of train-verifier (its own decision, P(same) >= 0.5).
     #[arg(long, value_enum, default_value = "distance")]
     head: VerificationHead,
+    /// No progress bars (off by default).
     #[arg(long)]
     quiet: bool,
 }
 
 #[derive(Args)]
 struct TrainVerifierArgs {
-    /// The model to add the verifier to (rewritten atomically unless --out is given).
+    /// The model to add the verifier to (rewritten atomically unless --out is given). Required.
     #[arg(long, value_name = "MODEL")]
     model: PathBuf,
-    /// Training images: one sub-folder per person.
+    /// Training images: one sub-folder per person (the model's own training data). Required.
     #[arg(long, value_name = "DIR")]
     data: PathBuf,
     /// Leave the last K identities out [default: as the model was trained].
     #[arg(long, value_name = "K")]
     holdout_identities: Option<usize>,
-    /// Write the model with its verifier here instead.
+    /// Write the model with its verifier here instead [default: --model].
     #[arg(long, value_name = "MODEL")]
     out: Option<PathBuf>,
     /// Full-batch Adam steps.
     #[arg(long, default_value_t = VerifierConfig::default().steps)]
     steps: usize,
+    /// Adam's learning rate.
     #[arg(long, default_value_t = VerifierConfig::default().learning_rate)]
     learning_rate: f32,
     /// Seed of the drawing of different-identity pairs.
     #[arg(long, default_value_t = VerifierConfig::default().seed)]
     seed: u64,
     /// Pair only the photos, not also the augmented copies the model was trained on (faster:
-    /// the copies cost one trunk pass per copy and view; the unit generalises far worse).
+    /// each copy costs a face detection and the trunk's passes; the unit generalises far
+    /// worse; off by default).
     #[arg(long)]
     originals_only: bool,
+    /// No progress bars (off by default).
     #[arg(long)]
     quiet: bool,
 }
 
 #[derive(Args)]
 struct EnrollArgs {
+    /// The model whose embeddings the gallery holds. Required.
     #[arg(long, value_name = "MODEL")]
     model: PathBuf,
-    /// Gallery file (JSON; created if missing, written atomically).
+    /// Gallery file (JSON; created if missing, written atomically). Required.
     #[arg(long, value_name = "G")]
     gallery: PathBuf,
-    /// The person's name (replaces an earlier enrolment of that name).
+    /// The person's name (replaces an earlier enrolment of that name). Required.
     #[arg(long)]
     name: String,
-    /// Photos of the person; their embeddings are averaged.
+    /// Photos of the person; their embeddings are averaged. At least one.
     #[arg(required = true, value_name = "IMAGE")]
     images: Vec<PathBuf>,
 }
 
 #[derive(Args)]
 struct VerifyArgs {
+    /// The model the gallery was made with. Required.
     #[arg(long, value_name = "MODEL")]
     model: PathBuf,
+    /// Gallery file written by `enroll`. Required.
     #[arg(long, value_name = "G")]
     gallery: PathBuf,
-    /// The enrolled person the photo claims to show.
+    /// The enrolled person the photo claims to show. Required.
     #[arg(long)]
     name: String,
+    /// The photo to check.
     #[arg(value_name = "IMAGE")]
     image: PathBuf,
 }
 
 #[derive(Args)]
 struct IdentifyArgs {
+    /// The model the gallery was made with. Required.
     #[arg(long, value_name = "MODEL")]
     model: PathBuf,
+    /// Gallery file written by `enroll`. Required.
     #[arg(long, value_name = "G")]
     gallery: PathBuf,
+    /// Photos to identify. At least one.
     #[arg(required = true, value_name = "IMAGE")]
     images: Vec<PathBuf>,
-    /// One JSON line per image: {"image", "name", "distance"}; otherwise CSV
-    /// image,name,distance.
+    /// One JSON line per image: {"image", "name", "distance"} [default: CSV
+    /// image,name,distance].
     #[arg(long)]
     json: bool,
 }
@@ -348,37 +334,12 @@ fn parse_pair(flag: &str, text: &str) -> Result<[usize; 2]> {
 
 fn train(gpu: &Gpu, args: TrainArgs) -> Result<()> {
     let [width, height] = parse_pair("--input-size", &args.input_size)?;
-    let architecture = TrunkArchitecture::parse(&args.trunk)?;
-    let defaults = match architecture {
-        TrunkArchitecture::FaceResNet => NetworkSpec::default(),
-        TrunkArchitecture::SqueezeNet => NetworkSpec::squeezenet_default(),
-    };
-    let levels = match &args.descriptor {
-        None => defaults.head.levels,
-        Some(text) => text.split(',').map(Level::parse).collect::<Result<_>>()?,
-    };
     let network = NetworkSpec {
-        trunk: TrunkSpec {
-            architecture,
-            width,
-            height,
-        },
+        trunk: TrunkSpec { width, height },
         head: HeadSpec {
-            levels,
-            embedding_dim: args.embedding_dim.unwrap_or(defaults.head.embedding_dim),
+            embedding_dim: args.embedding_dim,
         },
         mirror: !args.no_mirror,
-        zooms: args.zooms.clone().unwrap_or(defaults.zooms),
-        align: match (args.align, &args.align_range[..]) {
-            (false, _) => None,
-            (true, &[min, max]) => Some([min, max]),
-            (true, _) => {
-                return Err(Error::Invalid(format!(
-                    "--align-range {:?}: give two zooms MIN,MAX, e.g. 0.862,1.16",
-                    args.align_range
-                )))
-            }
-        },
     };
     let augment = Augment::parse(&args.augment, args.augment_copies)?;
     let config = TrainConfig {

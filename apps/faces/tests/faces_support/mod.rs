@@ -94,51 +94,22 @@ pub fn orl_subset(
     root
 }
 
-/// A small, fast network for tests: ORL's native 92x112 input, fire5 pooled to 1x1 and 2x2
-/// grids and fire4 to 1x1 (listed out of network order on purpose), 32 dims, the image and its
-/// mirror image.
+/// A small, fast network for tests: the face ResNet on photos at ORL's native 92x112 (a
+/// smaller image pyramid for the detector than the default 184x224), 32 dimensions, the chip
+/// and its mirror image.
 pub fn tiny_network() -> wgnn_faces::network::NetworkSpec {
-    use wgnn_faces::network::{HeadSpec, Level, NetworkSpec, TrunkArchitecture, TrunkSpec};
+    use wgnn_faces::network::{HeadSpec, NetworkSpec, TrunkSpec};
     NetworkSpec {
         trunk: TrunkSpec {
-            architecture: TrunkArchitecture::SqueezeNet,
             width: 92,
             height: 112,
         },
-        head: HeadSpec {
-            levels: vec![
-                Level::parse("fire5:1x1+2x2").unwrap(),
-                Level::parse("fire4:1x1").unwrap(),
-            ],
-            embedding_dim: 32,
-        },
+        head: HeadSpec { embedding_dim: 32 },
         mirror: true,
-        zooms: vec![1.0],
-        align: None,
     }
 }
 
-/// The tiny network with two views: the image and the image 10 % closer, each with its mirror
-/// image (four trunk passes).
-#[allow(dead_code)]
-pub fn tiny_network_with_views() -> wgnn_faces::network::NetworkSpec {
-    wgnn_faces::network::NetworkSpec {
-        zooms: vec![1.0, 1.1],
-        ..tiny_network()
-    }
-}
-
-/// The tiny network with its views taken about an aligned zoom in [0.8, 1.25] (the zoom
-/// regressor is fit in training, or given).
-#[allow(dead_code)]
-pub fn tiny_network_aligned() -> wgnn_faces::network::NetworkSpec {
-    wgnn_faces::network::NetworkSpec {
-        align: Some([0.8, 1.25]),
-        ..tiny_network_with_views()
-    }
-}
-
-/// Training settings for tests: the tiny network, 2 x 3 batches, a few epochs, no augmentation.
+/// Training settings for tests: the tiny network, 3 x 3 batches, a few epochs, no augmentation.
 pub fn tiny_config(epochs: usize) -> wgnn_faces::train::TrainConfig {
     wgnn_faces::train::TrainConfig {
         network: tiny_network(),
