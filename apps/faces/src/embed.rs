@@ -4,13 +4,14 @@
 //! dropped. Before a photo runs, dlib's face detector finds its face and the aligned chip is cut
 //! (`NetworkSpec::network_input`).
 
-use super::network::NetworkSpec;
+use super::network::{aligned_chip, NetworkSpec};
 use wgnn::error::{Error, Result};
 use wgnn::graph::{Graph, NodeId, Plan, PlanSpec};
 use wgnn::nn::ParamStore;
 use wgnn::Gpu;
 use wgnn_models::face_detection::FaceDetector;
 use wgnn_models::face_landmarks::Rect;
+use wgnn_models::imaging::RgbImage;
 
 /// Photos per trunk dispatch (each one or two 150x150 chips): large enough to amortise a
 /// submission, small enough to keep a batch's activations small.
@@ -240,5 +241,35 @@ impl ProjectionRunner {
 
     pub fn run(&mut self, gpu: &Gpu, descriptors: &[f32]) -> Result<Vec<f32>> {
         self.inner.run(gpu, descriptors, &mut |_| {})
+    }
+}
+
+/// Aligns photos as `train_siamese` does before the face ResNet: the photo resized to the
+/// network's input size, dlib's detector, the five landmarks and the 150x150 chip.
+pub struct FaceAligner {
+    spec: NetworkSpec,
+    detector: FaceDetector,
+}
+
+impl FaceAligner {
+    /// The alignment of the default network (`NetworkSpec::default`).
+    pub fn new(gpu: &Gpu) -> Result<Self> {
+        let spec = NetworkSpec::default();
+        let detector = FaceDetector::new(
+            gpu,
+            wgnn_assets::MMOD_FACE_DETECTOR_SAFETENSORS,
+            spec.trunk.width,
+            spec.trunk.height,
+        )?;
+        Ok(Self { spec, detector })
+    }
+
+    /// The aligned face chip of the photo at `path`, RGB in [0, 1].
+    pub fn chip(&mut self, gpu: &Gpu, path: &std::path::Path) -> Result<RgbImage> {
+        let photo = crate::dataset::load_image(path, crate::commands::preprocess_of(&self.spec))?;
+        let face = most_confident_face(&mut self.detector, gpu, &self.spec, &photo)?;
+        let side = wgnn_models::face_resnet::CHIP_SIZE;
+        let chip = aligned_chip(self.spec.trunk.width, self.spec.trunk.height, &photo, face)?;
+        RgbImage::new(side, side, chip)
     }
 }

@@ -14,6 +14,7 @@ use crate::network::Model;
 use crate::patches::{field_span, grid, patch, patch_side};
 use crate::selection::{check_units, most_variable_units, top_images};
 use crate::synthesize::{synthesize, unit_response, SynthesisConfig};
+use wgnn_faces::embed::FaceAligner;
 
 /// File extensions read as images when a folder is given.
 pub const IMAGE_EXTENSIONS: [&str; 8] = ["png", "jpg", "jpeg", "gif", "bmp", "pgm", "ppm", "pnm"];
@@ -252,9 +253,17 @@ pub fn center_square(image: &RgbImage, side: usize) -> Result<RgbImage> {
 }
 
 /// The named images the network sees: `config.images` or the embedded photos, each made the
-/// network's square input.
-pub fn network_images(config: &VisualizeConfig) -> Result<Vec<(String, RgbImage)>> {
+/// network's square input (for the face ResNet, each photo's face aligned as `train_siamese`
+/// aligns it).
+pub fn network_images(gpu: &Gpu, config: &VisualizeConfig) -> Result<Vec<(String, RgbImage)>> {
     let side = config.model.input_side();
+    if config.model == Model::FaceResNet && !config.images.is_empty() {
+        let mut aligner = FaceAligner::new(gpu)?;
+        return image_files(&config.images)?
+            .into_iter()
+            .map(|path| Ok((path.display().to_string(), aligner.chip(gpu, &path)?)))
+            .collect();
+    }
     let named: Vec<(String, RgbImage)> = if config.images.is_empty() {
         wgnn_assets::photos()?
     } else {
@@ -263,9 +272,6 @@ pub fn network_images(config: &VisualizeConfig) -> Result<Vec<(String, RgbImage)
             .map(|path| Ok((path.display().to_string(), io::load(&path)?)))
             .collect::<Result<_>>()?
     };
-    if named.is_empty() {
-        return Err(Error::Invalid("no images given".into()));
-    }
     named
         .into_iter()
         .map(|(name, image)| Ok((name, center_square(&image, side)?)))
@@ -311,7 +317,7 @@ pub fn run(gpu: &Gpu, config: &VisualizeConfig, progress: &mut dyn Progress) -> 
         ));
     }
     std::fs::create_dir_all(&config.out).map_err(|e| Error::file(&config.out, e))?;
-    let images = network_images(config)?;
+    let images = network_images(gpu, config)?;
     let fields = receptive_fields(config.model, &layers)?;
     let weights = config.model.weights(gpu, config.weights.as_deref())?;
 
