@@ -18,7 +18,6 @@ use std::cmp::Ordering;
 use std::path::{Path, PathBuf};
 
 use image::imageops::FilterType;
-use image::{DynamicImage, ImageDecoder, ImageReader};
 
 use wgnn::{Error, Result};
 
@@ -230,12 +229,13 @@ impl LoadedImages {
     }
 }
 
-/// Decodes one image to `[C, H, W]` in [0, 1]: EXIF orientation applied, converted to the
-/// requested channels, then resized with a bilinear (triangle) filter unless it already has the
-/// requested size. Any failure is an error naming the file.
+/// Decodes one image to `[C, H, W]` in [0, 1] (the checked decoding of
+/// `wgnn_models::imaging::io::load_dynamic`: limits, strict JPEG, EXIF orientation), converted
+/// to the requested channels, then resized with a bilinear (triangle) filter unless it already
+/// has the requested size. Any failure is an error naming the file.
 pub fn load_image(path: &Path, preprocess: Preprocess) -> Result<Vec<f32>> {
     preprocess.image_len()?;
-    let image = decode(path).map_err(|message| Error::file(path, message))?;
+    let image = wgnn_models::imaging::io::load_dynamic(path)?;
     let (w, h) = (preprocess.width, preprocess.height);
     let same_size = image.width() == w && image.height() == h;
     Ok(if preprocess.channels == 1 {
@@ -264,26 +264,6 @@ pub fn load_image(path: &Path, preprocess: Preprocess) -> Result<Vec<f32>> {
         }
         chw
     })
-}
-
-fn decode(path: &Path) -> std::result::Result<DynamicImage, String> {
-    let reader = ImageReader::open(path)
-        .map_err(|e| format!("cannot open: {e}"))?
-        .with_guessed_format()
-        .map_err(|e| format!("cannot read: {e}"))?;
-    let mut decoder = reader
-        .into_decoder()
-        .map_err(|e| format!("not a readable image: {e}"))?;
-    let orientation = decoder.orientation().ok();
-    let mut image =
-        DynamicImage::from_decoder(decoder).map_err(|e| format!("corrupt image: {e}"))?;
-    if let Some(orientation) = orientation {
-        image.apply_orientation(orientation);
-    }
-    if image.width() == 0 || image.height() == 0 {
-        return Err("image has no pixels".to_string());
-    }
-    Ok(image)
 }
 
 /// `(name, path)` of the non-hidden entries of `dir`, in natural order of their names.

@@ -19,7 +19,7 @@
 //!
 //! Every error is an [`Error::File`] naming the path.
 
-use std::io::{BufRead, Seek};
+use std::io::Cursor;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -72,6 +72,20 @@ fn check_size(path: &Path, width: u64, height: u64) -> Result<()> {
 /// Decodes an image file into RGB [0, 1] samples (see the module documentation).
 pub fn load(path: impl AsRef<Path>) -> Result<RgbImage> {
     let path = path.as_ref();
+    to_rgb_image(&load_dynamic(path)?, path)
+}
+
+/// Decodes an image held in memory (e.g. an embedded asset); `name` stands for the path in
+/// error messages.
+pub fn decode(bytes: &[u8], name: impl AsRef<Path>) -> Result<RgbImage> {
+    let name = name.as_ref();
+    to_rgb_image(&decode_dynamic(bytes, name)?, name)
+}
+
+/// The checked decoding of [`load`] (limits, strict JPEG, EXIF orientation applied), keeping
+/// the file's own colour type: for callers that convert or resize with the `image` crate.
+pub fn load_dynamic(path: impl AsRef<Path>) -> Result<DynamicImage> {
+    let path = path.as_ref();
     let metadata = std::fs::metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::file(path, "no such file"),
         _ => Error::file(path, format!("cannot read: {e}")),
@@ -79,24 +93,21 @@ pub fn load(path: impl AsRef<Path>) -> Result<RgbImage> {
     if metadata.is_dir() {
         return Err(Error::file(path, "is a directory, not an image file"));
     }
-    let reader = ImageReader::open(path)
-        .and_then(|r| r.with_guessed_format())
-        .map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
-    decode_reader(reader, path)
+    let bytes = std::fs::read(path).map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
+    decode_dynamic(&bytes, path)
 }
 
-/// Decodes an image held in memory (e.g. an embedded asset); `name` stands for the path in
-/// error messages.
-pub fn decode(bytes: &[u8], name: impl AsRef<Path>) -> Result<RgbImage> {
-    let name = name.as_ref();
-    let reader = ImageReader::new(std::io::Cursor::new(bytes))
+/// [`load_dynamic`] for bytes in memory; `name` stands for the path in error messages (and
+/// its extension names the format when the contents do not).
+pub fn decode_dynamic(bytes: &[u8], name: impl AsRef<Path>) -> Result<DynamicImage> {
+    let path = name.as_ref();
+    let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
-        .map_err(|e| Error::file(name, format!("cannot read: {e}")))?;
-    decode_reader(reader, name)
-}
-
-fn decode_reader<R: BufRead + Seek>(reader: ImageReader<R>, path: &Path) -> Result<RgbImage> {
-    let Some(format) = reader.format() else {
+        .map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
+    let Some(format) = reader
+        .format()
+        .or_else(|| ImageFormat::from_path(path).ok())
+    else {
         return Err(Error::file(
             path,
             format!("not an image in a supported format (supported: {READABLE_FORMATS})"),
@@ -122,43 +133,69 @@ fn decode_reader<R: BufRead + Seek>(reader: ImageReader<R>, path: &Path) -> Resu
         };
         Error::file(path, message)
     };
-    if format == ImageFormat::Jpeg {
-        let mut bytes = Vec::new();
-        reader
-            .into_inner()
-            .read_to_end(&mut bytes)
-            .map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
-        return decode_jpeg(&bytes, path);
-    }
-    let decoder = reader.into_decoder().map_err(describe)?;
+    let mut decoder = ImageReader::with_format(Cursor::new(bytes), format)
+        .into_decoder()
+        .map_err(describe)?;
     let (width, height) = decoder.dimensions();
     check_size(path, width as u64, height as u64)?;
-    let decoded = DynamicImage::from_decoder(decoder).map_err(describe)?;
-    let rgb = decoded.to_rgb8();
+    let orientation = decoder.orientation().ok();
+    let mut image = if format == ImageFormat::Jpeg {
+        drop(decoder);
+        decode_jpeg(bytes, path)?
+    } else {
+        DynamicImage::from_decoder(decoder).map_err(describe)?
+    };
+    if image.width() == 0 || image.height() == 0 {
+        return Err(Error::file(path, "the image has no pixels"));
+    }
+    if let Some(orientation) = orientation {
+        image.apply_orientation(orientation);
+    }
+    Ok(image)
+}
+
+fn to_rgb_image(image: &DynamicImage, path: &Path) -> Result<RgbImage> {
+    let rgb = image.to_rgb8();
     RgbImage::from_rgb8(rgb.width() as usize, rgb.height() as usize, rgb.as_raw())
         .map_err(|e| Error::file(path, e))
 }
 
 /// JPEG in zune-jpeg's strict mode: data that ends early or breaks the format is an error.
-fn decode_jpeg(bytes: &[u8], path: &Path) -> Result<RgbImage> {
+/// Greyscale stays greyscale; anything else becomes RGB.
+fn decode_jpeg(bytes: &[u8], path: &Path) -> Result<DynamicImage> {
     let corrupt = |e: zune_jpeg::errors::DecodeErrors| {
         let detail = e.to_string().trim_end().to_string();
         Error::file(path, format!("corrupt or truncated JPEG file: {detail}"))
     };
-    let options = DecoderOptions::default()
-        .set_strict_mode(true)
-        .set_max_width(usize::MAX)
-        .set_max_height(usize::MAX)
-        .jpeg_set_out_colorspace(ColorSpace::RGB);
-    let mut decoder =
-        zune_jpeg::JpegDecoder::new_with_options(std::io::Cursor::new(bytes), options);
-    decoder.decode_headers().map_err(corrupt)?;
-    let (width, height) = decoder
+    let options = |colorspace| {
+        DecoderOptions::default()
+            .set_strict_mode(true)
+            .set_max_width(usize::MAX)
+            .set_max_height(usize::MAX)
+            .jpeg_set_out_colorspace(colorspace)
+    };
+    let mut probe =
+        zune_jpeg::JpegDecoder::new_with_options(Cursor::new(bytes), options(ColorSpace::RGB));
+    probe.decode_headers().map_err(corrupt)?;
+    let (width, height) = probe
         .dimensions()
         .ok_or_else(|| Error::file(path, "corrupt JPEG file: no image size in its header"))?;
-    check_size(path, width as u64, height as u64)?;
-    let rgb = decoder.decode().map_err(corrupt)?;
-    RgbImage::from_rgb8(width, height, &rgb).map_err(|e| Error::file(path, e))
+    let grey = probe.input_colorspace() == Some(ColorSpace::Luma);
+    let colorspace = if grey {
+        ColorSpace::Luma
+    } else {
+        ColorSpace::RGB
+    };
+    let samples = zune_jpeg::JpegDecoder::new_with_options(Cursor::new(bytes), options(colorspace))
+        .decode()
+        .map_err(corrupt)?;
+    let (w, h) = (width as u32, height as u32);
+    let image = if grey {
+        image::GrayImage::from_raw(w, h, samples).map(DynamicImage::ImageLuma8)
+    } else {
+        image::RgbImage::from_raw(w, h, samples).map(DynamicImage::ImageRgb8)
+    };
+    image.ok_or_else(|| Error::file(path, "corrupt JPEG file: fewer samples than its size"))
 }
 
 fn format_name(format: ImageFormat) -> String {
