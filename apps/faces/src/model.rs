@@ -186,6 +186,11 @@ impl SiameseModel {
         let threshold: f32 = field("threshold")?
             .parse()
             .map_err(|_| corrupt("threshold is not a number".into()))?;
+        if !(threshold.is_finite() && threshold >= 0.0) {
+            return Err(corrupt(format!(
+                "threshold {threshold}: a squared distance must be a finite number >= 0"
+            )));
+        }
         let training = metadata
             .get("training")
             .and_then(|t| serde_json::from_str(t).ok())

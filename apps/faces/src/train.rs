@@ -138,6 +138,13 @@ impl TrainConfig {
         if self.epochs == 0 {
             return Err(Error::Invalid("--epochs must be at least 1".into()));
         }
+        if self.identities_per_batch < 2 || self.images_per_identity < 2 {
+            return Err(Error::Invalid(format!(
+                "--identities-per-batch {} and --images-per-identity {}: a batch holds triplets \
+                 only when both are at least 2",
+                self.identities_per_batch, self.images_per_identity
+            )));
+        }
         if !(self.margin.is_finite() && self.margin > 0.0) {
             return Err(Error::Invalid(format!(
                 "--margin {} must be > 0",

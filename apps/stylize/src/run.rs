@@ -312,25 +312,9 @@ fn blend_weights(config: &StyleConfig, styles: usize) -> Result<Vec<f32>> {
     Ok(weights.iter().map(|w| w / total).collect())
 }
 
-/// Checks everything about the destination that can be checked before the run: a writable
-/// extension and an existing directory.
+/// Checks the destination before the run: not a folder, a writable folder, an image extension.
 fn check_output(path: &Path) -> Result<()> {
-    io::OutputFormat::from_path(path)?;
-    check_directory(path)
-}
-
-fn check_directory(path: &Path) -> Result<()> {
-    let directory = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    if !directory.is_dir() {
-        return Err(Error::file(
-            path,
-            format!("directory {} does not exist", directory.display()),
-        ));
-    }
-    Ok(())
+    wgnn::files::check_output(path, &["png", "jpg", "jpeg"])
 }
 
 /// `stylized.png` -> `stylized_iter0100.png` (`stylized_scale2_iter0100.png` with several
@@ -436,6 +420,7 @@ fn check_size(
         .limits
         .max_storage_buffer_binding_size
         .min(gpu.limits.max_buffer_size);
+    check_style_scale(objective, pictures, config, limit, gpu)?;
     let bytes = |n: usize| largest_bytes(objective, pictures, n, config.style_scale);
     let coarsest = scale_sizes(config.size, config.scales)[0];
     // Below some size the pooled maps vanish (a shape error); above it, only the kernels'
@@ -506,6 +491,61 @@ fn check_size(
     })
 }
 
+/// Where the content alone fits at `--size` but a style image scaled by `--style-scale` does
+/// not (too large for a buffer, or for the kernels), the scale is to blame: refuses it, naming
+/// the largest `--style-scale` that fits.
+fn check_style_scale(
+    objective: &Objective,
+    pictures: &Pictures,
+    config: &StyleConfig,
+    limit: u64,
+    gpu: &Gpu,
+) -> Result<()> {
+    // The style's longest side in pixels, and whether a style that size fits.
+    let side = |scale: f32| ((config.size as f64 * scale as f64).round() as usize).max(1);
+    let scale_of = |pixels: usize| pixels as f32 / config.size as f32;
+    let fits = |pixels: usize| {
+        let bytes = largest_bytes(objective, pictures, config.size, scale_of(pixels));
+        matches!(bytes, Ok(b) if b <= limit)
+    };
+    let (content, _) = sizes_at(pictures, config.size, 1.0)?;
+    let content_fits =
+        matches!(largest_tensor_bytes(objective, content.1, content.0), Ok(b) if b <= limit);
+    let asked = side(config.style_scale);
+    if !content_fits || pictures.styles.is_empty() || fits(asked) || !fits(config.size) {
+        return Ok(());
+    }
+    // Bisection between the content's side (fits) and the asked side (does not).
+    let (mut good, mut bad) = (config.size, asked);
+    while good.abs_diff(bad) > 1 {
+        let mid = (good + bad) / 2;
+        if fits(mid) {
+            good = mid;
+        } else {
+            bad = mid;
+        }
+    }
+    if asked > config.size {
+        return Err(Error::Limit {
+            what: format!("--style-scale {}", config.style_scale),
+            message: format!(
+                "the style image's longest side would be {asked} pixels, more than {} binds in \
+                 one buffer; the largest --style-scale that works at --size {} is {:.3}",
+                gpu.adapter.name,
+                config.size,
+                scale_of(good)
+            ),
+        });
+    }
+    Err(Error::Invalid(format!(
+        "--style-scale {}: the style image's longest side would be {asked} pixels, too small for \
+         the chosen layers; the smallest --style-scale that works at --size {} is {:.3}",
+        config.style_scale,
+        config.size,
+        scale_of(good)
+    )))
+}
+
 /// The `--log-json` file, created fresh, one flushed line per record.
 struct JsonLog {
     file: std::fs::File,
@@ -570,7 +610,7 @@ pub fn run(gpu: &Gpu, config: &StyleConfig, progress: &mut dyn Progress) -> Resu
         if log == &config.output {
             return Err(Error::file(log, "the log and the output are the same file"));
         }
-        check_directory(log)?;
+        wgnn::files::check_output(log, &[])?;
     }
     let pictures = load_pictures(config)?;
     check_size(gpu, &objective, &pictures, config)?;

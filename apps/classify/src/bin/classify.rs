@@ -16,17 +16,20 @@ use wgnn_models::Architecture;
 #[command(version)]
 struct Args {
     /// Pictures (PNG, JPEG, GIF, PNM, BMP).
-    #[arg(required = true, value_name = "IMAGE")]
+    #[arg(required = true, value_name = "IMAGE", value_parser = wgnn_cli::path)]
     images: Vec<PathBuf>,
 
     /// How many classes to print per picture.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = wgnn_cli::positive, allow_negative_numbers = true)]
     top: usize,
 
     /// One JSON line per picture: {"image": PATH, "top": [{"index": I, "class": NAME,
     /// "probability": P}, ...]}.
     #[arg(long)]
     json: bool,
+
+    #[command(flatten)]
+    limit: wgnn_cli::ImageLimit,
 }
 
 /// The `--json` line, keys in the documented order.
@@ -51,6 +54,7 @@ fn json_line(path: &std::path::Path, top: &[Prediction]) -> String {
 }
 
 fn run(args: &Args) -> wgnn::Result<()> {
+    args.limit.apply();
     if args.top == 0 || args.top > 1000 {
         return Err(wgnn::Error::Invalid(format!(
             "--top must be between 1 and 1000, got {}",

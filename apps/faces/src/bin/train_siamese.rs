@@ -32,6 +32,11 @@ use wgnn_faces::verifier::VerifierConfig;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+
+    /// Largest photo to decode, in pixels (width x height); larger ones are refused before
+    /// they are read [default: 67108864, 64 megapixels].
+    #[arg(long, global = true, value_name = "PIXELS", value_parser = wgnn_cli::positive, allow_negative_numbers = true)]
+    max_image_pixels: Option<usize>,
 }
 
 #[derive(Subcommand)]
@@ -56,26 +61,26 @@ struct TrainArgs {
     /// colour). Photos should be portraits: the face detector finds faces at least 80 pixels
     /// wide in the photo resized to --input-size, and where it finds none the face is assumed
     /// to fill the photo as in ORL. Required.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = wgnn_cli::path)]
     data: PathBuf,
     /// Where to write the model (safetensors; written atomically at the end). Required.
-    #[arg(long, value_name = "MODEL")]
+    #[arg(long, value_name = "MODEL", value_parser = wgnn_cli::path)]
     out: PathBuf,
     /// Leave the last K identities (in natural order: s2 before s10) out of training, to
     /// evaluate on people the model never saw.
-    #[arg(long, value_name = "K", default_value_t = 0)]
+    #[arg(long, value_name = "K", default_value_t = 0, value_parser = wgnn_cli::count, allow_negative_numbers = true)]
     holdout_identities: usize,
     /// Passes over the training identities with the triplet loss.
-    #[arg(long, value_name = "N", default_value_t = TrainConfig::default().epochs)]
+    #[arg(long, value_name = "N", default_value_t = TrainConfig::default().epochs, value_parser = wgnn_cli::positive, allow_negative_numbers = true)]
     epochs: usize,
     /// P: identities per batch.
-    #[arg(long, value_name = "P", default_value_t = TrainConfig::default().identities_per_batch)]
+    #[arg(long, value_name = "P", default_value_t = TrainConfig::default().identities_per_batch, value_parser = wgnn_cli::positive, allow_negative_numbers = true)]
     identities_per_batch: usize,
     /// K: images per identity in a batch (repeats when a person has fewer).
-    #[arg(long, value_name = "K", default_value_t = TrainConfig::default().images_per_identity)]
+    #[arg(long, value_name = "K", default_value_t = TrainConfig::default().images_per_identity, value_parser = wgnn_cli::positive, allow_negative_numbers = true)]
     images_per_identity: usize,
     /// Triplet margin on squared L2 distances between unit embeddings (0 to 4).
-    #[arg(long, default_value_t = TrainConfig::default().margin)]
+    #[arg(long, default_value_t = TrainConfig::default().margin, value_parser = wgnn_cli::positive_number, allow_negative_numbers = true)]
     margin: f32,
     /// Which triplets of a batch train: per anchor the hardest positive and negative
     /// (batch-hard), the nearest negative beyond the positive (semi-hard), or every triplet
@@ -83,7 +88,7 @@ struct TrainArgs {
     #[arg(long, value_enum, default_value = "batch-hard")]
     mining: Mining,
     /// Embedding size: the head's output (the face ResNet's descriptor has 128 values).
-    #[arg(long, value_name = "D", default_value_t = NetworkSpec::default().head.embedding_dim)]
+    #[arg(long, value_name = "D", default_value_t = NetworkSpec::default().head.embedding_dim, value_parser = wgnn_cli::positive, allow_negative_numbers = true)]
     embedding_dim: usize,
     /// How the head's projection starts: learned whitening of the training images'
     /// descriptors (closed form) or random (Xavier).
@@ -91,16 +96,16 @@ struct TrainArgs {
     init: HeadInit,
     /// Shrinkage of the within-identity scatter in the whitening, as a fraction of its mean
     /// eigenvalue: larger trusts the training identities less.
-    #[arg(long, default_value_t = TrainConfig::default().whitening_shrinkage)]
+    #[arg(long, default_value_t = TrainConfig::default().whitening_shrinkage, allow_negative_numbers = true)]
     whitening_shrinkage: f64,
     /// Optimiser of the triplet training (sgd: momentum 0.9).
     #[arg(long, value_enum, default_value = "adam")]
     optimizer: OptimizerKind,
     /// Learning rate (multiplied by 0.1 for the last quarter of the epochs).
-    #[arg(long, default_value_t = TrainConfig::default().learning_rate)]
+    #[arg(long, default_value_t = TrainConfig::default().learning_rate, value_parser = wgnn_cli::positive_number, allow_negative_numbers = true)]
     learning_rate: f32,
     /// L2 weight decay.
-    #[arg(long, default_value_t = TrainConfig::default().weight_decay)]
+    #[arg(long, default_value_t = TrainConfig::default().weight_decay, value_parser = wgnn_cli::non_negative_number, allow_negative_numbers = true)]
     weight_decay: f32,
     /// Augmentation: `none` or a list of flip, shift, zoom, brightness, gamma, blur (a camera
     /// of lower resolution), light (uneven lighting), noise (sensor noise), distance (every copy
@@ -113,24 +118,24 @@ struct TrainArgs {
     /// Random variants per training image (drawn from --augment) besides the image itself;
     /// each costs a face detection and the trunk's passes (two with the mirror image), the
     /// bulk of the training time.
-    #[arg(long, value_name = "N", default_value_t = TrainConfig::default().augment.copies)]
+    #[arg(long, value_name = "N", default_value_t = TrainConfig::default().augment.copies, value_parser = wgnn_cli::count, allow_negative_numbers = true)]
     augment_copies: usize,
     /// Seed of everything random: same seed, same data, same model file, bit for bit.
-    #[arg(long, default_value_t = TrainConfig::default().seed)]
+    #[arg(long, default_value_t = TrainConfig::default().seed, allow_negative_numbers = true)]
     seed: u64,
     /// Write a checkpoint every N epochs to --checkpoint (0: never).
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = wgnn_cli::count, allow_negative_numbers = true)]
     checkpoint_every: usize,
     /// Checkpoint file [default: MODEL with `.checkpoint.safetensors`].
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_parser = wgnn_cli::path)]
     checkpoint: Option<PathBuf>,
     /// Continue an interrupted run from this checkpoint, with the same flags (only --epochs
     /// may differ; the learning-rate drop follows it) [default: start afresh].
-    #[arg(long, value_name = "CHECKPOINT")]
+    #[arg(long, value_name = "CHECKPOINT", value_parser = wgnn_cli::path)]
     resume: Option<PathBuf>,
     /// Write one JSON line per epoch (appended when resuming): {"epoch", "loss",
     /// "active_triplets", "pos_dist", "neg_dist", "ms"} [default: no log].
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_parser = wgnn_cli::path)]
     log_json: Option<PathBuf>,
     /// Size WIDTHxHEIGHT photos are resized to before the face and its landmarks are found and
     /// the 150x150 face chip is cut.
@@ -148,17 +153,17 @@ struct TrainArgs {
 #[derive(Args)]
 struct EvalArgs {
     /// The model to evaluate (written by `train`). Required.
-    #[arg(long, value_name = "MODEL")]
+    #[arg(long, value_name = "MODEL", value_parser = wgnn_cli::path)]
     model: PathBuf,
     /// Images to evaluate on: one sub-folder per person. Required.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = wgnn_cli::path)]
     data: PathBuf,
     /// Print one JSON line: identities, images, one_shot_accuracy, verification_accuracy, auc,
     /// eer, val_at_far_1e-3, threshold (plus head and model_threshold) [default: a table].
     #[arg(long)]
     json: bool,
     /// Draw the ROC curve to this PNG [default: none].
-    #[arg(long, value_name = "ROC.png")]
+    #[arg(long, value_name = "ROC.png", value_parser = wgnn_cli::path)]
     roc: Option<PathBuf>,
     /// Verification by distance (threshold by 10-fold cross-validation on DIR) or by the
     /// logistic unit of train-verifier (its own decision, P(same) >= 0.5).
@@ -172,25 +177,25 @@ struct EvalArgs {
 #[derive(Args)]
 struct TrainVerifierArgs {
     /// The model to add the verifier to (rewritten atomically unless --out is given). Required.
-    #[arg(long, value_name = "MODEL")]
+    #[arg(long, value_name = "MODEL", value_parser = wgnn_cli::path)]
     model: PathBuf,
     /// Training images: one sub-folder per person (the model's own training data). Required.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = wgnn_cli::path)]
     data: PathBuf,
     /// Leave the last K identities out [default: as the model was trained].
-    #[arg(long, value_name = "K")]
+    #[arg(long, value_name = "K", value_parser = wgnn_cli::count, allow_negative_numbers = true)]
     holdout_identities: Option<usize>,
     /// Write the model with its verifier here instead [default: --model].
-    #[arg(long, value_name = "MODEL")]
+    #[arg(long, value_name = "MODEL", value_parser = wgnn_cli::path)]
     out: Option<PathBuf>,
     /// Full-batch Adam steps.
-    #[arg(long, default_value_t = VerifierConfig::default().steps)]
+    #[arg(long, default_value_t = VerifierConfig::default().steps, value_parser = wgnn_cli::positive, allow_negative_numbers = true)]
     steps: usize,
     /// Adam's learning rate.
-    #[arg(long, default_value_t = VerifierConfig::default().learning_rate)]
+    #[arg(long, default_value_t = VerifierConfig::default().learning_rate, value_parser = wgnn_cli::positive_number, allow_negative_numbers = true)]
     learning_rate: f32,
     /// Seed of the drawing of different-identity pairs.
-    #[arg(long, default_value_t = VerifierConfig::default().seed)]
+    #[arg(long, default_value_t = VerifierConfig::default().seed, allow_negative_numbers = true)]
     seed: u64,
     /// Pair only the photos, not also the augmented copies the model was trained on (faster:
     /// each copy costs a face detection and the trunk's passes; the unit generalises far
@@ -205,45 +210,45 @@ struct TrainVerifierArgs {
 #[derive(Args)]
 struct EnrollArgs {
     /// The model whose embeddings the gallery holds. Required.
-    #[arg(long, value_name = "MODEL")]
+    #[arg(long, value_name = "MODEL", value_parser = wgnn_cli::path)]
     model: PathBuf,
     /// Gallery file (JSON; created if missing, written atomically). Required.
-    #[arg(long, value_name = "G")]
+    #[arg(long, value_name = "G", value_parser = wgnn_cli::path)]
     gallery: PathBuf,
     /// The person's name (replaces an earlier enrolment of that name). Required.
     #[arg(long)]
     name: String,
     /// Photos of the person; their embeddings are averaged. At least one.
-    #[arg(required = true, value_name = "IMAGE")]
+    #[arg(required = true, value_name = "IMAGE", value_parser = wgnn_cli::path)]
     images: Vec<PathBuf>,
 }
 
 #[derive(Args)]
 struct VerifyArgs {
     /// The model the gallery was made with. Required.
-    #[arg(long, value_name = "MODEL")]
+    #[arg(long, value_name = "MODEL", value_parser = wgnn_cli::path)]
     model: PathBuf,
     /// Gallery file written by `enroll`. Required.
-    #[arg(long, value_name = "G")]
+    #[arg(long, value_name = "G", value_parser = wgnn_cli::path)]
     gallery: PathBuf,
     /// The enrolled person the photo claims to show. Required.
     #[arg(long)]
     name: String,
     /// The photo to check.
-    #[arg(value_name = "IMAGE")]
+    #[arg(value_name = "IMAGE", value_parser = wgnn_cli::path)]
     image: PathBuf,
 }
 
 #[derive(Args)]
 struct IdentifyArgs {
     /// The model the gallery was made with. Required.
-    #[arg(long, value_name = "MODEL")]
+    #[arg(long, value_name = "MODEL", value_parser = wgnn_cli::path)]
     model: PathBuf,
     /// Gallery file written by `enroll`. Required.
-    #[arg(long, value_name = "G")]
+    #[arg(long, value_name = "G", value_parser = wgnn_cli::path)]
     gallery: PathBuf,
     /// Photos to identify. At least one.
-    #[arg(required = true, value_name = "IMAGE")]
+    #[arg(required = true, value_name = "IMAGE", value_parser = wgnn_cli::path)]
     images: Vec<PathBuf>,
     /// One JSON line per image: {"image", "name", "distance"} [default: CSV
     /// image,name,distance].
@@ -253,16 +258,96 @@ struct IdentifyArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli.command) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
+    let limit = wgnn_cli::ImageLimit {
+        max_image_pixels: cli.max_image_pixels,
+    };
+    limit.apply();
+    wgnn_cli::exit_status("train_siamese", run(cli.command))
+}
+
+/// A file that a command reads: it must exist and not be a folder.
+fn input_file(path: &Path) -> Result<()> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Err(Error::file(path, "is a folder, not a file")),
+        Ok(_) => Ok(()),
+        Err(_) => Err(Error::file(path, "no such file")),
     }
 }
 
+/// A folder of images that a command reads.
+fn input_folder(path: &Path) -> Result<()> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(Error::file(
+            path,
+            "is a file: give the folder of one sub-folder per person",
+        )),
+        Err(_) => Err(Error::file(path, "no such folder")),
+    }
+}
+
+/// Every file a command reads and writes, checked before the GPU opens: a wrong path costs
+/// nothing, not a training.
+fn check_paths(command: &Command) -> Result<()> {
+    use wgnn::files::check_output;
+    match command {
+        Command::Train(a) => {
+            input_folder(&a.data)?;
+            check_output(&a.out, &["safetensors"])?;
+            let checkpoint = a
+                .checkpoint
+                .clone()
+                .unwrap_or_else(|| default_checkpoint(&a.out));
+            check_output(&checkpoint, &["safetensors"])?;
+            if checkpoint == a.out {
+                return Err(Error::file(
+                    &a.out,
+                    "the model and the checkpoint are the same file",
+                ));
+            }
+            if let Some(resume) = &a.resume {
+                input_file(resume)?;
+            }
+            if let Some(log) = &a.log_json {
+                check_output(log, &[])?;
+            }
+        }
+        Command::Eval(a) => {
+            input_file(&a.model)?;
+            input_folder(&a.data)?;
+            if let Some(roc) = &a.roc {
+                check_output(roc, &["png"])?;
+            }
+        }
+        Command::TrainVerifier(a) => {
+            input_file(&a.model)?;
+            input_folder(&a.data)?;
+            check_output(a.out.as_ref().unwrap_or(&a.model), &["safetensors"])?;
+        }
+        Command::Enroll(a) => {
+            input_file(&a.model)?;
+            check_output(&a.gallery, &[])?;
+            a.images.iter().try_for_each(|p| input_file(p))?;
+        }
+        Command::Verify(a) => {
+            input_file(&a.model)?;
+            input_file(&a.gallery)?;
+            input_file(&a.image)?;
+        }
+        Command::Identify(a) => {
+            input_file(&a.model)?;
+            input_file(&a.gallery)?;
+            a.images.iter().try_for_each(|p| input_file(p))?;
+        }
+    }
+    Ok(())
+}
+
 fn run(command: Command) -> Result<()> {
+    check_paths(&command)?;
+    if let Command::Train(args) = &command {
+        train_config(args)?.validate()?;
+    }
     let gpu = Gpu::new()?;
     match command {
         Command::Train(args) => train(&gpu, args),
@@ -332,7 +417,8 @@ fn parse_pair(flag: &str, text: &str) -> Result<[usize; 2]> {
     parse().ok_or_else(|| Error::Invalid(format!("{flag} `{text}`: expected AxB, e.g. 184x224")))
 }
 
-fn train(gpu: &Gpu, args: TrainArgs) -> Result<()> {
+/// The training configuration the flags describe.
+fn train_config(args: &TrainArgs) -> Result<TrainConfig> {
     let [width, height] = parse_pair("--input-size", &args.input_size)?;
     let network = NetworkSpec {
         trunk: TrunkSpec { width, height },
@@ -342,7 +428,7 @@ fn train(gpu: &Gpu, args: TrainArgs) -> Result<()> {
         mirror: !args.no_mirror,
     };
     let augment = Augment::parse(&args.augment, args.augment_copies)?;
-    let config = TrainConfig {
+    Ok(TrainConfig {
         network,
         init: args.init,
         whitening_shrinkage: args.whitening_shrinkage,
@@ -357,7 +443,11 @@ fn train(gpu: &Gpu, args: TrainArgs) -> Result<()> {
         augment,
         seed: args.seed,
         ..TrainConfig::default()
-    };
+    })
+}
+
+fn train(gpu: &Gpu, args: TrainArgs) -> Result<()> {
+    let config = train_config(&args)?;
     let checkpoint = args
         .checkpoint
         .clone()

@@ -30,11 +30,11 @@ use wgnn_stylize::run::{
 #[command(version, verbatim_doc_comment)]
 struct Args {
     /// Content photo [default: the embedded chelsea.png].
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_parser = wgnn_cli::path)]
     content: Option<PathBuf>,
 
     /// Style painting(s), comma-separated [default: the embedded starry_night.jpg].
-    #[arg(long, value_name = "PATH[,PATH...]", value_delimiter = ',')]
+    #[arg(long, value_name = "PATH[,PATH...]", value_delimiter = ',', value_parser = wgnn_cli::path)]
     style: Vec<PathBuf>,
 
     /// One weight per style image, comma-separated, normalised to sum 1 [default: equal].
@@ -47,11 +47,11 @@ struct Args {
     style_blend_weights: Option<Vec<f32>>,
 
     /// Where the result goes (.png, .jpg or .jpeg), written atomically.
-    #[arg(long, short, value_name = "PATH", default_value = DEFAULT_OUTPUT)]
+    #[arg(long, short, value_name = "PATH", default_value = DEFAULT_OUTPUT, value_parser = wgnn_cli::path)]
     output: PathBuf,
 
     /// Longest side of the result in pixels (an image already that size is not resampled).
-    #[arg(long, default_value_t = DEFAULT_SIZE)]
+    #[arg(long, default_value_t = DEFAULT_SIZE, value_parser = wgnn_cli::positive, allow_negative_numbers = true)]
     size: usize,
 
     /// The style image's longest side is this times --size.
@@ -64,17 +64,17 @@ struct Args {
 
     /// Weights as safetensors: torchvision's state_dict names (scripts/export_vgg.py writes
     /// VGG's) [default: the embedded SqueezeNet v1.1].
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_parser = wgnn_cli::path)]
     weights: Option<PathBuf>,
 
     /// Content layers, comma-separated [default: fire7 for squeezenet, relu4_2 for vgg].
     /// SqueezeNet: conv1, fire2 ... fire9; VGG: conv1_1, relu1_1, ..., pool5.
-    #[arg(long, value_name = "LAYER[,LAYER...]", value_delimiter = ',')]
+    #[arg(long, value_name = "LAYER[,LAYER...]", value_delimiter = ',', value_parser = wgnn_cli::name)]
     content_layers: Option<Vec<String>>,
 
     /// Style layers, comma-separated [default: conv1,fire2,fire3,fire5,fire7 for squeezenet,
     /// relu1_1,relu2_1,relu3_1,relu4_1,relu5_1 for vgg].
-    #[arg(long, value_name = "LAYER[,LAYER...]", value_delimiter = ',')]
+    #[arg(long, value_name = "LAYER[,LAYER...]", value_delimiter = ',', value_parser = wgnn_cli::name)]
     style_layers: Option<Vec<String>>,
 
     /// One weight w_l per style layer, comma-separated [default: all 1].
@@ -100,7 +100,7 @@ struct Args {
 
     /// Iterations per scale; 0 computes and logs the losses and the gradient without any
     /// update.
-    #[arg(long, default_value_t = DEFAULT_ITERATIONS)]
+    #[arg(long, default_value_t = DEFAULT_ITERATIONS, value_parser = wgnn_cli::count, allow_negative_numbers = true)]
     iterations: usize,
 
     /// adam (one compiled step per iteration) or lbfgs (history 10, a line search that never
@@ -117,7 +117,7 @@ struct Args {
     init: String,
 
     /// Seed of the noise initialisation (runs with the same seed are bit-identical).
-    #[arg(long, default_value_t = DEFAULT_SEED)]
+    #[arg(long, default_value_t = DEFAULT_SEED, allow_negative_numbers = true)]
     seed: u64,
 
     /// Pooling between stages: max as trained, or avg (smoother results, as in Gatys et al.).
@@ -129,21 +129,24 @@ struct Args {
     preserve_colors: bool,
 
     /// Coarse to fine: run at size/2^(N-1), ..., size, each result upsampled as the next start.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = wgnn_cli::positive, allow_negative_numbers = true)]
     scales: usize,
 
     /// Write a snapshot every N iterations next to the output (stylized_iter0100.png); 0: never.
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = wgnn_cli::count, allow_negative_numbers = true)]
     save_every: usize,
 
     /// Write one JSON object per iteration to PATH: iter (0 = before any update), content,
     /// style, tv, total, grad_norm (L2 norm of dJ/dx), ms (wall time); scale too with --scales > 1.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_parser = wgnn_cli::path)]
     log_json: Option<PathBuf>,
 
     /// No progress bar or summary.
     #[arg(long, short)]
     quiet: bool,
+
+    #[command(flatten)]
+    limit: wgnn_cli::ImageLimit,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -263,6 +266,7 @@ impl Progress for Bar {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    args.limit.apply();
     let quiet = args.quiet;
     let config = args.config();
     let gpu = match wgnn::Gpu::new() {

@@ -26,37 +26,37 @@ struct Args {
 
     /// A safetensors file of the network's weights (torchvision's names for SqueezeNet and
     /// VGG), instead of the embedded ones.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = wgnn_cli::path)]
     weights: Option<PathBuf>,
 
     /// Image files or folders (searched recursively for png, jpg, gif, bmp, pgm, ppm);
     /// [default: the embedded photos]. Each image is scaled so its shorter side is the
     /// network's input size (227 for SqueezeNet, 224 for VGG, 150 for the face ResNet), and its
     /// centre square is used.
-    #[arg(long, value_name = "DIR|FILE", num_args = 1.., value_delimiter = ',')]
+    #[arg(long, value_name = "DIR|FILE", num_args = 1.., value_delimiter = ',', value_parser = wgnn_cli::path)]
     images: Vec<PathBuf>,
 
     /// Comma-separated layers [default: conv1,fire3,fire5,fire7 for SqueezeNet;
     /// relu1_2,relu2_2,relu3_3,relu4_3 for VGG16 (relu3_4, relu4_4 for VGG19);
     /// stem,block3,block7,block11 for the face ResNet].
-    #[arg(long, value_delimiter = ',', value_name = "LAYER,...")]
+    #[arg(long, value_delimiter = ',', value_name = "LAYER,...", value_parser = wgnn_cli::name)]
     layers: Option<Vec<String>>,
 
     /// How many units per layer: those whose strongest response varies most across the
     /// images.
-    #[arg(long, default_value_t = run::DEFAULT_UNITS, conflicts_with = "unit_ids")]
+    #[arg(long, default_value_t = run::DEFAULT_UNITS, conflicts_with = "unit_ids", value_parser = wgnn_cli::positive, allow_negative_numbers = true)]
     units: usize,
 
     /// Show these units (channel indices) of every layer instead.
-    #[arg(long, value_delimiter = ',', value_name = "I,...")]
+    #[arg(long, value_delimiter = ',', value_name = "I,...", value_parser = wgnn_cli::count, allow_negative_numbers = true)]
     unit_ids: Option<Vec<usize>>,
 
     /// Patches per unit (the top images).
-    #[arg(long, default_value_t = run::DEFAULT_PATCHES)]
+    #[arg(long, default_value_t = run::DEFAULT_PATCHES, value_parser = wgnn_cli::positive, allow_negative_numbers = true)]
     patches: usize,
 
     /// Folder for the grids, one <layer>.png each (created if missing).
-    #[arg(long, default_value = run::DEFAULT_OUT)]
+    #[arg(long, default_value = run::DEFAULT_OUT, value_parser = wgnn_cli::path)]
     out: PathBuf,
 
     /// Print the report as JSON (per layer and unit: each patch's image, position, input rows
@@ -65,7 +65,7 @@ struct Args {
     json: bool,
 
     /// Images per batch through the network.
-    #[arg(long, default_value_t = run::DEFAULT_BATCH)]
+    #[arg(long, default_value_t = run::DEFAULT_BATCH, value_parser = wgnn_cli::positive, allow_negative_numbers = true)]
     batch: usize,
 
     /// Also synthesise, for each unit, an image that excites it (gradient ascent on the pixels
@@ -74,16 +74,19 @@ struct Args {
     synthesize: bool,
 
     /// Steps of gradient ascent per layer with --synthesize.
-    #[arg(long, default_value_t = SynthesisConfig::default().steps)]
+    #[arg(long, default_value_t = SynthesisConfig::default().steps, value_parser = wgnn_cli::positive, allow_negative_numbers = true)]
     synthesis_steps: usize,
 
     /// Side of the synthesised images, in pixels.
-    #[arg(long, default_value_t = SynthesisConfig::default().side)]
+    #[arg(long, default_value_t = SynthesisConfig::default().side, value_parser = wgnn_cli::positive, allow_negative_numbers = true)]
     synthesis_size: usize,
 
     /// Seed of the synthesis' starting noise and jitter.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     seed: u64,
+
+    #[command(flatten)]
+    limit: wgnn_cli::ImageLimit,
 }
 
 struct Bar(Option<ProgressBar>);
@@ -111,17 +114,11 @@ impl Progress for Bar {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    match visualize(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("visualize: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    wgnn_cli::exit_status("visualize", visualize(Args::parse()))
 }
 
 fn visualize(args: Args) -> wgnn::Result<()> {
+    args.limit.apply();
     let model = Model::parse(&args.model)?;
     let mut config = VisualizeConfig::new(model);
     config.weights = args.weights;
