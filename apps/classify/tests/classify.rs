@@ -72,3 +72,45 @@ fn classify_names_a_bad_image_and_fails() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("no-such-picture.png"), "{stderr}");
 }
+
+#[test]
+fn bad_arguments_are_refused_by_name() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("classify_cli");
+    std::fs::create_dir_all(&dir).unwrap();
+    let truncated = dir.join("half.jpg");
+    let jpeg = std::fs::read(asset("scream.jpg")).unwrap();
+    std::fs::write(&truncated, &jpeg[..jpeg.len() / 2]).unwrap();
+    let truncated = truncated.to_str().unwrap().to_string();
+    let chelsea = asset("chelsea.png");
+    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
+        (vec!["--top", "-1", &chelsea], 2, "--top"),
+        (vec!["--top", "0", &chelsea], 2, "--top"),
+        (vec!["--top", "1001", &chelsea], 1, "--top"),
+        (
+            vec!["--max-image-pixels", "-5", &chelsea],
+            2,
+            "--max-image-pixels",
+        ),
+        (
+            vec!["--max-image-pixels", "100", &chelsea],
+            1,
+            "--max-image-pixels",
+        ),
+        (vec![&chelsea, &truncated], 1, "half.jpg"),
+        (vec![&chelsea, ""], 2, "empty path"),
+        (vec![], 2, "IMAGE"),
+    ];
+    for (args, code, needle) in cases {
+        let run = Command::new(env!("CARGO_BIN_EXE_classify"))
+            .args(&args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: {stderr:?} does not name {needle}"
+        );
+        assert!(run.stdout.is_empty(), "{args:?} printed classes");
+    }
+}

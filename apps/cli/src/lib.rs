@@ -1,7 +1,8 @@
 //! What the applications' command lines share, so that every binary refuses bad input the same
 //! way: value parsers whose messages say what is wrong with the value (clap adds the flag's
 //! name), the image size limit every binary that reads images takes (`--max-image-pixels`),
-//! and the exit convention (a message on stderr naming the problem, status 1, nothing written).
+//! and the exit convention (a message on stderr naming the problem, status 1, nothing written;
+//! clap's own usage errors exit with 2).
 //!
 //! Numeric flags take `allow_negative_numbers = true` with these parsers, so that `--size -1`
 //! reaches the parser ("must be at least 1") instead of being read as an unknown flag.
@@ -98,12 +99,13 @@ impl ImageLimit {
     }
 }
 
-/// Runs a binary's work: on error, `<binary>: <message>` on stderr and status 1.
-pub fn exit_status(binary: &str, result: wgnn::Result<()>) -> ExitCode {
+/// The exit of a binary's work: on error, `error: <message>` on stderr (as clap writes its
+/// own) and status 1; clap's usage errors exit with 2.
+pub fn exit_status(result: wgnn::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("{binary}: {e}");
+            eprintln!("error: {e}");
             ExitCode::FAILURE
         }
     }

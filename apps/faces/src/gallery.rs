@@ -13,9 +13,9 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use super::atomic_file::write_atomically;
 use super::check_embeddings;
 use super::metrics::squared_l2;
+use wgnn::files::write_atomically;
 use wgnn::{Error, Result};
 
 const FORMAT: &str = "wgnn-gallery";

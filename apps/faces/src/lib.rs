@@ -19,9 +19,7 @@
 //! - [`metrics`]: one-shot identification, verification accuracy, AUC, EER, VAL.
 //! - [`gallery`]: enroll / verify / identify against a gallery file.
 //! - [`roc_plot`]: the ROC curve as a PNG.
-//! - [`atomic_file`]: writes that never leave a half-written file.
 
-pub mod atomic_file;
 pub mod augment;
 pub mod commands;
 pub mod dataset;

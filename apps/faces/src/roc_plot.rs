@@ -8,8 +8,8 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::atomic_file::write_atomically;
 use super::metrics::Pairs;
+use wgnn::files::write_atomically;
 use wgnn::{Error, Result};
 
 /// Smallest image (below it the labels crowd) and largest side, in pixels.

@@ -586,3 +586,261 @@ fn the_network_is_the_face_resnet_and_takes_no_squeezenet_flags() {
     }
     assert!(!out.exists());
 }
+
+#[test]
+fn a_table_of_bad_arguments_is_refused_by_name_before_any_work() {
+    let f = fixture();
+    let model = s(&f.model);
+    let data = s(&f.data);
+    let folder = f.dir.path().display().to_string();
+    let out = f.path("table.safetensors");
+    let missing_dir = f.path("no/such/dir/m.safetensors");
+    let half_jpeg = {
+        let jpeg = std::fs::read(Path::new(env!("WGNN_ASSETS")).join("scream.jpg")).unwrap();
+        f.dir.write("half.jpg", &jpeg[..jpeg.len() / 2])
+    };
+    let gallery = f.path("table_gallery.json");
+    let photo = orl(1, 1);
+    // (arguments, exit code: 2 from clap, 1 from the checks before the GPU, what to name)
+    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
+        (
+            vec!["train", "--data", data, "--out", &out, "--epochs", "-1"],
+            2,
+            "--epochs",
+        ),
+        (
+            vec![
+                "train",
+                "--data",
+                data,
+                "--out",
+                &out,
+                "--identities-per-batch",
+                "0",
+            ],
+            2,
+            "--identities-per-batch",
+        ),
+        (
+            vec![
+                "train",
+                "--data",
+                data,
+                "--out",
+                &out,
+                "--identities-per-batch",
+                "1",
+            ],
+            1,
+            "--identities-per-batch",
+        ),
+        (
+            vec!["train", "--data", data, "--out", &out, "--margin", "-0.2"],
+            2,
+            "--margin",
+        ),
+        (
+            vec![
+                "train",
+                "--data",
+                data,
+                "--out",
+                &out,
+                "--learning-rate",
+                "nan",
+            ],
+            2,
+            "--learning-rate",
+        ),
+        (
+            vec![
+                "train",
+                "--data",
+                data,
+                "--out",
+                &out,
+                "--input-size",
+                "92by112",
+            ],
+            1,
+            "--input-size",
+        ),
+        (
+            vec!["train", "--data", data, "--out", &folder],
+            1,
+            "is a folder",
+        ),
+        (
+            vec!["train", "--data", data, "--out", &missing_dir],
+            1,
+            "does not exist",
+        ),
+        (
+            vec![
+                "train",
+                "--data",
+                data,
+                "--out",
+                &out,
+                "--checkpoint",
+                &folder,
+            ],
+            1,
+            "is a folder",
+        ),
+        (
+            vec![
+                "train",
+                "--data",
+                data,
+                "--out",
+                &out,
+                "--resume",
+                "no-such.safetensors",
+            ],
+            1,
+            "no-such.safetensors",
+        ),
+        (
+            vec![
+                "train",
+                "--data",
+                data,
+                "--out",
+                &out,
+                "--log-json",
+                &folder,
+            ],
+            1,
+            "is a folder",
+        ),
+        (
+            vec!["train", "--data", "no-such-folder", "--out", &out],
+            1,
+            "no-such-folder",
+        ),
+        (
+            vec!["train", "--data", model, "--out", &out],
+            1,
+            "is a file",
+        ),
+        (
+            vec!["eval", "--model", model, "--data", data, "--roc", "roc.xyz"],
+            1,
+            "roc.xyz",
+        ),
+        (
+            vec!["eval", "--model", "no-model.safetensors", "--data", data],
+            1,
+            "no-model.safetensors",
+        ),
+        (
+            vec![
+                "enroll",
+                "--model",
+                model,
+                "--gallery",
+                &gallery,
+                "--name",
+                "a",
+                s(&half_jpeg),
+            ],
+            1,
+            "half.jpg",
+        ),
+        (
+            vec![
+                "enroll",
+                "--model",
+                model,
+                "--gallery",
+                &folder,
+                "--name",
+                "a",
+                &photo,
+            ],
+            1,
+            "is a folder",
+        ),
+        (
+            vec![
+                "enroll",
+                "--model",
+                model,
+                "--gallery",
+                &gallery,
+                "--name",
+                "a",
+                "gone.png",
+            ],
+            1,
+            "gone.png",
+        ),
+        (
+            vec![
+                "verify",
+                "--model",
+                model,
+                "--gallery",
+                "none.json",
+                "--name",
+                "a",
+                &photo,
+            ],
+            1,
+            "none.json",
+        ),
+        (
+            vec![
+                "identify",
+                "--model",
+                model,
+                "--gallery",
+                "none.json",
+                &photo,
+            ],
+            1,
+            "none.json",
+        ),
+        (
+            vec![
+                "identify",
+                "--model",
+                model,
+                "--gallery",
+                &gallery,
+                &photo,
+                "",
+            ],
+            2,
+            "empty path",
+        ),
+        (
+            vec![
+                "--max-image-pixels",
+                "0",
+                "identify",
+                "--model",
+                model,
+                "--gallery",
+                &gallery,
+                &photo,
+            ],
+            2,
+            "--max-image-pixels",
+        ),
+    ];
+    for (args, code, needle) in cases {
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(needle),
+            "{args:?}: {:?} does not name {needle}",
+            stderr(&o)
+        );
+        assert!(
+            !Path::new(&out).exists() && !Path::new(&gallery).exists(),
+            "{args:?} wrote"
+        );
+    }
+}

@@ -3,7 +3,7 @@
 mod faces_support;
 
 use faces_support::TempDir;
-use wgnn_faces::atomic_file::write_atomically;
+use wgnn::files::write_atomically;
 use wgnn_faces::gallery::Gallery;
 
 const MODEL: &str = "model-fingerprint-a";

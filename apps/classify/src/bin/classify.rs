@@ -90,11 +90,5 @@ fn run(args: &Args) -> wgnn::Result<()> {
 }
 
 fn main() -> ExitCode {
-    match run(&Args::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    wgnn_cli::exit_status(run(&Args::parse()))
 }

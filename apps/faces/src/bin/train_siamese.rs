@@ -262,7 +262,7 @@ fn main() -> ExitCode {
         max_image_pixels: cli.max_image_pixels,
     };
     limit.apply();
-    wgnn_cli::exit_status("train_siamese", run(cli.command))
+    wgnn_cli::exit_status(run(cli.command))
 }
 
 /// A file that a command reads: it must exist and not be a folder.

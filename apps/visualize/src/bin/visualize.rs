@@ -114,7 +114,7 @@ impl Progress for Bar {
 }
 
 fn main() -> ExitCode {
-    wgnn_cli::exit_status("visualize", visualize(Args::parse()))
+    wgnn_cli::exit_status(visualize(Args::parse()))
 }
 
 fn visualize(args: Args) -> wgnn::Result<()> {

@@ -195,7 +195,10 @@ impl Gpu {
                 message: format!("{size} bytes requested, the device binds at most {max} bytes"),
             });
         }
-        self.validated(label, || {
+        // The allocation runs inside an out-of-memory scope as well: a plan that does not fit
+        // the device fails at compile time, naming the buffer, before any step runs.
+        let memory = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let buffer = self.validated(label, || {
             self.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
                 size,
@@ -204,7 +207,14 @@ impl Gpu {
                     | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
             })
-        })
+        });
+        if let Some(e) = pollster::block_on(memory.pop()) {
+            return Err(Error::Limit {
+                what: format!("buffer `{label}`"),
+                message: format!("the device is out of memory for {size} more bytes: {e}"),
+            });
+        }
+        buffer
     }
 
     /// A storage buffer holding `data`.
