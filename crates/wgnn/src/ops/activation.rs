@@ -1,14 +1,14 @@
-//! Activations (ReLU, LeakyReLU, Sigmoid, Tanh, ELU): `shaders/activation.wgsl`.
+//! Activations (ReLU, LeakyReLU, Sigmoid, Tanh, ELU): `activation.wgsl`.
 //! Backward: dx = dy * f'(x), one kernel for every kind.
 
 use crate::error::{Error, Result};
-use crate::gpu::{bytes_of, workgroups_for, Dispatch, Shader};
+use crate::gpu::{bytes_of, wgsl_file, workgroups_for, Dispatch, Shader, WORKGROUP_INDEX};
 use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op};
 use crate::tensor::{Shape, Tensor};
 
 pub static SHADER: Shader = Shader {
     name: "activation",
-    source: include_str!("../../shaders/activation.wgsl"),
+    file: wgsl_file!("ops/activation.wgsl", [&WORKGROUP_INDEX]),
     subgroups: false,
 };
 const WORKGROUP: usize = 256;

@@ -1,15 +1,15 @@
 //! Concatenation along channels (dim 1) and its backward, channel slicing:
-//! `shaders/concat.wgsl`. A concatenation of K tensors is K copy dispatches into disjoint
+//! `concat.wgsl`. A concatenation of K tensors is K copy dispatches into disjoint
 //! channel ranges of the output.
 
 use crate::error::{Error, Result};
-use crate::gpu::{bytes_of, workgroups_for, Dispatch, Shader};
+use crate::gpu::{bytes_of, wgsl_file, workgroups_for, Dispatch, Shader, WORKGROUP_INDEX};
 use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op};
 use crate::tensor::{Shape, Tensor};
 
 pub static SHADER: Shader = Shader {
     name: "concat",
-    source: include_str!("../../shaders/concat.wgsl"),
+    file: wgsl_file!("ops/concat.wgsl", [&WORKGROUP_INDEX]),
     subgroups: false,
 };
 const WORKGROUP: usize = 256;

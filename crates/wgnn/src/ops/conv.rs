@@ -15,14 +15,17 @@
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::gpu::{bytes_of, workgroups_for, Dispatch, Gpu, KernelCall, Shader};
+use crate::gpu::{
+    bytes_of, wgsl_file, workgroups_for, Dispatch, Gpu, KernelCall, Shader, WORKGROUP_INDEX,
+};
 use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op};
 use crate::ops::activation::{Activation, ActivationBackward};
+use crate::ops::gemm;
 use crate::tensor::{Shape, Tensor};
 
 pub static SHADER: Shader = Shader {
     name: "conv",
-    source: include_str!("../../shaders/conv.wgsl"),
+    file: wgsl_file!("ops/conv.wgsl", [&WORKGROUP_INDEX]),
     subgroups: false,
 };
 
@@ -30,10 +33,7 @@ pub static SHADER: Shader = Shader {
 /// with `Gpu::subgroup_broadcast`.
 pub static SUBGROUP_SHADER: Shader = Shader {
     name: "conv_subgroup",
-    source: concat!(
-        include_str!("../../shaders/conv.wgsl"),
-        include_str!("../../shaders/conv_subgroup.wgsl")
-    ),
+    file: wgsl_file!("ops/conv_subgroup.wgsl", [&SHADER.file, &gemm::SUBGROUP]),
     subgroups: true,
 };
 

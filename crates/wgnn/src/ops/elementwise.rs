@@ -1,15 +1,15 @@
 //! Elementwise ops: fill, scale, add / sub / mul with numpy-style broadcasting (a per-channel
 //! bias of shape [C, 1, 1] broadcasts over [N, C, H, W]), and `sum_to_shape`, the backward of a
-//! broadcast. `shaders/elementwise.wgsl`.
+//! broadcast. `elementwise.wgsl`.
 
 use crate::error::{Error, Result};
-use crate::gpu::{bytes_of, workgroups_for, Dispatch, Shader};
+use crate::gpu::{bytes_of, wgsl_file, workgroups_for, Dispatch, Shader, WORKGROUP_INDEX};
 use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op};
 use crate::tensor::{Shape, Tensor};
 
 pub static SHADER: Shader = Shader {
     name: "elementwise",
-    source: include_str!("../../shaders/elementwise.wgsl"),
+    file: wgsl_file!("ops/elementwise.wgsl", [&WORKGROUP_INDEX]),
     subgroups: false,
 };
 const WORKGROUP: usize = 256;

@@ -6,13 +6,16 @@
 //! the fallback.
 
 use crate::error::{Error, Result};
-use crate::gpu::{bytes_of, workgroups_for, Dispatch, Gpu, KernelCall, Shader};
+use crate::gpu::{
+    bytes_of, wgsl_file, workgroups_for, Dispatch, Gpu, KernelCall, Shader, WORKGROUP_INDEX,
+};
 use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op};
+use crate::ops::gemm;
 use crate::tensor::{Shape, Tensor};
 
 pub static SHADER: Shader = Shader {
     name: "gram",
-    source: include_str!("../../shaders/gram.wgsl"),
+    file: wgsl_file!("ops/gram.wgsl", [&WORKGROUP_INDEX]),
     subgroups: false,
 };
 
@@ -20,10 +23,7 @@ pub static SHADER: Shader = Shader {
 /// broadcasts, for devices with `Gpu::subgroup_broadcast`.
 pub static SUBGROUP_SHADER: Shader = Shader {
     name: "gram_subgroup",
-    source: concat!(
-        include_str!("../../shaders/gram.wgsl"),
-        include_str!("../../shaders/gram_subgroup.wgsl")
-    ),
+    file: wgsl_file!("ops/gram_subgroup.wgsl", [&SHADER.file, &gemm::SUBGROUP]),
     subgroups: true,
 };
 /// forward_broadcast's tile (GRAM_ROWS x GRAM_COLS in gram_subgroup.wgsl).

@@ -1,17 +1,19 @@
 //! Losses, each a mean reduced to shape [1]: mean squared error, binary cross-entropy on
 //! logits, total variation of images, and the triplet margin loss on embeddings.
-//! `shaders/loss.wgsl`. Forward kernels write one term per element (or triplet) to scratch and
+//! `loss.wgsl`. Forward kernels write one term per element (or triplet) to scratch and
 //! the reduce family adds them in a fixed order; backward kernels scale by the upstream dy[0].
 
 use crate::error::{Error, Result};
-use crate::gpu::{bytes_of, workgroups_for, Dispatch, KernelCall, Shader};
+use crate::gpu::{
+    bytes_of, wgsl_file, workgroups_for, Dispatch, KernelCall, Shader, WORKGROUP_INDEX,
+};
 use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op};
 use crate::ops::reduce;
 use crate::tensor::{DType, Shape, Tensor};
 
 pub static SHADER: Shader = Shader {
     name: "loss",
-    source: include_str!("../../shaders/loss.wgsl"),
+    file: wgsl_file!("ops/loss.wgsl", [&WORKGROUP_INDEX]),
     subgroups: false,
 };
 const WORKGROUP: usize = 256;

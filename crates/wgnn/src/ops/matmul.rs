@@ -15,13 +15,14 @@
 //!   true, ta) when B is stored transposed.
 
 use crate::error::{Error, Result};
-use crate::gpu::{bytes_of, Dispatch, KernelCall, Shader};
+use crate::gpu::{bytes_of, wgsl_file, Dispatch, KernelCall, Shader, WORKGROUP_INDEX};
 use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op};
+use crate::ops::gemm;
 use crate::tensor::{Shape, Tensor};
 
 pub static SHADER: Shader = Shader {
     name: "matmul",
-    source: include_str!("../../shaders/matmul.wgsl"),
+    file: wgsl_file!("ops/matmul.wgsl", [&WORKGROUP_INDEX]),
     subgroups: false,
 };
 
@@ -29,10 +30,7 @@ pub static SHADER: Shader = Shader {
 /// devices with `Gpu::subgroup_broadcast`.
 pub static SUBGROUP_SHADER: Shader = Shader {
     name: "matmul_subgroup",
-    source: concat!(
-        include_str!("../../shaders/matmul.wgsl"),
-        include_str!("../../shaders/matmul_subgroup.wgsl")
-    ),
+    file: wgsl_file!("ops/matmul_subgroup.wgsl", [&SHADER.file, &gemm::SUBGROUP]),
     subgroups: true,
 };
 /// Rows and columns of C per workgroup (`TILE` in matmul.wgsl).

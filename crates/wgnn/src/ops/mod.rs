@@ -1,6 +1,6 @@
-//! Ops: each family has a WGSL file in `shaders/` and a Rust file here with the same name that
-//! infers output shapes, fills the uniform parameters, prepares the dispatches and states the
-//! backward rule (as more graph nodes). `Graph` methods for each family live in its file.
+//! Ops: each family has a Rust file here that infers output shapes, fills the uniform parameters,
+//! prepares the dispatches and states the backward rule (as more graph nodes), and beside it a
+//! WGSL file of the same name with its kernels. `Graph` methods for each family live in its file.
 //! Reverse-mode autodiff ([`autodiff`]) sits here too: it chains the families' backward rules
 //! and sums the gradients of a node that feeds several others with `add`.
 
@@ -9,6 +9,7 @@ mod autodiff;
 pub mod concat;
 pub mod conv;
 pub mod elementwise;
+mod gemm;
 pub mod gram;
 pub mod loss;
 pub mod matmul;

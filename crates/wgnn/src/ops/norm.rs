@@ -1,14 +1,14 @@
-//! Row-wise L2 normalisation of [N, D]: y = x / sqrt(sum x^2 + eps), `shaders/norm.wgsl`.
+//! Row-wise L2 normalisation of [N, D]: y = x / sqrt(sum x^2 + eps), `norm.wgsl`.
 //! Backward: dx = (dy - y * dot(y, dy)) / norm, one kernel reading x and dy.
 
 use crate::error::{Error, Result};
-use crate::gpu::{bytes_of, Dispatch, Shader};
+use crate::gpu::{bytes_of, wgsl_file, Dispatch, Shader, WORKGROUP_INDEX};
 use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op};
 use crate::tensor::{Shape, Tensor};
 
 pub static SHADER: Shader = Shader {
     name: "norm",
-    source: include_str!("../../shaders/norm.wgsl"),
+    file: wgsl_file!("ops/norm.wgsl", [&WORKGROUP_INDEX]),
     subgroups: false,
 };
 

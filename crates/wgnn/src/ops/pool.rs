@@ -1,17 +1,19 @@
-//! Max, average and global average pooling over NCW / NCHW / NCDHW: `shaders/pool.wgsl`.
+//! Max, average and global average pooling over NCW / NCHW / NCDHW: `pool.wgsl`.
 //! Window and divisor semantics follow PyTorch (`MaxPoolNd`, `AvgPoolNd` with
 //! `count_include_pad=True`, `ceil_mode`); the shader's header states them exactly.
 //! Backward: gathers per input element (no atomics); max pooling recomputes each window's max and
 //! routes the gradient to the window's first maximal element.
 
 use crate::error::{Error, Result};
-use crate::gpu::{bytes_of, workgroups_for, Dispatch, KernelCall, Shader};
+use crate::gpu::{
+    bytes_of, wgsl_file, workgroups_for, Dispatch, KernelCall, Shader, WORKGROUP_INDEX,
+};
 use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op};
 use crate::tensor::{Shape, Tensor};
 
 pub static SHADER: Shader = Shader {
     name: "pool",
-    source: include_str!("../../shaders/pool.wgsl"),
+    file: wgsl_file!("ops/pool.wgsl", [&WORKGROUP_INDEX]),
     subgroups: false,
 };
 const WORKGROUP: usize = 256;

@@ -1,16 +1,16 @@
 //! Sums and means, of a whole tensor (shape [1]) or over one axis, deterministic (fixed-order
-//! sums and a fixed tree, no atomics). `shaders/reduce.wgsl`.
+//! sums and a fixed tree, no atomics). `reduce.wgsl`.
 //! Backward: the upstream gradient broadcast back over the reduced elements (times 1 / len for
 //! means).
 
 use crate::error::{Error, Result};
-use crate::gpu::{bytes_of, workgroups_for, Dispatch, Shader};
+use crate::gpu::{bytes_of, wgsl_file, workgroups_for, Dispatch, Shader, WORKGROUP_INDEX};
 use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op};
 use crate::tensor::{Shape, Tensor};
 
 pub static SHADER: Shader = Shader {
     name: "reduce",
-    source: include_str!("../../shaders/reduce.wgsl"),
+    file: wgsl_file!("ops/reduce.wgsl", [&WORKGROUP_INDEX]),
     subgroups: false,
 };
 const WORKGROUP: usize = 256;

@@ -3,7 +3,7 @@
 //   forward:  G[b] = F F^T * scale, output [N, C, C]
 //   backward: dF[b] = (dG + dG^T) F * scale, output [N, C, HW]
 // Both are tiled matrix products written for this shape, not a transposed copy fed to a matmul.
-// On devices with subgroups of at least 8, gram_subgroup.wgsl (appended to this file) replaces
+// On devices with subgroups of at least 8, gram_subgroup.wgsl (which includes this file) replaces
 // both; these kernels are the fallback.
 //
 // Tiling (both kernels): 64 invocations as an 8 x 8 grid (tx = lid % 8, ty = lid / 8) own a
@@ -28,6 +28,8 @@
 // reduce_splits then sums the slices in order and scales (fixed order: deterministic).
 // backward: one workgroup per (b, 64-row tile of dF, 64-column tile of dF); the (dG + dG^T)
 // tile is summed while loading.
+
+#include "gpu/workgroup_index.wgsl"
 
 struct Params {
     batch: u32,

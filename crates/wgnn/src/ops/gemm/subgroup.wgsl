@@ -1,8 +1,8 @@
-// Subgroup prelude: prepended (after prelude.wgsl) to every shader that uses subgroup
-// operations (`Shader::subgroups`), which the runtime compiles only where subgroups have at least
-// 8 invocations (`Gpu::subgroup_broadcast`).
+// GEMM building blocks on subgroup broadcasts, included by the subgroup variants of conv, matmul
+// and gram (shaders with `Shader::subgroups`, which the runtime compiles only where subgroups
+// have at least 8 invocations: `Gpu::subgroup_broadcast`).
 //
-// GEMM building blocks for kernels in which each invocation owns 4 adjacent columns of the output
+// Blocks for kernels in which each invocation owns 4 adjacent columns of the output
 // and ROWS = 8 * ROW_GROUPS rows, walking K 4 at a time: the invocation at lane j of its subgroup
 // (j = subgroup_invocation_id % 8) loads row 8 g + j of A (for each row group g) at the 4 k, and
 // `spread` broadcasts it to every lane, so 8 rows of A cost one load per lane.

@@ -1,5 +1,5 @@
-// Gram forward and backward for devices with subgroup operations: appended to gram.wgsl (Params,
-// bindings come from there), on subgroup_prelude.wgsl's GEMM blocks (each invocation owns 4
+// Gram forward and backward for devices with subgroup operations: includes gram.wgsl (Params,
+// bindings come from there), on ops/gemm/subgroup.wgsl's GEMM blocks (each invocation owns 4
 // adjacent output columns and ROWS rows; its lane loads rows of the left operand that `spread`
 // shares with the subgroup). The same results as gram.wgsl's kernels, 2-4x faster on lavapipe.
 //
@@ -15,6 +15,9 @@
 // Contract: lanes 0..7 of every subgroup active (subgroups of at least 8; the workgroups are
 // multiples of 8); loops in uniform control flow, workgroups past the end compute on clamped
 // indices and store nothing; each output is one invocation's sum in a fixed order.
+
+#include "ops/gram.wgsl"
+#include "ops/gemm/subgroup.wgsl"
 
 const GRAM_ROWS: u32 = 32u;         // forward tile rows (ROW_GROUPS = 4)
 const GRAM_COLS: u32 = 64u;         // forward tile columns: 4 x 16 invocations

@@ -7,6 +7,8 @@
 // runtime for large n.
 // kind: 0 ReLU, 1 LeakyReLU(alpha), 2 Sigmoid, 3 Tanh, 4 ELU(alpha).
 
+#include "gpu/workgroup_index.wgsl"
+
 struct Params {
     n: u32,
     kind: u32,

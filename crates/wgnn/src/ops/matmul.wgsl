@@ -19,6 +19,8 @@
 // tiles measured ~3x faster than 4 x 4 blocks with 64-wide tiles there; on discrete GPUs 256
 // accumulators per invocation are still within register budgets.
 
+#include "gpu/workgroup_index.wgsl"
+
 struct Params {
     batch: u32,
     m: u32,

@@ -17,6 +17,8 @@
 //                         range gives NaN, so that a broken index list cannot pass unnoticed
 //   triplet_backward:     one workgroup of 64 per embedding row r; see the kernel.
 
+#include "gpu/workgroup_index.wgsl"
+
 struct Params {
     n: u32,         // elements (mse, bce, tv) or triplets
     rows: u32,      // triplet: embedding rows; tv: planes

@@ -1,10 +1,10 @@
 // Convolution forward, backward_input (with transpose_weight), backward_input_few_channels and
-// backward_weight for devices with subgroup operations: appended to conv.wgsl (Params,
+// backward_weight for devices with subgroup operations: includes conv.wgsl (Params,
 // bindings, index helpers and the fused ReLU come from there) and compiled only where the device
 // has subgroups of at least 8 invocations.
 //
 // The same GEMMs as conv.wgsl's forward, backward_input and backward_weight (out[M, N] =
-// A[M, K] * B[K, N], gathered on the fly), without workgroup memory, on subgroup_prelude.wgsl's
+// A[M, K] * B[K, N], gathered on the fly), without workgroup memory, on ops/gemm/subgroup.wgsl's
 // blocks: each invocation owns 4 adjacent columns of `out` and ROWS rows (8, 16 or 32, chosen by
 // the host from M; 64 in two blocks in the `_vec4` kernels for M above 32), so a workgroup of 64
 // owns a ROWS x 256 tile; it gathers B[k..k+4][its 4
@@ -16,6 +16,9 @@
 // each broadcast; workgroups and columns past the end of the GEMM compute on clamped indices and
 // store nothing. Rows past M load clamped rows and are not stored. Each output is one
 // invocation's sum in a fixed order: deterministic.
+
+#include "ops/conv.wgsl"
+#include "ops/gemm/subgroup.wgsl"
 
 const BCAST_COLS: u32 = 256u;  // 4 columns x 64 invocations
 

@@ -1,9 +1,9 @@
-// Batched matrix product for devices with subgroup operations: appended to matmul.wgsl (Params,
+// Batched matrix product for devices with subgroup operations: includes matmul.wgsl (Params,
 // bindings and the stride convention come from there) and compiled only where the device has
 // subgroups of at least 8 invocations.
 //
 // The same C[b] = op(A[b]) op(B[b]) as matmul.wgsl, without workgroup memory, on
-// subgroup_prelude.wgsl's blocks: each invocation owns 4 adjacent columns of C[b] and ROWS rows
+// ops/gemm/subgroup.wgsl's blocks: each invocation owns 4 adjacent columns of C[b] and ROWS rows
 // (8, 16 or 32, chosen by the host from M; 64 in matmul_broadcast_vec4 with ROW_BLOCKS = 2), so
 // a workgroup of 64 owns a tile of that many rows x 256 columns; it loads op(B)[k..k+4][its 4
 // columns] itself, and its lane loads op(A)'s rows for the subgroup. The host sets tiles_m =
@@ -14,6 +14,9 @@
 // (no early exit) so that subgroups are full at each broadcast: rows and columns past the end
 // load clamped indices and store nothing, as do workgroups past the end of the dispatch. Each
 // output is one invocation's sum over k in order: deterministic.
+
+#include "ops/matmul.wgsl"
+#include "ops/gemm/subgroup.wgsl"
 
 const BCAST_COLS: u32 = 256u;  // 4 columns x 64 invocations
 const COLUMN_LANES: vec4<u32> = vec4(0u, 1u, 2u, 3u);

@@ -1,5 +1,5 @@
 // Convolution 1-D / 2-D / 3-D, forward and backward, as implicit GEMMs. On devices with
-// subgroups of at least 8, conv_subgroup.wgsl (appended to this file) replaces forward,
+// subgroups of at least 8, conv_subgroup.wgsl (which includes this file) replaces forward,
 // backward_input, backward_input_few_channels and backward_weight; these kernels are the
 // fallback.
 //
@@ -37,6 +37,8 @@
 //   weight_reduce: dw[i] = sum over s of partial[s][i], one invocation per element.
 //   bias_grad:     db[o] = sum of dy[n, o, pos] over n and pos; one workgroup of 256 per o, each
 //                  invocation sums a strided subset, then a fixed tree in workgroup memory.
+
+#include "gpu/workgroup_index.wgsl"
 
 struct Params {
     n: u32,
