@@ -8,7 +8,7 @@ use crate::tensor::{Shape, Tensor};
 
 pub static SHADER: Shader = Shader {
     name: "activation",
-    file: wgsl_file!("ops/activation.wgsl", [&WORKGROUP_INDEX]),
+    file: wgsl_file!("ops/activation.wgsl", [&WORKGROUP_INDEX, &super::SIGMOID]),
     subgroups: false,
 };
 const WORKGROUP: usize = 256;

@@ -25,7 +25,7 @@ use crate::tensor::{Shape, Tensor};
 
 pub static SHADER: Shader = Shader {
     name: "conv",
-    file: wgsl_file!("ops/conv.wgsl", [&WORKGROUP_INDEX]),
+    file: wgsl_file!("ops/conv.wgsl", [&WORKGROUP_INDEX, &gemm::TILED]),
     subgroups: false,
 };
 

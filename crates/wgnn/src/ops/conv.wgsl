@@ -105,19 +105,13 @@ fn forward_output(v: vec4<f32>) -> vec4<f32> {
     return v;
 }
 
-override BM: u32 = 64u;  // tile rows (GEMM M): 16, 32 or 64, with BM * BN = 64 * 64
-override BN: u32 = 64u;  // tile columns (GEMM N)
-const BK: u32 = 16u;     // reduction rows per slice
+#include "ops/gemm/tiled.wgsl"
+
 const WG: u32 = 64u;     // (BM / 8) x (BN / 8) invocations
 
 // A coordinate that fails every bounds test even after adding or subtracting a kernel offset:
 // marks the columns past the end of the GEMM.
 const OUTSIDE: i32 = -1073741824;
-
-var<workgroup> tile_a: array<vec4<f32>, BK * BM / 4u>;  // [k][m]
-var<workgroup> tile_b: array<vec4<f32>, BK * BN / 4u>;  // [k][n]
-
-const LANES: vec4<u32> = vec4(0u, 1u, 2u, 3u);
 
 // ---- index arithmetic ----
 
@@ -281,45 +275,6 @@ fn put_a(s: Staging, r: u32, v: vec4<f32>) {
 
 fn put_b(s: Staging, r: u32, v: vec4<f32>) {
     tile_b[(s.row + r) * (BN / 4u) + s.col / 4u] = v;
-}
-
-// An 8 x 8 block of accumulators: row i of a quarter is accumulator row i (4 columns).
-struct Block {
-    top_left: mat4x4<f32>,
-    top_right: mat4x4<f32>,
-    bottom_left: mat4x4<f32>,
-    bottom_right: mat4x4<f32>,
-}
-
-// acc + outer(a, b): acc[i] += a[i] * b.
-fn fma_outer(acc: mat4x4<f32>, a: vec4<f32>, b: vec4<f32>) -> mat4x4<f32> {
-    return mat4x4(fma(vec4(a.x), b, acc[0]), fma(vec4(a.y), b, acc[1]),
-                  fma(vec4(a.z), b, acc[2]), fma(vec4(a.w), b, acc[3]));
-}
-
-// The invocation's block: rows 8 tm.. and columns 8 tn.. of the tile.
-fn block_row(lid: u32) -> u32 {
-    return lid / (BN / 8u);
-}
-
-fn block_col(lid: u32) -> u32 {
-    return lid % (BN / 8u);
-}
-
-// acc[i][j] += sum over the staged slice of A[8 tm + i][k] * B[k][8 tn + j].
-fn multiply_slice(acc: Block, tm: u32, tn: u32) -> Block {
-    var r = acc;
-    for (var k = 0u; k < BK; k++) {
-        let a0 = tile_a[k * (BM / 4u) + 2u * tm];
-        let a1 = tile_a[k * (BM / 4u) + 2u * tm + 1u];
-        let b0 = tile_b[k * (BN / 4u) + 2u * tn];
-        let b1 = tile_b[k * (BN / 4u) + 2u * tn + 1u];
-        r.top_left = fma_outer(r.top_left, a0, b0);
-        r.top_right = fma_outer(r.top_right, a0, b1);
-        r.bottom_left = fma_outer(r.bottom_left, a1, b0);
-        r.bottom_right = fma_outer(r.bottom_right, a1, b1);
-    }
-    return r;
 }
 
 // Where an invocation's outputs go: out[m][n] is at column[n] + m * row_stride for its 8

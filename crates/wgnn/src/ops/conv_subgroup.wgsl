@@ -20,8 +20,6 @@
 #include "ops/conv.wgsl"
 #include "ops/gemm/subgroup.wgsl"
 
-const BCAST_COLS: u32 = 256u;  // 4 columns x 64 invocations
-
 // The workgroup's tile: rows m0.., columns n0.. (n0 + 4 * lid for this invocation); `valid`
 // is false for workgroups past the end (the dispatch may round up).
 struct BcastTile {
@@ -37,11 +35,6 @@ fn bcast_tile(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> BcastTile {
     let t = min(g, tiles - 1u);
     return BcastTile((t / p.tiles_n) * tile_rows, (t % p.tiles_n) * BCAST_COLS + 4u * lid,
                      g < tiles);
-}
-
-// The rows this lane loads: m0 + 8 g + lane for each row group g, clamped to M - 1.
-fn lane_rows(m0: u32, lane: u32) -> vec4<u32> {
-    return min(vec4(m0 + lane) + vec4(0u, 8u, 16u, 24u), vec4(p.gemm_m - 1u));
 }
 
 // Stores the 4 columns of rows m..m+3 (column i of `v` is row m + i) at out[column + row *
@@ -123,7 +116,7 @@ fn forward_broadcast(@builtin(workgroup_id) wid: vec3<u32>,
                      @builtin(subgroup_invocation_id) lane_id: u32) {
     let tile = bcast_tile(wid, nwg, lid);
     // A[m][k] = w[m * K + k]: this lane's rows.
-    let rows = lane_rows(tile.m0, lane_id % 8u) * p.gemm_k;
+    let rows = lane_rows(tile.m0, lane_id % 8u, p.gemm_m - 1u) * p.gemm_k;
     var gather = forward_gather(tile);
     var acc: AccRows;
     for (var k0 = 0u; k0 < p.gemm_k; k0 += 4u) {
@@ -171,8 +164,8 @@ fn forward_broadcast_vec4(@builtin(workgroup_id) wid: vec3<u32>,
                           @builtin(local_invocation_index) lid: u32,
                           @builtin(subgroup_invocation_id) lane_id: u32) {
     let tile = bcast_tile(wid, nwg, lid);
-    let rows = lane_rows(tile.m0, lane_id % 8u) * (p.gemm_k / 4u);
-    let rows_high = lane_rows(tile.m0 + ROWS, lane_id % 8u) * (p.gemm_k / 4u);
+    let rows = lane_rows(tile.m0, lane_id % 8u, p.gemm_m - 1u) * (p.gemm_k / 4u);
+    let rows_high = lane_rows(tile.m0 + ROWS, lane_id % 8u, p.gemm_m - 1u) * (p.gemm_k / 4u);
     var gather = forward_gather(tile);
     var acc: AccRows;
     var acc_high: AccRows;
@@ -242,7 +235,7 @@ fn backward_input_broadcast(@builtin(workgroup_id) wid: vec3<u32>,
                             @builtin(subgroup_invocation_id) lane_id: u32) {
     let tile = bcast_tile(wid, nwg, lid);
     // A[c][k] = w[o, c, tap] for k = o * taps + tap: this lane's rows c.
-    let rows = lane_rows(tile.m0, lane_id % 8u) * p.k_vol;
+    let rows = lane_rows(tile.m0, lane_id % 8u, p.gemm_m - 1u) * p.k_vol;
     // B[k][col] = dy[batch, o, (position + pad - tap * dilation) / stride] where that is a whole
     // output position, as in conv.wgsl.
     let g = backward_input_gather(tile);
@@ -326,8 +319,8 @@ fn backward_input_broadcast_vec4(@builtin(workgroup_id) wid: vec3<u32>,
                                  @builtin(subgroup_invocation_id) lane_id: u32) {
     let tile = bcast_tile(wid, nwg, lid);
     // A[c][k] = wt[c * K + k] (w_v4 is wt here).
-    let rows = lane_rows(tile.m0, lane_id % 8u) * (p.gemm_k / 4u);
-    let rows_high = lane_rows(tile.m0 + ROWS, lane_id % 8u) * (p.gemm_k / 4u);
+    let rows = lane_rows(tile.m0, lane_id % 8u, p.gemm_m - 1u) * (p.gemm_k / 4u);
+    let rows_high = lane_rows(tile.m0 + ROWS, lane_id % 8u, p.gemm_m - 1u) * (p.gemm_k / 4u);
     let g = backward_input_gather(tile);
     let stride = vec3(i32(p.stride_d), i32(p.stride_h), i32(p.stride_w));
     var acc: AccRows;
@@ -527,11 +520,8 @@ fn backward_input_few_channels_broadcast(@builtin(workgroup_id) wid: vec3<u32>,
 
 @group(0) @binding(2) var<storage, read> dy_w4: array<vec4<f32>>;
 
-// backward_weight_broadcast_vec4, forward_broadcast_vec4 and backward_input_broadcast_vec4 (whose
-// tiles bcast_tile also sizes): blocks of ROWS rows per tile, 1 or 2 (64 rows with ROW_GROUPS =
-// 4, for M above 32: half the gathers of x or dy per multiply-add, 8% faster on the benchmark's
-// 256 x 1152 x 4096); the other kernels take 1.
-override ROW_BLOCKS: u32 = 1u;
+// Tiles of 64 rows (ROW_BLOCKS = 2) for M above 32 halve the gathers of x or dy per multiply-add:
+// 8% faster on the benchmark's 256 x 1152 x 4096.
 
 // The workgroup's tile of dw (rows m0.., this invocation's columns n..n+3) and slice of K;
 // `valid` is false for workgroups past the end (the dispatch may round up).
@@ -643,7 +633,7 @@ fn backward_weight_broadcast(@builtin(workgroup_id) wid: vec3<u32>,
     let t = weight_tile(wid, nwg, lid);
     // A[o][k] = dy[batch, o, position] for k = batch * out positions + position: this lane's
     // rows o.
-    let rows = lane_rows(t.m0, lane_id % 8u) * p.out_spatial;
+    let rows = lane_rows(t.m0, lane_id % 8u, p.gemm_m - 1u) * p.out_spatial;
     var gather = weight_gather(t);
     var acc: AccRows;
     for (var k0 = t.k_begin; k0 < t.k_end; k0 += 4u) {
@@ -669,8 +659,8 @@ fn backward_weight_broadcast_vec4(@builtin(workgroup_id) wid: vec3<u32>,
                                   @builtin(local_invocation_index) lid: u32,
                                   @builtin(subgroup_invocation_id) lane_id: u32) {
     let t = weight_tile(wid, nwg, lid);
-    let rows = lane_rows(t.m0, lane_id % 8u) * (p.out_spatial / 4u);
-    let rows_high = lane_rows(t.m0 + ROWS, lane_id % 8u) * (p.out_spatial / 4u);
+    let rows = lane_rows(t.m0, lane_id % 8u, p.gemm_m - 1u) * (p.out_spatial / 4u);
+    let rows_high = lane_rows(t.m0 + ROWS, lane_id % 8u, p.gemm_m - 1u) * (p.out_spatial / 4u);
     var gather = weight_gather(t);
     var acc: AccRows;
     var acc_high: AccRows;

@@ -15,7 +15,7 @@ use crate::tensor::{Shape, Tensor};
 
 pub static SHADER: Shader = Shader {
     name: "gram",
-    file: wgsl_file!("ops/gram.wgsl", [&WORKGROUP_INDEX]),
+    file: wgsl_file!("ops/gram.wgsl", [&WORKGROUP_INDEX, &gemm::TILED]),
     subgroups: false,
 };
 

@@ -30,6 +30,7 @@
 // tile is summed while loading.
 
 #include "gpu/workgroup_index.wgsl"
+#include "ops/gemm/tiled.wgsl"
 
 struct Params {
     batch: u32,
@@ -59,40 +60,6 @@ const QUADS: u32 = 16u; // TILE / 4
 const STEP: u32 = 16u;
 const WX: u32 = 8u;
 const WG: u32 = 64u;
-
-// [k][quad]: element k * 16 + q holds rows (or columns) 4q..4q+3 of the tile at reduction step k.
-var<workgroup> lhs: array<vec4<f32>, 256>;
-var<workgroup> rhs: array<vec4<f32>, 256>;
-
-// An 8 x 8 block of accumulators: row i of a quarter is accumulator row i (4 columns).
-struct Block {
-    top_left: mat4x4<f32>,
-    top_right: mat4x4<f32>,
-    bottom_left: mat4x4<f32>,
-    bottom_right: mat4x4<f32>,
-}
-
-// acc + outer(a, b): acc[i] += a[i] * b.
-fn fma_outer(acc: mat4x4<f32>, a: vec4<f32>, b: vec4<f32>) -> mat4x4<f32> {
-    return mat4x4(fma(vec4(a.x), b, acc[0]), fma(vec4(a.y), b, acc[1]),
-                  fma(vec4(a.z), b, acc[2]), fma(vec4(a.w), b, acc[3]));
-}
-
-// acc[i][j] += sum over the 16 staged steps of lhs[step][8 ty + i] * rhs[step][8 tx + j].
-fn multiply_step(acc: Block, tx: u32, ty: u32) -> Block {
-    var r = acc;
-    for (var k = 0u; k < STEP; k++) {
-        let a0 = lhs[k * QUADS + 2u * ty];
-        let a1 = lhs[k * QUADS + 2u * ty + 1u];
-        let b0 = rhs[k * QUADS + 2u * tx];
-        let b1 = rhs[k * QUADS + 2u * tx + 1u];
-        r.top_left = fma_outer(r.top_left, a0, b0);
-        r.top_right = fma_outer(r.top_right, a0, b1);
-        r.bottom_left = fma_outer(r.bottom_left, a1, b0);
-        r.bottom_right = fma_outer(r.bottom_right, a1, b1);
-    }
-    return r;
-}
 
 // F[b, row, k], 0 outside the matrix.
 fn feature(base: u32, row: u32, k: u32) -> f32 {
@@ -146,11 +113,11 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
             let e = lid + slot * WG;
             let k = e % STEP;
             let quad = e / STEP;
-            lhs[k * QUADS + quad] = feature_rows(base, i0 + quad * 4u, k0 + k);
-            rhs[k * QUADS + quad] = feature_rows(base, j0 + quad * 4u, k0 + k);
+            tile_a[k * QUADS + quad] = feature_rows(base, i0 + quad * 4u, k0 + k);
+            tile_b[k * QUADS + quad] = feature_rows(base, j0 + quad * 4u, k0 + k);
         }
         workgroupBarrier();
-        acc = multiply_step(acc, tx, ty);
+        acc = multiply_slice(acc, ty, tx);
         workgroupBarrier();
     }
 
@@ -233,18 +200,18 @@ fn backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
             // lhs: (dG + dG^T) at column j0 + e % 16, rows i0 + 4 * (e / 16)..+3.
             let j = j0 + e % STEP;
             let i = i0 + (e / STEP) * 4u;
-            lhs[(e % STEP) * QUADS + e / STEP] = vec4<f32>(
+            tile_a[(e % STEP) * QUADS + e / STEP] = vec4<f32>(
                 symmetric_grad(g_base, i, j), symmetric_grad(g_base, i + 1u, j),
                 symmetric_grad(g_base, i + 2u, j), symmetric_grad(g_base, i + 3u, j));
             // rhs: F at row j0 + e / 16, columns k0 + 4 * (e % 16)..+3 (consecutive
             // invocations read consecutive columns).
             let row = j0 + e / QUADS;
             let k = k0 + (e % QUADS) * 4u;
-            rhs[e] = vec4<f32>(feature(f_base, row, k), feature(f_base, row, k + 1u),
+            tile_b[e] = vec4<f32>(feature(f_base, row, k), feature(f_base, row, k + 1u),
                                feature(f_base, row, k + 2u), feature(f_base, row, k + 3u));
         }
         workgroupBarrier();
-        acc = multiply_step(acc, tx, ty);
+        acc = multiply_slice(acc, ty, tx);
         workgroupBarrier();
     }
 

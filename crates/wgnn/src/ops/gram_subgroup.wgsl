@@ -21,8 +21,6 @@
 
 const GRAM_ROWS: u32 = 32u;         // forward tile rows (ROW_GROUPS = 4)
 const GRAM_COLS: u32 = 64u;         // forward tile columns: 4 x 16 invocations
-const GRAM_GRAD_COLS: u32 = 256u;   // backward tile columns: 4 x 64 invocations
-const LANES4: vec4<u32> = vec4(0u, 1u, 2u, 3u);
 
 fn load_f4(index: vec4<u32>, ok: vec4<bool>) -> vec4<f32> {
     let i = select(vec4(0u), index, ok);
@@ -83,13 +81,12 @@ fn forward_broadcast(@builtin(workgroup_id) wid: vec3<u32>,
     let i0 = ti * GRAM_ROWS;
     let j = (ti / 2u + t) * GRAM_COLS + 4u * lid;
     let base = b * p.c * p.hw;
-    let rows = min(vec4(i0 + lane_id % 8u) + vec4(0u, 8u, 16u, 24u), vec4(p.c - 1u)) * p.hw
-        + base;
-    let cols = min(vec4(j) + LANES4, vec4(p.c - 1u)) * p.hw + base;
+    let rows = lane_rows(i0, lane_id % 8u, p.c - 1u) * p.hw + base;
+    let cols = min(vec4(j) + LANES, vec4(p.c - 1u)) * p.hw + base;
 
     var acc: AccRows;
     for (var k0 = k_begin; k0 < k_end; k0 += 4u) {
-        let ks = vec4(k0) + LANES4;
+        let ks = vec4(k0) + LANES;
         let ok = ks < vec4(k_end);
         var a: LaneRows;
         a.g0 = load_f4(vec4(rows.x) + ks, ok);
@@ -163,15 +160,15 @@ fn backward_broadcast(@builtin(workgroup_id) wid: vec3<u32>,
     let b = wc / p.tiles;
     let t = wc % p.tiles;
     let i0 = (t / p.col_tiles) * ROWS;
-    let k = (t % p.col_tiles) * GRAM_GRAD_COLS + 4u * lid;
+    let k = (t % p.col_tiles) * BCAST_COLS + 4u * lid;
     let f_base = b * p.c * p.hw;
     let g_base = b * p.c * p.c;
-    let rows = min(vec4(i0 + lane_id % 8u) + vec4(0u, 8u, 16u, 24u), vec4(p.c - 1u));
-    let cols = min(vec4(k) + LANES4, vec4(p.hw - 1u)) + f_base;
+    let rows = lane_rows(i0, lane_id % 8u, p.c - 1u);
+    let cols = min(vec4(k) + LANES, vec4(p.hw - 1u)) + f_base;
 
     var acc: AccRows;
     for (var j0 = 0u; j0 < p.c; j0 += 4u) {
-        let js = vec4(j0) + LANES4;
+        let js = vec4(j0) + LANES;
         let ok = js < vec4(p.c);
         var a: LaneRows;
         a.g0 = symmetric_grad4(g_base, rows.x, js, ok);

@@ -13,7 +13,7 @@ use crate::tensor::{DType, Shape, Tensor};
 
 pub static SHADER: Shader = Shader {
     name: "loss",
-    file: wgsl_file!("ops/loss.wgsl", [&WORKGROUP_INDEX]),
+    file: wgsl_file!("ops/loss.wgsl", [&WORKGROUP_INDEX, &super::SIGMOID]),
     subgroups: false,
 };
 const WORKGROUP: usize = 256;

@@ -18,19 +18,14 @@
 #include "ops/matmul.wgsl"
 #include "ops/gemm/subgroup.wgsl"
 
-const BCAST_COLS: u32 = 256u;  // 4 columns x 64 invocations
-const COLUMN_LANES: vec4<u32> = vec4(0u, 1u, 2u, 3u);
-
 // matmul_broadcast_vec4 reads the operands as vec4s: one load where lavapipe would loop over the
 // lanes 4 times. The host picks it when op(A) is stored [M, K] and K % 4 == 0 (a lane's 4 k of a
 // row are one vec4), and when op(B)'s 4 values at hand are one vec4 too: B stored [K, N] with
 // N % 4 == 0 (B_COLUMNS false: 4 columns at one k), or stored [N, K] with K % 4 == 0 (B_COLUMNS
 // true: 4 k of one column). Every offset, batch strides included, is then a multiple of 4.
 override B_COLUMNS: bool = false;
-// matmul_broadcast_vec4: blocks of ROWS rows per tile, 1 or 2 (64 rows with ROW_GROUPS = 4, for
-// M above 32: each load of op(B) serves twice the rows); matmul_broadcast takes 1. The host sets
-// tiles_m = ceil(M / (ROWS * ROW_BLOCKS)).
-override ROW_BLOCKS: u32 = 1u;
+// matmul_broadcast_vec4 takes ROW_BLOCKS = 2 for M above 32; the host sets tiles_m =
+// ceil(M / (ROWS * ROW_BLOCKS)).
 @group(0) @binding(1) var<storage, read> a4: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> b4: array<vec4<f32>>;
 
@@ -67,9 +62,9 @@ fn bcast_tile(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, lane: u32) -> BcastTile 
     let batch = wc / tiles;
     let m0 = ((wc % tiles) / p.tiles_n) * ROWS * ROW_BLOCKS;
     let n = ((wc % tiles) % p.tiles_n) * BCAST_COLS + 4u * lid;
-    let rows = min(vec4(m0 + lane) + vec4(0u, 8u, 16u, 24u), vec4(p.m - 1u));
-    let rows_high = min(vec4(m0 + ROWS + lane) + vec4(0u, 8u, 16u, 24u), vec4(p.m - 1u));
-    let cols = min(vec4(n) + COLUMN_LANES, vec4(p.n - 1u));
+    let rows = lane_rows(m0, lane, p.m - 1u);
+    let rows_high = lane_rows(m0 + ROWS, lane, p.m - 1u);
+    let cols = min(vec4(n) + LANES, vec4(p.n - 1u));
     let a_base = vec4(batch * p.a_batch);
     return BcastTile(batch, m0, n, w < total, a_base + rows * p.a_m, a_base + rows_high * p.a_m,
                      vec4(batch * p.b_batch) + cols * p.b_n);
@@ -116,7 +111,7 @@ fn matmul_broadcast(@builtin(workgroup_id) wid: vec3<u32>,
     let t = bcast_tile(wid, nwg, lid, lane_id % 8u);
     var acc: AccRows;
     for (var k0 = 0u; k0 < p.k; k0 += 4u) {
-        let ks = vec4(k0) + COLUMN_LANES;
+        let ks = vec4(k0) + LANES;
         let ok = ks < vec4(p.k);
         let a_ks = ks * p.a_k;
         var lanes: LaneRows;

@@ -16,3 +16,8 @@ pub mod matmul;
 pub mod norm;
 pub mod pool;
 pub mod reduce;
+
+use crate::gpu::{wgsl_file, WgslFile};
+
+/// `sigmoid(v)` without overflow, for the activation and loss kernels.
+static SIGMOID: WgslFile = wgsl_file!("ops/sigmoid.wgsl");
