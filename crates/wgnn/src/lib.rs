@@ -26,8 +26,9 @@ pub fn all_shaders() -> Vec<&'static gpu::Shader> {
     vec![
         &ops::activation::SHADER,
         &ops::concat::SHADER,
-        &ops::conv::SHADER,
-        &ops::conv::SUBGROUP_SHADER,
+        &ops::conv::tiled::SHADER,
+        &ops::conv::subgroup::SHADER,
+        &ops::conv::REDUCE_SHADER,
         &optim::SHADER,
         &ops::elementwise::SHADER,
         &ops::gram::SHADER,

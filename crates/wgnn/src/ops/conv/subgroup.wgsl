@@ -1,15 +1,13 @@
 // Convolution forward, backward_input (with transpose_weight), backward_input_few_channels and
-// backward_weight for devices with subgroup operations: includes conv.wgsl (Params,
-// bindings, index helpers and the fused ReLU come from there) and compiled only where the device
-// has subgroups of at least 8 invocations.
+// backward_weight on subgroup broadcasts, compiled only where the device has subgroups of at
+// least 8 invocations. The GEMMs, the layout and the bindings are in common.wgsl.
 //
-// The same GEMMs as conv.wgsl's forward, backward_input and backward_weight (out[M, N] =
+// The same GEMMs as tiled.wgsl's forward, backward_input and backward_weight (out[M, N] =
 // A[M, K] * B[K, N], gathered on the fly), without workgroup memory, on ops/gemm/subgroup.wgsl's
 // blocks: each invocation owns 4 adjacent columns of `out` and ROWS rows (8, 16 or 32, chosen by
 // the host from M; 64 in two blocks in the `_vec4` kernels for M above 32), so a workgroup of 64
-// owns a ROWS x 256 tile; it gathers B[k..k+4][its 4
-// columns] itself, and its lane loads A's rows for the subgroup. SqueezeNet's convolution GEMMs
-// ran 3-4x faster than conv.wgsl's tiles on lavapipe.
+// owns a ROWS x 256 tile; it gathers B[k..k+4][its 4 columns] itself, and its lane loads A's rows
+// for the subgroup. SqueezeNet's convolution GEMMs ran 3-4x faster than tiled.wgsl's on lavapipe.
 // Contract: subgroups of at least 8 invocations (the host checks the adapter's minimum) and
 // workgroups that are whole subgroups (64 is a multiple of every size from 8 to 64). Every
 // invocation runs the loop in uniform control flow (no early exit) so that subgroups are full at
@@ -17,7 +15,8 @@
 // store nothing. Rows past M load clamped rows and are not stored. Each output is one
 // invocation's sum in a fixed order: deterministic.
 
-#include "ops/conv.wgsl"
+#include "gpu/workgroup_index.wgsl"
+#include "ops/conv/common.wgsl"
 #include "ops/gemm/subgroup.wgsl"
 
 // The workgroup's tile: rows m0.., columns n0.. (n0 + 4 * lid for this invocation); `valid`
@@ -61,7 +60,7 @@ fn store_rows4(out: OutColumns, m: u32, v: mat4x4<f32>, add_bias: bool) {
 // ---- forward ----
 
 // B[k][col] = x[batch, c, position * stride - pad + tap * dilation] for the invocation's 4
-// columns, as in conv.wgsl, and the digits (c, kz, ky, kx) of k.
+// columns, as in tiled.wgsl, and the digits (c, kz, ky, kx) of k.
 struct ForwardGather {
     g: Coords4,
     tap: Digits,
@@ -237,7 +236,7 @@ fn backward_input_broadcast(@builtin(workgroup_id) wid: vec3<u32>,
     // A[c][k] = w[o, c, tap] for k = o * taps + tap: this lane's rows c.
     let rows = lane_rows(tile.m0, lane_id % 8u, p.gemm_m - 1u) * p.k_vol;
     // B[k][col] = dy[batch, o, (position + pad - tap * dilation) / stride] where that is a whole
-    // output position, as in conv.wgsl.
+    // output position, as in tiled.wgsl.
     let g = backward_input_gather(tile);
     let stride = vec3(i32(p.stride_d), i32(p.stride_h), i32(p.stride_w));
     var tap = Digits(0u, 0u, 0u, 0u);  // (o, kz, ky, kx) of row k
@@ -380,7 +379,7 @@ fn backward_input_broadcast_vec4(@builtin(workgroup_id) wid: vec3<u32>,
 
 // ---- backward_input_few_channels ----
 //
-// conv.wgsl's backward_input_few_channels (same positions per invocation, in another order), with
+// tiled.wgsl's backward_input_few_channels (same positions per invocation, in another order), with
 // the weights broadcast instead of staged: for each tap that hits some lane's positions (a
 // subgroup-uniform test, so the subgroup stays converged; a workgroup's lanes share one stride
 // phase), lane j loads w[o0 + j, :, tap] (one vec4 of w_channels) for 8 output channels at a
@@ -508,7 +507,7 @@ fn backward_input_few_channels_broadcast(@builtin(workgroup_id) wid: vec3<u32>,
 
 // ---- backward_weight ----
 //
-// dw = dY * Xcol' as in conv.wgsl's backward_weight (M = O, N = C * taps, K = batch * output
+// dw = dY * Xcol' as in tiled.wgsl's backward_weight (M = O, N = C * taps, K = batch * output
 // positions, split into `splits` slices of `split_len` that weight_reduce adds when there are
 // several), with rows of A = dy shared by broadcasts: workgroup index = split * tiles + tile.
 // Each invocation carries the (batch, oz, oy, ox) digits of its k from one k to the next, so
@@ -548,7 +547,7 @@ fn weight_tile(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> WeightTile {
 }
 
 // B[k][col] = x[batch, c, position * stride - pad + tap * dilation] for col = c * taps + tap:
-// the invocation's 4 columns as in conv.wgsl's backward_weight, and the digits of k.
+// the invocation's 4 columns as in tiled.wgsl's backward_weight, and the digits of k.
 struct WeightGather {
     g: Coords4,
     pos: Digits,  // (batch, oz, oy, ox) of k
