@@ -1,8 +1,7 @@
-// Batched matrix product for devices with subgroup operations: includes matmul.wgsl (Params,
-// bindings and the stride convention come from there) and compiled only where the device has
-// subgroups of at least 8 invocations.
+// Batched matrix product on subgroup broadcasts, compiled only where the device has subgroups of
+// at least 8 invocations. The layout and the bindings are in common.wgsl.
 //
-// The same C[b] = op(A[b]) op(B[b]) as matmul.wgsl, without workgroup memory, on
+// The same C[b] = op(A[b]) op(B[b]) as tiled.wgsl, without workgroup memory, on
 // ops/gemm/subgroup.wgsl's blocks: each invocation owns 4 adjacent columns of C[b] and ROWS rows
 // (8, 16 or 32, chosen by the host from M; 64 in matmul_broadcast_vec4 with ROW_BLOCKS = 2), so
 // a workgroup of 64 owns a tile of that many rows x 256 columns; it loads op(B)[k..k+4][its 4
@@ -15,7 +14,8 @@
 // load clamped indices and store nothing, as do workgroups past the end of the dispatch. Each
 // output is one invocation's sum over k in order: deterministic.
 
-#include "ops/matmul.wgsl"
+#include "gpu/workgroup_index.wgsl"
+#include "ops/matmul/common.wgsl"
 #include "ops/gemm/subgroup.wgsl"
 
 // matmul_broadcast_vec4 reads the operands as vec4s: one load where lavapipe would loop over the
@@ -24,8 +24,6 @@
 // N % 4 == 0 (B_COLUMNS false: 4 columns at one k), or stored [N, K] with K % 4 == 0 (B_COLUMNS
 // true: 4 k of one column). Every offset, batch strides included, is then a multiple of 4.
 override B_COLUMNS: bool = false;
-// matmul_broadcast_vec4 takes ROW_BLOCKS = 2 for M above 32; the host sets tiles_m =
-// ceil(M / (ROWS * ROW_BLOCKS)).
 @group(0) @binding(1) var<storage, read> a4: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> b4: array<vec4<f32>>;
 
