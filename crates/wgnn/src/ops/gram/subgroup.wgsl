@@ -1,22 +1,25 @@
-// Gram forward and backward for devices with subgroup operations: includes gram.wgsl (Params,
-// bindings come from there), on ops/gemm/subgroup.wgsl's GEMM blocks (each invocation owns 4
-// adjacent output columns and ROWS rows; its lane loads rows of the left operand that `spread`
-// shares with the subgroup). The same results as gram.wgsl's kernels, 2-4x faster on lavapipe.
+// Gram forward and backward on subgroup broadcasts, compiled only where the device has subgroups
+// of at least 8 invocations; ops/gemm/subgroup.wgsl's blocks (each invocation owns 4 adjacent
+// output columns and ROWS rows; its lane loads rows of the left operand that `spread` shares with
+// the subgroup). The same results as tiled.wgsl's kernels, 2-4x faster on lavapipe. The shapes,
+// the split forward pass and the bindings are in common.wgsl.
 //
 // forward_broadcast: G[b] = F F^T * scale. A workgroup of 16 owns a 32 x 64 tile (rows i0..,
 // columns j0..), walking HW (or the split's range of it) 4 columns of F at a time. G is
 // symmetric: row block ti (32 rows) computes only the column blocks tj >= ti / 2, the tiles not
-// wholly below the diagonal (flat index = (split * N + b) * tiles + index in that order). An
-// element whose mirror G[j][i] falls in a skipped tile writes it too; products commute, so both
-// halves are exactly equal. Splits write unscaled partial sums that gram.wgsl's reduce_splits
-// adds, as there.
+// wholly below the diagonal (flat index = (split * N + b) * tiles + index in that order;
+// row_tiles = ceil(C / 32), col_tiles = ceil(C / 64), tiles = the sum over ti of col_tiles -
+// ti / 2). An element whose mirror G[j][i] falls in a skipped tile writes it too; products
+// commute, so both halves are exactly equal.
 // backward_broadcast: dF[b] = S F * scale with S = dG + dG^T, summed beforehand by
-// symmetric_sum. A workgroup of 64 owns ROWS rows x 256 columns of dF.
+// symmetric_sum. A workgroup of 64 owns ROWS rows x 256 columns of dF (row_tiles = ceil(C / ROWS),
+// col_tiles = ceil(HW / 256), tiles = row_tiles * col_tiles).
 // Contract: lanes 0..7 of every subgroup active (subgroups of at least 8; the workgroups are
 // multiples of 8); loops in uniform control flow, workgroups past the end compute on clamped
 // indices and store nothing; each output is one invocation's sum in a fixed order.
 
-#include "ops/gram.wgsl"
+#include "gpu/workgroup_index.wgsl"
+#include "ops/gram/common.wgsl"
 #include "ops/gemm/subgroup.wgsl"
 
 const GRAM_ROWS: u32 = 32u;         // forward tile rows (ROW_GROUPS = 4)
