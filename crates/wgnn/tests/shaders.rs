@@ -1,11 +1,12 @@
 //! Every shader assembles from its `#include` lines, parses and validates with naga, so a WGSL
 //! mistake fails here with naga's message rather than as a driver error at run time; every WGSL
-//! file under `src/` belongs to a shader; the assembler's rules hold.
+//! file under `src/` belongs to a shader; the assembler's rules hold; every struct that Rust
+//! writes for a shader has the layout of its WGSL declaration.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use wgnn::gpu::{assemble, Shader, WgslFile};
+use wgnn::gpu::{assemble, check_structs, compare_struct, Shader, StructLayout, WgslFile};
 
 #[test]
 fn every_shader_validates_with_naga() {
@@ -146,6 +147,7 @@ fn an_include_is_inserted_once_where_it_is_first_named() {
             includes: MAIN.includes,
         },
         subgroups: false,
+        structs: &[],
     };
     wgnn::gpu::validate_wgsl(&shader).unwrap();
     let paths: Vec<&str> = shader.files().iter().map(|f| f.path).collect();
@@ -189,4 +191,123 @@ fn a_malformed_include_line_is_an_error() {
         let message = assemble(&file).unwrap_err();
         assert!(message.contains("test/main.wgsl:1"), "{line}: {message}");
     }
+}
+
+#[test]
+fn every_struct_the_host_writes_matches_its_wgsl_declaration() {
+    let failures: Vec<String> = wgnn::all_shaders()
+        .iter()
+        .filter_map(|s| check_structs(s).err().map(|e| format!("{}: {e}", s.name)))
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // Every shader reads a uniform Params, so every shader pairs at least one struct.
+    for shader in wgnn::all_shaders() {
+        assert!(!shader.structs.is_empty(), "{}", shader.name);
+    }
+}
+
+const PARAMS_WGSL: &str =
+    "struct Params {\n    n: u32,\n    scale: f32,\n    size: vec4<u32>,\n}\n";
+
+fn params_module() -> naga::Module {
+    naga::front::wgsl::parse_str(PARAMS_WGSL).unwrap()
+}
+
+#[test]
+fn a_matching_layout_passes() {
+    let layout = StructLayout {
+        name: "Params",
+        size: 32,
+        fields: &[("n", 0), ("scale", 4), ("size", 16)],
+    };
+    compare_struct(&params_module(), "Params", &layout).unwrap();
+}
+
+#[test]
+fn every_kind_of_layout_mismatch_is_caught() {
+    let cases: [(&str, StructLayout); 5] = [
+        (
+            "24 in Rust",
+            StructLayout {
+                name: "Params",
+                size: 24,
+                fields: &[("n", 0), ("scale", 4), ("size", 8)],
+            },
+        ),
+        (
+            "`size` at byte 8 in Rust",
+            StructLayout {
+                name: "Params",
+                size: 32,
+                fields: &[("n", 0), ("scale", 4), ("size", 8)],
+            },
+        ),
+        (
+            "`count` at byte 0 in Rust",
+            StructLayout {
+                name: "Params",
+                size: 32,
+                fields: &[("count", 0), ("scale", 4), ("size", 16)],
+            },
+        ),
+        (
+            "`scale` at byte 0 in Rust",
+            StructLayout {
+                name: "Params",
+                size: 32,
+                fields: &[("scale", 0), ("n", 4), ("size", 16)],
+            },
+        ),
+        (
+            "3 fields in WGSL, 2 in Rust",
+            StructLayout {
+                name: "Params",
+                size: 32,
+                fields: &[("n", 0), ("scale", 4)],
+            },
+        ),
+    ];
+    for (expected, layout) in cases {
+        let message = compare_struct(&params_module(), "Params", &layout).expect_err(expected);
+        assert!(message.contains(expected), "{expected}: {message}");
+    }
+    let layout = StructLayout {
+        name: "Params",
+        size: 32,
+        fields: &[("n", 0), ("scale", 4), ("size", 16)],
+    };
+    let message = compare_struct(&params_module(), "Missing", &layout).unwrap_err();
+    assert!(message.contains("no struct Missing"), "{message}");
+}
+
+static UNPAIRED: WgslFile = WgslFile {
+    path: "test/unpaired.wgsl",
+    source: "struct Params {\n    n: u32,\n}\n@group(0) @binding(0) var<uniform> p: Params;\n@compute @workgroup_size(1)\nfn main() {\n    _ = p.n;\n}\n",
+    includes: &[],
+};
+
+#[test]
+fn a_bound_struct_without_a_rust_layout_is_caught() {
+    let file = WgslFile {
+        path: UNPAIRED.path,
+        source: UNPAIRED.source,
+        includes: UNPAIRED.includes,
+    };
+    let mut shader = Shader {
+        name: "test",
+        file,
+        subgroups: false,
+        structs: &[],
+    };
+    let message = check_structs(&shader).unwrap_err();
+    assert!(message.contains("`p` binds struct Params"), "{message}");
+    shader.structs = &[(
+        "Params",
+        StructLayout {
+            name: "Params",
+            size: 4,
+            fields: &[("n", 0)],
+        },
+    )];
+    check_structs(&shader).unwrap();
 }

@@ -2,10 +2,13 @@
 //! cache, and the plumbing to run kernels and read buffers back.
 
 mod kernel;
+mod layout;
 mod pool;
 mod shader;
 
 pub use kernel::{bytes_of, workgroups_for, Dispatch, KernelCall};
+pub(crate) use layout::shader_struct;
+pub use layout::{check_structs, compare_struct, StructLayout};
 pub use pool::BufferPool;
 pub(crate) use shader::wgsl_file;
 pub use shader::{assemble, validate_wgsl, Shader, WgslFile};
@@ -98,7 +101,7 @@ pub struct Gpu {
     pub adapter: AdapterSummary,
     pub limits: wgpu::Limits,
     /// The device has subgroup operations with subgroups of at least 8 invocations, which the
-    /// `*_subgroup.wgsl` kernels need (broadcasts from lanes 0 to 7).
+    /// subgroup kernels (`ops/*/subgroup.wgsl`) need (broadcasts from lanes 0 to 7).
     pub subgroup_broadcast: bool,
     pipelines: PipelineCache,
 }

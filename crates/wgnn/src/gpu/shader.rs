@@ -8,6 +8,8 @@
 //! (later ones are dropped); an `#include` of a file that is not listed, and a listed file that is
 //! never included, are errors. Nothing else is prepended: the assembled text is the whole shader.
 
+use super::StructLayout;
+
 /// One WGSL file under `src/` and the files its `#include` lines name.
 #[derive(Debug)]
 pub struct WgslFile {
@@ -41,6 +43,10 @@ pub struct Shader {
     pub file: WgslFile,
     /// Uses subgroup operations: compiled only on devices where `Gpu::subgroup_broadcast` holds.
     pub subgroups: bool,
+    /// The structs that the host writes for it (its uniform `Params`, ...): each WGSL struct's
+    /// name and the layout of the Rust struct that fills it (`shader_struct!`), which
+    /// `check_structs` compares.
+    pub structs: &'static [(&'static str, StructLayout)],
 }
 
 impl Shader {

@@ -3,7 +3,9 @@
 //! channel ranges of the output.
 
 use crate::error::{Error, Result};
-use crate::gpu::{bytes_of, wgsl_file, workgroups_for, Dispatch, Shader, WORKGROUP_INDEX};
+use crate::gpu::{
+    bytes_of, shader_struct, wgsl_file, workgroups_for, Dispatch, Shader, WORKGROUP_INDEX,
+};
 use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op};
 use crate::tensor::{Shape, Tensor};
 
@@ -11,20 +13,21 @@ pub static SHADER: Shader = Shader {
     name: "concat",
     file: wgsl_file!("ops/concat.wgsl", [&WORKGROUP_INDEX]),
     subgroups: false,
+    structs: &[("Params", Params::LAYOUT)],
 };
 const WORKGROUP: usize = 256;
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    count: u32,
-    narrow_channels: u32,
-    wide_channels: u32,
-    offset: u32,
-    inner: u32,
-    block4: u32,
-    wide_block4: u32,
-    start4: u32,
+shader_struct! {
+    struct Params {
+        count: u32,
+        narrow_channels: u32,
+        wide_channels: u32,
+        offset: u32,
+        inner: u32,
+        block4: u32,
+        wide_block4: u32,
+        start4: u32,
+    }
 }
 
 /// A copy between `narrow` [N, c, inner...] and channels offset..offset + c of `wide`: the

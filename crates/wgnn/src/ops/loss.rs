@@ -5,7 +5,8 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{
-    bytes_of, wgsl_file, workgroups_for, Dispatch, KernelCall, Shader, WORKGROUP_INDEX,
+    bytes_of, shader_struct, wgsl_file, workgroups_for, Dispatch, KernelCall, Shader,
+    WORKGROUP_INDEX,
 };
 use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op};
 use crate::ops::reduce;
@@ -15,22 +16,26 @@ pub static SHADER: Shader = Shader {
     name: "loss",
     file: wgsl_file!("ops/loss.wgsl", [&WORKGROUP_INDEX, &super::SIGMOID]),
     subgroups: false,
+    structs: &[("Params", Params::LAYOUT)],
 };
 const WORKGROUP: usize = 256;
 
-#[repr(C)]
-#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    n: u32,
-    rows: u32,
-    dim: u32,
-    width: u32,
-    scale: f32,
-    which: u32,
-    margin: f32,
-    inv_v: f32,
-    inv_h: f32,
-    _pad: [u32; 3],
+shader_struct! {
+    #[derive(Default)]
+    struct Params {
+        n: u32,
+        rows: u32,
+        dim: u32,
+        width: u32,
+        scale: f32,
+        which: u32,
+        margin: f32,
+        inv_v: f32,
+        inv_h: f32,
+        _pad0: u32,
+        _pad1: u32,
+        _pad2: u32,
+    }
 }
 
 fn same_shapes(op: &str, a: &Shape, b: &Shape) -> Result<()> {

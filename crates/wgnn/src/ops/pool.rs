@@ -6,7 +6,8 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{
-    bytes_of, wgsl_file, workgroups_for, Dispatch, KernelCall, Shader, WORKGROUP_INDEX,
+    bytes_of, shader_struct, wgsl_file, workgroups_for, Dispatch, KernelCall, Shader,
+    WORKGROUP_INDEX,
 };
 use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op};
 use crate::tensor::{Shape, Tensor};
@@ -15,6 +16,7 @@ pub static SHADER: Shader = Shader {
     name: "pool",
     file: wgsl_file!("ops/pool.wgsl", [&WORKGROUP_INDEX]),
     subgroups: false,
+    structs: &[("Params", Params::LAYOUT)],
 };
 const WORKGROUP: usize = 256;
 /// Consecutive W positions handled by one invocation of the windowed kernels (see the shader).
@@ -138,19 +140,20 @@ impl PoolParams {
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    count: u32,
-    chunks: u32,
-    spatial: u32,
-    scale: f32,
-    in_size: [u32; 4],
-    out_size: [u32; 4],
-    kernel: [u32; 4],
-    stride: [u32; 4],
-    pad: [u32; 4],
-    phase: [u32; 4],
+shader_struct! {
+    #[derive(Default)]
+    struct Params {
+        count: u32,
+        chunks: u32,
+        spatial: u32,
+        scale: f32,
+        in_size: [u32; 4],
+        out_size: [u32; 4],
+        kernel: [u32; 4],
+        stride: [u32; 4],
+        pad: [u32; 4],
+        phase: [u32; 4],
+    }
 }
 
 /// `values` (one per spatial dim) right-aligned into the D, H, W slots, the rest `fill`.

@@ -14,6 +14,8 @@ mod state;
 
 pub use adam::{Adam, AdamConfig};
 pub use schedule::Schedule;
+
+use schedule::{ScheduleValues, UpdateParams};
 pub use sgd::{Sgd, SgdConfig};
 
 use crate::error::Result;
@@ -25,6 +27,10 @@ pub static SHADER: Shader = Shader {
     name: "optim",
     file: wgsl_file!("optim/optim.wgsl", [&WORKGROUP_INDEX]),
     subgroups: false,
+    structs: &[
+        ("Params", UpdateParams::LAYOUT),
+        ("Schedule", ScheduleValues::LAYOUT),
+    ],
 };
 
 /// An optimiser: the plan's update rule (`UpdateRule::prepare`), plus what training loops and

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::gpu::{
-    bytes_of, wgsl_file, workgroups_for, Dispatch, Shader, WgslFile, WORKGROUP_INDEX,
+    bytes_of, shader_struct, wgsl_file, workgroups_for, Dispatch, Shader, WgslFile, WORKGROUP_INDEX,
 };
 use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op};
 use crate::ops::activation::{Activation, ActivationBackward};
@@ -36,6 +36,7 @@ pub(crate) static REDUCE_SHADER: Shader = Shader {
     name: "conv_reduce",
     file: wgsl_file!("ops/conv/reduce.wgsl", [&WORKGROUP_INDEX, &COMMON]),
     subgroups: false,
+    structs: &[("Params", Params::LAYOUT)],
 };
 
 /// Reduction rows per slice of the tiled kernels (BK): the weight gradient's slices of K are
@@ -126,43 +127,44 @@ impl ConvParams {
     }
 }
 
-/// Mirrors `Params` in common.wgsl: shapes lifted to 3 spatial dims, hyper-parameters, and the
-/// GEMM that the kernel at hand computes.
-#[repr(C)]
-#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    n: u32,
-    c: u32,
-    o: u32,
-    has_bias: u32,
-    in_d: u32,
-    in_h: u32,
-    in_w: u32,
-    in_spatial: u32,
-    out_d: u32,
-    out_h: u32,
-    out_w: u32,
-    out_spatial: u32,
-    k_d: u32,
-    k_h: u32,
-    k_w: u32,
-    k_vol: u32,
-    stride_d: u32,
-    stride_h: u32,
-    stride_w: u32,
-    splits: u32,
-    pad_d: u32,
-    pad_h: u32,
-    pad_w: u32,
-    split_len: u32,
-    dil_d: u32,
-    dil_h: u32,
-    dil_w: u32,
-    tiles_n: u32,
-    gemm_m: u32,
-    gemm_n: u32,
-    gemm_k: u32,
-    o_chunk: u32,
+shader_struct! {
+    /// Mirrors `Params` in common.wgsl: shapes lifted to 3 spatial dims, hyper-parameters, and the
+    /// GEMM that the kernel at hand computes.
+    #[derive(Default)]
+    struct Params {
+        n: u32,
+        c: u32,
+        o: u32,
+        has_bias: u32,
+        in_d: u32,
+        in_h: u32,
+        in_w: u32,
+        in_spatial: u32,
+        out_d: u32,
+        out_h: u32,
+        out_w: u32,
+        out_spatial: u32,
+        k_d: u32,
+        k_h: u32,
+        k_w: u32,
+        k_vol: u32,
+        stride_d: u32,
+        stride_h: u32,
+        stride_w: u32,
+        splits: u32,
+        pad_d: u32,
+        pad_h: u32,
+        pad_w: u32,
+        split_len: u32,
+        dil_d: u32,
+        dil_h: u32,
+        dil_w: u32,
+        tiles_n: u32,
+        gemm_m: u32,
+        gemm_n: u32,
+        gemm_k: u32,
+        o_chunk: u32,
+    }
 }
 
 /// A convolution's sizes with every rank lifted to three spatial dims.

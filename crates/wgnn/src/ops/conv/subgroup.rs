@@ -19,6 +19,7 @@ pub(crate) static SHADER: Shader = Shader {
         [&WORKGROUP_INDEX, &COMMON, &gemm::SUBGROUP]
     ),
     subgroups: true,
+    structs: &[("Params", Params::LAYOUT)],
 };
 
 /// backward_input_broadcast_vec4 takes tiles of 64 rows only where that leaves at least this

@@ -1,7 +1,7 @@
 //! Convolution kernels on tiles staged in workgroup memory (`tiled.wgsl`): the design for every
 //! device.
 
-use super::{forward_reads, Geometry, Tile, WeightSplit, COMMON, TILE_K, WORKGROUP};
+use super::{forward_reads, Geometry, Params, Tile, WeightSplit, COMMON, TILE_K, WORKGROUP};
 use crate::error::Result;
 use crate::gpu::{
     bytes_of, wgsl_file, workgroups_for, Dispatch, Gpu, KernelCall, Shader, WORKGROUP_INDEX,
@@ -17,6 +17,7 @@ pub(crate) static SHADER: Shader = Shader {
         [&WORKGROUP_INDEX, &COMMON, &gemm::TILED]
     ),
     subgroups: false,
+    structs: &[("Params", Params::LAYOUT)],
 };
 
 /// The GEMM tile of one workgroup (BM x BN in tiled.wgsl, which needs rows * columns = 64 * 64):

@@ -12,7 +12,8 @@ pub(crate) mod tiled;
 
 use crate::error::{Error, Result};
 use crate::gpu::{
-    bytes_of, wgsl_file, workgroups_for, Dispatch, KernelCall, Shader, WgslFile, WORKGROUP_INDEX,
+    bytes_of, shader_struct, wgsl_file, workgroups_for, Dispatch, KernelCall, Shader, WgslFile,
+    WORKGROUP_INDEX,
 };
 use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op};
 use crate::ops::gemm::GemmVariant;
@@ -26,6 +27,7 @@ pub(crate) static REDUCE_SHADER: Shader = Shader {
     name: "gram_reduce",
     file: wgsl_file!("ops/gram/reduce.wgsl", [&WORKGROUP_INDEX, &COMMON]),
     subgroups: false,
+    structs: &[("Params", Params::LAYOUT)],
 };
 
 /// Reduction step of both designs' forward kernels: split ranges of the forward pass are
@@ -38,21 +40,21 @@ const MIN_WORKGROUPS: usize = 64;
 const MIN_SPLIT_COLUMNS: usize = 1024;
 const REDUCE_WORKGROUP: usize = 256;
 
-/// Mirrors `Params` in common.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    batch: u32,
-    c: u32,
-    hw: u32,
-    row_tiles: u32,
-    tiles: u32,
-    col_tiles: u32,
-    scale: f32,
-    splits: u32,
-    k_split: u32,
-    count: u32,
-    _pad: u32,
+shader_struct! {
+    /// Mirrors `Params` in common.wgsl.
+    struct Params {
+        batch: u32,
+        c: u32,
+        hw: u32,
+        row_tiles: u32,
+        tiles: u32,
+        col_tiles: u32,
+        scale: f32,
+        splits: u32,
+        k_split: u32,
+        count: u32,
+        _pad: u32,
+    }
 }
 
 /// (N, C, HW) of a feature tensor [N, C, spatial...] of rank 3 to 5.

@@ -15,6 +15,7 @@ pub(crate) static SHADER: Shader = Shader {
         [&WORKGROUP_INDEX, &COMMON, &gemm::SUBGROUP]
     ),
     subgroups: true,
+    structs: &[("Params", Params::LAYOUT)],
 };
 
 /// forward_broadcast's tile (GRAM_ROWS x GRAM_COLS in subgroup.wgsl).

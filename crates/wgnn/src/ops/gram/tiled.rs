@@ -14,6 +14,7 @@ pub(crate) static SHADER: Shader = Shader {
         [&WORKGROUP_INDEX, &COMMON, &gemm::TILED]
     ),
     subgroups: false,
+    structs: &[("Params", Params::LAYOUT)],
 };
 
 /// Output tile edge of both kernels (TILE in tiled.wgsl).

@@ -20,7 +20,7 @@ pub(crate) mod subgroup;
 pub(crate) mod tiled;
 
 use crate::error::{Error, Result};
-use crate::gpu::{wgsl_file, Dispatch, Gpu, WgslFile};
+use crate::gpu::{shader_struct, wgsl_file, Dispatch, Gpu, WgslFile};
 use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op};
 use crate::ops::gemm::GemmVariant;
 use crate::tensor::{Shape, Tensor};
@@ -28,22 +28,22 @@ use crate::tensor::{Shape, Tensor};
 /// Params and the bindings of both designs' kernels.
 static COMMON: WgslFile = wgsl_file!("ops/matmul/common.wgsl");
 
-/// Mirrors `Params` in common.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    batch: u32,
-    m: u32,
-    n: u32,
-    k: u32,
-    a_batch: u32,
-    a_m: u32,
-    a_k: u32,
-    b_batch: u32,
-    b_k: u32,
-    b_n: u32,
-    tiles_m: u32,
-    tiles_n: u32,
+shader_struct! {
+    /// Mirrors `Params` in common.wgsl.
+    struct Params {
+        batch: u32,
+        m: u32,
+        n: u32,
+        k: u32,
+        a_batch: u32,
+        a_m: u32,
+        a_k: u32,
+        b_batch: u32,
+        b_k: u32,
+        b_n: u32,
+        tiles_m: u32,
+        tiles_n: u32,
+    }
 }
 
 /// C = op(A) op(B), batched; see the module documentation for shapes.

@@ -1,7 +1,7 @@
 //! The matrix product on subgroup broadcasts (`subgroup.wgsl`): rows of op(A) shared by the lanes
 //! of a subgroup, without workgroup memory, for devices with `Gpu::subgroup_broadcast`.
 
-use super::{Dims, MatMul, COMMON};
+use super::{Dims, MatMul, Params, COMMON};
 use crate::error::Result;
 use crate::gpu::{bytes_of, wgsl_file, Dispatch, Gpu, KernelCall, Shader, WORKGROUP_INDEX};
 use crate::ops::gemm::{self, subgroup_row_groups, SUBGROUP_COLUMNS};
@@ -14,6 +14,7 @@ pub(crate) static SHADER: Shader = Shader {
         [&WORKGROUP_INDEX, &COMMON, &gemm::SUBGROUP]
     ),
     subgroups: true,
+    structs: &[("Params", Params::LAYOUT)],
 };
 
 /// Operands read as vec4s where a lane's 4 values are contiguous and aligned

@@ -1,7 +1,7 @@
 //! The matrix product on tiles staged in workgroup memory (`tiled.wgsl`): the design for every
 //! device.
 
-use super::{Dims, MatMul, COMMON};
+use super::{Dims, MatMul, Params, COMMON};
 use crate::error::Result;
 use crate::gpu::{bytes_of, wgsl_file, Dispatch, Gpu, Shader, WORKGROUP_INDEX};
 use crate::tensor::Tensor;
@@ -10,6 +10,7 @@ pub(crate) static SHADER: Shader = Shader {
     name: "matmul_tiled",
     file: wgsl_file!("ops/matmul/tiled.wgsl", [&WORKGROUP_INDEX, &COMMON]),
     subgroups: false,
+    structs: &[("Params", Params::LAYOUT)],
 };
 
 /// Rows and columns of C per workgroup (`TILE` in tiled.wgsl).
