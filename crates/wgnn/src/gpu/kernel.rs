@@ -1,46 +1,22 @@
-//! Kernels: a WGSL shader file, an entry point and its override constants. The pipeline cache
-//! compiles each distinct (shader, entry point, constants, binding layout) once.
+//! Kernels: a shader, an entry point and its override constants. The pipeline cache compiles
+//! each distinct (shader, entry point, constants, binding layout) once.
 //!
-//! Binding convention, shared by every kernel in `shaders/`:
+//! Binding convention, shared by every kernel:
 //! - `@group(0) @binding(0)`: `var<uniform> p: Params`, the op's shapes and scalars;
 //! - `@binding(1..=R)`: the R inputs, `var<storage, read>`;
 //! - `@binding(R+1..=R+W)`: the W outputs, `var<storage, read_write>`.
 //!
 //! Each kernel is dispatched as a flat count of workgroups that the runtime spreads over x, y, z
-//! (see `Gpu::split_workgroups`); the shader prelude's `workgroup_index` recovers the flat index.
+//! (see `Gpu::split_workgroups`); `workgroup_index` (`gpu/workgroup_index.wgsl`, which every
+//! shader includes) recovers the flat index.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use wgpu::util::DeviceExt;
 
-use super::Gpu;
+use super::{Gpu, Shader};
 use crate::error::{Error, Result};
-
-/// Prepended to every shader: helpers that all kernels share.
-const PRELUDE: &str = include_str!("../../shaders/prelude.wgsl");
-/// Prepended after it to shaders that use subgroup operations: their GEMM building blocks.
-const SUBGROUP_PRELUDE: &str = include_str!("../../shaders/subgroup_prelude.wgsl");
-
-/// One WGSL file of `shaders/`, named after its op family.
-#[derive(Debug)]
-pub struct Shader {
-    pub name: &'static str,
-    pub source: &'static str,
-    /// Uses subgroup operations: compiled only on devices where `Gpu::subgroup_broadcast` holds.
-    pub subgroups: bool,
-}
-
-impl Shader {
-    /// The source that is compiled: the prelude followed by the file.
-    pub fn full_source(&self) -> String {
-        if self.subgroups {
-            format!("{PRELUDE}\n{SUBGROUP_PRELUDE}\n{}", self.source)
-        } else {
-            format!("{PRELUDE}\n{}", self.source)
-        }
-    }
-}
 
 /// Everything needed to prepare one dispatch of one kernel.
 pub struct KernelCall<'a> {
@@ -117,7 +93,9 @@ impl Gpu {
                 shader.name
             )));
         }
-        let source = shader.full_source();
+        let source = shader
+            .source()
+            .map_err(|e| Error::Invalid(format!("shader {}: {e}", shader.name)))?;
         let module = self.validated(shader.name, || {
             self.device
                 .create_shader_module(wgpu::ShaderModuleDescriptor {
@@ -297,20 +275,4 @@ pub fn workgroups_for(n: usize, size: usize) -> u32 {
 /// Uniform parameter structs are `#[repr(C)]` Pod types: this gives their bytes.
 pub fn bytes_of<T: bytemuck::Pod>(params: &T) -> &[u8] {
     bytemuck::bytes_of(params)
-}
-
-/// Parses and validates a shader with naga, returning naga's message on failure.
-pub fn validate_wgsl(shader: &Shader) -> std::result::Result<(), String> {
-    let source = shader.full_source();
-    let module = naga::front::wgsl::parse_str(&source).map_err(|e| e.emit_to_string(&source))?;
-    let mut capabilities = naga::valid::Capabilities::default();
-    if shader.subgroups {
-        capabilities |= naga::valid::Capabilities::SUBGROUP;
-    }
-    let mut validator =
-        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), capabilities);
-    validator
-        .validate(&module)
-        .map_err(|e| e.emit_to_string(&source))?;
-    Ok(())
 }

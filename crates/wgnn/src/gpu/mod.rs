@@ -2,10 +2,16 @@
 //! cache, and the plumbing to run kernels and read buffers back.
 
 mod kernel;
+mod layout;
 mod pool;
+mod shader;
 
-pub use kernel::{bytes_of, validate_wgsl, workgroups_for, Dispatch, KernelCall, Shader};
+pub use kernel::{bytes_of, workgroups_for, Dispatch, KernelCall};
+pub(crate) use layout::shader_struct;
+pub use layout::{check_structs, compare_struct, StructLayout};
 pub use pool::BufferPool;
+pub(crate) use shader::wgsl_file;
+pub use shader::{assemble, validate_wgsl, Shader, WgslFile};
 
 use crate::error::{Error, Result};
 use kernel::PipelineCache;
@@ -95,7 +101,7 @@ pub struct Gpu {
     pub adapter: AdapterSummary,
     pub limits: wgpu::Limits,
     /// The device has subgroup operations with subgroups of at least 8 invocations, which the
-    /// `*_subgroup.wgsl` kernels need (broadcasts from lanes 0 to 7).
+    /// subgroup kernels (`ops/*/subgroup.wgsl`) need (broadcasts from lanes 0 to 7).
     pub subgroup_broadcast: bool,
     pipelines: PipelineCache,
 }
@@ -286,11 +292,15 @@ impl Gpu {
 
     /// Splits a count of workgroups over x, y and z so that no dimension exceeds
     /// `max_compute_workgroups_per_dimension`. Kernels recover the flat index with
-    /// `workgroup_index()` from the shader prelude and ignore the overshoot.
+    /// `workgroup_index()` (`WORKGROUP_INDEX`) and ignore the overshoot.
     pub fn split_workgroups(&self, total: u32) -> Result<[u32; 3]> {
         split_workgroups(total, self.limits.max_compute_workgroups_per_dimension)
     }
 }
+
+/// `workgroup_index(wid, nwg)`, the flat index of a workgroup of a dispatch that
+/// `Gpu::split_workgroups` spread over x, y and z: every shader includes it.
+pub static WORKGROUP_INDEX: WgslFile = wgsl_file!("gpu/workgroup_index.wgsl");
 
 /// `Gpu::split_workgroups` for a given per-dimension limit.
 pub fn split_workgroups(total: u32, max_per_dimension: u32) -> Result<[u32; 3]> {

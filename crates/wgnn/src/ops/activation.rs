@@ -1,15 +1,18 @@
-//! Activations (ReLU, LeakyReLU, Sigmoid, Tanh, ELU): `shaders/activation.wgsl`.
+//! Activations (ReLU, LeakyReLU, Sigmoid, Tanh, ELU): `activation.wgsl`.
 //! Backward: dx = dy * f'(x), one kernel for every kind.
 
 use crate::error::{Error, Result};
-use crate::gpu::{bytes_of, workgroups_for, Dispatch, Shader};
+use crate::gpu::{
+    bytes_of, shader_struct, wgsl_file, workgroups_for, Dispatch, Shader, WORKGROUP_INDEX,
+};
 use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op, SpatialMap};
 use crate::tensor::{Shape, Tensor};
 
 pub static SHADER: Shader = Shader {
     name: "activation",
-    source: include_str!("../../shaders/activation.wgsl"),
+    file: wgsl_file!("ops/activation.wgsl", [&WORKGROUP_INDEX, &super::SIGMOID]),
     subgroups: false,
+    structs: &[("Params", Params::LAYOUT)],
 };
 const WORKGROUP: usize = 256;
 
@@ -44,13 +47,13 @@ impl Activation {
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    n: u32,
-    kind: u32,
-    alpha: f32,
-    _pad: u32,
+shader_struct! {
+    struct Params {
+        n: u32,
+        kind: u32,
+        alpha: f32,
+        _pad: u32,
+    }
 }
 
 fn params(activation: Activation, n: usize) -> Params {

@@ -1,30 +1,33 @@
 //! Concatenation along channels (dim 1) and its backward, channel slicing:
-//! `shaders/concat.wgsl`. A concatenation of K tensors is K copy dispatches into disjoint
+//! `concat.wgsl`. A concatenation of K tensors is K copy dispatches into disjoint
 //! channel ranges of the output.
 
 use crate::error::{Error, Result};
-use crate::gpu::{bytes_of, workgroups_for, Dispatch, Shader};
+use crate::gpu::{
+    bytes_of, shader_struct, wgsl_file, workgroups_for, Dispatch, Shader, WORKGROUP_INDEX,
+};
 use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op, SpatialMap};
 use crate::tensor::{Shape, Tensor};
 
 pub static SHADER: Shader = Shader {
     name: "concat",
-    source: include_str!("../../shaders/concat.wgsl"),
+    file: wgsl_file!("ops/concat.wgsl", [&WORKGROUP_INDEX]),
     subgroups: false,
+    structs: &[("Params", Params::LAYOUT)],
 };
 const WORKGROUP: usize = 256;
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    count: u32,
-    narrow_channels: u32,
-    wide_channels: u32,
-    offset: u32,
-    inner: u32,
-    block4: u32,
-    wide_block4: u32,
-    start4: u32,
+shader_struct! {
+    struct Params {
+        count: u32,
+        narrow_channels: u32,
+        wide_channels: u32,
+        offset: u32,
+        inner: u32,
+        block4: u32,
+        wide_block4: u32,
+        start4: u32,
+    }
 }
 
 /// A copy between `narrow` [N, c, inner...] and channels offset..offset + c of `wide`: the

@@ -1,37 +1,41 @@
 //! Elementwise ops: fill, scale, add / sub / mul with numpy-style broadcasting (a per-channel
 //! bias of shape [C, 1, 1] broadcasts over [N, C, H, W]), and `sum_to_shape`, the backward of a
-//! broadcast. `shaders/elementwise.wgsl`.
+//! broadcast. `elementwise.wgsl`.
 
 use crate::error::{Error, Result};
-use crate::gpu::{bytes_of, workgroups_for, Dispatch, Shader};
+use crate::gpu::{
+    bytes_of, shader_struct, wgsl_file, workgroups_for, Dispatch, Shader, WORKGROUP_INDEX,
+};
 use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op, SpatialMap};
 use crate::tensor::{Shape, Tensor};
 
 pub static SHADER: Shader = Shader {
     name: "elementwise",
-    source: include_str!("../../shaders/elementwise.wgsl"),
+    file: wgsl_file!("ops/elementwise.wgsl", [&WORKGROUP_INDEX]),
     subgroups: false,
+    structs: &[("Params", Params::LAYOUT)],
 };
 const WORKGROUP: usize = 256;
 const SLOTS: usize = 8;
 
-#[repr(C)]
-#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    n: u32,
-    rank: u32,
-    op: u32,
-    alpha: f32,
-    dims: [u32; SLOTS],
-    a_strides: [u32; SLOTS],
-    b_strides: [u32; SLOTS],
-    reduce_count: u32,
-    inner: u32,
-    lo: f32,
-    hi: f32,
-    affine_perm: [u32; 4],
-    affine_scale: [f32; 4],
-    affine_offset: [f32; 4],
+shader_struct! {
+    #[derive(Default)]
+    struct Params {
+        n: u32,
+        rank: u32,
+        op: u32,
+        alpha: f32,
+        dims: [u32; SLOTS],
+        a_strides: [u32; SLOTS],
+        b_strides: [u32; SLOTS],
+        reduce_count: u32,
+        inner: u32,
+        lo: f32,
+        hi: f32,
+        affine_perm: [u32; 4],
+        affine_scale: [f32; 4],
+        affine_offset: [f32; 4],
+    }
 }
 
 fn slots(values: impl IntoIterator<Item = usize>) -> [u32; SLOTS] {

@@ -1,34 +1,41 @@
 //! Losses, each a mean reduced to shape [1]: mean squared error, binary cross-entropy on
 //! logits, total variation of images, and the triplet margin loss on embeddings.
-//! `shaders/loss.wgsl`. Forward kernels write one term per element (or triplet) to scratch and
+//! `loss.wgsl`. Forward kernels write one term per element (or triplet) to scratch and
 //! the reduce family adds them in a fixed order; backward kernels scale by the upstream dy[0].
 
 use crate::error::{Error, Result};
-use crate::gpu::{bytes_of, workgroups_for, Dispatch, KernelCall, Shader};
+use crate::gpu::{
+    bytes_of, shader_struct, wgsl_file, workgroups_for, Dispatch, KernelCall, Shader,
+    WORKGROUP_INDEX,
+};
 use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op, SpatialMap};
 use crate::ops::reduce;
 use crate::tensor::{DType, Shape, Tensor};
 
 pub static SHADER: Shader = Shader {
     name: "loss",
-    source: include_str!("../../shaders/loss.wgsl"),
+    file: wgsl_file!("ops/loss.wgsl", [&WORKGROUP_INDEX, &super::SIGMOID]),
     subgroups: false,
+    structs: &[("Params", Params::LAYOUT)],
 };
 const WORKGROUP: usize = 256;
 
-#[repr(C)]
-#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    n: u32,
-    rows: u32,
-    dim: u32,
-    width: u32,
-    scale: f32,
-    which: u32,
-    margin: f32,
-    inv_v: f32,
-    inv_h: f32,
-    _pad: [u32; 3],
+shader_struct! {
+    #[derive(Default)]
+    struct Params {
+        n: u32,
+        rows: u32,
+        dim: u32,
+        width: u32,
+        scale: f32,
+        which: u32,
+        margin: f32,
+        inv_v: f32,
+        inv_h: f32,
+        _pad0: u32,
+        _pad1: u32,
+        _pad2: u32,
+    }
 }
 
 fn same_shapes(op: &str, a: &Shape, b: &Shape) -> Result<()> {

@@ -1,6 +1,6 @@
-//! Ops: each family has a WGSL file in `shaders/` and a Rust file here with the same name that
-//! infers output shapes, fills the uniform parameters, prepares the dispatches and states the
-//! backward rule (as more graph nodes). `Graph` methods for each family live in its file.
+//! Ops: each family has a Rust file here that infers output shapes, fills the uniform parameters,
+//! prepares the dispatches and states the backward rule (as more graph nodes), and beside it a
+//! WGSL file of the same name with its kernels. `Graph` methods for each family live in its file.
 //! Reverse-mode autodiff ([`autodiff`]) sits here too: it chains the families' backward rules
 //! and sums the gradients of a node that feeds several others with `add`.
 
@@ -9,9 +9,15 @@ mod autodiff;
 pub mod concat;
 pub mod conv;
 pub mod elementwise;
+mod gemm;
 pub mod gram;
 pub mod loss;
 pub mod matmul;
 pub mod norm;
 pub mod pool;
 pub mod reduce;
+
+use crate::gpu::{wgsl_file, WgslFile};
+
+/// `sigmoid(v)` without overflow, for the activation and loss kernels.
+static SIGMOID: WgslFile = wgsl_file!("ops/sigmoid.wgsl");

@@ -1,27 +1,28 @@
-//! Row-wise L2 normalisation of [N, D]: y = x / sqrt(sum x^2 + eps), `shaders/norm.wgsl`.
+//! Row-wise L2 normalisation of [N, D]: y = x / sqrt(sum x^2 + eps), `norm.wgsl`.
 //! Backward: dx = (dy - y * dot(y, dy)) / norm, one kernel reading x and dy.
 
 use crate::error::{Error, Result};
-use crate::gpu::{bytes_of, Dispatch, Shader};
+use crate::gpu::{bytes_of, shader_struct, wgsl_file, Dispatch, Shader, WORKGROUP_INDEX};
 use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op, SpatialMap};
 use crate::tensor::{Shape, Tensor};
 
 pub static SHADER: Shader = Shader {
     name: "norm",
-    source: include_str!("../../shaders/norm.wgsl"),
+    file: wgsl_file!("ops/norm.wgsl", [&WORKGROUP_INDEX]),
     subgroups: false,
+    structs: &[("Params", Params::LAYOUT)],
 };
 
 /// Added to the sum of squares inside the square root: an all-zero row maps to zeros.
 pub const L2_EPS: f32 = 1e-12;
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    rows: u32,
-    cols: u32,
-    eps: f32,
-    _pad: u32,
+shader_struct! {
+    struct Params {
+        rows: u32,
+        cols: u32,
+        eps: f32,
+        _pad: u32,
+    }
 }
 
 fn params(shape: &Shape) -> Params {

@@ -1,18 +1,22 @@
-//! Max, average and global average pooling over NCW / NCHW / NCDHW: `shaders/pool.wgsl`.
+//! Max, average and global average pooling over NCW / NCHW / NCDHW: `pool.wgsl`.
 //! Window and divisor semantics follow PyTorch (`MaxPoolNd`, `AvgPoolNd` with
 //! `count_include_pad=True`, `ceil_mode`); the shader's header states them exactly.
 //! Backward: gathers per input element (no atomics); max pooling recomputes each window's max and
 //! routes the gradient to the window's first maximal element.
 
 use crate::error::{Error, Result};
-use crate::gpu::{bytes_of, workgroups_for, Dispatch, KernelCall, Shader};
+use crate::gpu::{
+    bytes_of, shader_struct, wgsl_file, workgroups_for, Dispatch, KernelCall, Shader,
+    WORKGROUP_INDEX,
+};
 use crate::graph::{AxisWindow, BackwardCtx, EncodeCtx, Graph, NodeId, Op, SpatialMap};
 use crate::tensor::{Shape, Tensor};
 
 pub static SHADER: Shader = Shader {
     name: "pool",
-    source: include_str!("../../shaders/pool.wgsl"),
+    file: wgsl_file!("ops/pool.wgsl", [&WORKGROUP_INDEX]),
     subgroups: false,
+    structs: &[("Params", Params::LAYOUT)],
 };
 const WORKGROUP: usize = 256;
 /// Consecutive W positions handled by one invocation of the windowed kernels (see the shader).
@@ -136,19 +140,20 @@ impl PoolParams {
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    count: u32,
-    chunks: u32,
-    spatial: u32,
-    scale: f32,
-    in_size: [u32; 4],
-    out_size: [u32; 4],
-    kernel: [u32; 4],
-    stride: [u32; 4],
-    pad: [u32; 4],
-    phase: [u32; 4],
+shader_struct! {
+    #[derive(Default)]
+    struct Params {
+        count: u32,
+        chunks: u32,
+        spatial: u32,
+        scale: f32,
+        in_size: [u32; 4],
+        out_size: [u32; 4],
+        kernel: [u32; 4],
+        stride: [u32; 4],
+        pad: [u32; 4],
+        phase: [u32; 4],
+    }
 }
 
 /// `values` (one per spatial dim) right-aligned into the D, H, W slots, the rest `fill`.

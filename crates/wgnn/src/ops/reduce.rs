@@ -1,17 +1,20 @@
 //! Sums and means, of a whole tensor (shape [1]) or over one axis, deterministic (fixed-order
-//! sums and a fixed tree, no atomics). `shaders/reduce.wgsl`.
+//! sums and a fixed tree, no atomics). `reduce.wgsl`.
 //! Backward: the upstream gradient broadcast back over the reduced elements (times 1 / len for
 //! means).
 
 use crate::error::{Error, Result};
-use crate::gpu::{bytes_of, workgroups_for, Dispatch, Shader};
+use crate::gpu::{
+    bytes_of, shader_struct, wgsl_file, workgroups_for, Dispatch, Shader, WORKGROUP_INDEX,
+};
 use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op, SpatialMap};
 use crate::tensor::{Shape, Tensor};
 
 pub static SHADER: Shader = Shader {
     name: "reduce",
-    source: include_str!("../../shaders/reduce.wgsl"),
+    file: wgsl_file!("ops/reduce.wgsl", [&WORKGROUP_INDEX]),
     subgroups: false,
+    structs: &[("Params", Params::LAYOUT)],
 };
 const WORKGROUP: usize = 256;
 /// Values of the reduced axis that one workgroup of `sum_chunks` adds (`CHUNK` in the shader).
@@ -21,16 +24,18 @@ const CHUNK: usize = 256 * 8;
 const TREE_MIN_LEN: usize = 512;
 const TREE_MAX_OUTPUTS: usize = 4096;
 
-#[repr(C)]
-#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    outer: u32,
-    len: u32,
-    inner: u32,
-    chunks: u32,
-    scale: f32,
-    count: u32,
-    _pad: [u32; 2],
+shader_struct! {
+    #[derive(Default)]
+    struct Params {
+        outer: u32,
+        len: u32,
+        inner: u32,
+        chunks: u32,
+        scale: f32,
+        count: u32,
+        _pad0: u32,
+        _pad1: u32,
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

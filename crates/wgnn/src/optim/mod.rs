@@ -1,5 +1,5 @@
 //! Optimisers as GPU kernels: each prepares, once per plan, the dispatches that update every
-//! parameter from its gradient at the end of a step. `shaders/optim.wgsl`.
+//! parameter from its gradient at the end of a step. `optim.wgsl`.
 //!
 //! What changes between steps (step count, learning rate, Adam's bias corrections) lives in a
 //! small GPU buffer, the [`Schedule`]: a one-invocation `advance` dispatch at the start of the
@@ -14,17 +14,23 @@ mod state;
 
 pub use adam::{Adam, AdamConfig};
 pub use schedule::Schedule;
+
+use schedule::{ScheduleValues, UpdateParams};
 pub use sgd::{Sgd, SgdConfig};
 
 use crate::error::Result;
-use crate::gpu::{Gpu, Shader};
+use crate::gpu::{wgsl_file, Gpu, Shader, WORKGROUP_INDEX};
 use crate::graph::UpdateRule;
 use crate::tensor::Tensor;
 
 pub static SHADER: Shader = Shader {
     name: "optim",
-    source: include_str!("../../shaders/optim.wgsl"),
+    file: wgsl_file!("optim/optim.wgsl", [&WORKGROUP_INDEX]),
     subgroups: false,
+    structs: &[
+        ("Params", UpdateParams::LAYOUT),
+        ("Schedule", ScheduleValues::LAYOUT),
+    ],
 };
 
 /// An optimiser: the plan's update rule (`UpdateRule::prepare`), plus what training loops and

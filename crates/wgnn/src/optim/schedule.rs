@@ -2,34 +2,35 @@
 //! update and by the CPU for learning-rate schedules, read by the update kernels.
 
 use crate::error::{Error, Result};
-use crate::gpu::bytes_of;
-use crate::gpu::{Dispatch, Gpu};
+use crate::gpu::{bytes_of, shader_struct, Dispatch, Gpu};
 
-/// Mirrors `Schedule` in `shaders/optim.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-struct ScheduleValues {
-    step: u32,
-    lr: f32,
-    step_size: f32,
-    bias_correction2_sqrt: f32,
+shader_struct! {
+    /// Mirrors `Schedule` in optim.wgsl.
+    #[derive(Debug)]
+    pub(super) struct ScheduleValues {
+        step: u32,
+        lr: f32,
+        step_size: f32,
+        bias_correction2_sqrt: f32,
+    }
 }
 
 const STEP_OFFSET: u64 = 0;
 const LR_OFFSET: u64 = 4;
 
-/// Mirrors `Params` in `shaders/optim.wgsl`, shared by every entry point of the file.
-#[repr(C)]
-#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub(super) struct UpdateParams {
-    pub n: u32,
-    pub flags: u32,
-    pub momentum: f32,
-    pub weight_decay: f32,
-    pub beta1: f32,
-    pub beta2: f32,
-    pub eps: f32,
-    pub _pad: u32,
+shader_struct! {
+    /// Mirrors `Params` in optim.wgsl, shared by every entry point of the file.
+    #[derive(Default)]
+    pub(super) struct UpdateParams {
+        pub n: u32,
+        pub flags: u32,
+        pub momentum: f32,
+        pub weight_decay: f32,
+        pub beta1: f32,
+        pub beta2: f32,
+        pub eps: f32,
+        pub _pad: u32,
+    }
 }
 
 pub(super) const NESTEROV: u32 = 1;

@@ -11,6 +11,8 @@
 //                   components costs far less than 4 (and a batch item's narrow range is
 //                   contiguous in the wide tensor: one division instead of three).
 
+#include "gpu/workgroup_index.wgsl"
+
 struct Params {
     count: u32,           // elements of the narrow tensor
     narrow_channels: u32,

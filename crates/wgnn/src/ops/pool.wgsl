@@ -41,6 +41,8 @@
 // memory (no tiling) suffice: pooling is memory-bound. CHUNK = 8 measured best on lavapipe
 // (4 gave more division work, 16 too few invocations for small maps).
 
+#include "gpu/workgroup_index.wgsl"
+
 struct Params {
     count: u32,          // invocations that do work: chunks, elements, or rows (global forward)
     chunks: u32,         // windowed kernels: chunks per row, ceil(W / CHUNK)

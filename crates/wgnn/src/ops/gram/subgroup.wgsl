@@ -1,25 +1,29 @@
-// Gram forward and backward for devices with subgroup operations: appended to gram.wgsl (Params,
-// bindings come from there), on subgroup_prelude.wgsl's GEMM blocks (each invocation owns 4
-// adjacent output columns and ROWS rows; its lane loads rows of the left operand that `spread`
-// shares with the subgroup). The same results as gram.wgsl's kernels, 2-4x faster on lavapipe.
+// Gram forward and backward on subgroup broadcasts, compiled only where the device has subgroups
+// of at least 8 invocations; ops/gemm/subgroup.wgsl's blocks (each invocation owns 4 adjacent
+// output columns and ROWS rows; its lane loads rows of the left operand that `spread` shares with
+// the subgroup). The same results as tiled.wgsl's kernels, 2-4x faster on lavapipe. The shapes,
+// the split forward pass and the bindings are in common.wgsl.
 //
 // forward_broadcast: G[b] = F F^T * scale. A workgroup of 16 owns a 32 x 64 tile (rows i0..,
 // columns j0..), walking HW (or the split's range of it) 4 columns of F at a time. G is
 // symmetric: row block ti (32 rows) computes only the column blocks tj >= ti / 2, the tiles not
-// wholly below the diagonal (flat index = (split * N + b) * tiles + index in that order). An
-// element whose mirror G[j][i] falls in a skipped tile writes it too; products commute, so both
-// halves are exactly equal. Splits write unscaled partial sums that gram.wgsl's reduce_splits
-// adds, as there.
+// wholly below the diagonal (flat index = (split * N + b) * tiles + index in that order;
+// row_tiles = ceil(C / 32), col_tiles = ceil(C / 64), tiles = the sum over ti of col_tiles -
+// ti / 2). An element whose mirror G[j][i] falls in a skipped tile writes it too; products
+// commute, so both halves are exactly equal.
 // backward_broadcast: dF[b] = S F * scale with S = dG + dG^T, summed beforehand by
-// symmetric_sum. A workgroup of 64 owns ROWS rows x 256 columns of dF.
+// symmetric_sum. A workgroup of 64 owns ROWS rows x 256 columns of dF (row_tiles = ceil(C / ROWS),
+// col_tiles = ceil(HW / 256), tiles = row_tiles * col_tiles).
 // Contract: lanes 0..7 of every subgroup active (subgroups of at least 8; the workgroups are
 // multiples of 8); loops in uniform control flow, workgroups past the end compute on clamped
 // indices and store nothing; each output is one invocation's sum in a fixed order.
 
+#include "gpu/workgroup_index.wgsl"
+#include "ops/gram/common.wgsl"
+#include "ops/gemm/subgroup.wgsl"
+
 const GRAM_ROWS: u32 = 32u;         // forward tile rows (ROW_GROUPS = 4)
 const GRAM_COLS: u32 = 64u;         // forward tile columns: 4 x 16 invocations
-const GRAM_GRAD_COLS: u32 = 256u;   // backward tile columns: 4 x 64 invocations
-const LANES4: vec4<u32> = vec4(0u, 1u, 2u, 3u);
 
 fn load_f4(index: vec4<u32>, ok: vec4<bool>) -> vec4<f32> {
     let i = select(vec4(0u), index, ok);
@@ -80,13 +84,12 @@ fn forward_broadcast(@builtin(workgroup_id) wid: vec3<u32>,
     let i0 = ti * GRAM_ROWS;
     let j = (ti / 2u + t) * GRAM_COLS + 4u * lid;
     let base = b * p.c * p.hw;
-    let rows = min(vec4(i0 + lane_id % 8u) + vec4(0u, 8u, 16u, 24u), vec4(p.c - 1u)) * p.hw
-        + base;
-    let cols = min(vec4(j) + LANES4, vec4(p.c - 1u)) * p.hw + base;
+    let rows = lane_rows(i0, lane_id % 8u, p.c - 1u) * p.hw + base;
+    let cols = min(vec4(j) + LANES, vec4(p.c - 1u)) * p.hw + base;
 
     var acc: AccRows;
     for (var k0 = k_begin; k0 < k_end; k0 += 4u) {
-        let ks = vec4(k0) + LANES4;
+        let ks = vec4(k0) + LANES;
         let ok = ks < vec4(k_end);
         var a: LaneRows;
         a.g0 = load_f4(vec4(rows.x) + ks, ok);
@@ -160,15 +163,15 @@ fn backward_broadcast(@builtin(workgroup_id) wid: vec3<u32>,
     let b = wc / p.tiles;
     let t = wc % p.tiles;
     let i0 = (t / p.col_tiles) * ROWS;
-    let k = (t % p.col_tiles) * GRAM_GRAD_COLS + 4u * lid;
+    let k = (t % p.col_tiles) * BCAST_COLS + 4u * lid;
     let f_base = b * p.c * p.hw;
     let g_base = b * p.c * p.c;
-    let rows = min(vec4(i0 + lane_id % 8u) + vec4(0u, 8u, 16u, 24u), vec4(p.c - 1u));
-    let cols = min(vec4(k) + LANES4, vec4(p.hw - 1u)) + f_base;
+    let rows = lane_rows(i0, lane_id % 8u, p.c - 1u);
+    let cols = min(vec4(k) + LANES, vec4(p.hw - 1u)) + f_base;
 
     var acc: AccRows;
     for (var j0 = 0u; j0 < p.c; j0 += 4u) {
-        let js = vec4(j0) + LANES4;
+        let js = vec4(j0) + LANES;
         let ok = js < vec4(p.c);
         var a: LaneRows;
         a.g0 = symmetric_grad4(g_base, rows.x, js, ok);

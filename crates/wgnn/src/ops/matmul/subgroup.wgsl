@@ -1,9 +1,8 @@
-// Batched matrix product for devices with subgroup operations: appended to matmul.wgsl (Params,
-// bindings and the stride convention come from there) and compiled only where the device has
-// subgroups of at least 8 invocations.
+// Batched matrix product on subgroup broadcasts, compiled only where the device has subgroups of
+// at least 8 invocations. The layout and the bindings are in common.wgsl.
 //
-// The same C[b] = op(A[b]) op(B[b]) as matmul.wgsl, without workgroup memory, on
-// subgroup_prelude.wgsl's blocks: each invocation owns 4 adjacent columns of C[b] and ROWS rows
+// The same C[b] = op(A[b]) op(B[b]) as tiled.wgsl, without workgroup memory, on
+// ops/gemm/subgroup.wgsl's blocks: each invocation owns 4 adjacent columns of C[b] and ROWS rows
 // (8, 16 or 32, chosen by the host from M; 64 in matmul_broadcast_vec4 with ROW_BLOCKS = 2), so
 // a workgroup of 64 owns a tile of that many rows x 256 columns; it loads op(B)[k..k+4][its 4
 // columns] itself, and its lane loads op(A)'s rows for the subgroup. The host sets tiles_m =
@@ -15,8 +14,9 @@
 // load clamped indices and store nothing, as do workgroups past the end of the dispatch. Each
 // output is one invocation's sum over k in order: deterministic.
 
-const BCAST_COLS: u32 = 256u;  // 4 columns x 64 invocations
-const COLUMN_LANES: vec4<u32> = vec4(0u, 1u, 2u, 3u);
+#include "gpu/workgroup_index.wgsl"
+#include "ops/matmul/common.wgsl"
+#include "ops/gemm/subgroup.wgsl"
 
 // matmul_broadcast_vec4 reads the operands as vec4s: one load where lavapipe would loop over the
 // lanes 4 times. The host picks it when op(A) is stored [M, K] and K % 4 == 0 (a lane's 4 k of a
@@ -24,10 +24,6 @@ const COLUMN_LANES: vec4<u32> = vec4(0u, 1u, 2u, 3u);
 // N % 4 == 0 (B_COLUMNS false: 4 columns at one k), or stored [N, K] with K % 4 == 0 (B_COLUMNS
 // true: 4 k of one column). Every offset, batch strides included, is then a multiple of 4.
 override B_COLUMNS: bool = false;
-// matmul_broadcast_vec4: blocks of ROWS rows per tile, 1 or 2 (64 rows with ROW_GROUPS = 4, for
-// M above 32: each load of op(B) serves twice the rows); matmul_broadcast takes 1. The host sets
-// tiles_m = ceil(M / (ROWS * ROW_BLOCKS)).
-override ROW_BLOCKS: u32 = 1u;
 @group(0) @binding(1) var<storage, read> a4: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> b4: array<vec4<f32>>;
 
@@ -64,9 +60,9 @@ fn bcast_tile(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, lane: u32) -> BcastTile 
     let batch = wc / tiles;
     let m0 = ((wc % tiles) / p.tiles_n) * ROWS * ROW_BLOCKS;
     let n = ((wc % tiles) % p.tiles_n) * BCAST_COLS + 4u * lid;
-    let rows = min(vec4(m0 + lane) + vec4(0u, 8u, 16u, 24u), vec4(p.m - 1u));
-    let rows_high = min(vec4(m0 + ROWS + lane) + vec4(0u, 8u, 16u, 24u), vec4(p.m - 1u));
-    let cols = min(vec4(n) + COLUMN_LANES, vec4(p.n - 1u));
+    let rows = lane_rows(m0, lane, p.m - 1u);
+    let rows_high = lane_rows(m0 + ROWS, lane, p.m - 1u);
+    let cols = min(vec4(n) + LANES, vec4(p.n - 1u));
     let a_base = vec4(batch * p.a_batch);
     return BcastTile(batch, m0, n, w < total, a_base + rows * p.a_m, a_base + rows_high * p.a_m,
                      vec4(batch * p.b_batch) + cols * p.b_n);
@@ -113,7 +109,7 @@ fn matmul_broadcast(@builtin(workgroup_id) wid: vec3<u32>,
     let t = bcast_tile(wid, nwg, lid, lane_id % 8u);
     var acc: AccRows;
     for (var k0 = 0u; k0 < p.k; k0 += 4u) {
-        let ks = vec4(k0) + COLUMN_LANES;
+        let ks = vec4(k0) + LANES;
         let ok = ks < vec4(p.k);
         let a_ks = ks * p.a_k;
         var lanes: LaneRows;

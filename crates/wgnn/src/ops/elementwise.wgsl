@@ -15,6 +15,8 @@
 //                 per output element summing sequentially, so the result is deterministic.
 // One invocation per output element, 256 per workgroup.
 
+#include "gpu/workgroup_index.wgsl"
+
 struct Params {
     n: u32,        // output elements
     rank: u32,     // dimensions used (slots 0..rank)

@@ -1,70 +1,49 @@
 //! Matrix products: batched `C[b] = op(A[b]) op(B[b])` with op = identity or transpose, and the
-//! linear layer built on it. `shaders/matmul.wgsl`; where the device has subgroups of at least 8
-//! (`Gpu::subgroup_broadcast`), `shaders/matmul_subgroup.wgsl`'s kernel instead (rows of op(A)
-//! shared by subgroup broadcasts, no workgroup memory), with matmul.wgsl's tiles as the fallback.
+//! linear layer built on it.
 //!
 //! Shapes: A is [M, K] or [batch, M, K] (stored [K, M] / [batch, K, M] when `transpose_a`), B is
 //! [K, N] or [batch, K, N] (stored [N, K] / [batch, N, K] when `transpose_b`). A rank-2 operand
 //! next to a rank-3 one is shared by every batch element (a weight matrix); its gradient sums
-//! over the batch.
+//! over the batch. The kernels see strides (`common.wgsl`), so one kernel serves every layout.
 //!
 //! Backward, with dC the upstream gradient (transposes composed so that one kernel serves all):
 //! - d op(A) = dC op(B)^T, so dA = matmul_t(dC, B, false, !tb), or op(B) dC^T = matmul_t(B, dC,
 //!   tb, true) when A is stored transposed;
 //! - d op(B) = op(A)^T dC, so dB = matmul_t(A, dC, !ta, false), or dC^T op(A) = matmul_t(dC, A,
 //!   true, ta) when B is stored transposed.
+//!
+//! The kernel comes in two designs (`GemmVariant`), one file each: `tiled` (tiles staged in
+//! workgroup memory, every device) and `subgroup` (rows of op(A) shared by subgroup broadcasts,
+//! no workgroup memory; devices with `Gpu::subgroup_broadcast`).
+
+pub(crate) mod subgroup;
+pub(crate) mod tiled;
 
 use crate::error::{Error, Result};
-use crate::gpu::{bytes_of, Dispatch, KernelCall, Shader};
+use crate::gpu::{shader_struct, wgsl_file, Dispatch, Gpu, WgslFile};
 use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op, SpatialMap};
+use crate::ops::gemm::GemmVariant;
 use crate::tensor::{Shape, Tensor};
 
-pub static SHADER: Shader = Shader {
-    name: "matmul",
-    source: include_str!("../../shaders/matmul.wgsl"),
-    subgroups: false,
-};
+/// Params and the bindings of both designs' kernels.
+static COMMON: WgslFile = wgsl_file!("ops/matmul/common.wgsl");
 
-/// matmul.wgsl followed by the kernel that shares rows of op(A) through subgroup broadcasts, for
-/// devices with `Gpu::subgroup_broadcast`.
-pub static SUBGROUP_SHADER: Shader = Shader {
-    name: "matmul_subgroup",
-    source: concat!(
-        include_str!("../../shaders/matmul.wgsl"),
-        include_str!("../../shaders/matmul_subgroup.wgsl")
-    ),
-    subgroups: true,
-};
-/// Rows and columns of C per workgroup (`TILE` in matmul.wgsl).
-const TILE: usize = 128;
-/// Columns of C per workgroup of matmul_broadcast (4 per invocation, 64 invocations).
-const BROADCAST_COLUMNS: usize = 256;
-
-/// Row groups of 8 per workgroup of matmul_broadcast (ROW_GROUPS): 4 (32 rows) unless M is at
-/// most 16 or 8, so that few rows are wasted.
-fn broadcast_row_groups(m: usize) -> usize {
-    match m {
-        0..=8 => 1,
-        9..=16 => 2,
-        _ => 4,
+shader_struct! {
+    /// Mirrors `Params` in common.wgsl.
+    struct Params {
+        batch: u32,
+        m: u32,
+        n: u32,
+        k: u32,
+        a_batch: u32,
+        a_m: u32,
+        a_k: u32,
+        b_batch: u32,
+        b_k: u32,
+        b_n: u32,
+        tiles_m: u32,
+        tiles_n: u32,
     }
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    batch: u32,
-    m: u32,
-    n: u32,
-    k: u32,
-    a_batch: u32,
-    a_m: u32,
-    a_k: u32,
-    b_batch: u32,
-    b_k: u32,
-    b_n: u32,
-    tiles_m: u32,
-    tiles_n: u32,
 }
 
 /// C = op(A) op(B), batched; see the module documentation for shapes.
@@ -140,6 +119,48 @@ impl MatMul {
             k: ka,
         })
     }
+
+    /// The uniform parameters of the product `d` in workgroup tiles of `rows` x `cols` of C.
+    fn params(&self, d: &Dims, rows: usize, cols: usize) -> Params {
+        let (m, n, k) = (d.m, d.n, d.k);
+        let (a_m, a_k) = if self.transpose_a { (1, m) } else { (k, 1) };
+        let (b_k, b_n) = if self.transpose_b { (1, k) } else { (n, 1) };
+        Params {
+            batch: d.batch.max(1) as u32,
+            m: m as u32,
+            n: n as u32,
+            k: k as u32,
+            a_batch: if d.a_batched { m * k } else { 0 } as u32,
+            a_m: a_m as u32,
+            a_k: a_k as u32,
+            b_batch: if d.b_batched { k * n } else { 0 } as u32,
+            b_k: b_k as u32,
+            b_n: b_n as u32,
+            tiles_m: m.div_ceil(rows) as u32,
+            tiles_n: n.div_ceil(cols) as u32,
+        }
+    }
+}
+
+impl Params {
+    /// One workgroup per tile of each batch element.
+    fn workgroups(&self) -> u32 {
+        self.batch * self.tiles_m * self.tiles_n
+    }
+}
+
+/// C = op(A) op(B) (inputs A, B) in this device's design.
+fn product(
+    gpu: &Gpu,
+    op: &MatMul,
+    d: &Dims,
+    inputs: &[&Tensor],
+    output: &Tensor,
+) -> Result<Dispatch> {
+    match GemmVariant::for_device(gpu) {
+        GemmVariant::Tiled => tiled::product(gpu, op, d, inputs, output),
+        GemmVariant::Subgroup => subgroup::product(gpu, op, d, inputs, output),
+    }
 }
 
 impl Op for MatMul {
@@ -167,73 +188,7 @@ impl Op for MatMul {
         output: &Tensor,
     ) -> Result<Vec<Dispatch>> {
         let d = self.dims(&inputs[0].shape, &inputs[1].shape)?;
-        let (m, n, k) = (d.m, d.n, d.k);
-        let (a_m, a_k) = if self.transpose_a { (1, m) } else { (k, 1) };
-        let (b_k, b_n) = if self.transpose_b { (1, k) } else { (n, 1) };
-        let batch = d.batch.max(1);
-        // Operands read as vec4s where a lane's 4 values are contiguous and aligned (see
-        // matmul_subgroup.wgsl): 1.4x faster on lavapipe at 1024 x 1024 x 1024; then tiles of 64
-        // rows where M is above 32 (ROW_BLOCKS = 2).
-        let b_vec4 = if self.transpose_b { k } else { n } % 4 == 0;
-        let vec4 = ctx.gpu.subgroup_broadcast && !self.transpose_a && k % 4 == 0 && b_vec4;
-        let row_blocks = if vec4 && m > 32 { 2 } else { 1 };
-        let (row_groups, (rows, cols)) = if ctx.gpu.subgroup_broadcast {
-            let groups = broadcast_row_groups(m);
-            (groups, (8 * groups * row_blocks, BROADCAST_COLUMNS))
-        } else {
-            (0, (TILE, TILE))
-        };
-        let (tiles_m, tiles_n) = (m.div_ceil(rows), n.div_ceil(cols));
-        let params = Params {
-            batch: batch as u32,
-            m: m as u32,
-            n: n as u32,
-            k: k as u32,
-            a_batch: if d.a_batched { m * k } else { 0 } as u32,
-            a_m: a_m as u32,
-            a_k: a_k as u32,
-            b_batch: if d.b_batched { k * n } else { 0 } as u32,
-            b_k: b_k as u32,
-            b_n: b_n as u32,
-            tiles_m: tiles_m as u32,
-            tiles_n: tiles_n as u32,
-        };
-        let workgroups = (batch * tiles_m * tiles_n) as u32;
-        let reads: [&wgpu::Buffer; 2] = [&inputs[0].buffer, &inputs[1].buffer];
-        let dispatch = if ctx.gpu.subgroup_broadcast {
-            let (entry, constants) = if vec4 {
-                let b_columns = self.transpose_b as u32 as f64;
-                (
-                    "matmul_broadcast_vec4",
-                    vec![
-                        ("ROW_GROUPS", row_groups as f64),
-                        ("B_COLUMNS", b_columns),
-                        ("ROW_BLOCKS", row_blocks as f64),
-                    ],
-                )
-            } else {
-                ("matmul_broadcast", vec![("ROW_GROUPS", row_groups as f64)])
-            };
-            ctx.gpu.prepare(KernelCall {
-                shader: &SUBGROUP_SHADER,
-                entry,
-                constants: &constants,
-                params: bytes_of(&params),
-                reads: &reads,
-                writes: &[&output.buffer],
-                workgroups,
-            })?
-        } else {
-            ctx.gpu.dispatch(
-                &SHADER,
-                "matmul",
-                bytes_of(&params),
-                &reads,
-                &[&output.buffer],
-                workgroups,
-            )?
-        };
-        Ok(vec![dispatch])
+        Ok(vec![product(ctx.gpu, self, &d, inputs, output)?])
     }
 
     fn backward(&self, g: &mut Graph, ctx: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {

@@ -1,9 +1,5 @@
-// Batched matrix product: C[b] = op(A[b]) op(B[b]), op = identity or transpose.
-//
-// Layout: row-major. op(A[b]) is M x K, op(B[b]) is K x N and C is [batch, M, N], contiguous.
-// Element (m, k) of op(A[b]) is a[b * a_batch + m * a_m + k * a_k]: the strides carry the
-// transpose (A stored [M, K]: a_m = K, a_k = 1; stored [K, M]: a_m = 1, a_k = M) and
-// a_batch = 0 shares one matrix over the batch. Likewise (k, n) of op(B[b]) with b_k, b_n.
+// Batched matrix product on tiles staged in workgroup memory: the kernel for every device. The
+// layout and the bindings are in common.wgsl.
 //
 // Tiling: one workgroup computes a 128 x 128 tile of C[b]. Its 64 invocations form an 8 x 8
 // grid and each accumulates a 16 x 16 block in registers, as a 4 x 4 grid of mat4x4 blocks
@@ -19,25 +15,8 @@
 // tiles measured ~3x faster than 4 x 4 blocks with 64-wide tiles there; on discrete GPUs 256
 // accumulators per invocation are still within register budgets.
 
-struct Params {
-    batch: u32,
-    m: u32,
-    n: u32,
-    k: u32,
-    a_batch: u32,
-    a_m: u32,
-    a_k: u32,
-    b_batch: u32,
-    b_k: u32,
-    b_n: u32,
-    tiles_m: u32,   // ceil(M / TILE)
-    tiles_n: u32,   // ceil(N / TILE)
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+#include "gpu/workgroup_index.wgsl"
+#include "ops/matmul/common.wgsl"
 
 const TILE: u32 = 128u;                  // rows and columns of C per workgroup
 const TK: u32 = 8u;                      // depth of one staged slab

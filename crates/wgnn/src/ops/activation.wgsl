@@ -7,6 +7,9 @@
 // runtime for large n.
 // kind: 0 ReLU, 1 LeakyReLU(alpha), 2 Sigmoid, 3 Tanh, 4 ELU(alpha).
 
+#include "gpu/workgroup_index.wgsl"
+#include "ops/sigmoid.wgsl"
+
 struct Params {
     n: u32,
     kind: u32,
@@ -23,15 +26,6 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> dx: array<f32>;
 
 const WG: u32 = 256u;
-
-fn sigmoid(v: f32) -> f32 {
-    // Split by sign so that exp never overflows.
-    if v >= 0.0 {
-        return 1.0 / (1.0 + exp(-v));
-    }
-    let e = exp(v);
-    return e / (1.0 + e);
-}
 
 fn tanh_stable(v: f32) -> f32 {
     // tanh(v) = sign(v) * (1 - e) / (1 + e) with e = exp(-2|v|): no overflow, no cancellation.

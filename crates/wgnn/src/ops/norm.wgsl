@@ -8,6 +8,8 @@
 // sequentially, then a fixed tree over workgroup memory combines the 64 partial sums, so the
 // result is deterministic; then the same invocations write the row.
 
+#include "gpu/workgroup_index.wgsl"
+
 struct Params {
     rows: u32,
     cols: u32,

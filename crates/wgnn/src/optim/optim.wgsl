@@ -14,6 +14,8 @@
 // Every element is updated by one invocation with a fixed sequence of operations: results are
 // bit-identical from run to run.
 
+#include "gpu/workgroup_index.wgsl"
+
 struct Params {
     n: u32,             // elements of this parameter
     flags: u32,         // bit 0: Nesterov momentum (SGD); bit 1: decoupled weight decay (AdamW)

@@ -17,6 +17,9 @@
 //                         range gives NaN, so that a broken index list cannot pass unnoticed
 //   triplet_backward:     one workgroup of 64 per embedding row r; see the kernel.
 
+#include "gpu/workgroup_index.wgsl"
+#include "ops/sigmoid.wgsl"
+
 struct Params {
     n: u32,         // elements (mse, bce, tv) or triplets
     rows: u32,      // triplet: embedding rows; tv: planes
@@ -77,15 +80,6 @@ fn mse_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     if i < p.n {
         pair_grad[i] = p.scale * pair_dy[0] * (a[i] - b[i]);
     }
-}
-
-fn sigmoid(v: f32) -> f32 {
-    // Split by sign so that exp never overflows.
-    if v >= 0.0 {
-        return 1.0 / (1.0 + exp(-v));
-    }
-    let e = exp(v);
-    return e / (1.0 + e);
 }
 
 @compute @workgroup_size(WG)

@@ -1,15 +1,13 @@
 // Convolution forward, backward_input (with transpose_weight), backward_input_few_channels and
-// backward_weight for devices with subgroup operations: appended to conv.wgsl (Params,
-// bindings, index helpers and the fused ReLU come from there) and compiled only where the device
-// has subgroups of at least 8 invocations.
+// backward_weight on subgroup broadcasts, compiled only where the device has subgroups of at
+// least 8 invocations. The GEMMs, the layout and the bindings are in common.wgsl.
 //
-// The same GEMMs as conv.wgsl's forward, backward_input and backward_weight (out[M, N] =
-// A[M, K] * B[K, N], gathered on the fly), without workgroup memory, on subgroup_prelude.wgsl's
+// The same GEMMs as tiled.wgsl's forward, backward_input and backward_weight (out[M, N] =
+// A[M, K] * B[K, N], gathered on the fly), without workgroup memory, on ops/gemm/subgroup.wgsl's
 // blocks: each invocation owns 4 adjacent columns of `out` and ROWS rows (8, 16 or 32, chosen by
 // the host from M; 64 in two blocks in the `_vec4` kernels for M above 32), so a workgroup of 64
-// owns a ROWS x 256 tile; it gathers B[k..k+4][its 4
-// columns] itself, and its lane loads A's rows for the subgroup. SqueezeNet's convolution GEMMs
-// ran 3-4x faster than conv.wgsl's tiles on lavapipe.
+// owns a ROWS x 256 tile; it gathers B[k..k+4][its 4 columns] itself, and its lane loads A's rows
+// for the subgroup. SqueezeNet's convolution GEMMs ran 3-4x faster than tiled.wgsl's on lavapipe.
 // Contract: subgroups of at least 8 invocations (the host checks the adapter's minimum) and
 // workgroups that are whole subgroups (64 is a multiple of every size from 8 to 64). Every
 // invocation runs the loop in uniform control flow (no early exit) so that subgroups are full at
@@ -17,7 +15,9 @@
 // store nothing. Rows past M load clamped rows and are not stored. Each output is one
 // invocation's sum in a fixed order: deterministic.
 
-const BCAST_COLS: u32 = 256u;  // 4 columns x 64 invocations
+#include "gpu/workgroup_index.wgsl"
+#include "ops/conv/common.wgsl"
+#include "ops/gemm/subgroup.wgsl"
 
 // The workgroup's tile: rows m0.., columns n0.. (n0 + 4 * lid for this invocation); `valid`
 // is false for workgroups past the end (the dispatch may round up).
@@ -34,11 +34,6 @@ fn bcast_tile(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> BcastTile {
     let t = min(g, tiles - 1u);
     return BcastTile((t / p.tiles_n) * tile_rows, (t % p.tiles_n) * BCAST_COLS + 4u * lid,
                      g < tiles);
-}
-
-// The rows this lane loads: m0 + 8 g + lane for each row group g, clamped to M - 1.
-fn lane_rows(m0: u32, lane: u32) -> vec4<u32> {
-    return min(vec4(m0 + lane) + vec4(0u, 8u, 16u, 24u), vec4(p.gemm_m - 1u));
 }
 
 // Stores the 4 columns of rows m..m+3 (column i of `v` is row m + i) at out[column + row *
@@ -65,7 +60,7 @@ fn store_rows4(out: OutColumns, m: u32, v: mat4x4<f32>, add_bias: bool) {
 // ---- forward ----
 
 // B[k][col] = x[batch, c, position * stride - pad + tap * dilation] for the invocation's 4
-// columns, as in conv.wgsl, and the digits (c, kz, ky, kx) of k.
+// columns, as in tiled.wgsl, and the digits (c, kz, ky, kx) of k.
 struct ForwardGather {
     g: Coords4,
     tap: Digits,
@@ -120,7 +115,7 @@ fn forward_broadcast(@builtin(workgroup_id) wid: vec3<u32>,
                      @builtin(subgroup_invocation_id) lane_id: u32) {
     let tile = bcast_tile(wid, nwg, lid);
     // A[m][k] = w[m * K + k]: this lane's rows.
-    let rows = lane_rows(tile.m0, lane_id % 8u) * p.gemm_k;
+    let rows = lane_rows(tile.m0, lane_id % 8u, p.gemm_m - 1u) * p.gemm_k;
     var gather = forward_gather(tile);
     var acc: AccRows;
     for (var k0 = 0u; k0 < p.gemm_k; k0 += 4u) {
@@ -168,8 +163,8 @@ fn forward_broadcast_vec4(@builtin(workgroup_id) wid: vec3<u32>,
                           @builtin(local_invocation_index) lid: u32,
                           @builtin(subgroup_invocation_id) lane_id: u32) {
     let tile = bcast_tile(wid, nwg, lid);
-    let rows = lane_rows(tile.m0, lane_id % 8u) * (p.gemm_k / 4u);
-    let rows_high = lane_rows(tile.m0 + ROWS, lane_id % 8u) * (p.gemm_k / 4u);
+    let rows = lane_rows(tile.m0, lane_id % 8u, p.gemm_m - 1u) * (p.gemm_k / 4u);
+    let rows_high = lane_rows(tile.m0 + ROWS, lane_id % 8u, p.gemm_m - 1u) * (p.gemm_k / 4u);
     var gather = forward_gather(tile);
     var acc: AccRows;
     var acc_high: AccRows;
@@ -239,9 +234,9 @@ fn backward_input_broadcast(@builtin(workgroup_id) wid: vec3<u32>,
                             @builtin(subgroup_invocation_id) lane_id: u32) {
     let tile = bcast_tile(wid, nwg, lid);
     // A[c][k] = w[o, c, tap] for k = o * taps + tap: this lane's rows c.
-    let rows = lane_rows(tile.m0, lane_id % 8u) * p.k_vol;
+    let rows = lane_rows(tile.m0, lane_id % 8u, p.gemm_m - 1u) * p.k_vol;
     // B[k][col] = dy[batch, o, (position + pad - tap * dilation) / stride] where that is a whole
-    // output position, as in conv.wgsl.
+    // output position, as in tiled.wgsl.
     let g = backward_input_gather(tile);
     let stride = vec3(i32(p.stride_d), i32(p.stride_h), i32(p.stride_w));
     var tap = Digits(0u, 0u, 0u, 0u);  // (o, kz, ky, kx) of row k
@@ -323,8 +318,8 @@ fn backward_input_broadcast_vec4(@builtin(workgroup_id) wid: vec3<u32>,
                                  @builtin(subgroup_invocation_id) lane_id: u32) {
     let tile = bcast_tile(wid, nwg, lid);
     // A[c][k] = wt[c * K + k] (w_v4 is wt here).
-    let rows = lane_rows(tile.m0, lane_id % 8u) * (p.gemm_k / 4u);
-    let rows_high = lane_rows(tile.m0 + ROWS, lane_id % 8u) * (p.gemm_k / 4u);
+    let rows = lane_rows(tile.m0, lane_id % 8u, p.gemm_m - 1u) * (p.gemm_k / 4u);
+    let rows_high = lane_rows(tile.m0 + ROWS, lane_id % 8u, p.gemm_m - 1u) * (p.gemm_k / 4u);
     let g = backward_input_gather(tile);
     let stride = vec3(i32(p.stride_d), i32(p.stride_h), i32(p.stride_w));
     var acc: AccRows;
@@ -384,7 +379,7 @@ fn backward_input_broadcast_vec4(@builtin(workgroup_id) wid: vec3<u32>,
 
 // ---- backward_input_few_channels ----
 //
-// conv.wgsl's backward_input_few_channels (same positions per invocation, in another order), with
+// tiled.wgsl's backward_input_few_channels (same positions per invocation, in another order), with
 // the weights broadcast instead of staged: for each tap that hits some lane's positions (a
 // subgroup-uniform test, so the subgroup stays converged; a workgroup's lanes share one stride
 // phase), lane j loads w[o0 + j, :, tap] (one vec4 of w_channels) for 8 output channels at a
@@ -512,7 +507,7 @@ fn backward_input_few_channels_broadcast(@builtin(workgroup_id) wid: vec3<u32>,
 
 // ---- backward_weight ----
 //
-// dw = dY * Xcol' as in conv.wgsl's backward_weight (M = O, N = C * taps, K = batch * output
+// dw = dY * Xcol' as in tiled.wgsl's backward_weight (M = O, N = C * taps, K = batch * output
 // positions, split into `splits` slices of `split_len` that weight_reduce adds when there are
 // several), with rows of A = dy shared by broadcasts: workgroup index = split * tiles + tile.
 // Each invocation carries the (batch, oz, oy, ox) digits of its k from one k to the next, so
@@ -524,11 +519,8 @@ fn backward_input_few_channels_broadcast(@builtin(workgroup_id) wid: vec3<u32>,
 
 @group(0) @binding(2) var<storage, read> dy_w4: array<vec4<f32>>;
 
-// backward_weight_broadcast_vec4, forward_broadcast_vec4 and backward_input_broadcast_vec4 (whose
-// tiles bcast_tile also sizes): blocks of ROWS rows per tile, 1 or 2 (64 rows with ROW_GROUPS =
-// 4, for M above 32: half the gathers of x or dy per multiply-add, 8% faster on the benchmark's
-// 256 x 1152 x 4096); the other kernels take 1.
-override ROW_BLOCKS: u32 = 1u;
+// Tiles of 64 rows (ROW_BLOCKS = 2) for M above 32 halve the gathers of x or dy per multiply-add:
+// 8% faster on the benchmark's 256 x 1152 x 4096.
 
 // The workgroup's tile of dw (rows m0.., this invocation's columns n..n+3) and slice of K;
 // `valid` is false for workgroups past the end (the dispatch may round up).
@@ -555,7 +547,7 @@ fn weight_tile(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> WeightTile {
 }
 
 // B[k][col] = x[batch, c, position * stride - pad + tap * dilation] for col = c * taps + tap:
-// the invocation's 4 columns as in conv.wgsl's backward_weight, and the digits of k.
+// the invocation's 4 columns as in tiled.wgsl's backward_weight, and the digits of k.
 struct WeightGather {
     g: Coords4,
     pos: Digits,  // (batch, oz, oy, ox) of k
@@ -640,7 +632,7 @@ fn backward_weight_broadcast(@builtin(workgroup_id) wid: vec3<u32>,
     let t = weight_tile(wid, nwg, lid);
     // A[o][k] = dy[batch, o, position] for k = batch * out positions + position: this lane's
     // rows o.
-    let rows = lane_rows(t.m0, lane_id % 8u) * p.out_spatial;
+    let rows = lane_rows(t.m0, lane_id % 8u, p.gemm_m - 1u) * p.out_spatial;
     var gather = weight_gather(t);
     var acc: AccRows;
     for (var k0 = t.k_begin; k0 < t.k_end; k0 += 4u) {
@@ -666,8 +658,8 @@ fn backward_weight_broadcast_vec4(@builtin(workgroup_id) wid: vec3<u32>,
                                   @builtin(local_invocation_index) lid: u32,
                                   @builtin(subgroup_invocation_id) lane_id: u32) {
     let t = weight_tile(wid, nwg, lid);
-    let rows = lane_rows(t.m0, lane_id % 8u) * (p.out_spatial / 4u);
-    let rows_high = lane_rows(t.m0 + ROWS, lane_id % 8u) * (p.out_spatial / 4u);
+    let rows = lane_rows(t.m0, lane_id % 8u, p.gemm_m - 1u) * (p.out_spatial / 4u);
+    let rows_high = lane_rows(t.m0 + ROWS, lane_id % 8u, p.gemm_m - 1u) * (p.out_spatial / 4u);
     var gather = weight_gather(t);
     var acc: AccRows;
     var acc_high: AccRows;

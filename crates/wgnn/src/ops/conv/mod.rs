@@ -1,5 +1,5 @@
 //! Convolution 1-D, 2-D and 3-D (NCW / NCHW / NCDHW inputs, OIW / OIHW / OIDHW weights, zero
-//! padding, per-dim stride and dilation, optional bias): `shaders/conv.wgsl`.
+//! padding, per-dim stride and dilation, optional bias), as implicit GEMMs (`common.wgsl`).
 //! All three ranks run the same kernels as 3-D with leading spatial dims of size 1.
 //!
 //! Backward: dx is `ConvBackwardInput` (a gather over the taps, i.e. a transposed convolution;
@@ -7,136 +7,58 @@
 //! dw is `ConvBackwardWeight` (a reduction over batch and output positions, split over K with a
 //! deterministic second pass when the weight is small), dbias is `ConvBackwardBias`.
 //!
-//! Where the device has subgroups of at least 8 (`Gpu::subgroup_broadcast`), the forward pass,
-//! dx and dw run `shaders/conv_subgroup.wgsl`'s kernels instead (GEMMs without workgroup memory,
-//! rows of A shared by subgroup broadcasts: 3-4x faster on lavapipe); conv.wgsl's remain the
-//! fallback.
+//! The kernels come in two designs (`GemmVariant`), one file each: `tiled` (tiles staged in
+//! workgroup memory, every device) and `subgroup` (rows of A shared by subgroup broadcasts, no
+//! workgroup memory: 3-4x faster on lavapipe; devices with `Gpu::subgroup_broadcast`). This file
+//! holds what both share: shapes, the uniform parameters, the split of the weight gradient, the
+//! backward rules, and one dispatcher per kernel role that picks the design. `reduce.wgsl`'s
+//! passes (the split weight gradient's sum, the bias gradient) serve both.
+
+pub(crate) mod subgroup;
+pub(crate) mod tiled;
 
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::gpu::{bytes_of, workgroups_for, Dispatch, Gpu, KernelCall, Shader};
+use crate::gpu::{
+    bytes_of, shader_struct, wgsl_file, workgroups_for, Dispatch, Shader, WgslFile, WORKGROUP_INDEX,
+};
 use crate::graph::{AxisWindow, BackwardCtx, EncodeCtx, Graph, NodeId, Op, SpatialMap};
 use crate::ops::activation::{Activation, ActivationBackward};
+use crate::ops::gemm::{self, GemmVariant};
 use crate::tensor::{Shape, Tensor};
 
-pub static SHADER: Shader = Shader {
-    name: "conv",
-    source: include_str!("../../shaders/conv.wgsl"),
+/// Params, bindings, index arithmetic, loads and stores that both designs' kernels use.
+static COMMON: WgslFile = wgsl_file!("ops/conv/common.wgsl", [&gemm::BLOCK4]);
+
+/// `weight_reduce` (the sum of a split weight gradient's slices) and `bias_grad`.
+pub(crate) static REDUCE_SHADER: Shader = Shader {
+    name: "conv_reduce",
+    file: wgsl_file!("ops/conv/reduce.wgsl", [&WORKGROUP_INDEX, &COMMON]),
     subgroups: false,
+    structs: &[("Params", Params::LAYOUT)],
 };
 
-/// conv.wgsl followed by the GEMMs that share rows of A through subgroup broadcasts, for devices
-/// with `Gpu::subgroup_broadcast`.
-pub static SUBGROUP_SHADER: Shader = Shader {
-    name: "conv_subgroup",
-    source: concat!(
-        include_str!("../../shaders/conv.wgsl"),
-        include_str!("../../shaders/conv_subgroup.wgsl")
-    ),
-    subgroups: true,
-};
-
-/// Columns of the GEMM per workgroup of the subgroup kernels (4 per invocation, 64 invocations).
-const BROADCAST_COLUMNS: usize = 256;
-/// backward_input_broadcast_vec4 takes tiles of 64 rows only where that leaves at least this
-/// many workgroups: on a CPU driver a lone workgroup runs on one thread while the others idle
-/// (SqueezeNet's 48-channel input gradients at 15 x 15, one tile of 64 rows or two of 32, ran
-/// slower in one on two idle cores).
-const MIN_WIDE_TILE_WORKGROUPS: usize = 2;
-
-/// Row groups of 8 per workgroup of the subgroup kernels (ROW_GROUPS in conv_subgroup.wgsl):
-/// 4 (32 rows) unless M is at most 16 or 8, so that few rows are wasted.
-fn broadcast_row_groups(m: usize) -> usize {
-    match m {
-        0..=8 => 1,
-        9..=16 => 2,
-        _ => 4,
-    }
-}
-
-/// The workgroup tile of the subgroup GEMM kernels for a GEMM of m rows.
-fn broadcast_tile(m: usize) -> Tile {
-    Tile {
-        rows: 8 * broadcast_row_groups(m),
-        cols: BROADCAST_COLUMNS,
-    }
-}
-
-/// The tile of a `_vec4` subgroup kernel: 64 rows (ROW_BLOCKS = 2) where M is above 32 and
-/// `wide` allows it, else `broadcast_tile`.
-fn vec4_tile(m: usize, wide: bool) -> Tile {
-    if m > 32 && wide {
-        Tile {
-            rows: 64,
-            cols: BROADCAST_COLUMNS,
-        }
-    } else {
-        broadcast_tile(m)
-    }
-}
-
-/// A dispatch of a subgroup GEMM kernel of conv_subgroup.wgsl, for `params` made with `tile`
-/// (`broadcast_tile`, or 64 rows for the `_vec4` kernels: ROW_BLOCKS = 2) and `splits`
-/// slices of K.
-// The geometry, kernel choice, tiling and buffers are all independent inputs of one dispatch.
-#[allow(clippy::too_many_arguments)]
-fn broadcast_gemm(
-    gpu: &Gpu,
-    geo: &Geometry,
-    entry: &'static str,
-    tile: Tile,
-    params: &Params,
-    splits: usize,
-    relu: bool,
-    reads: &[&wgpu::Buffer],
-    output: &wgpu::Buffer,
-) -> Result<Dispatch> {
-    let gemm = [params.gemm_m, params.gemm_n, params.gemm_k].map(|v| v as usize);
-    let mut constants = vec![("ROW_GROUPS", (tile.rows / 8).min(4) as f64)];
-    if tile.rows > 32 {
-        constants.push(("ROW_BLOCKS", (tile.rows / 32) as f64));
-    }
-    if entry.starts_with("forward_broadcast") {
-        constants.push(("RELU", relu as u32 as f64));
-    }
-    if entry.starts_with("backward_input_broadcast") {
-        let unit_stride = geo.stride == [1; 3];
-        constants.push(("UNIT_STRIDE", unit_stride as u32 as f64));
-    }
-    gpu.prepare(KernelCall {
-        shader: &SUBGROUP_SHADER,
-        entry,
-        constants: &constants,
-        params: bytes_of(params),
-        reads,
-        writes: &[output],
-        workgroups: (tile.workgroups(gemm) * splits) as u32,
-    })
-}
-
-/// Reduction rows per slice (BK in conv.wgsl).
+/// Reduction rows per slice of the tiled kernels (BK): the weight gradient's slices of K are
+/// multiples of it.
 const TILE_K: usize = 16;
 const REDUCE_WORKGROUP: usize = 256;
 /// backward_weight splits K until about this many workgroups run...
 const TARGET_WORKGROUPS: usize = 32;
+/// ...as long as each slice of K keeps at least this many terms.
+const MIN_SPLIT_LEN: usize = 256;
 /// dx of a convolution with at most this many input channels (an image's gradient) is gathered
 /// by backward_input_few_channels, one input position per invocation, instead of a GEMM that
 /// would fill at most this many of its 32 tile rows.
 pub const FEW_CHANNELS: usize = 4;
-/// Weights (vec4s over the input channels, one per output channel and tap) that
-/// backward_input_few_channels stages at once (STAGE in conv.wgsl).
+/// Weights (vec4s over the input channels, one per output channel and tap) that the tiled
+/// backward_input_few_channels stages at once (STAGE in tiled.wgsl): kernels of more taps take
+/// the GEMM.
 const FEW_CHANNELS_STAGE: usize = 1024;
-/// Invocations per workgroup of every conv kernel (WG in conv.wgsl).
+/// Invocations per workgroup of the GEMM and gather kernels (WG in common.wgsl).
 const WORKGROUP: usize = 64;
-/// ...as long as each slice of K keeps at least this many terms.
-const MIN_SPLIT_LEN: usize = 256;
 
-/// The GEMM tile of one workgroup, rows x columns (BM x BN in conv.wgsl, which needs
-/// rows * columns = 64 * 64): square by default; for GEMMs of at most 32 or 16 rows, 32 x 128 or
-/// 16 x 256, so that fewer rows of each tile are wasted. 16 x 256 needs 17 KiB of workgroup
-/// memory, more than WebGPU guarantees: it is used only where the device allows it (lavapipe
-/// does; it ran SqueezeNet's fire2 and fire3 input gradients, 16 rows, 1.3x faster than 32 x 128).
+/// The output tile of one workgroup of a GEMM kernel, rows x columns.
 #[derive(Clone, Copy, Debug)]
 struct Tile {
     rows: usize,
@@ -144,32 +66,6 @@ struct Tile {
 }
 
 impl Tile {
-    fn for_rows(m: usize, gpu: &Gpu) -> Self {
-        let narrow = Tile {
-            rows: 16,
-            cols: 256,
-        };
-        if m <= 16 && narrow.workgroup_bytes() <= gpu.limits.max_compute_workgroup_storage_size {
-            narrow
-        } else if m <= 32 {
-            Tile {
-                rows: 32,
-                cols: 128,
-            }
-        } else {
-            Tile { rows: 64, cols: 64 }
-        }
-    }
-
-    /// The A and B slices staged in workgroup memory (tile_a and tile_b in conv.wgsl).
-    fn workgroup_bytes(&self) -> u32 {
-        (4 * TILE_K * (self.rows + self.cols)) as u32
-    }
-
-    fn constants(&self) -> [(&'static str, f64); 2] {
-        [("BM", self.rows as f64), ("BN", self.cols as f64)]
-    }
-
     fn workgroups(&self, [m, n, _]: [usize; 3]) -> usize {
         m.div_ceil(self.rows) * n.div_ceil(self.cols)
     }
@@ -231,43 +127,44 @@ impl ConvParams {
     }
 }
 
-/// Mirrors `Params` in conv.wgsl: shapes lifted to 3 spatial dims, hyper-parameters, and the
-/// GEMM that the kernel at hand computes.
-#[repr(C)]
-#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    n: u32,
-    c: u32,
-    o: u32,
-    has_bias: u32,
-    in_d: u32,
-    in_h: u32,
-    in_w: u32,
-    in_spatial: u32,
-    out_d: u32,
-    out_h: u32,
-    out_w: u32,
-    out_spatial: u32,
-    k_d: u32,
-    k_h: u32,
-    k_w: u32,
-    k_vol: u32,
-    stride_d: u32,
-    stride_h: u32,
-    stride_w: u32,
-    splits: u32,
-    pad_d: u32,
-    pad_h: u32,
-    pad_w: u32,
-    split_len: u32,
-    dil_d: u32,
-    dil_h: u32,
-    dil_w: u32,
-    tiles_n: u32,
-    gemm_m: u32,
-    gemm_n: u32,
-    gemm_k: u32,
-    o_chunk: u32,
+shader_struct! {
+    /// Mirrors `Params` in common.wgsl: shapes lifted to 3 spatial dims, hyper-parameters, and the
+    /// GEMM that the kernel at hand computes.
+    #[derive(Default)]
+    struct Params {
+        n: u32,
+        c: u32,
+        o: u32,
+        has_bias: u32,
+        in_d: u32,
+        in_h: u32,
+        in_w: u32,
+        in_spatial: u32,
+        out_d: u32,
+        out_h: u32,
+        out_w: u32,
+        out_spatial: u32,
+        k_d: u32,
+        k_h: u32,
+        k_w: u32,
+        k_vol: u32,
+        stride_d: u32,
+        stride_h: u32,
+        stride_w: u32,
+        splits: u32,
+        pad_d: u32,
+        pad_h: u32,
+        pad_w: u32,
+        split_len: u32,
+        dil_d: u32,
+        dil_h: u32,
+        dil_w: u32,
+        tiles_n: u32,
+        gemm_m: u32,
+        gemm_n: u32,
+        gemm_k: u32,
+        o_chunk: u32,
+    }
 }
 
 /// A convolution's sizes with every rank lifted to three spatial dims.
@@ -428,15 +325,49 @@ impl Geometry {
         2 * (self.n * self.o * self.output_spatial()) as u64 * (self.c * self.taps()) as u64
     }
 
-    /// The uniform parameters for a GEMM of m x n x k in tiles of `tile`, split into `splits`
-    /// slices of K.
-    fn params(&self, [m, n, k]: [usize; 3], tile: Tile, splits: usize, split_len: usize) -> Params {
+    /// The forward GEMM: y = W * Xcol, [O, batch * output positions, C * taps].
+    fn forward_gemm(&self) -> [usize; 3] {
+        [self.o, self.n * self.output_spatial(), self.c * self.taps()]
+    }
+
+    /// The input-gradient GEMM: dx = W' * dYcol, [C, batch * input positions, O * taps].
+    fn input_gemm(&self) -> [usize; 3] {
+        [self.c, self.n * self.input_spatial(), self.o * self.taps()]
+    }
+
+    /// The weight-gradient GEMM: dw = dY * Xcol', [O, C * taps, batch * output positions].
+    fn weight_gemm(&self) -> [usize; 3] {
+        [self.o, self.c * self.taps(), self.n * self.output_spatial()]
+    }
+
+    /// The classes of input positions by stride phase (i % stride per dim), which the same taps
+    /// hit: the few-channel input gradient enumerates positions by phase.
+    fn phases(&self) -> usize {
+        self.stride.iter().product()
+    }
+
+    /// Blocks of input positions of one phase and batch element in the few-channel input
+    /// gradient: ceil(in / stride) per dim, 4 positions per block along W.
+    fn position_blocks(&self) -> usize {
+        (0..3)
+            .map(|d| {
+                let per_phase = self.input[d].div_ceil(self.stride[d]);
+                if d == 2 {
+                    per_phase.div_ceil(4)
+                } else {
+                    per_phase
+                }
+            })
+            .product()
+    }
+
+    /// Shapes and hyper-parameters, without a GEMM.
+    fn shape_params(&self) -> Params {
         let u = |v: usize| v as u32;
         Params {
             n: u(self.n),
             c: u(self.c),
             o: u(self.o),
-            has_bias: 0,
             in_d: u(self.input[0]),
             in_h: u(self.input[1]),
             in_w: u(self.input[2]),
@@ -452,19 +383,45 @@ impl Geometry {
             stride_d: u(self.stride[0]),
             stride_h: u(self.stride[1]),
             stride_w: u(self.stride[2]),
-            splits: u(splits),
             pad_d: u(self.padding[0]),
             pad_h: u(self.padding[1]),
             pad_w: u(self.padding[2]),
-            split_len: u(split_len),
             dil_d: u(self.dilation[0]),
             dil_h: u(self.dilation[1]),
             dil_w: u(self.dilation[2]),
-            tiles_n: u(n.div_ceil(tile.cols)),
-            gemm_m: u(m),
-            gemm_n: u(n),
-            gemm_k: u(k),
-            o_chunk: 0,
+            ..Default::default()
+        }
+    }
+
+    /// The uniform parameters for a GEMM of m x n x k in tiles of `tile`, split into `splits`
+    /// slices of K.
+    fn params(&self, [m, n, k]: [usize; 3], tile: Tile, splits: usize, split_len: usize) -> Params {
+        Params {
+            splits: splits as u32,
+            split_len: split_len as u32,
+            tiles_n: n.div_ceil(tile.cols) as u32,
+            gemm_m: m as u32,
+            gemm_n: n as u32,
+            gemm_k: k as u32,
+            ..self.shape_params()
+        }
+    }
+
+    /// The uniform parameters of the forward GEMM in tiles of `tile`, with a bias or not.
+    fn forward_params(&self, tile: Tile, has_bias: bool) -> Params {
+        let gemm = self.forward_gemm();
+        Params {
+            has_bias: has_bias as u32,
+            ..self.params(gemm, tile, 1, gemm[2])
+        }
+    }
+
+    /// The uniform parameters of the few-channel input gradient, which stages the weights of
+    /// `o_chunk` output channels at a time where it stages them.
+    fn few_channels_params(&self) -> Params {
+        Params {
+            o_chunk: (FEW_CHANNELS_STAGE / self.taps()).min(self.o) as u32,
+            ..self.shape_params()
         }
     }
 }
@@ -477,6 +434,133 @@ fn check_inputs(op: &str, inputs: &[&Shape], counts: &[usize]) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// The buffers a forward kernel reads: x, w and the bias, or w again where there is none (bound
+/// and never read).
+fn forward_reads<'a>(inputs: &[&'a Tensor]) -> [&'a wgpu::Buffer; 3] {
+    let bias = inputs.get(2).map_or(&inputs[1].buffer, |b| &b.buffer);
+    [&inputs[0].buffer, &inputs[1].buffer, bias]
+}
+
+/// y = conv(x, w) + bias (inputs x, w, bias), fused with a ReLU where `relu` is set.
+fn forward(
+    ctx: &mut EncodeCtx<'_>,
+    geo: &Geometry,
+    relu: bool,
+    inputs: &[&Tensor],
+    output: &Tensor,
+) -> Result<Vec<Dispatch>> {
+    match GemmVariant::for_device(ctx.gpu) {
+        GemmVariant::Tiled => tiled::forward(ctx, geo, relu, inputs, output),
+        GemmVariant::Subgroup => subgroup::forward(ctx, geo, relu, inputs, output),
+    }
+}
+
+/// dx from (dy, w) as a GEMM.
+fn backward_input(
+    ctx: &mut EncodeCtx<'_>,
+    geo: &Geometry,
+    inputs: &[&Tensor],
+    output: &Tensor,
+) -> Result<Vec<Dispatch>> {
+    match GemmVariant::for_device(ctx.gpu) {
+        GemmVariant::Tiled => tiled::backward_input(ctx, geo, inputs, output),
+        GemmVariant::Subgroup => subgroup::backward_input(ctx, geo, inputs, output),
+    }
+}
+
+/// dx from (dy, w) for at most `FEW_CHANNELS` input channels, gathered per input position.
+fn backward_input_few_channels(
+    ctx: &mut EncodeCtx<'_>,
+    geo: &Geometry,
+    inputs: &[&Tensor],
+    output: &Tensor,
+) -> Result<Vec<Dispatch>> {
+    match GemmVariant::for_device(ctx.gpu) {
+        GemmVariant::Tiled => tiled::backward_input_few_channels(ctx, geo, inputs, output),
+        GemmVariant::Subgroup => subgroup::backward_input_few_channels(ctx, geo, inputs, output),
+    }
+}
+
+/// dw from (x, dy), split over K by `WeightSplit`.
+fn backward_weight(
+    ctx: &mut EncodeCtx<'_>,
+    geo: &Geometry,
+    inputs: &[&Tensor],
+    output: &Tensor,
+) -> Result<Vec<Dispatch>> {
+    match GemmVariant::for_device(ctx.gpu) {
+        GemmVariant::Tiled => tiled::backward_weight(ctx, geo, inputs, output),
+        GemmVariant::Subgroup => subgroup::backward_weight(ctx, geo, inputs, output),
+    }
+}
+
+/// How backward_weight splits its reduction of length k: (slices, length of each, a multiple of
+/// the tile's K). Depends only on the shapes, so results are the same on every run.
+fn weight_splits(gemm: [usize; 3], tile: Tile) -> (usize, usize) {
+    let k = gemm[2];
+    let tiles = tile.workgroups(gemm);
+    let wanted = TARGET_WORKGROUPS.div_ceil(tiles);
+    let splits = wanted.min(k / MIN_SPLIT_LEN).max(1);
+    let split_len = k.div_ceil(splits).next_multiple_of(TILE_K);
+    (k.div_ceil(split_len), split_len)
+}
+
+/// The weight gradient's GEMM split into slices of K (`weight_splits`, from the shapes and the
+/// design's tile): its uniform parameters and, with several slices, the scratch buffer of their
+/// partial sums, which `finish` adds in slice order into dw.
+struct WeightSplit {
+    params: Params,
+    splits: usize,
+    partial: Option<Arc<wgpu::Buffer>>,
+}
+
+impl WeightSplit {
+    fn new(ctx: &mut EncodeCtx<'_>, geo: &Geometry, tile: Tile) -> Result<Self> {
+        let gemm = geo.weight_gemm();
+        let (splits, split_len) = weight_splits(gemm, tile);
+        let partial = if splits > 1 {
+            Some(ctx.scratch(
+                "conv_backward_weight partial sums",
+                (4 * splits * gemm[0] * gemm[1]) as u64,
+            )?)
+        } else {
+            None
+        };
+        Ok(Self {
+            params: geo.params(gemm, tile, splits, split_len),
+            splits,
+            partial,
+        })
+    }
+
+    /// Where the GEMM writes: dw, or the partial sums.
+    fn target<'a>(&'a self, output: &'a Tensor) -> &'a wgpu::Buffer {
+        self.partial.as_deref().unwrap_or(&output.buffer)
+    }
+
+    /// `gemm_pass`, followed by the sum of the slices where there are several.
+    fn finish(
+        self,
+        ctx: &mut EncodeCtx<'_>,
+        gemm_pass: Dispatch,
+        output: &Tensor,
+    ) -> Result<Vec<Dispatch>> {
+        let mut dispatches = vec![gemm_pass];
+        if let Some(partial) = &self.partial {
+            let (m, n) = (self.params.gemm_m as usize, self.params.gemm_n as usize);
+            dispatches.push(ctx.gpu.dispatch(
+                &REDUCE_SHADER,
+                "weight_reduce",
+                bytes_of(&self.params),
+                &[partial],
+                &[&output.buffer],
+                workgroups_for(m * n, REDUCE_WORKGROUP),
+            )?);
+        }
+        Ok(dispatches)
+    }
 }
 
 /// y = conv(x, w) + bias; inputs (x, w) or (x, w, bias of shape [O]). With `relu`,
@@ -539,44 +623,7 @@ impl Op for ConvForward {
     ) -> Result<Vec<Dispatch>> {
         let shapes: Vec<&Shape> = inputs.iter().map(|t| &t.shape).collect();
         let geo = self.geometry(&shapes)?;
-        let gemm = [geo.o, geo.n * geo.output_spatial(), geo.c * geo.taps()];
-        // Without a bias the weight is bound in its place and never read.
-        let bias = inputs.get(2).map_or(&inputs[1].buffer, |b| &b.buffer);
-        if ctx.gpu.subgroup_broadcast {
-            // Weights read as vec4s where K is a multiple of 4 (see conv_subgroup.wgsl), with
-            // tiles of 64 rows when there are more than 32.
-            let (entry, tile) = if gemm[2] % 4 == 0 {
-                ("forward_broadcast_vec4", vec4_tile(gemm[0], true))
-            } else {
-                ("forward_broadcast", broadcast_tile(gemm[0]))
-            };
-            let mut params = geo.params(gemm, tile, 1, gemm[2]);
-            params.has_bias = (inputs.len() == 3) as u32;
-            return Ok(vec![broadcast_gemm(
-                ctx.gpu,
-                &geo,
-                entry,
-                tile,
-                &params,
-                1,
-                self.relu,
-                &[&inputs[0].buffer, &inputs[1].buffer, bias],
-                &output.buffer,
-            )?]);
-        }
-        let tile = Tile::for_rows(gemm[0], ctx.gpu);
-        let mut params = geo.params(gemm, tile, 1, gemm[2]);
-        params.has_bias = (inputs.len() == 3) as u32;
-        let [bm, bn] = tile.constants();
-        Ok(vec![ctx.gpu.prepare(KernelCall {
-            shader: &SHADER,
-            entry: "forward",
-            constants: &[bm, bn, ("RELU", self.relu as u32 as f64)],
-            params: bytes_of(&params),
-            reads: &[&inputs[0].buffer, &inputs[1].buffer, bias],
-            writes: &[&output.buffer],
-            workgroups: tile.workgroups(gemm) as u32,
-        })?])
+        forward(ctx, &geo, self.relu, inputs, output)
     }
 
     fn backward(&self, g: &mut Graph, ctx: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {
@@ -633,131 +680,6 @@ impl ConvBackwardInput {
     }
 }
 
-impl ConvBackwardInput {
-    /// One invocation per input position (enumerated by stride phase, see conv.wgsl), all
-    /// channels at once, weights staged in chunks of output channels; on subgroups, weights
-    /// copied as vec4s over the channels and broadcast from lanes (see conv_subgroup.wgsl).
-    fn encode_few_channels(
-        &self,
-        ctx: &mut EncodeCtx<'_>,
-        inputs: &[&Tensor],
-        output: &Tensor,
-        geo: &Geometry,
-    ) -> Result<Vec<Dispatch>> {
-        let gemm = [geo.c, geo.n * geo.input_spatial(), geo.o * geo.taps()];
-        let mut params = geo.params(gemm, Tile::for_rows(gemm[0], ctx.gpu), 1, gemm[2]);
-        params.o_chunk = (FEW_CHANNELS_STAGE / geo.taps()).min(geo.o) as u32;
-        // The stride's phases, and per phase its blocks of positions (4 along W per invocation).
-        let phases: usize = geo.stride.iter().product();
-        let blocks: usize = (0..3)
-            .map(|d| {
-                let per_phase = geo.input[d].div_ceil(geo.stride[d]);
-                if d == 2 {
-                    per_phase.div_ceil(4)
-                } else {
-                    per_phase
-                }
-            })
-            .product();
-        // The broadcasting kernel gives each workgroup blocks of one phase, the phases of a
-        // region in consecutive workgroups, and reads w copied as vec4s over the channels, [taps,
-        // O] (see conv_subgroup.wgsl).
-        if ctx.gpu.subgroup_broadcast {
-            let weights = geo.o * geo.taps();
-            let (w_channels, transpose) = relaid_weight(
-                ctx,
-                "transpose_few_channel_weight",
-                &params,
-                inputs[1],
-                16 * weights as u64,
-                weights,
-            )?;
-            let gather = ctx.gpu.dispatch(
-                &SUBGROUP_SHADER,
-                "backward_input_few_channels_broadcast",
-                bytes_of(&params),
-                &[&inputs[0].buffer, &w_channels],
-                &[&output.buffer],
-                workgroups_for(
-                    geo.n * phases * blocks.div_ceil(WORKGROUP) * WORKGROUP,
-                    WORKGROUP,
-                ),
-            )?;
-            return Ok(vec![transpose, gather]);
-        }
-        Ok(vec![ctx.gpu.dispatch(
-            &SHADER,
-            "backward_input_few_channels",
-            bytes_of(&params),
-            &[&inputs[0].buffer, &inputs[1].buffer],
-            &[&output.buffer],
-            workgroups_for(geo.n * phases * blocks, WORKGROUP),
-        )?])
-    }
-}
-
-/// A copy of the weights `w` laid out anew by conv_subgroup.wgsl's `entry` (`invocations` of
-/// it) into a scratch buffer of `bytes`, made on every run since training changes the weights:
-/// the buffer and the dispatch that fills it.
-fn relaid_weight(
-    ctx: &mut EncodeCtx<'_>,
-    entry: &'static str,
-    params: &Params,
-    w: &Tensor,
-    bytes: u64,
-    invocations: usize,
-) -> Result<(Arc<wgpu::Buffer>, Dispatch)> {
-    let copy = ctx.scratch(&format!("conv_backward_input weight ({entry})"), bytes)?;
-    let dispatch = ctx.gpu.dispatch(
-        &SUBGROUP_SHADER,
-        entry,
-        bytes_of(params),
-        &[&w.buffer],
-        &[&copy],
-        workgroups_for(invocations, WORKGROUP),
-    )?;
-    Ok((copy, dispatch))
-}
-
-impl ConvBackwardInput {
-    /// For O a multiple of 4 on subgroups: w copied transposed to scratch ([C * taps, O]), then
-    /// backward_input_broadcast_vec4 reads it as vec4s (see conv_subgroup.wgsl), in tiles of 64
-    /// rows when there are more than 32 and that leaves `MIN_WIDE_TILE_WORKGROUPS`.
-    fn encode_transposed_weight(
-        &self,
-        ctx: &mut EncodeCtx<'_>,
-        inputs: &[&Tensor],
-        output: &Tensor,
-        geo: &Geometry,
-    ) -> Result<Vec<Dispatch>> {
-        let gemm = [geo.c, geo.n * geo.input_spatial(), geo.o * geo.taps()];
-        let wide_tiles = gemm[0].div_ceil(64) * gemm[1].div_ceil(BROADCAST_COLUMNS);
-        let tile = vec4_tile(gemm[0], wide_tiles >= MIN_WIDE_TILE_WORKGROUPS);
-        let params = geo.params(gemm, tile, 1, gemm[2]);
-        let weights = geo.o * geo.c * geo.taps();
-        let (transposed, transpose) = relaid_weight(
-            ctx,
-            "transpose_weight",
-            &params,
-            inputs[1],
-            4 * weights as u64,
-            weights / 4,
-        )?;
-        let gemm_pass = broadcast_gemm(
-            ctx.gpu,
-            geo,
-            "backward_input_broadcast_vec4",
-            tile,
-            &params,
-            1,
-            false,
-            &[&inputs[0].buffer, &transposed],
-            &output.buffer,
-        )?;
-        Ok(vec![transpose, gemm_pass])
-    }
-}
-
 impl Op for ConvBackwardInput {
     fn name(&self) -> &'static str {
         "conv_backward_input"
@@ -777,38 +699,10 @@ impl Op for ConvBackwardInput {
         let shapes: Vec<&Shape> = inputs.iter().map(|t| &t.shape).collect();
         let geo = self.geometry(&shapes)?;
         if geo.c <= FEW_CHANNELS && geo.taps() <= FEW_CHANNELS_STAGE {
-            return self.encode_few_channels(ctx, inputs, output, &geo);
+            backward_input_few_channels(ctx, &geo, inputs, output)
+        } else {
+            backward_input(ctx, &geo, inputs, output)
         }
-        let gemm = [geo.c, geo.n * geo.input_spatial(), geo.o * geo.taps()];
-        if ctx.gpu.subgroup_broadcast && geo.o % 4 == 0 {
-            return self.encode_transposed_weight(ctx, inputs, output, &geo);
-        }
-        if ctx.gpu.subgroup_broadcast {
-            let tile = broadcast_tile(gemm[0]);
-            let params = geo.params(gemm, tile, 1, gemm[2]);
-            return Ok(vec![broadcast_gemm(
-                ctx.gpu,
-                &geo,
-                "backward_input_broadcast",
-                tile,
-                &params,
-                1,
-                false,
-                &[&inputs[0].buffer, &inputs[1].buffer],
-                &output.buffer,
-            )?]);
-        }
-        let tile = Tile::for_rows(gemm[0], ctx.gpu);
-        let params = geo.params(gemm, tile, 1, gemm[2]);
-        Ok(vec![ctx.gpu.prepare(KernelCall {
-            shader: &SHADER,
-            entry: "backward_input",
-            constants: &tile.constants(),
-            params: bytes_of(&params),
-            reads: &[&inputs[0].buffer, &inputs[1].buffer],
-            writes: &[&output.buffer],
-            workgroups: tile.workgroups(gemm) as u32,
-        })?])
     }
 
     fn flops(&self, inputs: &[&Shape], _: &Shape) -> u64 {
@@ -832,17 +726,6 @@ impl ConvBackwardWeight {
     }
 }
 
-/// How backward_weight splits its reduction of length k: (slices, length of each, a multiple of
-/// the tile's K). Depends only on the shapes, so results are the same on every run.
-fn weight_splits(gemm: [usize; 3], tile: Tile) -> (usize, usize) {
-    let k = gemm[2];
-    let tiles = tile.workgroups(gemm);
-    let wanted = TARGET_WORKGROUPS.div_ceil(tiles);
-    let splits = wanted.min(k / MIN_SPLIT_LEN).max(1);
-    let split_len = k.div_ceil(splits).next_multiple_of(TILE_K);
-    (k.div_ceil(split_len), split_len)
-}
-
 impl Op for ConvBackwardWeight {
     fn name(&self) -> &'static str {
         "conv_backward_weight"
@@ -861,62 +744,7 @@ impl Op for ConvBackwardWeight {
     ) -> Result<Vec<Dispatch>> {
         let shapes: Vec<&Shape> = inputs.iter().map(|t| &t.shape).collect();
         let geo = self.geometry(&shapes)?;
-        let gemm = [geo.o, geo.c * geo.taps(), geo.n * geo.output_spatial()];
-        let broadcast = ctx.gpu.subgroup_broadcast;
-        // dy read as vec4s where 4 consecutive positions are aligned (see conv_subgroup.wgsl),
-        // with tiles of 64 rows when there are more than 32.
-        let dy_vec4 = geo.output_spatial() % 4 == 0;
-        let tile = if broadcast {
-            vec4_tile(gemm[0], dy_vec4)
-        } else {
-            Tile::for_rows(gemm[0], ctx.gpu)
-        };
-        let (splits, split_len) = weight_splits(gemm, tile);
-        let params = geo.params(gemm, tile, splits, split_len);
-        // With several slices, each writes its partial sums to scratch and a second pass adds
-        // them in slice order.
-        let partial = if splits > 1 {
-            Some(ctx.scratch(
-                "conv_backward_weight partial sums",
-                (4 * splits * gemm[0] * gemm[1]) as u64,
-            )?)
-        } else {
-            None
-        };
-        let target = partial.as_deref().unwrap_or(&output.buffer);
-        let reads = [&*inputs[0].buffer, &*inputs[1].buffer];
-        let gemm_pass = if broadcast {
-            let entry = if dy_vec4 {
-                "backward_weight_broadcast_vec4"
-            } else {
-                "backward_weight_broadcast"
-            };
-            broadcast_gemm(
-                ctx.gpu, &geo, entry, tile, &params, splits, false, &reads, target,
-            )?
-        } else {
-            ctx.gpu.prepare(KernelCall {
-                shader: &SHADER,
-                entry: "backward_weight",
-                constants: &tile.constants(),
-                params: bytes_of(&params),
-                reads: &reads,
-                writes: &[target],
-                workgroups: (tile.workgroups(gemm) * splits) as u32,
-            })?
-        };
-        let mut dispatches = vec![gemm_pass];
-        if let Some(partial) = &partial {
-            dispatches.push(ctx.gpu.dispatch(
-                &SHADER,
-                "weight_reduce",
-                bytes_of(&params),
-                &[partial],
-                &[&output.buffer],
-                workgroups_for(gemm[0] * gemm[1], REDUCE_WORKGROUP),
-            )?);
-        }
-        Ok(dispatches)
+        backward_weight(ctx, &geo, inputs, output)
     }
 
     fn flops(&self, inputs: &[&Shape], _: &Shape) -> u64 {
@@ -958,7 +786,7 @@ impl Op for ConvBackwardBias {
             ..Default::default()
         };
         Ok(vec![ctx.gpu.dispatch(
-            &SHADER,
+            &REDUCE_SHADER,
             "bias_grad",
             bytes_of(&params),
             &[&inputs[0].buffer],

@@ -1,96 +1,34 @@
-// Gram matrices of feature maps. F[b] is the row-major C x HW matrix of batch item b (the
-// input [N, C, spatial...] read as [N, C, HW]); scale = 1 / (C * HW).
-//   forward:  G[b] = F F^T * scale, output [N, C, C]
-//   backward: dF[b] = (dG + dG^T) F * scale, output [N, C, HW]
-// Both are tiled matrix products written for this shape, not a transposed copy fed to a matmul.
-// On devices with subgroups of at least 8, gram_subgroup.wgsl (appended to this file) replaces
-// both; these kernels are the fallback.
+// Gram forward and backward on tiles staged in workgroup memory: the kernels for every device.
+// The shapes, the split forward pass and the bindings are in common.wgsl.
 //
-// Tiling (both kernels): 64 invocations as an 8 x 8 grid (tx = lid % 8, ty = lid / 8) own a
-// 64 x 64 output tile; each invocation accumulates an 8 x 8 block (rows 8ty..8ty+7, columns
-// 8tx..8tx+7) in four named mat4x4 values (a private array indexed by a loop counter would live
-// in memory on lavapipe). The reduction runs in steps of 16: both operand tiles (64 x 16 each,
-// stored step-major as vec4s of 4 consecutive rows or columns: 2 x 4 KiB of workgroup memory)
-// are loaded cooperatively, 4 vec4s per invocation per operand, then each invocation does 64
-// multiply-adds per 4 vec4 reads of workgroup memory. On lavapipe every workgroup read is a
-// gather over the SIMD lanes, which bounds these kernels: the 8 x 8 block (4 reads per 64
-// multiply-adds) ran the style-transfer step's Gram matrices, and gram/c256_hw4096, 1.2x
-// faster than a 4 x 8 block (3 reads per 32). The tiles fit any device's 16 KiB of workgroup
-// memory. Out-of-range rows and columns load as 0 and are not written. Every output element is
-// one invocation's sequential sum in a fixed order: deterministic.
+// Tiling (both kernels, on ops/gemm/tiled.wgsl's tiles of 64 x 64): 64 invocations as an 8 x 8
+// grid (tx = lid % 8, ty = lid / 8) own a 64 x 64 output tile; each invocation accumulates an
+// 8 x 8 block (rows 8ty..8ty+7, columns 8tx..8tx+7) in four mat4x4 values. The reduction runs
+// in steps of 16: both operand tiles (64 x 16 each, stored step-major as vec4s of 4 consecutive
+// rows or columns: 2 x 4 KiB of workgroup memory) are loaded cooperatively, 4 vec4s per
+// invocation per operand, then each invocation does 64 multiply-adds per 4 vec4 reads of
+// workgroup memory. On lavapipe every workgroup read is a gather over the SIMD lanes, which
+// bounds these kernels: the 8 x 8 block (4 reads per 64 multiply-adds) ran the style-transfer
+// step's Gram matrices, and gram/c256_hw4096, 1.2x faster than a 4 x 8 block (3 reads per 32).
+// The tiles fit any device's 16 KiB of workgroup memory. Out-of-range rows and columns load as 0
+// and are not written.
 //
 // forward: G is symmetric, so only tiles (ti, tj) with ti <= tj are computed (flat workgroup
-// index = (split * N + b) * pairs + upper-triangular pair index) and an off-diagonal tile is also
-// written transposed; a diagonal tile computes both G[i][j] and G[j][i] from the same products,
-// so G is exactly symmetric. When N * pairs is too few workgroups to fill the device (small C,
-// large HW), the host splits the reduction over HW into `splits` ranges of k_split columns (a
-// multiple of 16): split s writes its unscaled partial Gram to slice s of a scratch buffer, and
-// reduce_splits then sums the slices in order and scales (fixed order: deterministic).
-// backward: one workgroup per (b, 64-row tile of dF, 64-column tile of dF); the (dG + dG^T)
-// tile is summed while loading.
+// index = (split * N + b) * pairs + upper-triangular pair index; row_tiles = ceil(C / 64),
+// tiles = pairs) and an off-diagonal tile is also written transposed; a diagonal tile computes
+// both G[i][j] and G[j][i] from the same products, so G is exactly symmetric.
+// backward: one workgroup per (b, 64-row tile of dF, 64-column tile of dF): tiles = row_tiles *
+// col_tiles, col_tiles = ceil(HW / 64); the (dG + dG^T) tile is summed while loading.
 
-struct Params {
-    batch: u32,
-    c: u32,
-    hw: u32,
-    row_tiles: u32,  // ceil(C / 64)
-    tiles: u32,      // workgroups per batch item: forward row_tiles * (row_tiles + 1) / 2,
-                     // backward row_tiles * col_tiles
-    col_tiles: u32,  // backward: ceil(HW / 64)
-    scale: f32,      // 1 / (C * HW), or 1 for the partial sums of a split forward pass
-    splits: u32,     // forward: ranges of the reduction over HW (1: no split)
-    k_split: u32,    // forward: columns of F per range
-    count: u32,      // reduce_splits: elements of G
-    _pad: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-// forward: f at 1, g (or the partial sums) at 2; reduce_splits: the partial sums at 1, g at 2
-@group(0) @binding(1) var<storage, read> f: array<f32>;
-@group(0) @binding(2) var<storage, read_write> g: array<f32>;
-// backward: f at 1, dg at 2, df at 3
-@group(0) @binding(2) var<storage, read> dg: array<f32>;
-@group(0) @binding(3) var<storage, read_write> df: array<f32>;
+#include "gpu/workgroup_index.wgsl"
+#include "ops/gram/common.wgsl"
+#include "ops/gemm/tiled.wgsl"
 
 const TILE: u32 = 64u;
 const QUADS: u32 = 16u; // TILE / 4
 const STEP: u32 = 16u;
 const WX: u32 = 8u;
 const WG: u32 = 64u;
-
-// [k][quad]: element k * 16 + q holds rows (or columns) 4q..4q+3 of the tile at reduction step k.
-var<workgroup> lhs: array<vec4<f32>, 256>;
-var<workgroup> rhs: array<vec4<f32>, 256>;
-
-// An 8 x 8 block of accumulators: row i of a quarter is accumulator row i (4 columns).
-struct Block {
-    top_left: mat4x4<f32>,
-    top_right: mat4x4<f32>,
-    bottom_left: mat4x4<f32>,
-    bottom_right: mat4x4<f32>,
-}
-
-// acc + outer(a, b): acc[i] += a[i] * b.
-fn fma_outer(acc: mat4x4<f32>, a: vec4<f32>, b: vec4<f32>) -> mat4x4<f32> {
-    return mat4x4(fma(vec4(a.x), b, acc[0]), fma(vec4(a.y), b, acc[1]),
-                  fma(vec4(a.z), b, acc[2]), fma(vec4(a.w), b, acc[3]));
-}
-
-// acc[i][j] += sum over the 16 staged steps of lhs[step][8 ty + i] * rhs[step][8 tx + j].
-fn multiply_step(acc: Block, tx: u32, ty: u32) -> Block {
-    var r = acc;
-    for (var k = 0u; k < STEP; k++) {
-        let a0 = lhs[k * QUADS + 2u * ty];
-        let a1 = lhs[k * QUADS + 2u * ty + 1u];
-        let b0 = rhs[k * QUADS + 2u * tx];
-        let b1 = rhs[k * QUADS + 2u * tx + 1u];
-        r.top_left = fma_outer(r.top_left, a0, b0);
-        r.top_right = fma_outer(r.top_right, a0, b1);
-        r.bottom_left = fma_outer(r.bottom_left, a1, b0);
-        r.bottom_right = fma_outer(r.bottom_right, a1, b1);
-    }
-    return r;
-}
 
 // F[b, row, k], 0 outside the matrix.
 fn feature(base: u32, row: u32, k: u32) -> f32 {
@@ -144,11 +82,11 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
             let e = lid + slot * WG;
             let k = e % STEP;
             let quad = e / STEP;
-            lhs[k * QUADS + quad] = feature_rows(base, i0 + quad * 4u, k0 + k);
-            rhs[k * QUADS + quad] = feature_rows(base, j0 + quad * 4u, k0 + k);
+            tile_a[k * QUADS + quad] = feature_rows(base, i0 + quad * 4u, k0 + k);
+            tile_b[k * QUADS + quad] = feature_rows(base, j0 + quad * 4u, k0 + k);
         }
         workgroupBarrier();
-        acc = multiply_step(acc, tx, ty);
+        acc = multiply_slice(acc, ty, tx);
         workgroupBarrier();
     }
 
@@ -183,23 +121,6 @@ fn store_gram_row(out: u32, i: u32, j: u32, lo: vec4<f32>, hi: vec4<f32>, mirror
     }
 }
 
-const REDUCE_WG: u32 = 256u;
-
-// G[e] = scale * (sum over splits s, in order, of partial[s][e]); one invocation per element.
-@compute @workgroup_size(REDUCE_WG)
-fn reduce_splits(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                 @builtin(local_invocation_index) lid: u32) {
-    let e = workgroup_index(wid, nwg) * REDUCE_WG + lid;
-    if e >= p.count {
-        return;
-    }
-    var total = 0.0;
-    for (var s = 0u; s < p.splits; s++) {
-        total += f[s * p.count + e];
-    }
-    g[e] = total * p.scale;
-}
-
 // (dG + dG^T)[b, i, j], 0 outside the matrix.
 fn symmetric_grad(base: u32, i: u32, j: u32) -> f32 {
     if i < p.c && j < p.c {
@@ -231,18 +152,18 @@ fn backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
             // lhs: (dG + dG^T) at column j0 + e % 16, rows i0 + 4 * (e / 16)..+3.
             let j = j0 + e % STEP;
             let i = i0 + (e / STEP) * 4u;
-            lhs[(e % STEP) * QUADS + e / STEP] = vec4<f32>(
+            tile_a[(e % STEP) * QUADS + e / STEP] = vec4<f32>(
                 symmetric_grad(g_base, i, j), symmetric_grad(g_base, i + 1u, j),
                 symmetric_grad(g_base, i + 2u, j), symmetric_grad(g_base, i + 3u, j));
             // rhs: F at row j0 + e / 16, columns k0 + 4 * (e % 16)..+3 (consecutive
             // invocations read consecutive columns).
             let row = j0 + e / QUADS;
             let k = k0 + (e % QUADS) * 4u;
-            rhs[e] = vec4<f32>(feature(f_base, row, k), feature(f_base, row, k + 1u),
+            tile_b[e] = vec4<f32>(feature(f_base, row, k), feature(f_base, row, k + 1u),
                                feature(f_base, row, k + 2u), feature(f_base, row, k + 3u));
         }
         workgroupBarrier();
-        acc = multiply_step(acc, tx, ty);
+        acc = multiply_slice(acc, ty, tx);
         workgroupBarrier();
     }
 

@@ -14,6 +14,8 @@
 //   broadcast:      dx[o, l, i] = scale * dy[o, i], one invocation per element of dx.
 // Results are multiplied by `scale` (1 for sums, 1 / len for means, applied on the last pass).
 
+#include "gpu/workgroup_index.wgsl"
+
 struct Params {
     outer: u32,
     len: u32,
