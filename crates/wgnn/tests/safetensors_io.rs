@@ -334,7 +334,7 @@ fn failed_saves_leave_no_file() {
             .unwrap(),
         &nowhere,
     );
-    assert!(message.contains("cannot write"), "{message}");
+    assert!(message.contains("does not exist"), "{message}");
     assert!(!nowhere.exists());
 
     // The target is a directory: the temporary file is written, the rename fails, and the
