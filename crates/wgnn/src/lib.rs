@@ -31,7 +31,6 @@ pub fn all_shaders() -> Vec<&'static gpu::Shader> {
         &ops::conv::tiled::SHADER,
         &ops::conv::subgroup::SHADER,
         &ops::conv::REDUCE_SHADER,
-        &optim::SHADER,
         &ops::elementwise::SHADER,
         &ops::gram::tiled::SHADER,
         &ops::gram::subgroup::SHADER,
@@ -42,5 +41,6 @@ pub fn all_shaders() -> Vec<&'static gpu::Shader> {
         &ops::norm::SHADER,
         &ops::pool::SHADER,
         &ops::reduce::SHADER,
+        &optim::SHADER,
     ]
 }

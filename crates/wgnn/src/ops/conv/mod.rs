@@ -416,8 +416,8 @@ impl Geometry {
         }
     }
 
-    /// The uniform parameters of the few-channel input gradient, which stages the weights of
-    /// `o_chunk` output channels at a time where it stages them.
+    /// The uniform parameters of the few-channel input gradient: shapes, and in `o_chunk` the
+    /// output channels whose weights the tiled kernel stages at once.
     fn few_channels_params(&self) -> Params {
         Params {
             o_chunk: (FEW_CHANNELS_STAGE / self.taps()).min(self.o) as u32,
