@@ -1,11 +1,15 @@
-//! Face image folders: `DIR/<identity>/<image>`, listed in natural order and loaded to f32.
+//! Image folders of identities: `DIR/<identity>/<image>` (ORL's layout) or nested,
+//! `DIR/<group>/.../<identity>/<image>` (Omniglot's: `<alphabet>/<character>/<drawing>`), listed
+//! in natural order and loaded to f32.
 //!
 //! Listing rules (the contract every subcommand relies on):
-//! - identities are the sub-folders of `DIR`, in natural order (`s2` before `s10`); loose files
-//!   in `DIR` itself (a README, a licence) are not identities and are ignored;
+//! - identities are the folders below `DIR` that hold image files, at any depth, named by their
+//!   path from `DIR` (`s1`, or `Greek/character01`) and listed depth first in natural order
+//!   (`s2` before `s10`); an identity's group is the path of its parent (`Greek`; empty for an
+//!   identity directly in `DIR`); loose files in `DIR` itself (a README, a licence) are ignored;
 //! - images are the files of an identity folder whose extension the `image` crate decodes
 //!   (pgm/pnm/ppm/pbm, png, jpg/jpeg, gif, bmp; any case), in natural order (`2.pgm` before
-//!   `10.pgm`); other files and nested folders are ignored with a warning;
+//!   `10.pgm`); other files are ignored with a warning;
 //! - hidden entries (names starting with `.`) are ignored silently, at every level;
 //! - an identity folder without images is skipped with a warning; an identity with a single image
 //!   is kept (it can be enrolled in a gallery) but reported as unusable for positive pairs;
@@ -26,11 +30,20 @@ pub const IMAGE_EXTENSIONS: &[&str] = &[
     "pgm", "pnm", "ppm", "pbm", "png", "jpg", "jpeg", "gif", "bmp",
 ];
 
-/// One person: a name (the folder's) and the paths of their images, in natural order.
+/// One person (or character): a name (the folder's path from the root) and the paths of their
+/// images, in natural order.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Identity {
     pub name: String,
     pub images: Vec<PathBuf>,
+}
+
+impl Identity {
+    /// The path of the identity's parent folder from the root (`Greek` for
+    /// `Greek/character01`; empty for an identity directly in the root).
+    pub fn group(&self) -> &str {
+        self.name.rsplit_once('/').map_or("", |(group, _)| group)
+    }
 }
 
 /// A listed image folder (nothing decoded yet).
@@ -80,41 +93,15 @@ impl ImageFolder {
         let mut warnings = Vec::new();
         let mut identities = Vec::new();
         for (name, path) in visible_entries(&root)? {
-            if !path.is_dir() {
-                continue;
-            }
-            let mut images = Vec::new();
-            for (file_name, file) in visible_entries(&path)? {
-                if file.is_dir() {
-                    warnings.push(format!(
-                        "{}: nested folder ignored (images must lie directly in the identity folder)",
-                        file.display()
-                    ));
-                } else if has_image_extension(&file_name) {
-                    images.push(file);
-                } else {
-                    warnings.push(format!(
-                        "{}: not an image file (extension not one of {}), ignored",
-                        file.display(),
-                        IMAGE_EXTENSIONS.join(", ")
-                    ));
-                }
-            }
-            match images.len() {
-                0 => warnings.push(format!("identity {name}: no images, skipped")),
-                1 => {
-                    warnings.push(format!(
-                        "identity {name}: only one image; usable in a gallery, not for positive pairs"
-                    ));
-                    identities.push(Identity { name, images });
-                }
-                _ => identities.push(Identity { name, images }),
+            if path.is_dir() {
+                list_identities(&path, &name, &mut identities, &mut warnings)?;
             }
         }
         if identities.is_empty() {
             return Err(Error::file(
                 &root,
-                "no identities: expected sub-folders DIR/<identity>/ holding images",
+                "no identities: expected sub-folders DIR/<identity>/ (or nested,\
+                 DIR/<group>/<identity>/) holding images",
             ));
         }
         Ok(Self {
@@ -264,6 +251,52 @@ pub fn load_image(path: &Path, preprocess: Preprocess) -> Result<Vec<f32>> {
         }
         chw
     })
+}
+
+/// Adds `folder` (named `name` from the root) as an identity if it holds images, then its
+/// sub-folders, depth first in natural order.
+fn list_identities(
+    folder: &Path,
+    name: &str,
+    identities: &mut Vec<Identity>,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    let mut images = Vec::new();
+    let mut folders = Vec::new();
+    for (file_name, file) in visible_entries(folder)? {
+        if file.is_dir() {
+            folders.push((format!("{name}/{file_name}"), file));
+        } else if has_image_extension(&file_name) {
+            images.push(file);
+        } else {
+            warnings.push(format!(
+                "{}: not an image file (extension not one of {}), ignored",
+                file.display(),
+                IMAGE_EXTENSIONS.join(", ")
+            ));
+        }
+    }
+    match images.len() {
+        0 if folders.is_empty() => warnings.push(format!("identity {name}: no images, skipped")),
+        0 => {}
+        1 => {
+            warnings.push(format!(
+                "identity {name}: only one image; usable in a gallery, not for positive pairs"
+            ));
+            identities.push(Identity {
+                name: name.to_string(),
+                images,
+            });
+        }
+        _ => identities.push(Identity {
+            name: name.to_string(),
+            images,
+        }),
+    }
+    for (sub_name, sub) in folders {
+        list_identities(&sub, &sub_name, identities, warnings)?;
+    }
+    Ok(())
 }
 
 /// `(name, path)` of the non-hidden entries of `dir`, in natural order of their names.

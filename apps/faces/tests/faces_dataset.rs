@@ -264,20 +264,21 @@ fn single_image_identities_are_kept_with_a_warning() {
 
     let folder = ImageFolder::open(dir.path()).unwrap();
     let names: Vec<&str> = folder.identities.iter().map(|i| i.name.as_str()).collect();
-    assert_eq!(names, ["ann", "bob"]);
+    // A folder of images inside an identity's folder is an identity of its own.
+    assert_eq!(names, ["ann", "ann/sub", "bob"]);
     assert_eq!(folder.identities[0].images.len(), 2);
-    assert_eq!(folder.single_image_identities(), ["bob"]);
+    assert_eq!(folder.single_image_identities(), ["ann/sub", "bob"]);
     let warnings = folder.warnings.join("\n");
     assert!(
         warnings.contains("bob") && warnings.contains("positive"),
         "{warnings}"
     );
+    assert!(warnings.contains("ann/sub"), "{warnings}");
     assert!(
         warnings.contains("carl") && warnings.contains("no images"),
         "{warnings}"
     );
     assert!(warnings.contains("notes.txt"), "{warnings}");
-    assert!(warnings.contains("sub"), "{warnings}");
     assert!(!warnings.contains("DS_Store"), "{warnings}");
     assert_eq!(folder.warnings.len(), 4, "{warnings}");
 
@@ -288,7 +289,7 @@ fn single_image_identities_are_kept_with_a_warning() {
             channels: 1,
         })
         .unwrap();
-    assert_eq!(loaded.labels, [0, 0, 1]);
+    assert_eq!(loaded.labels, [0, 0, 1, 2]);
 }
 
 #[test]
@@ -329,4 +330,30 @@ fn images_decode_by_content_not_extension() {
     )
     .unwrap();
     assert_eq!(values, [0.0, 1.0]);
+}
+
+#[test]
+fn nested_folders_list_their_leaf_identities_with_groups() {
+    // Omniglot's layout: DIR/<alphabet>/<character>/<drawing>, natural order at every level.
+    let dir = TempDir::new("faces-nested");
+    for (path, v) in [
+        ("Latin/character10/a.png", 1),
+        ("Latin/character2/a.png", 2),
+        ("Latin/character2/b.png", 3),
+        ("Greek/character1/a.png", 4),
+        ("Greek/character1/b.png", 5),
+        ("Latin/character10/b.png", 6),
+    ] {
+        dir.write(path, &pgm(2, 2, &[v; 4]));
+    }
+    dir.write("README.txt", b"loose files at the root are no identity");
+    let folder = ImageFolder::open(dir.path()).unwrap();
+    let names: Vec<&str> = folder.identities.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["Greek/character1", "Latin/character2", "Latin/character10"]
+    );
+    let groups: Vec<&str> = folder.identities.iter().map(|i| i.group()).collect();
+    assert_eq!(groups, ["Greek", "Latin", "Latin"]);
+    assert!(folder.warnings.is_empty(), "{:?}", folder.warnings);
 }

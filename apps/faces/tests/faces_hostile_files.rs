@@ -133,3 +133,45 @@ fn a_model_with_a_nan_threshold_or_weights_is_refused_by_name() {
         "{err}"
     );
 }
+
+#[test]
+fn checkpoints_cut_flipped_or_mislabelled_end_in_clean_errors() {
+    use wgnn_faces::train::{HeadInit, TrainConfig, Trainer, TrainingSet};
+    let gpu = gpu();
+    let mut rng = Rng::new(12);
+    let (identities, per_identity, dim) = (6, 4, 128);
+    let n = identities * per_identity;
+    let set = TrainingSet {
+        descriptors: rng.vec_f32(n * dim, -1.0, 1.0),
+        descriptor_len: dim,
+        variants: 1,
+        labels: (0..n as u32).map(|i| i / per_identity as u32).collect(),
+        fingerprint: "synthetic".into(),
+    };
+    let config = TrainConfig {
+        init: HeadInit::Random,
+        epochs: 1,
+        identities_per_batch: 3,
+        images_per_identity: 2,
+        ..TrainConfig::default()
+    };
+    let path = scratch().join("run.checkpoint.safetensors");
+    {
+        let mut trainer = Trainer::new(gpu, config.clone(), &set).unwrap();
+        trainer.run_epoch(&mut |_| {}).unwrap();
+        trainer.save_checkpoint(&path).unwrap();
+    }
+    let bytes = std::fs::read(&path).unwrap();
+    let load = |p: &Path| Trainer::resume(gpu, config.clone(), &set, p).map(|_| ());
+    assert!(cleanly(&path, &bytes, &load).is_ok());
+    for (i, mutated) in mutations(&bytes, &mut Rng::new(13)).into_iter().enumerate() {
+        let result = cleanly(&path, &mutated, &load);
+        if i < 30 {
+            assert!(
+                result.is_err(),
+                "a checkpoint cut to {} bytes resumed",
+                mutated.len()
+            );
+        }
+    }
+}
