@@ -92,7 +92,7 @@ fn cases() -> Vec<Case> {
 
 /// Shapes that span several workgroup tiles in every GEMM dimension, with remainders, in every
 /// tile shape (conv.wgsl: 16 x 256 for at most 16 GEMM rows where the device has the workgroup
-/// memory, 32 x 128 for at most 32, 64 x 64 above; conv_subgroup.wgsl: 8, 16 or 32 x 256 for at
+/// memory, 32 x 128 for at most 32, 64 x 64 above; ops/conv/subgroup.wgsl: 8, 16 or 32 x 256 for at
 /// most 8, 16 and above), and weight gradients whose reduction is split over workgroups (the
 /// two-pass path), with one tile and with several; the subgroup weight gradient reads dy as vec4s
 /// where the output positions are a multiple of 4 (1d long, the last two), as scalars elsewhere,
@@ -586,7 +586,7 @@ fn backward_ops_match_reference_with_gemm_input_gradient() {
     }
 }
 
-/// Where the device has subgroups, forward and dx take conv_subgroup.wgsl's kernels everywhere
+/// Where the device has subgroups, forward and dx take ops/conv/subgroup.wgsl's kernels everywhere
 /// above; this runs conv.wgsl's (the fallback) on the same cases.
 #[test]
 fn kernels_without_subgroups_match_reference() {

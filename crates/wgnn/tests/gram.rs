@@ -34,7 +34,7 @@ fn reference_backward_matches_finite_differences() {
 
 /// Ranks 3 to 5, batch > 1; C and HW not multiples of the tiles or the reduction steps;
 /// C = 70, 130 and 200 give several row and column tiles (tiles below the diagonal are skipped
-/// and mirrored); C = 5, 12 and 70 give 1, 2 and 4 row groups of 8 in gram_subgroup.wgsl's
+/// and mirrored); C = 5, 12 and 70 give 1, 2 and 4 row groups of 8 in ops/gram/subgroup.wgsl's
 /// backward pass; HW = 81, 323 and 300 give several column tiles in both backward passes. The
 /// [3, 64, 4, 4], [2, 5, 48, 48] and [1, 3, 3001] cases have few tiles and HW >= 2048 (the last
 /// two), so the forward pass splits its reduction over HW (evenly, then unevenly) and sums the
@@ -97,7 +97,7 @@ fn forward_and_backward_match_reference() {
     }
 }
 
-/// Where the device has subgroups, the test above runs gram_subgroup.wgsl's kernels; this runs
+/// Where the device has subgroups, the test above runs ops/gram/subgroup.wgsl's kernels; this runs
 /// gram.wgsl's (the fallback) on the same shapes.
 #[test]
 fn kernels_without_subgroups_match_reference() {

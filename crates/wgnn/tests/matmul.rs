@@ -100,7 +100,7 @@ fn forward_matches_reference() {
     check_forward(2);
 }
 
-/// Where the device has subgroups, the tests above run matmul_subgroup.wgsl's kernel; this runs
+/// Where the device has subgroups, the tests above run ops/matmul/subgroup.wgsl's kernel; this runs
 /// matmul.wgsl's tiles (the fallback) on the same cases.
 #[test]
 fn fallback_matches_reference() {
