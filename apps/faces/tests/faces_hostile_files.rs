@@ -136,6 +136,7 @@ fn a_model_with_a_nan_threshold_or_weights_is_refused_by_name() {
 
 #[test]
 fn checkpoints_cut_flipped_or_mislabelled_end_in_clean_errors() {
+    use wgnn_faces::augment::Augment;
     use wgnn_faces::train::{HeadInit, TrainConfig, Trainer, TrainingSet};
     let gpu = gpu();
     let mut rng = Rng::new(12);
@@ -153,6 +154,7 @@ fn checkpoints_cut_flipped_or_mislabelled_end_in_clean_errors() {
         epochs: 1,
         identities_per_batch: 3,
         images_per_identity: 2,
+        augment: Augment::NONE,
         ..TrainConfig::default()
     };
     let path = scratch().join("run.checkpoint.safetensors");
