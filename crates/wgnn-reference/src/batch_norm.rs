@@ -142,3 +142,23 @@ pub fn batch_norm_backward(
     });
     (dx, dgamma, dbeta)
 }
+
+/// The running statistics after one training step: running = (1 - momentum) * running +
+/// momentum * batch, with the unbiased variance var * M / (M - 1).
+pub fn update_running(
+    running_mean: &[f64],
+    running_var: &[f64],
+    stats: &[f64],
+    count: usize,
+    momentum: f64,
+) -> (Vec<f64>, Vec<f64>) {
+    let c = running_mean.len();
+    let unbiased = count as f64 / (count - 1) as f64;
+    let mean = (0..c)
+        .map(|ch| (1.0 - momentum) * running_mean[ch] + momentum * stats[ch])
+        .collect();
+    let var = (0..c)
+        .map(|ch| (1.0 - momentum) * running_var[ch] + momentum * stats[c + ch] * unbiased)
+        .collect();
+    (mean, var)
+}

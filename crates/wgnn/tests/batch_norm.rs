@@ -1,15 +1,16 @@
 //! Batch normalisation against the float64 reference: the statistics, the normalisation with
-//! batch and running statistics, and every gradient (each op alone and the training-mode
-//! composition).
+//! batch and running statistics, every gradient (each op alone and the training-mode
+//! composition), and the running statistics over two plan steps.
 use wgnn_reference::testing as common;
 
 use common::*;
 use wgnn::nn::ParamStore;
 use wgnn::ops::batch_norm::{
-    BatchNormApply, BatchNormGradSums, BatchStats, BatchStatsBackward, Statistics, BATCH_NORM_EPS,
-    CHUNK,
+    running_stats_update, BatchNormApply, BatchNormGradSums, BatchStats, BatchStatsBackward,
+    Statistics, TrackRunningStats, BATCH_NORM_EPS, BATCH_NORM_MOMENTUM, CHUNK,
 };
 use wgnn::ops::conv::ConvParams;
+use wgnn::optim::{Sgd, SgdConfig};
 use wgnn::rng::Rng;
 use wgnn::{Graph, Plan, PlanSpec};
 use wgnn_reference::batch_norm as reference;
@@ -360,6 +361,159 @@ fn one_training_step_of_a_layer_takes_the_documented_dispatches() {
     }
 }
 
+/// A training plan over x [shape] with one batch-normalised layer whose running statistics
+/// start at (0, 1); gamma and beta updated by SGD from the gradient of sum(y * seed).
+struct Trainer {
+    plan: Plan,
+    params: ParamStore,
+    x: wgnn::NodeId,
+    seed: wgnn::NodeId,
+}
+
+fn trainer(shape: &[usize], gamma: &[f64], beta: &[f64], sgd: &mut Sgd) -> Trainer {
+    let gpu = gpu();
+    let c = shape[1];
+    let mut params = ParamStore::new();
+    for (name, values) in [
+        ("bn.weight", to_f32(gamma)),
+        ("bn.bias", to_f32(beta)),
+        ("bn.running_mean", vec![0.0; c]),
+        ("bn.running_var", vec![1.0; c]),
+    ] {
+        params.insert_f32(gpu, name, [c], &values).unwrap();
+    }
+    let mut g = Graph::new();
+    let x = g.input("x", shape);
+    let names = ["bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"];
+    let ids = g.params_from(&params, &names).unwrap();
+    let bn = g.batch_norm(x, ids[0], ids[1], BATCH_NORM_EPS).unwrap();
+    let seed = g.input("seed", shape);
+    let grads = g.backward(bn.output, seed, &ids[..2]).unwrap();
+    let mut rule = TrackRunningStats::new(Some(sgd));
+    rule.track(&g, &bn, ids[2], ids[3], BATCH_NORM_MOMENTUM)
+        .unwrap();
+    let mut updates = vec![(ids[0], grads[0]), (ids[1], grads[1])];
+    updates.extend(rule.updates());
+    let spec = PlanSpec {
+        outputs: vec![bn.output],
+        keep: rule.keep(),
+        updates,
+        optimizer: Some(&mut rule),
+        ..Default::default()
+    };
+    let plan = Plan::compile(gpu, &g, &params, spec).unwrap();
+    Trainer {
+        plan,
+        params,
+        x,
+        seed,
+    }
+}
+
+#[test]
+fn running_statistics_follow_two_training_steps() {
+    let gpu = gpu();
+    let mut rng = Rng::new(9);
+    let shape = [3, 4, 5, 7];
+    let (n, c) = (numel(&shape), shape[1]);
+    let mut gamma = random_nonzero(&mut rng, c);
+    let mut beta = random_f64(&mut rng, c);
+    let lr = 0.1;
+    let mut sgd = Sgd::new(
+        gpu,
+        SgdConfig {
+            lr: lr as f32,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut t = trainer(&shape, &gamma, &beta, &mut sgd);
+    let (mut running_mean, mut running_var) = (vec![0.0; c], vec![1.0; c]);
+    for step in 0..2 {
+        // Shifted and scaled per step, so that the two steps' statistics differ.
+        let x: Vec<f64> = random_nonzero(&mut rng, n)
+            .iter()
+            .map(|v| 2.0 * v + step as f64)
+            .collect();
+        let up = random_f64(&mut rng, n);
+        t.plan.write_input(gpu, t.x, &to_f32(&x)).unwrap();
+        t.plan.write_input(gpu, t.seed, &to_f32(&up)).unwrap();
+        let y = t.plan.step(gpu).unwrap().remove(0);
+        let what = |name: &str| format!("{name} after step {}", step + 1);
+        let expect = reference::batch_norm(&x, &shape, &gamma, &beta, EPS);
+        assert_close(&what("y"), &y, &expect, 1e-4, 1e-3);
+
+        let stats = reference::batch_stats(&x, &shape);
+        let count = reference::count(&shape);
+        (running_mean, running_var) = reference::update_running(
+            &running_mean,
+            &running_var,
+            &stats,
+            count,
+            BATCH_NORM_MOMENTUM as f64,
+        );
+        let (_, dgamma, dbeta) = reference::batch_norm_backward(&x, &shape, &gamma, EPS, &up);
+        for ch in 0..c {
+            gamma[ch] -= lr * dgamma[ch];
+            beta[ch] -= lr * dbeta[ch];
+        }
+        let read = |name: &str| t.params.get(name).unwrap().to_vec(gpu).unwrap();
+        let tol = 1e-4;
+        assert_close(
+            &what("running_mean"),
+            &read("bn.running_mean"),
+            &running_mean,
+            tol,
+            1e-3,
+        );
+        assert_close(
+            &what("running_var"),
+            &read("bn.running_var"),
+            &running_var,
+            tol,
+            1e-3,
+        );
+        assert_close(&what("gamma"), &read("bn.weight"), &gamma, tol, 1e-3);
+        assert_close(&what("beta"), &read("bn.bias"), &beta, tol, 1e-3);
+    }
+}
+
+#[test]
+fn running_stats_update_alone_matches_reference() {
+    let gpu = gpu();
+    let mut rng = Rng::new(10);
+    let c = 300;
+    let (mean, var) = (random_f64(&mut rng, c), positive(&mut rng, c));
+    let stats = [random_f64(&mut rng, c), positive(&mut rng, c)].concat();
+    let (tmean, tvar) = (tensor(&[c], &mean), tensor(&[c], &var));
+    let tstats = tensor(&[2, c], &stats);
+    let update = running_stats_update(gpu, &tstats, &tmean, &tvar, 3, 0.25).unwrap();
+    gpu.run(&[update]).unwrap();
+    let (expect_mean, expect_var) = reference::update_running(&mean, &var, &stats, 3, 0.25);
+    assert_close(
+        "mean",
+        &tmean.to_vec(gpu).unwrap(),
+        &expect_mean,
+        1e-5,
+        1e-3,
+    );
+    assert_close("var", &tvar.to_vec(gpu).unwrap(), &expect_var, 1e-5, 1e-3);
+
+    for (count, momentum, wanted) in [(1, 0.1, "at least 2"), (5, 1.5, "momentum")] {
+        let e = running_stats_update(gpu, &tstats, &tmean, &tvar, count, momentum)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(wanted), "{e}");
+    }
+    let e = running_stats_update(gpu, &tmean, &tmean, &tvar, 5, 0.1)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("running_stats_update") && e.contains("[2, 300]") && e.contains("[300]"),
+        "{e}"
+    );
+}
+
 #[test]
 fn shape_errors_name_the_op_and_the_shapes() {
     let mut g = Graph::new();
@@ -406,6 +560,15 @@ fn shape_errors_name_the_op_and_the_shapes() {
         "{e}"
     );
     assert!(g.batch_norm(x, c3, c3, BATCH_NORM_EPS).is_ok());
+
+    let rm = g.input("rm", [3]);
+    let bn = g.batch_norm(x, c3, c3, BATCH_NORM_EPS).unwrap();
+    let mut rule = TrackRunningStats::new(None);
+    let e = rule
+        .track(&g, &bn, rm, rm, BATCH_NORM_MOMENTUM)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("must be a parameter"), "{e}");
 }
 
 #[test]

@@ -27,6 +27,9 @@
 //                   3 dvar [C] = -gamma / 2 * rstd^3 * sum(dy * (x - mean));
 //                   4 d[2, C]: dmean in row 0, dvar in row 1 (the batch statistics' gradient).
 //   stats_backward(4): dx = (dmean + 2 * dvar * (x - mean)) / M from d[2, C].
+//   update_running: one invocation per channel, in place:
+//                   running_mean = (1 - momentum) * running_mean + momentum * mean,
+//                   running_var = (1 - momentum) * running_var + momentum * var * M / (M - 1).
 // Every sum runs in a fixed order, so the same inputs give bit-identical results; no atomics.
 // Workgroups of WG = 256 invocations; workgroup memory 256 * 16 bytes = 4 KiB.
 
@@ -42,6 +45,8 @@ struct Params {
     part: u32,         // param_grads: which gradient (see above)
     eps: f32,
     inv_count: f32,    // 1 / M
+    momentum: f32,     // update_running
+    unbiased: f32,     // update_running: M / (M - 1)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -73,6 +78,10 @@ struct Params {
 // stats_backward: x at 1, stats at 2, dstats at 3, dx at 4.
 @group(0) @binding(2) var<storage, read> stats: array<f32>;
 @group(0) @binding(3) var<storage, read> dstats: array<f32>;
+// update_running: stats at 1, running_mean at 2, running_var at 3 (both in place).
+@group(0) @binding(1) var<storage, read> batch_stats: array<f32>;
+@group(0) @binding(2) var<storage, read_write> running_mean: array<f32>;
+@group(0) @binding(3) var<storage, read_write> running_var: array<f32>;
 
 const WG: u32 = 256u;
 const ITEMS: u32 = 8u;           // values each invocation visits per chunk
@@ -313,4 +322,17 @@ fn stats_backward4(@builtin(workgroup_id) wid: vec3<u32>,
     let c = channel_of(4u * i);
     let centred = x4[i] - vec4<f32>(stats[c]);
     dx4[i] = (vec4<f32>(dstats[c]) + 2.0 * dstats[p.channels + c] * centred) * p.inv_count;
+}
+
+@compute @workgroup_size(WG)
+fn update_running(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_index) lid: u32) {
+    let c = workgroup_index(wid, nwg) * WG + lid;
+    if c >= p.channels {
+        return;
+    }
+    let keep = 1.0 - p.momentum;
+    running_mean[c] = keep * running_mean[c] + p.momentum * batch_stats[c];
+    running_var[c] = keep * running_var[c]
+        + p.momentum * batch_stats[p.channels + c] * p.unbiased;
 }

@@ -16,16 +16,36 @@
 //!
 //! Dispatches of one layer per training step: forward 2 (statistics, apply); backward 7 (dx
 //! through x, the sums, dstats, dgamma, dbeta, dx through the statistics, and the `add` of the
-//! two dx). The two reductions take one more dispatch each when a channel holds more than
-//! `CHUNK` values (the sums two more past 2048 * `CHUNK` values: `reduce::encode_sum` adds
-//! their chunks).
+//! two dx); and 1 for the running statistics (`TrackRunningStats`). The two reductions take one
+//! more dispatch each when a channel holds more than `CHUNK` values (the sums two more past
+//! 2048 * `CHUNK` values: `reduce::encode_sum` adds their chunks).
+//!
+//! Running statistics: running = (1 - momentum) * running + momentum * batch, with the unbiased
+//! variance var * M / (M - 1), in place at the end of the step. A training plan gets that update
+//! from [`TrackRunningStats`], an `UpdateRule` that wraps the optimiser (the dispatch reads the
+//! statistics node's buffer, which exists only once the plan is compiled):
+//!
+//! 1. `let bn = g.batch_norm(x, gamma, beta, BATCH_NORM_EPS)?;` and the running statistics as
+//!    parameters, `let mean = g.param("bn1.running_mean", [c])?;` (likewise `running_var`),
+//!    stored in the `ParamStore` (zeros and ones at first, as PyTorch starts them);
+//! 2. `let mut rule = TrackRunningStats::new(Some(&mut optimizer));`
+//!    `rule.track(&g, &bn, mean, var, BATCH_NORM_MOMENTUM)?;`
+//! 3. compile with `updates` = the parameters' (parameter, gradient) pairs followed by
+//!    `rule.updates()`, `keep` extended by `rule.keep()`, and `optimizer: Some(&mut rule)`.
+//!
+//! Each step then updates the parameters and the running statistics in its one submission.
+//! [`running_stats_update`] prepares the same dispatch for tensors that already exist (eager use,
+//! or `PlanSpec::after_update` with statistics held outside a plan).
 //!
 //! Files: this one holds the shapes, the uniform parameters and the forward ops; `backward.rs`
-//! the ops of `BatchNormApply`'s backward rule; `batch_norm.wgsl` every kernel.
+//! the ops of `BatchNormApply`'s backward rule; `running.rs` the running statistics' update;
+//! `batch_norm.wgsl` every kernel.
 
 mod backward;
+mod running;
 
 pub use backward::{BatchNormGradSums, BatchNormInputGrad, BatchNormParamGrad, GradPart};
+pub use running::{running_stats_update, TrackRunningStats};
 
 use crate::error::{Error, Result};
 use crate::gpu::{
@@ -43,6 +63,8 @@ pub static SHADER: Shader = Shader {
 
 /// PyTorch's default eps, added to the variance inside the square root.
 pub const BATCH_NORM_EPS: f32 = 1e-5;
+/// PyTorch's default momentum of the running statistics.
+pub const BATCH_NORM_MOMENTUM: f32 = 0.1;
 
 const WORKGROUP: usize = 256;
 /// Values of a channel that one workgroup of the chunked reductions visits (`CHUNK` in the
@@ -61,6 +83,8 @@ shader_struct! {
         part: u32,
         eps: f32,
         inv_count: f32,
+        momentum: f32,
+        unbiased: f32,
     }
 }
 
