@@ -1,18 +1,19 @@
 //! Batch normalisation against the float64 reference: the statistics, the normalisation with
 //! batch and running statistics, every gradient (each op alone and the training-mode
-//! composition), and the running statistics over two plan steps.
+//! composition), the running statistics over two plan steps, and folding into a convolution.
 use wgnn_reference::testing as common;
 
 use common::*;
 use wgnn::nn::ParamStore;
 use wgnn::ops::batch_norm::{
-    running_stats_update, BatchNormApply, BatchNormGradSums, BatchStats, BatchStatsBackward,
-    Statistics, TrackRunningStats, BATCH_NORM_EPS, BATCH_NORM_MOMENTUM, CHUNK,
+    fold_into_conv, running_stats_update, BatchNormApply, BatchNormGradSums, BatchStats,
+    BatchStatsBackward, FrozenBatchNorm, Statistics, TrackRunningStats, BATCH_NORM_EPS,
+    BATCH_NORM_MOMENTUM, CHUNK,
 };
 use wgnn::ops::conv::ConvParams;
 use wgnn::optim::{Sgd, SgdConfig};
 use wgnn::rng::Rng;
-use wgnn::{Graph, Plan, PlanSpec};
+use wgnn::{Graph, Plan, PlanSpec, Shape};
 use wgnn_reference::batch_norm as reference;
 
 const EPS: f64 = BATCH_NORM_EPS as f64;
@@ -512,6 +513,160 @@ fn running_stats_update_alone_matches_reference() {
         e.contains("running_stats_update") && e.contains("[2, 300]") && e.contains("[300]"),
         "{e}"
     );
+}
+
+#[test]
+fn folding_into_a_convolution_matches_conv_then_inference() {
+    let gpu = gpu();
+    let mut rng = Rng::new(11);
+    let cases = [
+        (
+            vec![2, 3, 9, 7],
+            vec![4, 3, 3, 3],
+            ConvParams::new(2).padding(1),
+            true,
+        ),
+        (
+            vec![3, 2, 11],
+            vec![5, 2, 3],
+            ConvParams::new(1).stride(2),
+            false,
+        ),
+    ];
+    for (x_shape, w_shape, params, has_bias) in cases {
+        let o = w_shape[0];
+        let x = random_nonzero(&mut rng, numel(&x_shape));
+        let w = random_nonzero(&mut rng, numel(&w_shape));
+        let bias = has_bias.then(|| random_f64(&mut rng, o));
+        let (mean, var) = (random_f64(&mut rng, o), positive(&mut rng, o));
+        let gamma = random_nonzero(&mut rng, o);
+        let beta = random_f64(&mut rng, o);
+
+        // GPU: conv, then inference-mode batch normalisation.
+        let mut store = ParamStore::new();
+        for (name, shape, values) in [
+            ("w", &w_shape[..], &w),
+            ("mean", &[o][..], &mean),
+            ("var", &[o], &var),
+            ("gamma", &[o], &gamma),
+            ("beta", &[o], &beta),
+        ] {
+            store.insert_f32(gpu, name, shape, &to_f32(values)).unwrap();
+        }
+        if let Some(b) = &bias {
+            store.insert_f32(gpu, "b", [o], &to_f32(b)).unwrap();
+        }
+        let mut g = Graph::new();
+        let input = g.input("x", &x_shape[..]);
+        let ids = g
+            .params_from(&store, &["w", "mean", "var", "gamma", "beta"])
+            .unwrap();
+        let b = has_bias.then(|| g.params_from(&store, &["b"]).unwrap()[0]);
+        let conv = g.conv(input, ids[0], b, &params).unwrap();
+        let y = g
+            .batch_norm_inference(conv, ids[1], ids[2], ids[3], ids[4], BATCH_NORM_EPS)
+            .unwrap();
+        let spec = PlanSpec {
+            outputs: vec![y],
+            ..Default::default()
+        };
+        let mut plan = Plan::compile(gpu, &g, &store, spec).unwrap();
+        plan.write_input(gpu, input, &to_f32(&x)).unwrap();
+        let unfolded = plan.step(gpu).unwrap().remove(0);
+
+        // The folded convolution, weights folded on the CPU.
+        let bn = (to_f32(&gamma), to_f32(&beta), to_f32(&mean), to_f32(&var));
+        let frozen = FrozenBatchNorm {
+            gamma: &bn.0,
+            beta: &bn.1,
+            running_mean: &bn.2,
+            running_var: &bn.3,
+            eps: BATCH_NORM_EPS,
+        };
+        let bias32 = bias.as_deref().map(to_f32);
+        let (w2, b2) = fold_into_conv(
+            &to_f32(&w),
+            &Shape::new(&w_shape).unwrap(),
+            bias32.as_deref(),
+            &frozen,
+        )
+        .unwrap();
+        let mut folded_store = ParamStore::new();
+        folded_store
+            .insert_f32(gpu, "w", &w_shape[..], &w2)
+            .unwrap();
+        folded_store.insert_f32(gpu, "b", [o], &b2).unwrap();
+        let mut g = Graph::new();
+        let input = g.input("x", &x_shape[..]);
+        let ids = g.params_from(&folded_store, &["w", "b"]).unwrap();
+        let y = g.conv(input, ids[0], Some(ids[1]), &params).unwrap();
+        let spec = PlanSpec {
+            outputs: vec![y],
+            ..Default::default()
+        };
+        let mut plan = Plan::compile(gpu, &g, &folded_store, spec).unwrap();
+        plan.write_input(gpu, input, &to_f32(&x)).unwrap();
+        let folded = plan.step(gpu).unwrap().remove(0);
+
+        let conv =
+            wgnn_reference::conv::forward(&x, &x_shape, &w, &w_shape, bias.as_deref(), &params);
+        let y_shape = wgnn_reference::conv::output_shape(&x_shape, &w_shape, &params);
+        let expect = reference::apply(&conv, &y_shape, &mean, &var, &gamma, &beta, EPS);
+        let what = format!("{x_shape:?} * {w_shape:?}");
+        let floor = 1e-3 * scale_of(&expect);
+        assert_close(
+            &format!("conv + inference {what}"),
+            &unfolded,
+            &expect,
+            1e-4,
+            floor,
+        );
+        assert_close(
+            &format!("folded conv {what}"),
+            &folded,
+            &expect,
+            1e-4,
+            floor,
+        );
+        assert_close(
+            &format!("folded vs unfolded {what}"),
+            &folded,
+            &to_f64(&unfolded),
+            1e-4,
+            floor,
+        );
+    }
+}
+
+#[test]
+fn folding_checks_its_inputs() {
+    let w = vec![0.5; 2 * 3 * 3];
+    let shape = Shape::new(&[2, 3, 3]).unwrap();
+    let ones = [1.0, 1.0];
+    let frozen = FrozenBatchNorm {
+        gamma: &ones,
+        beta: &ones,
+        running_mean: &ones,
+        running_var: &ones,
+        eps: BATCH_NORM_EPS,
+    };
+    assert!(fold_into_conv(&w, &shape, None, &frozen).is_ok());
+    let e = fold_into_conv(&w, &shape, Some(&[1.0]), &frozen).unwrap_err();
+    assert!(e.to_string().contains("bias has 1 values"), "{e}");
+    let e = fold_into_conv(&w[1..], &shape, None, &frozen).unwrap_err();
+    assert!(e.to_string().contains("[2, 3, 3] with 17 values"), "{e}");
+    let negative = [1.0, -2.0];
+    let e = fold_into_conv(
+        &w,
+        &shape,
+        None,
+        &FrozenBatchNorm {
+            running_var: &negative,
+            ..frozen
+        },
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("running_var[1]"), "{e}");
 }
 
 #[test]

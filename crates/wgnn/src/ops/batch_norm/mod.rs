@@ -12,7 +12,7 @@
 //!   sum(dy * (x - mean))), dgamma = rstd * sum(dy * (x - mean)), dbeta = sum(dy).
 //!
 //! Inference mode is `BatchNormApply` with the running statistics as two [C] inputs
-//! ([`Statistics::Running`]).
+//! ([`Statistics::Running`]); for export, [`fold_into_conv`] folds it into the convolution before.
 //!
 //! Dispatches of one layer per training step: forward 2 (statistics, apply); backward 7 (dx
 //! through x, the sums, dstats, dgamma, dbeta, dx through the statistics, and the `add` of the
@@ -39,12 +39,14 @@
 //!
 //! Files: this one holds the shapes, the uniform parameters and the forward ops; `backward.rs`
 //! the ops of `BatchNormApply`'s backward rule; `running.rs` the running statistics' update;
-//! `batch_norm.wgsl` every kernel.
+//! `fold.rs` the folding into a convolution; `batch_norm.wgsl` every kernel.
 
 mod backward;
+mod fold;
 mod running;
 
 pub use backward::{BatchNormGradSums, BatchNormInputGrad, BatchNormParamGrad, GradPart};
+pub use fold::{fold_into_conv, FrozenBatchNorm};
 pub use running::{running_stats_update, TrackRunningStats};
 
 use crate::error::{Error, Result};
