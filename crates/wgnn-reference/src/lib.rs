@@ -5,6 +5,7 @@
 //! backward functions take the upstream gradient and return the gradient of each input.
 
 pub mod activation;
+pub mod batch_norm;
 pub mod concat;
 pub mod conv;
 pub mod elementwise;

@@ -27,6 +27,7 @@ pub use tensor::{Shape, Tensor};
 pub fn all_shaders() -> Vec<&'static gpu::Shader> {
     vec![
         &ops::activation::SHADER,
+        &ops::batch_norm::SHADER,
         &ops::concat::SHADER,
         &ops::conv::tiled::SHADER,
         &ops::conv::subgroup::SHADER,

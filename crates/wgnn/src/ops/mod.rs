@@ -10,6 +10,7 @@
 
 pub mod activation;
 mod autodiff;
+pub mod batch_norm;
 pub mod concat;
 pub mod conv;
 pub mod elementwise;
