@@ -343,3 +343,56 @@ fn the_binary_explains_its_flags_and_fails_cleanly() {
     assert_eq!(report["layers"][0]["units"].as_array().unwrap().len(), 2);
     assert!(out.join("conv1.png").exists());
 }
+
+#[test]
+fn a_table_of_bad_arguments_is_refused_by_name() {
+    let out = scratch("table_out");
+    let file_out = scratch("table_file").join("taken");
+    std::fs::write(&file_out, b"x").unwrap();
+    let half = scratch("table_half").join("half.jpg");
+    let jpeg = std::fs::read(Path::new(env!("WGNN_ASSETS")).join("scream.jpg")).unwrap();
+    std::fs::write(&half, &jpeg[..jpeg.len() / 2]).unwrap();
+    let (half, file_out) = (
+        half.to_str().unwrap().to_string(),
+        file_out.to_str().unwrap().to_string(),
+    );
+    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
+        (vec!["--units", "0"], 2, "--units"),
+        (vec!["--units", "-2"], 2, "--units"),
+        (vec!["--patches", "0"], 2, "--patches"),
+        (vec!["--unit-ids", "1,,2"], 2, "--unit-ids"),
+        (vec!["--layers", "conv1,,fire3"], 2, "--layers"),
+        (vec!["--batch", "0"], 2, "--batch"),
+        (vec!["--max-image-pixels", "0"], 2, "--max-image-pixels"),
+        (vec!["--model", "resnet50"], 1, "face-resnet"),
+        (vec!["--model", "vgg16"], 1, "--weights"),
+        (vec!["--unit-ids", "64", "--layers", "conv1"], 1, "0 to 63"),
+        (vec!["--images", &half], 1, "half.jpg"),
+        (vec!["--images", "nowhere/"], 1, "nowhere"),
+        (vec!["--max-image-pixels", "1000"], 1, "--max-image-pixels"),
+    ];
+    for (args, code, needle) in cases {
+        let run = Command::new(env!("CARGO_BIN_EXE_visualize"))
+            .args(&args)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: {stderr:?} does not name {needle}"
+        );
+        assert!(
+            std::fs::read_dir(&out).unwrap().next().is_none(),
+            "{args:?} wrote a grid"
+        );
+    }
+    let run = Command::new(env!("CARGO_BIN_EXE_visualize"))
+        .args(["--out", &file_out])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("not a folder"));
+}

@@ -254,3 +254,36 @@ fn clamp_in_place_projects_into_range() {
     let y = t.to_vec(gpu).unwrap();
     assert!(y.iter().zip(&x).all(|(a, b)| *a == b.clamp(0.0, 1.0)));
 }
+
+#[test]
+fn an_update_target_that_nothing_else_reads_compiles() {
+    // A running statistic: a parameter the graph never reads, updated from another node.
+    let gpu = gpu();
+    let mut params = wgnn::nn::ParamStore::new();
+    params.insert_f32(gpu, "w", [3], &[1.0, 2.0, 3.0]).unwrap();
+    params
+        .insert_f32(gpu, "unread", [3], &[0.5, 0.5, 0.5])
+        .unwrap();
+    let mut g = Graph::new();
+    let x = g.input("x", [3]);
+    let w = g.param("w", [3]).unwrap();
+    let unread = g.param("unread", [3]).unwrap();
+    let y = g.mul(x, w).unwrap();
+    let mut sgd = wgnn::optim::Sgd::new(
+        gpu,
+        wgnn::optim::SgdConfig {
+            lr: 1.0,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let spec = PlanSpec::training(vec![y], vec![(unread, y)], &mut sgd);
+    let mut plan = Plan::compile(gpu, &g, &params, spec).unwrap();
+    plan.write_input(gpu, x, &[1.0, 1.0, 1.0]).unwrap();
+    plan.step(gpu).unwrap();
+    // SGD: unread -= 1.0 * y, with y = x * w = [1, 2, 3].
+    assert_eq!(
+        params.get("unread").unwrap().to_vec(gpu).unwrap(),
+        [-0.5, -1.5, -2.5]
+    );
+}

@@ -152,6 +152,9 @@ impl Plan {
                     nodes[param.0].name
                 )));
             }
+            // The parameter too: an update target that nothing else reads (a running statistic)
+            // still needs its tensor.
+            roots.push(param);
             roots.push(grad);
         }
         for &r in &roots {
