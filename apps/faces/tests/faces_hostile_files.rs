@@ -100,7 +100,7 @@ fn galleries_cut_flipped_or_mislabelled_end_in_clean_errors() {
     let mut rng = Rng::new(8);
     for mutated in mutations(&bytes, &mut rng) {
         if let Ok(gallery) = cleanly(&path, &mutated, &load) {
-            assert!(gallery.len() > 0);
+            assert!(!gallery.is_empty());
         }
     }
 }

@@ -106,7 +106,8 @@ pub fn synthesize(
     if units.is_empty() {
         return Ok(Vec::new());
     }
-    if config.side < 16 || !(config.learning_rate > 0.0) || !(0.0..1.0).contains(&config.decay) {
+    let learning_rate_ok = config.learning_rate.is_finite() && config.learning_rate > 0.0;
+    if config.side < 16 || !learning_rate_ok || !(0.0..1.0).contains(&config.decay) {
         return Err(Error::Invalid(format!(
             "synthesis needs a side of at least 16, a learning rate > 0 and a decay in [0, 1), \
              not {config:?}"

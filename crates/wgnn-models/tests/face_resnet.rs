@@ -11,7 +11,6 @@ use wgnn::ops::pool::PoolParams;
 use wgnn::rng::Rng;
 use wgnn::{Plan, PlanSpec};
 use wgnn_models::face_resnet::{self, BLOCKS, CHIP_SIZE, OUTPUT_LEN};
-use wgnn_reference;
 
 /// Runs the network on chips `[n, 3, 150, 150]` (RGB in [0, 1]): `[n, 128]`.
 fn run_network(chips: &[f32], n: usize) -> Vec<f32> {

@@ -27,12 +27,15 @@ fn leaf(rng: &mut Rng, name: &'static str, shape: &[usize], scale: f64) -> Leaf 
     }
 }
 
+/// Adds an extra u32 input to a graph and gives its values (the triplets of a triplet loss).
+type ExtraInput<'a> = &'a dyn Fn(&mut Graph) -> Option<(NodeId, Vec<u32>)>;
+
 /// Runs the graph built by `build` (leaf 0 is an input, the others parameters) and returns the
 /// loss and the gradient of every leaf.
 fn gpu_loss_and_gradients(
     leaves: &[Leaf],
     build: &dyn Fn(&mut Graph, &[NodeId]) -> NodeId,
-    extra: &dyn Fn(&mut Graph) -> Option<(NodeId, Vec<u32>)>,
+    extra: ExtraInput<'_>,
 ) -> (f64, Vec<Vec<f32>>) {
     let gpu = gpu();
     let mut g = Graph::new();
