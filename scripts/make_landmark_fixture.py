@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Write tests/fixtures/dlib_landmarks.json: dlib's own 5-point landmarks and face
-chips for a few ORL faces, the reference for tests/faces_landmarks.rs.
+"""Write crates/wgnn-models/tests/fixtures/dlib_landmarks.json: dlib's own 5-point landmarks and face
+chips for a few ORL faces, the reference for crates/wgnn-models/tests/face_landmarks.rs.
 
 Usage (from the repository root, with a Python that has dlib, numpy and pillow):
     python3 scripts/make_landmark_fixture.py SHAPE_PREDICTOR_5.dat [ORL_DIR]
@@ -98,7 +98,7 @@ def main(argv):
         "chip_positions_yx": positions,
         "cases": cases,
     }
-    out = os.path.join("tests", "fixtures", "dlib_landmarks.json")
+    out = os.path.join("crates", "wgnn-models", "tests", "fixtures", "dlib_landmarks.json")
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out, "w") as f:
         json.dump(fixture, f, separators=(",", ":"))

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""dlib's CNN face detector on a few photos, for tests/faces_detect.rs.
+"""dlib's CNN face detector on a few photos, for crates/wgnn-models/tests/face_detection.rs.
 
 Usage (with the dlib Python package, e.g. dlib-bin 20):
     python3 scripts/make_mmod_fixture.py MODEL.dat ORL_DIR OUT.json

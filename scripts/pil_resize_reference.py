@@ -1,4 +1,4 @@
-"""Prints the PIL (Pillow) bilinear-resize expectations used by tests/imaging/resize.rs.
+"""Prints the PIL (Pillow) bilinear-resize expectations used by crates/wgnn-models/tests/imaging/resize.rs.
 
 Run with Pillow and numpy installed: python3 scripts/pil_resize_reference.py
 The synthetic inputs are defined by formulas that the Rust tests reproduce.

@@ -5,8 +5,8 @@
 //! same 2 * N * O * output positions * C * kernel taps.
 
 use criterion::Criterion;
+use wgnn::graph::Op;
 use wgnn::ops::conv::{ConvBackwardInput, ConvBackwardWeight, ConvForward, ConvParams};
-use wgnn::ops::Op;
 use wgnn::rng::Rng;
 use wgnn::Shape;
 

@@ -12,7 +12,7 @@ mod pool;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use wgnn::gpu::Dispatch;
-use wgnn::ops::{EncodeCtx, Op};
+use wgnn::graph::{EncodeCtx, Op};
 use wgnn::rng::Rng;
 use wgnn::{Gpu, Shape, Tensor};
 

@@ -4,12 +4,12 @@
 //! counts them (convolutions, pooling, the linear layer and elementwise ops).
 
 use criterion::{Criterion, Throughput};
-use wgnn::faces::detect::FaceDetector;
 use wgnn::graph::{Graph, NodeId};
-use wgnn::models::{face_detector, face_resnet};
 use wgnn::nn::ParamStore;
 use wgnn::rng::Rng;
 use wgnn::{Plan, PlanSpec};
+use wgnn_models::face_detection::FaceDetector;
+use wgnn_models::{face_detector, face_resnet};
 
 use crate::gpu;
 
@@ -44,7 +44,7 @@ fn bench_network(
 pub fn benches(c: &mut Criterion) {
     let gpu = gpu();
     let size = face_resnet::CHIP_SIZE;
-    let params = face_resnet::load_weights(gpu).unwrap();
+    let params = wgnn_assets::face_resnet_weights(gpu).unwrap();
     bench_network(
         c,
         "face_resnet_forward",
@@ -57,7 +57,7 @@ pub fn benches(c: &mut Criterion) {
         },
     );
 
-    let weights = wgnn::assets::MMOD_FACE_DETECTOR_SAFETENSORS;
+    let weights = wgnn_assets::MMOD_FACE_DETECTOR_SAFETENSORS;
     let pyramid = FaceDetector::new(gpu, weights, 184, 224)
         .unwrap()
         .pyramid()

@@ -1,0 +1,560 @@
+//! What each `train_siamese` subcommand does, as library functions that the binary and the
+//! tests call: train, evaluate, train-verifier, enroll, verify, identify. Progress goes through
+//! the [`Progress`] trait (the binary draws bars; tests ignore it).
+
+use std::borrow::Cow;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde_json::json;
+
+use super::augment::Augment;
+use super::dataset::{load_image, ImageFolder, LoadedImages, Preprocess};
+use super::embed::{trunk_weights, ImageRunner, ProjectionRunner};
+use super::gallery::{Gallery, Identification, Verification};
+use super::metrics::{self, Metrics, Pairs};
+use super::model::SiameseModel;
+use super::network::{fingerprint, NetworkSpec};
+use super::train::{collapse_advice, EpochStats, TrainConfig, Trainer, TrainingSet};
+use super::verifier::{train_verifier, VerifierConfig};
+use wgnn::error::{Error, Result};
+use wgnn::nn::ParamStore;
+use wgnn::Gpu;
+
+/// Reports progress; every method has a do-nothing default.
+pub trait Progress {
+    /// A stage of `total` steps begins (`total` 0: no count).
+    fn stage(&mut self, _what: &str, _total: usize) {}
+    /// `done` of the current stage's steps are done.
+    fn advance(&mut self, _done: usize) {}
+    /// An epoch ended (after the stage of its batches).
+    fn epoch(&mut self, _stats: &EpochStats) -> Result<()> {
+        Ok(())
+    }
+    /// A warning or a note for the user.
+    fn note(&mut self, _message: &str) {}
+}
+
+/// Progress that goes nowhere.
+pub struct Quiet;
+
+impl Progress for Quiet {}
+
+/// `train`: what to train on and how.
+#[derive(Clone, Debug)]
+pub struct TrainRequest {
+    pub data: PathBuf,
+    /// The last `holdout_identities` identities (natural order) are left out of training.
+    pub holdout_identities: usize,
+    pub config: TrainConfig,
+    /// Write a checkpoint every this many epochs (0: never) to `checkpoint`.
+    pub checkpoint_every: usize,
+    pub checkpoint: Option<PathBuf>,
+    /// Continue from this checkpoint.
+    pub resume: Option<PathBuf>,
+}
+
+/// What `train` produced, with timings.
+pub struct Trained {
+    pub model: SiameseModel,
+    pub epochs: Vec<EpochStats>,
+    /// Seconds spent on the descriptors (all variants), on the epochs, and in total.
+    pub trunk_seconds: f64,
+    pub epoch_seconds: f64,
+    pub total_seconds: f64,
+}
+
+/// The input preprocessing of a network: RGB at the trunk's input size.
+pub fn preprocess_of(model_spec: &NetworkSpec) -> Preprocess {
+    Preprocess {
+        width: model_spec.trunk.width as u32,
+        height: model_spec.trunk.height as u32,
+        channels: 3,
+    }
+}
+
+/// Lists `data`, reports its warnings and splits off the held-out identities.
+fn training_folder(
+    data: &Path,
+    holdout: usize,
+    progress: &mut dyn Progress,
+) -> Result<ImageFolder> {
+    let folder = ImageFolder::open(data)?;
+    for warning in &folder.warnings {
+        progress.note(warning);
+    }
+    let (training, _) = folder.split_holdout(holdout)?;
+    if training.identities.is_empty() {
+        return Err(Error::Invalid(format!(
+            "holding out {holdout} identities leaves none of the {} to train on",
+            folder.identities.len()
+        )));
+    }
+    Ok(training)
+}
+
+/// Names the training data: identity names, file names and sizes, and the preprocessing.
+fn data_fingerprint(folder: &ImageFolder, preprocess: Preprocess) -> String {
+    let mut text = format!(
+        "{}x{}x{}\n",
+        preprocess.width, preprocess.height, preprocess.channels
+    );
+    for identity in &folder.identities {
+        text.push_str(&identity.name);
+        for image in &identity.images {
+            let size = std::fs::metadata(image).map(|m| m.len()).unwrap_or(0);
+            text.push_str(&format!(
+                "\t{}:{size}",
+                image.file_name().unwrap_or_default().to_string_lossy()
+            ));
+        }
+        text.push('\n');
+    }
+    fingerprint(&[text.as_bytes()])
+}
+
+/// Variant `variant` (see `faces::augment`) of every image, at the network's input size.
+fn variant_of_each(
+    augment: &Augment,
+    spec: &NetworkSpec,
+    images: &LoadedImages,
+    variant: usize,
+    seed: u64,
+) -> Vec<f32> {
+    let (width, height) = (spec.trunk.width, spec.trunk.height);
+    (0..images.len())
+        .flat_map(|i| augment.variant(images.image(i), width, height, variant, i, seed))
+        .collect()
+}
+
+/// The descriptors of every variant of every image (see `faces::augment`), variant-major.
+fn training_descriptors(
+    gpu: &Gpu,
+    config: &TrainConfig,
+    trunk_weights: &ParamStore,
+    images: &LoadedImages,
+    progress: &mut dyn Progress,
+) -> Result<Vec<f32>> {
+    let spec = &config.network;
+    let mut runner = ImageRunner::descriptors(gpu, spec, trunk_weights)?;
+    let variants = config.augment.variants();
+    let n = images.len();
+    let per_variant = n * runner.passes_per_image();
+    progress.stage("trunk features", variants * per_variant);
+    let mut descriptors = Vec::with_capacity(variants * n * spec.descriptor_len());
+    for v in 0..variants {
+        let inputs = variant_of_each(&config.augment, spec, images, v, config.seed);
+        let before = v * per_variant;
+        descriptors.extend(runner.run(gpu, &inputs, &mut |done| progress.advance(before + done))?);
+    }
+    Ok(descriptors)
+}
+
+/// `train`: loads the training identities, computes their descriptors, trains the head (resuming
+/// when asked, checkpointing as asked), then picks the threshold on the training identities.
+pub fn train(gpu: &Gpu, request: &TrainRequest, progress: &mut dyn Progress) -> Result<Trained> {
+    let started = Instant::now();
+    let mut config = request.config.clone();
+    if config.network.mirror && config.augment.flip {
+        progress.note("flips are built into the mirror-symmetric network: no flip variants");
+        config.augment = Augment {
+            flip: false,
+            ..config.augment
+        };
+        if !config.augment.random() {
+            config.augment.copies = 0;
+        }
+    }
+    let config = &config;
+    config.validate()?;
+    if request.checkpoint_every > 0 && request.checkpoint.is_none() {
+        return Err(Error::Invalid(
+            "--checkpoint-every needs a checkpoint path".into(),
+        ));
+    }
+    let folder = training_folder(&request.data, request.holdout_identities, progress)?;
+    let single = folder.single_image_identities();
+    let usable = folder.identities.len() - single.len();
+    if usable < config.identities_per_batch {
+        return Err(Error::Invalid(format!(
+            "{usable} training identities have two or more images, fewer than \
+             --identities-per-batch {}: triplets need positives, so add images or people, or \
+             lower --identities-per-batch (at least 2)",
+            config.identities_per_batch
+        )));
+    }
+    let preprocess = preprocess_of(&config.network);
+    progress.stage("loading images", 0);
+    let images = folder.load(preprocess)?;
+
+    let trunk_started = Instant::now();
+    let weights = trunk_weights(gpu)?;
+    let descriptors = training_descriptors(gpu, config, &weights, &images, progress)?;
+    let trunk_seconds = trunk_started.elapsed().as_secs_f64();
+    let set = TrainingSet {
+        descriptors,
+        descriptor_len: config.network.descriptor_len(),
+        variants: config.augment.variants(),
+        labels: images.labels.clone(),
+        fingerprint: data_fingerprint(&folder, preprocess),
+    };
+
+    let mut trainer = match &request.resume {
+        Some(path) => {
+            let trainer = Trainer::resume(gpu, config.clone(), &set, path)?;
+            progress.note(&format!(
+                "resuming from {} after epoch {}",
+                path.display(),
+                trainer.epochs_done()
+            ));
+            trainer
+        }
+        None => Trainer::new(gpu, config.clone(), &set)?,
+    };
+    let epochs_started = Instant::now();
+    let mut epochs = Vec::new();
+    while trainer.epochs_done() < config.epochs {
+        let epoch = trainer.epochs_done() + 1;
+        progress.stage(
+            &format!("epoch {epoch}/{}", config.epochs),
+            trainer.batches_per_epoch(),
+        );
+        let stats = trainer.run_epoch(&mut |done| progress.advance(done))?;
+        progress.epoch(&stats)?;
+        epochs.push(stats);
+        if stats.collapsed(config.margin) {
+            return Err(Error::Invalid(collapse_advice(&stats, config)));
+        }
+        if request.checkpoint_every > 0 && epoch % request.checkpoint_every == 0 {
+            trainer.save_checkpoint(request.checkpoint.as_deref().unwrap())?;
+        }
+    }
+    let epoch_seconds = epochs_started.elapsed().as_secs_f64();
+
+    progress.stage("threshold", 0);
+    let mut head = ProjectionRunner::new(gpu, &config.network, trainer.head())?;
+    let embeddings = head.run(gpu, set.originals())?;
+    let threshold = metrics::choose_threshold(
+        &embeddings,
+        config.network.head.embedding_dim,
+        &images.labels,
+    )?;
+    let training = json!({
+        "config": config.to_json(),
+        "data": request.data.display().to_string(),
+        "holdout_identities": request.holdout_identities,
+        "identities": folder.identities.iter().map(|i| i.name.clone()).collect::<Vec<_>>(),
+        "images": images.len(),
+    });
+    let model = SiameseModel::new(
+        gpu,
+        config.network.clone(),
+        trainer.head().clone(),
+        threshold,
+        training,
+    )?;
+    Ok(Trained {
+        model,
+        epochs,
+        trunk_seconds,
+        epoch_seconds,
+        total_seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Embeds `count` images with one compiled network and one progress stage, asking
+/// `block_images(range)` for them (`[len, 3, H, W]` in [0, 1]) a block of `block` at a time, so
+/// that memory holds one block of network inputs rather than all of them.
+fn embed_in_blocks<'a>(
+    gpu: &Gpu,
+    model: &SiameseModel,
+    count: usize,
+    block: usize,
+    progress: &mut dyn Progress,
+    mut block_images: impl FnMut(Range<usize>) -> Result<Cow<'a, [f32]>>,
+) -> Result<Vec<f32>> {
+    let mut embedder = ImageRunner::embeddings(gpu, &model.spec, &model.head)?;
+    let passes = embedder.passes_per_image();
+    progress.stage("embedding", count * passes);
+    let mut embeddings = Vec::with_capacity(count * model.embedding_dim());
+    for start in (0..count).step_by(block.max(1)) {
+        let images = block_images(start..(start + block).min(count))?;
+        embeddings.extend(embedder.run(gpu, &images, &mut |done| {
+            progress.advance(start * passes + done)
+        })?);
+    }
+    Ok(embeddings)
+}
+
+/// Embeds every image of a loaded folder with the model.
+pub fn embed_images(
+    gpu: &Gpu,
+    model: &SiameseModel,
+    images: &[f32],
+    progress: &mut dyn Progress,
+) -> Result<Vec<f32>> {
+    let n = images.len() / (3 * model.spec.trunk.width * model.spec.trunk.height);
+    // One block: the images are in memory already (the runner checks their length).
+    embed_in_blocks(gpu, model, n.max(1), n.max(1), progress, |_| {
+        Ok(Cow::Borrowed(images))
+    })
+}
+
+/// Image files decoded at a time by `embed_files`: memory holds this many decoded images
+/// (about 0.5 MB each at 184x224) rather than a whole folder's.
+const DECODED_AT_ONCE: usize = 128;
+
+/// Embeds image files (each decoded and resized; a bad file is an error naming it), decoding
+/// `DECODED_AT_ONCE` of them at a time.
+pub fn embed_files(
+    gpu: &Gpu,
+    model: &SiameseModel,
+    paths: &[PathBuf],
+    progress: &mut dyn Progress,
+) -> Result<Vec<f32>> {
+    if paths.is_empty() {
+        return Err(Error::Invalid("no images given".into()));
+    }
+    let preprocess = preprocess_of(&model.spec);
+    embed_in_blocks(
+        gpu,
+        model,
+        paths.len(),
+        DECODED_AT_ONCE,
+        progress,
+        |range| {
+            let mut images = Vec::new();
+            for path in &paths[range] {
+                images.extend(load_image(path, preprocess)?);
+            }
+            Ok(Cow::Owned(images))
+        },
+    )
+}
+
+/// How `eval` scores a pair for verification.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum VerificationHead {
+    /// Squared L2 distance between embeddings, thresholded.
+    Distance,
+    /// The logistic unit of `train-verifier` on |f(x1) - f(x2)|.
+    Logistic,
+}
+
+/// What `eval` reports.
+pub struct Evaluation {
+    pub metrics: Metrics,
+    /// Every pair of images, scored (distance, or minus the logistic unit's logit).
+    pub pairs: Pairs,
+    pub head: VerificationHead,
+    /// The model's stored threshold (distance) or 0.5 (probability, logistic).
+    pub model_threshold: f64,
+}
+
+impl Evaluation {
+    /// One line of JSON: the keys of `Metrics::to_json_line`, then `head` and `model_threshold`.
+    pub fn to_json_line(&self) -> String {
+        let mut line = self.metrics.to_json_line();
+        line.pop();
+        let head = match self.head {
+            VerificationHead::Distance => "distance",
+            VerificationHead::Logistic => "logistic",
+        };
+        format!(
+            "{line}, \"head\": \"{head}\", \"model_threshold\": {}}}",
+            serde_json::Value::from(self.model_threshold)
+        )
+    }
+}
+
+/// `eval`: embeds every image of `data` and computes the metrics of `faces::metrics`. With the
+/// logistic head, the verification figures score pairs by the logistic unit and its accuracy is
+/// that of its own decision (P(same) >= 0.5), with no threshold tuned on `data`.
+pub fn evaluate(
+    gpu: &Gpu,
+    model: &SiameseModel,
+    data: &Path,
+    head: VerificationHead,
+    progress: &mut dyn Progress,
+) -> Result<Evaluation> {
+    let verifier = match head {
+        VerificationHead::Logistic => Some(model.verifier.as_ref().ok_or_else(|| {
+            Error::Invalid(
+                "this model has no logistic verifier: run `train_siamese train-verifier` first"
+                    .into(),
+            )
+        })?),
+        VerificationHead::Distance => None,
+    };
+    let folder = ImageFolder::open(data)?;
+    for warning in &folder.warnings {
+        progress.note(warning);
+    }
+    let (paths, labels) = folder.labelled_paths();
+    let embeddings = embed_files(gpu, model, &paths, progress)?;
+    let dim = model.embedding_dim();
+    let mut metrics = metrics::evaluate(&embeddings, dim, &labels)?;
+    let (pairs, model_threshold) = match verifier {
+        None => (
+            Pairs::all(&embeddings, dim, &labels)?,
+            model.threshold as f64,
+        ),
+        Some(verifier) => {
+            let row = |i: usize| &embeddings[i * dim..(i + 1) * dim];
+            let n = labels.len();
+            let (mut scores, mut same) = (Vec::new(), Vec::new());
+            for i in 0..n {
+                for j in i + 1..n {
+                    scores.push(-verifier.logit(row(i), row(j)));
+                    same.push(labels[i] == labels[j]);
+                }
+            }
+            let pairs = Pairs::new(scores, same)?;
+            metrics.verification_accuracy = pairs.balanced_accuracy(0.0);
+            metrics.auc = pairs.auc();
+            metrics.eer = pairs.eer();
+            metrics.val_at_far_1e_3 = pairs.val_at_far(1e-3);
+            metrics.threshold = 0.0;
+            (pairs, 0.5)
+        }
+    };
+    Ok(Evaluation {
+        metrics,
+        pairs,
+        head,
+        model_threshold,
+    })
+}
+
+/// `train-verifier`: embeds the training identities of `data` (all but the last
+/// `holdout_identities`) and trains the logistic unit; the caller saves the model.
+pub fn add_verifier(
+    gpu: &Gpu,
+    model: &mut SiameseModel,
+    data: &Path,
+    holdout_identities: usize,
+    config: VerifierConfig,
+    progress: &mut dyn Progress,
+) -> Result<f64> {
+    let folder = training_folder(data, holdout_identities, progress)?;
+    progress.stage("loading images", 0);
+    let images = folder.load(preprocess_of(&model.spec))?;
+    let (embeddings, labels) = if config.augmented {
+        embed_training_variants(gpu, model, &images, progress)?
+    } else {
+        let embeddings = embed_images(gpu, model, &images.data, progress)?;
+        (embeddings, images.labels.clone())
+    };
+    progress.stage("training the verifier", 0);
+    let verifier = train_verifier(gpu, &embeddings, model.embedding_dim(), &labels, config)?;
+    let accuracy = verifier.description["training_balanced_accuracy"]
+        .as_f64()
+        .unwrap_or(f64::NAN);
+    model.verifier = Some(verifier);
+    Ok(accuracy)
+}
+
+/// The embeddings of every variant of every image that the model was trained on (its recorded
+/// augmentation and seed), variant-major, with their labels. One variant's inputs are made at a
+/// time, so memory holds the photos and one copy of each rather than all the copies.
+fn embed_training_variants(
+    gpu: &Gpu,
+    model: &SiameseModel,
+    images: &LoadedImages,
+    progress: &mut dyn Progress,
+) -> Result<(Vec<f32>, Vec<u32>)> {
+    let config = &model.training["config"];
+    let missing = || Error::Invalid("the model does not record its augmentation".into());
+    let augment = Augment::parse(
+        config["augment"].as_str().ok_or_else(missing)?,
+        config["augment_copies"].as_u64().ok_or_else(missing)? as usize,
+    )?;
+    let seed = config["seed"].as_u64().ok_or_else(missing)?;
+    let variants = augment.variants();
+    let n = images.len();
+    let embeddings = embed_in_blocks(gpu, model, variants * n, n, progress, |range| {
+        let variant = range.start / n;
+        Ok(Cow::Owned(variant_of_each(
+            &augment,
+            &model.spec,
+            images,
+            variant,
+            seed,
+        )))
+    })?;
+    Ok((embeddings, images.labels.repeat(variants)))
+}
+
+/// `enroll`: adds (or replaces) `name` in the gallery at `gallery` (created if missing) from the
+/// mean embedding of `images`. Returns whether an earlier enrolment was replaced.
+pub fn enroll(
+    gpu: &Gpu,
+    model: &SiameseModel,
+    gallery: &Path,
+    name: &str,
+    images: &[PathBuf],
+) -> Result<bool> {
+    let mut people = Gallery::open_or_new(gallery, &model.fingerprint, model.embedding_dim())?;
+    let embeddings = embed_files(gpu, model, images, &mut Quiet)?;
+    let replaced = people.enroll(name, &embeddings)?;
+    people.save(gallery)?;
+    Ok(replaced)
+}
+
+/// Loads an existing gallery made with this model.
+fn existing_gallery(model: &SiameseModel, gallery: &Path) -> Result<Gallery> {
+    if !gallery.exists() {
+        return Err(Error::file(
+            gallery,
+            "no such gallery: enroll someone first (`train_siamese enroll`)",
+        ));
+    }
+    Gallery::load(gallery, &model.fingerprint)
+}
+
+/// `verify`: is `image` the enrolled `name`? (distance against the model's threshold)
+pub fn verify(
+    gpu: &Gpu,
+    model: &SiameseModel,
+    gallery: &Path,
+    name: &str,
+    image: &Path,
+) -> Result<Verification> {
+    let people = existing_gallery(model, gallery)?;
+    if people.person(name).is_none() {
+        let enrolled = people.names();
+        return Err(Error::Invalid(format!(
+            "`{name}` is not enrolled in {}; enrolled: {}",
+            gallery.display(),
+            if enrolled.is_empty() {
+                "nobody yet".to_string()
+            } else {
+                enrolled.join(", ")
+            }
+        )));
+    }
+    let embedding = embed_files(gpu, model, &[image.to_path_buf()], &mut Quiet)?;
+    people.verify(name, &embedding, model.threshold)
+}
+
+/// `identify`: the nearest enrolled person of each image, or unknown beyond the threshold.
+pub fn identify(
+    gpu: &Gpu,
+    model: &SiameseModel,
+    gallery: &Path,
+    images: &[PathBuf],
+) -> Result<Vec<Identification>> {
+    let people = existing_gallery(model, gallery)?;
+    if people.is_empty() {
+        return Err(Error::file(
+            gallery,
+            "the gallery is empty: enroll someone first",
+        ));
+    }
+    let embeddings = embed_files(gpu, model, images, &mut Quiet)?;
+    embeddings
+        .chunks_exact(model.embedding_dim())
+        .map(|e| people.identify(e, model.threshold))
+        .collect()
+}

@@ -1,0 +1,1 @@
+//! The benchmarks live in `kernels/`: `cargo bench --bench kernels`.

@@ -1,0 +1,853 @@
+//! Convolution 1-D, 2-D and 3-D (NCW / NCHW / NCDHW inputs, OIW / OIHW / OIDHW weights, zero
+//! padding, per-dim stride and dilation, optional bias), as implicit GEMMs (`common.wgsl`).
+//! All three ranks run the same kernels as 3-D with leading spatial dims of size 1.
+//!
+//! Backward: dx is `ConvBackwardInput` (a gather over the taps, i.e. a transposed convolution;
+//! a GEMM, or for at most `FEW_CHANNELS` input channels a direct gather per input position),
+//! dw is `ConvBackwardWeight` (a reduction over batch and output positions, split over K with a
+//! deterministic second pass when the weight is small), dbias is `ConvBackwardBias`.
+//!
+//! The kernels come in two designs (`GemmVariant`), one file each: `tiled` (tiles staged in
+//! workgroup memory, every device) and `subgroup` (rows of A shared by subgroup broadcasts, no
+//! workgroup memory: 3-4x faster on lavapipe; devices with `Gpu::subgroup_broadcast`). This file
+//! holds what both share: shapes, the uniform parameters, the split of the weight gradient, the
+//! backward rules, and one dispatcher per kernel role that picks the design. `reduce.wgsl`'s
+//! passes (the split weight gradient's sum, the bias gradient) serve both.
+
+pub(crate) mod subgroup;
+pub(crate) mod tiled;
+
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::gpu::{
+    bytes_of, shader_struct, wgsl_file, workgroups_for, Dispatch, Shader, WgslFile, WORKGROUP_INDEX,
+};
+use crate::graph::{AxisWindow, BackwardCtx, EncodeCtx, Graph, NodeId, Op, SpatialMap};
+use crate::ops::activation::{Activation, ActivationBackward};
+use crate::ops::gemm::{self, GemmVariant};
+use crate::tensor::{Shape, Tensor};
+
+/// Params, bindings, index arithmetic, loads and stores that both designs' kernels use.
+static COMMON: WgslFile = wgsl_file!("ops/conv/common.wgsl", [&gemm::BLOCK4]);
+
+/// `weight_reduce` (the sum of a split weight gradient's slices) and `bias_grad`.
+pub(crate) static REDUCE_SHADER: Shader = Shader {
+    name: "conv_reduce",
+    file: wgsl_file!("ops/conv/reduce.wgsl", [&WORKGROUP_INDEX, &COMMON]),
+    subgroups: false,
+    structs: &[("Params", Params::LAYOUT)],
+};
+
+/// Reduction rows per slice of the tiled kernels (BK): the weight gradient's slices of K are
+/// multiples of it.
+const TILE_K: usize = 16;
+const REDUCE_WORKGROUP: usize = 256;
+/// backward_weight splits K until about this many workgroups run...
+const TARGET_WORKGROUPS: usize = 32;
+/// ...as long as each slice of K keeps at least this many terms.
+const MIN_SPLIT_LEN: usize = 256;
+/// dx of a convolution with at most this many input channels (an image's gradient) is gathered
+/// by backward_input_few_channels, one input position per invocation, instead of a GEMM that
+/// would fill at most this many of its 32 tile rows.
+pub const FEW_CHANNELS: usize = 4;
+/// Weights (vec4s over the input channels, one per output channel and tap) that the tiled
+/// backward_input_few_channels stages at once (STAGE in tiled.wgsl): kernels of more taps take
+/// the GEMM.
+const FEW_CHANNELS_STAGE: usize = 1024;
+/// Invocations per workgroup of the GEMM and gather kernels (WG in common.wgsl).
+const WORKGROUP: usize = 64;
+
+/// The output tile of one workgroup of a GEMM kernel, rows x columns.
+#[derive(Clone, Copy, Debug)]
+struct Tile {
+    rows: usize,
+    cols: usize,
+}
+
+impl Tile {
+    fn workgroups(&self, [m, n, _]: [usize; 3]) -> usize {
+        m.div_ceil(self.rows) * n.div_ceil(self.cols)
+    }
+}
+
+/// Stride, zero padding and dilation, one entry per spatial dim (outermost first).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConvParams {
+    pub stride: Vec<usize>,
+    pub padding: Vec<usize>,
+    pub dilation: Vec<usize>,
+}
+
+impl ConvParams {
+    /// Stride 1, padding 0, dilation 1 for `spatial_dims` dims (1, 2 or 3).
+    pub fn new(spatial_dims: usize) -> Self {
+        Self {
+            stride: vec![1; spatial_dims],
+            padding: vec![0; spatial_dims],
+            dilation: vec![1; spatial_dims],
+        }
+    }
+
+    pub fn spatial_dims(&self) -> usize {
+        self.stride.len()
+    }
+
+    /// The same stride on every spatial dim.
+    pub fn stride(mut self, s: usize) -> Self {
+        self.stride = vec![s; self.spatial_dims()];
+        self
+    }
+
+    /// The same padding on every spatial dim (both sides).
+    pub fn padding(mut self, p: usize) -> Self {
+        self.padding = vec![p; self.spatial_dims()];
+        self
+    }
+
+    /// The same dilation on every spatial dim.
+    pub fn dilation(mut self, d: usize) -> Self {
+        self.dilation = vec![d; self.spatial_dims()];
+        self
+    }
+
+    pub fn strides(mut self, s: &[usize]) -> Self {
+        self.stride = s.to_vec();
+        self
+    }
+
+    pub fn paddings(mut self, p: &[usize]) -> Self {
+        self.padding = p.to_vec();
+        self
+    }
+
+    pub fn dilations(mut self, d: &[usize]) -> Self {
+        self.dilation = d.to_vec();
+        self
+    }
+}
+
+shader_struct! {
+    /// Mirrors `Params` in common.wgsl: shapes lifted to 3 spatial dims, hyper-parameters, and the
+    /// GEMM that the kernel at hand computes.
+    #[derive(Default)]
+    struct Params {
+        n: u32,
+        c: u32,
+        o: u32,
+        has_bias: u32,
+        in_d: u32,
+        in_h: u32,
+        in_w: u32,
+        in_spatial: u32,
+        out_d: u32,
+        out_h: u32,
+        out_w: u32,
+        out_spatial: u32,
+        k_d: u32,
+        k_h: u32,
+        k_w: u32,
+        k_vol: u32,
+        stride_d: u32,
+        stride_h: u32,
+        stride_w: u32,
+        splits: u32,
+        pad_d: u32,
+        pad_h: u32,
+        pad_w: u32,
+        split_len: u32,
+        dil_d: u32,
+        dil_h: u32,
+        dil_w: u32,
+        tiles_n: u32,
+        gemm_m: u32,
+        gemm_n: u32,
+        gemm_k: u32,
+        o_chunk: u32,
+    }
+}
+
+/// A convolution's sizes with every rank lifted to three spatial dims.
+#[derive(Clone, Copy, Debug)]
+struct Geometry {
+    spatial_dims: usize,
+    n: usize,
+    c: usize,
+    o: usize,
+    input: [usize; 3],
+    kernel: [usize; 3],
+    output: [usize; 3],
+    stride: [usize; 3],
+    padding: [usize; 3],
+    dilation: [usize; 3],
+}
+
+fn lift3(values: &[usize], fill: usize) -> [usize; 3] {
+    let mut out = [fill; 3];
+    out[3 - values.len()..].copy_from_slice(values);
+    out
+}
+
+impl Geometry {
+    /// Checks that x, w and the parameters fit together and computes the output size
+    /// floor((in + 2 pad - dil (k - 1) - 1) / stride) + 1 per dim.
+    fn new(op: &str, x: &Shape, w: &Shape, p: &ConvParams) -> Result<Self> {
+        let rank = x.rank();
+        if !(3..=5).contains(&rank) {
+            return Err(Error::shape(
+                op,
+                format!("input {x} must be NCW, NCHW or NCDHW (rank 3 to 5)"),
+            ));
+        }
+        let spatial_dims = rank - 2;
+        if w.rank() != rank {
+            return Err(Error::shape(
+                op,
+                format!("weight {w} must have the input's rank {rank} (O, C, kernel...)"),
+            ));
+        }
+        for (what, values) in [
+            ("stride", &p.stride),
+            ("padding", &p.padding),
+            ("dilation", &p.dilation),
+        ] {
+            if values.len() != spatial_dims {
+                return Err(Error::shape(
+                    op,
+                    format!(
+                        "{what} {values:?} has {} entries for {spatial_dims} spatial dims",
+                        values.len()
+                    ),
+                ));
+            }
+        }
+        if p.stride.contains(&0) || p.dilation.contains(&0) {
+            return Err(Error::shape(
+                op,
+                format!(
+                    "stride {:?} and dilation {:?} must be at least 1",
+                    p.stride, p.dilation
+                ),
+            ));
+        }
+        if w.dims()[1] != x.dims()[1] {
+            return Err(Error::shape(
+                op,
+                format!(
+                    "input {x} has {} channels but weight {w} expects {}",
+                    x.dims()[1],
+                    w.dims()[1]
+                ),
+            ));
+        }
+        let input = lift3(&x.dims()[2..], 1);
+        let kernel = lift3(&w.dims()[2..], 1);
+        let stride = lift3(&p.stride, 1);
+        let padding = lift3(&p.padding, 0);
+        let dilation = lift3(&p.dilation, 1);
+        let mut output = [0; 3];
+        for d in 0..3 {
+            let span = dilation[d] * (kernel[d] - 1) + 1;
+            let padded = input[d] + 2 * padding[d];
+            if padded < span {
+                return Err(Error::shape(
+                    op,
+                    format!(
+                        "kernel {w} (dilation {:?}) is larger than input {x} padded by {:?}: \
+                         the output would be empty",
+                        p.dilation, p.padding
+                    ),
+                ));
+            }
+            output[d] = (padded - span) / stride[d] + 1;
+        }
+        let geometry = Self {
+            spatial_dims,
+            n: x.dims()[0],
+            c: x.dims()[1],
+            o: w.dims()[0],
+            input,
+            kernel,
+            output,
+            stride,
+            padding,
+            dilation,
+        };
+        // Indices are 32-bit in the kernels, and backward_input divides coordinates by the
+        // stride in f32, exact below 2^22.
+        let too_large = [x.numel(), w.numel(), geometry.output_shape().numel()]
+            .iter()
+            .any(|&v| v > i32::MAX as usize)
+            || (0..3).any(|d| input[d] + 2 * padding[d] >= 1 << 22);
+        if too_large {
+            return Err(Error::shape(
+                op,
+                format!(
+                    "input {x} and weight {w} exceed the kernels' limits: 2^31 elements per \
+                     tensor, 2^22 per padded spatial dim"
+                ),
+            ));
+        }
+        Ok(geometry)
+    }
+
+    fn taps(&self) -> usize {
+        self.kernel.iter().product()
+    }
+
+    fn input_spatial(&self) -> usize {
+        self.input.iter().product()
+    }
+
+    fn output_spatial(&self) -> usize {
+        self.output.iter().product()
+    }
+
+    fn output_shape(&self) -> Shape {
+        let mut dims = vec![self.n, self.o];
+        dims.extend_from_slice(&self.output[3 - self.spatial_dims..]);
+        Shape::new(&dims).expect("conv output dims are positive")
+    }
+
+    fn check_output(&self, op: &str, dy: &Shape) -> Result<()> {
+        let expected = self.output_shape();
+        if dy != &expected {
+            return Err(Error::shape(
+                op,
+                format!("output gradient {dy} does not match the convolution's output {expected}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// 2 * N * O * output positions * C * taps: one multiply and one add per tap.
+    fn flops(&self) -> u64 {
+        2 * (self.n * self.o * self.output_spatial()) as u64 * (self.c * self.taps()) as u64
+    }
+
+    /// The forward GEMM: y = W * Xcol, [O, batch * output positions, C * taps].
+    fn forward_gemm(&self) -> [usize; 3] {
+        [self.o, self.n * self.output_spatial(), self.c * self.taps()]
+    }
+
+    /// The input-gradient GEMM: dx = W' * dYcol, [C, batch * input positions, O * taps].
+    fn input_gemm(&self) -> [usize; 3] {
+        [self.c, self.n * self.input_spatial(), self.o * self.taps()]
+    }
+
+    /// The weight-gradient GEMM: dw = dY * Xcol', [O, C * taps, batch * output positions].
+    fn weight_gemm(&self) -> [usize; 3] {
+        [self.o, self.c * self.taps(), self.n * self.output_spatial()]
+    }
+
+    /// The classes of input positions by stride phase (i % stride per dim), which the same taps
+    /// hit: the few-channel input gradient enumerates positions by phase.
+    fn phases(&self) -> usize {
+        self.stride.iter().product()
+    }
+
+    /// Blocks of input positions of one phase and batch element in the few-channel input
+    /// gradient: ceil(in / stride) per dim, 4 positions per block along W.
+    fn position_blocks(&self) -> usize {
+        (0..3)
+            .map(|d| {
+                let per_phase = self.input[d].div_ceil(self.stride[d]);
+                if d == 2 {
+                    per_phase.div_ceil(4)
+                } else {
+                    per_phase
+                }
+            })
+            .product()
+    }
+
+    /// Shapes and hyper-parameters, without a GEMM.
+    fn shape_params(&self) -> Params {
+        let u = |v: usize| v as u32;
+        Params {
+            n: u(self.n),
+            c: u(self.c),
+            o: u(self.o),
+            in_d: u(self.input[0]),
+            in_h: u(self.input[1]),
+            in_w: u(self.input[2]),
+            in_spatial: u(self.input_spatial()),
+            out_d: u(self.output[0]),
+            out_h: u(self.output[1]),
+            out_w: u(self.output[2]),
+            out_spatial: u(self.output_spatial()),
+            k_d: u(self.kernel[0]),
+            k_h: u(self.kernel[1]),
+            k_w: u(self.kernel[2]),
+            k_vol: u(self.taps()),
+            stride_d: u(self.stride[0]),
+            stride_h: u(self.stride[1]),
+            stride_w: u(self.stride[2]),
+            pad_d: u(self.padding[0]),
+            pad_h: u(self.padding[1]),
+            pad_w: u(self.padding[2]),
+            dil_d: u(self.dilation[0]),
+            dil_h: u(self.dilation[1]),
+            dil_w: u(self.dilation[2]),
+            ..Default::default()
+        }
+    }
+
+    /// The uniform parameters for a GEMM of m x n x k in tiles of `tile`, split into `splits`
+    /// slices of K.
+    fn params(&self, [m, n, k]: [usize; 3], tile: Tile, splits: usize, split_len: usize) -> Params {
+        Params {
+            splits: splits as u32,
+            split_len: split_len as u32,
+            tiles_n: n.div_ceil(tile.cols) as u32,
+            gemm_m: m as u32,
+            gemm_n: n as u32,
+            gemm_k: k as u32,
+            ..self.shape_params()
+        }
+    }
+
+    /// The uniform parameters of the forward GEMM in tiles of `tile`, with a bias or not.
+    fn forward_params(&self, tile: Tile, has_bias: bool) -> Params {
+        let gemm = self.forward_gemm();
+        Params {
+            has_bias: has_bias as u32,
+            ..self.params(gemm, tile, 1, gemm[2])
+        }
+    }
+
+    /// The uniform parameters of the few-channel input gradient: shapes, and in `o_chunk` the
+    /// output channels whose weights the tiled kernel stages at once.
+    fn few_channels_params(&self) -> Params {
+        Params {
+            o_chunk: (FEW_CHANNELS_STAGE / self.taps()).min(self.o) as u32,
+            ..self.shape_params()
+        }
+    }
+}
+
+fn check_inputs(op: &str, inputs: &[&Shape], counts: &[usize]) -> Result<()> {
+    if !counts.contains(&inputs.len()) {
+        return Err(Error::shape(
+            op,
+            format!("takes {counts:?} inputs, {} given", inputs.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// The buffers a forward kernel reads: x, w and the bias, or w again where there is none (bound
+/// and never read).
+fn forward_reads<'a>(inputs: &[&'a Tensor]) -> [&'a wgpu::Buffer; 3] {
+    let bias = inputs.get(2).map_or(&inputs[1].buffer, |b| &b.buffer);
+    [&inputs[0].buffer, &inputs[1].buffer, bias]
+}
+
+/// y = conv(x, w) + bias (inputs x, w, bias), fused with a ReLU where `relu` is set.
+fn forward(
+    ctx: &mut EncodeCtx<'_>,
+    geo: &Geometry,
+    relu: bool,
+    inputs: &[&Tensor],
+    output: &Tensor,
+) -> Result<Vec<Dispatch>> {
+    match GemmVariant::for_device(ctx.gpu) {
+        GemmVariant::Tiled => tiled::forward(ctx, geo, relu, inputs, output),
+        GemmVariant::Subgroup => subgroup::forward(ctx, geo, relu, inputs, output),
+    }
+}
+
+/// dx from (dy, w) as a GEMM.
+fn backward_input(
+    ctx: &mut EncodeCtx<'_>,
+    geo: &Geometry,
+    inputs: &[&Tensor],
+    output: &Tensor,
+) -> Result<Vec<Dispatch>> {
+    match GemmVariant::for_device(ctx.gpu) {
+        GemmVariant::Tiled => tiled::backward_input(ctx, geo, inputs, output),
+        GemmVariant::Subgroup => subgroup::backward_input(ctx, geo, inputs, output),
+    }
+}
+
+/// dx from (dy, w) for at most `FEW_CHANNELS` input channels, gathered per input position.
+fn backward_input_few_channels(
+    ctx: &mut EncodeCtx<'_>,
+    geo: &Geometry,
+    inputs: &[&Tensor],
+    output: &Tensor,
+) -> Result<Vec<Dispatch>> {
+    match GemmVariant::for_device(ctx.gpu) {
+        GemmVariant::Tiled => tiled::backward_input_few_channels(ctx, geo, inputs, output),
+        GemmVariant::Subgroup => subgroup::backward_input_few_channels(ctx, geo, inputs, output),
+    }
+}
+
+/// dw from (x, dy), split over K by `WeightSplit`.
+fn backward_weight(
+    ctx: &mut EncodeCtx<'_>,
+    geo: &Geometry,
+    inputs: &[&Tensor],
+    output: &Tensor,
+) -> Result<Vec<Dispatch>> {
+    match GemmVariant::for_device(ctx.gpu) {
+        GemmVariant::Tiled => tiled::backward_weight(ctx, geo, inputs, output),
+        GemmVariant::Subgroup => subgroup::backward_weight(ctx, geo, inputs, output),
+    }
+}
+
+/// How backward_weight splits its reduction of length k: (slices, length of each, a multiple of
+/// the tile's K). Depends only on the shapes, so results are the same on every run.
+fn weight_splits(gemm: [usize; 3], tile: Tile) -> (usize, usize) {
+    let k = gemm[2];
+    let tiles = tile.workgroups(gemm);
+    let wanted = TARGET_WORKGROUPS.div_ceil(tiles);
+    let splits = wanted.min(k / MIN_SPLIT_LEN).max(1);
+    let split_len = k.div_ceil(splits).next_multiple_of(TILE_K);
+    (k.div_ceil(split_len), split_len)
+}
+
+/// The weight gradient's GEMM split into slices of K (`weight_splits`, from the shapes and the
+/// design's tile): its uniform parameters and, with several slices, the scratch buffer of their
+/// partial sums, which `finish` adds in slice order into dw.
+struct WeightSplit {
+    params: Params,
+    splits: usize,
+    partial: Option<Arc<wgpu::Buffer>>,
+}
+
+impl WeightSplit {
+    fn new(ctx: &mut EncodeCtx<'_>, geo: &Geometry, tile: Tile) -> Result<Self> {
+        let gemm = geo.weight_gemm();
+        let (splits, split_len) = weight_splits(gemm, tile);
+        let partial = if splits > 1 {
+            Some(ctx.scratch(
+                "conv_backward_weight partial sums",
+                (4 * splits * gemm[0] * gemm[1]) as u64,
+            )?)
+        } else {
+            None
+        };
+        Ok(Self {
+            params: geo.params(gemm, tile, splits, split_len),
+            splits,
+            partial,
+        })
+    }
+
+    /// Where the GEMM writes: dw, or the partial sums.
+    fn target<'a>(&'a self, output: &'a Tensor) -> &'a wgpu::Buffer {
+        self.partial.as_deref().unwrap_or(&output.buffer)
+    }
+
+    /// `gemm_pass`, followed by the sum of the slices where there are several.
+    fn finish(
+        self,
+        ctx: &mut EncodeCtx<'_>,
+        gemm_pass: Dispatch,
+        output: &Tensor,
+    ) -> Result<Vec<Dispatch>> {
+        let mut dispatches = vec![gemm_pass];
+        if let Some(partial) = &self.partial {
+            let (m, n) = (self.params.gemm_m as usize, self.params.gemm_n as usize);
+            dispatches.push(ctx.gpu.dispatch(
+                &REDUCE_SHADER,
+                "weight_reduce",
+                bytes_of(&self.params),
+                &[partial],
+                &[&output.buffer],
+                workgroups_for(m * n, REDUCE_WORKGROUP),
+            )?);
+        }
+        Ok(dispatches)
+    }
+}
+
+/// y = conv(x, w) + bias; inputs (x, w) or (x, w, bias of shape [O]). With `relu`,
+/// y = max(conv(x, w) + bias, 0): the ReLU that follows most convolutions, applied as the
+/// kernel stores y instead of by another pass over it.
+#[derive(Debug)]
+pub struct ConvForward {
+    pub params: ConvParams,
+    pub relu: bool,
+}
+
+impl ConvForward {
+    fn geometry(&self, inputs: &[&Shape]) -> Result<Geometry> {
+        check_inputs(self.name(), inputs, &[2, 3])?;
+        let geometry = Geometry::new(self.name(), inputs[0], inputs[1], &self.params)?;
+        if let Some(bias) = inputs.get(2) {
+            if bias.dims() != [geometry.o] {
+                return Err(Error::shape(
+                    self.name(),
+                    format!("bias {bias} must have shape [{}]", geometry.o),
+                ));
+            }
+        }
+        Ok(geometry)
+    }
+}
+
+impl Op for ConvForward {
+    fn name(&self) -> &'static str {
+        match self.params.spatial_dims() {
+            1 => "conv1d",
+            2 => "conv2d",
+            _ => "conv3d",
+        }
+    }
+
+    fn spatial_map(&self, inputs: &[&Shape]) -> Option<SpatialMap> {
+        let kernel = &inputs.get(1)?.dims()[2..];
+        let p = &self.params;
+        let windows = (0..p.spatial_dims()).map(|d| {
+            Some(AxisWindow {
+                kernel: *kernel.get(d)?,
+                stride: p.stride[d],
+                padding: p.padding[d],
+                dilation: p.dilation[d],
+            })
+        });
+        Some(SpatialMap::Window(windows.collect::<Option<_>>()?))
+    }
+
+    fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {
+        Ok(self.geometry(inputs)?.output_shape())
+    }
+
+    fn encode(
+        &self,
+        ctx: &mut EncodeCtx<'_>,
+        inputs: &[&Tensor],
+        output: &Tensor,
+    ) -> Result<Vec<Dispatch>> {
+        let shapes: Vec<&Shape> = inputs.iter().map(|t| &t.shape).collect();
+        let geo = self.geometry(&shapes)?;
+        forward(ctx, &geo, self.relu, inputs, output)
+    }
+
+    fn backward(&self, g: &mut Graph, ctx: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {
+        let (x, w) = (ctx.inputs[0], ctx.inputs[1]);
+        // The ReLU's gradient masks by y > 0, which is conv + bias > 0.
+        let grad = if self.relu {
+            g.apply(
+                ActivationBackward(Activation::Relu),
+                &[ctx.output, ctx.grad],
+            )?
+        } else {
+            ctx.grad
+        };
+        let mut grads = vec![None; ctx.inputs.len()];
+        if ctx.needs_grad[0] {
+            let op = ConvBackwardInput {
+                params: self.params.clone(),
+                input_shape: g.shape(x).clone(),
+            };
+            grads[0] = Some(g.apply(op, &[grad, w])?);
+        }
+        if ctx.needs_grad[1] {
+            let op = ConvBackwardWeight {
+                params: self.params.clone(),
+                weight_shape: g.shape(w).clone(),
+            };
+            grads[1] = Some(g.apply(op, &[x, grad])?);
+        }
+        if ctx.inputs.len() == 3 && ctx.needs_grad[2] {
+            grads[2] = Some(g.apply(ConvBackwardBias, &[grad])?);
+        }
+        Ok(grads)
+    }
+
+    fn flops(&self, inputs: &[&Shape], _: &Shape) -> u64 {
+        self.geometry(inputs).map_or(0, |g| g.flops())
+    }
+}
+
+/// dx from (dy, w): the transposed convolution. `input_shape` is x's shape, which dy alone does
+/// not determine when the stride does not divide the input.
+#[derive(Debug)]
+pub struct ConvBackwardInput {
+    pub params: ConvParams,
+    pub input_shape: Shape,
+}
+
+impl ConvBackwardInput {
+    fn geometry(&self, inputs: &[&Shape]) -> Result<Geometry> {
+        check_inputs(self.name(), inputs, &[2])?;
+        let geo = Geometry::new(self.name(), &self.input_shape, inputs[1], &self.params)?;
+        geo.check_output(self.name(), inputs[0])?;
+        Ok(geo)
+    }
+}
+
+impl Op for ConvBackwardInput {
+    fn name(&self) -> &'static str {
+        "conv_backward_input"
+    }
+
+    fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {
+        self.geometry(inputs)?;
+        Ok(self.input_shape.clone())
+    }
+
+    fn encode(
+        &self,
+        ctx: &mut EncodeCtx<'_>,
+        inputs: &[&Tensor],
+        output: &Tensor,
+    ) -> Result<Vec<Dispatch>> {
+        let shapes: Vec<&Shape> = inputs.iter().map(|t| &t.shape).collect();
+        let geo = self.geometry(&shapes)?;
+        if geo.c <= FEW_CHANNELS && geo.taps() <= FEW_CHANNELS_STAGE {
+            backward_input_few_channels(ctx, &geo, inputs, output)
+        } else {
+            backward_input(ctx, &geo, inputs, output)
+        }
+    }
+
+    fn flops(&self, inputs: &[&Shape], _: &Shape) -> u64 {
+        self.geometry(inputs).map_or(0, |g| g.flops())
+    }
+}
+
+/// dw from (x, dy). `weight_shape` gives the kernel size.
+#[derive(Debug)]
+pub struct ConvBackwardWeight {
+    pub params: ConvParams,
+    pub weight_shape: Shape,
+}
+
+impl ConvBackwardWeight {
+    fn geometry(&self, inputs: &[&Shape]) -> Result<Geometry> {
+        check_inputs(self.name(), inputs, &[2])?;
+        let geo = Geometry::new(self.name(), inputs[0], &self.weight_shape, &self.params)?;
+        geo.check_output(self.name(), inputs[1])?;
+        Ok(geo)
+    }
+}
+
+impl Op for ConvBackwardWeight {
+    fn name(&self) -> &'static str {
+        "conv_backward_weight"
+    }
+
+    fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {
+        self.geometry(inputs)?;
+        Ok(self.weight_shape.clone())
+    }
+
+    fn encode(
+        &self,
+        ctx: &mut EncodeCtx<'_>,
+        inputs: &[&Tensor],
+        output: &Tensor,
+    ) -> Result<Vec<Dispatch>> {
+        let shapes: Vec<&Shape> = inputs.iter().map(|t| &t.shape).collect();
+        let geo = self.geometry(&shapes)?;
+        backward_weight(ctx, &geo, inputs, output)
+    }
+
+    fn flops(&self, inputs: &[&Shape], _: &Shape) -> u64 {
+        self.geometry(inputs).map_or(0, |g| g.flops())
+    }
+}
+
+/// dbias from dy [N, O, ...]: dy summed over the batch and every output position.
+#[derive(Debug)]
+pub struct ConvBackwardBias;
+
+impl Op for ConvBackwardBias {
+    fn name(&self) -> &'static str {
+        "conv_backward_bias"
+    }
+
+    fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {
+        check_inputs(self.name(), inputs, &[1])?;
+        if inputs[0].rank() < 3 {
+            return Err(Error::shape(
+                self.name(),
+                format!("output gradient {} must be [N, O, spatial...]", inputs[0]),
+            ));
+        }
+        Shape::new(&[inputs[0].dims()[1]])
+    }
+
+    fn encode(
+        &self,
+        ctx: &mut EncodeCtx<'_>,
+        inputs: &[&Tensor],
+        output: &Tensor,
+    ) -> Result<Vec<Dispatch>> {
+        let dims = inputs[0].shape.dims();
+        let params = Params {
+            n: dims[0] as u32,
+            o: dims[1] as u32,
+            out_spatial: dims[2..].iter().product::<usize>() as u32,
+            ..Default::default()
+        };
+        Ok(vec![ctx.gpu.dispatch(
+            &REDUCE_SHADER,
+            "bias_grad",
+            bytes_of(&params),
+            &[&inputs[0].buffer],
+            &[&output.buffer],
+            dims[1] as u32,
+        )?])
+    }
+
+    fn flops(&self, inputs: &[&Shape], _: &Shape) -> u64 {
+        inputs[0].numel() as u64
+    }
+}
+
+/// The output shape of `conv(x, w)` with these parameters, or the error `Graph::conv` would give.
+pub fn conv_output_shape(x: &Shape, w: &Shape, p: &ConvParams) -> Result<Shape> {
+    ConvForward {
+        params: p.clone(),
+        relu: false,
+    }
+    .output_shape(&[x, w])
+}
+
+impl Graph {
+    /// Convolution of x [N, C, spatial...] with w [O, C, kernel...] (1, 2 or 3 spatial dims),
+    /// plus bias [O] when given.
+    pub fn conv(
+        &mut self,
+        x: NodeId,
+        w: NodeId,
+        bias: Option<NodeId>,
+        p: &ConvParams,
+    ) -> Result<NodeId> {
+        self.conv_with(x, w, bias, p, false)
+    }
+
+    /// `relu(conv(x, w, bias))` as one node: the kernel applies the ReLU as it stores.
+    pub fn conv_relu(
+        &mut self,
+        x: NodeId,
+        w: NodeId,
+        bias: Option<NodeId>,
+        p: &ConvParams,
+    ) -> Result<NodeId> {
+        self.conv_with(x, w, bias, p, true)
+    }
+
+    fn conv_with(
+        &mut self,
+        x: NodeId,
+        w: NodeId,
+        bias: Option<NodeId>,
+        p: &ConvParams,
+        relu: bool,
+    ) -> Result<NodeId> {
+        let op = ConvForward {
+            params: p.clone(),
+            relu,
+        };
+        match bias {
+            Some(b) => self.apply(op, &[x, w, b]),
+            None => self.apply(op, &[x, w]),
+        }
+    }
+}
