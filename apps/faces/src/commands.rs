@@ -513,13 +513,15 @@ fn existing_gallery(model: &SiameseModel, gallery: &Path) -> Result<Gallery> {
     Gallery::load(gallery, &model.fingerprint)
 }
 
-/// `verify`: is `image` the enrolled `name`? (distance against the model's threshold)
+/// `verify`: is `image` the enrolled `name`? (the squared distance against `threshold`, the
+/// model's unless a run sets another)
 pub fn verify(
     gpu: &Gpu,
     model: &SiameseModel,
     gallery: &Path,
     name: &str,
     image: &Path,
+    threshold: f32,
 ) -> Result<Verification> {
     let people = existing_gallery(model, gallery)?;
     if people.person(name).is_none() {
@@ -535,16 +537,19 @@ pub fn verify(
         )));
     }
     let embedding = embed_files(gpu, model, &[image.to_path_buf()], &mut Quiet)?;
-    people.verify(name, &embedding, model.threshold)
+    people.verify(name, &embedding, threshold)
 }
 
-/// `identify`: the nearest enrolled person of each image, or unknown beyond the threshold.
+/// `identify`: the nearest enrolled person of each image, or unknown beyond `threshold`, and
+/// the `top` nearest with their distances (the first even beyond the threshold).
 pub fn identify(
     gpu: &Gpu,
     model: &SiameseModel,
     gallery: &Path,
     images: &[PathBuf],
-) -> Result<Vec<Identification>> {
+    threshold: f32,
+    top: usize,
+) -> Result<Vec<(Identification, Vec<(String, f32)>)>> {
     let people = existing_gallery(model, gallery)?;
     if people.is_empty() {
         return Err(Error::file(
@@ -555,6 +560,6 @@ pub fn identify(
     let embeddings = embed_files(gpu, model, images, &mut Quiet)?;
     embeddings
         .chunks_exact(model.embedding_dim())
-        .map(|e| people.identify(e, model.threshold))
+        .map(|e| Ok((people.identify(e, threshold)?, people.nearest(e, top)?)))
         .collect()
 }

@@ -185,6 +185,26 @@ impl Gallery {
         })
     }
 
+    /// The `k` enrolled people nearest to `embedding`, nearest first, with their squared L2
+    /// distances (equal distances in sorted order of the names); all of them when fewer.
+    pub fn nearest(&self, embedding: &[f32], k: usize) -> Result<Vec<(String, f32)>> {
+        check_embeddings("Gallery::nearest", embedding, self.dim, 1)?;
+        let mut all: Vec<(String, f32)> = self
+            .people
+            .iter()
+            .map(|(name, person)| {
+                (
+                    name.clone(),
+                    squared_l2(embedding, &person.embedding) as f32,
+                )
+            })
+            .collect();
+        // `people` is sorted by name, and a stable sort keeps that order among equal distances.
+        all.sort_by(|a, b| a.1.total_cmp(&b.1));
+        all.truncate(k);
+        Ok(all)
+    }
+
     /// The nearest enrolled person to `embedding`, or unknown when farther than `threshold`.
     /// Equal distances go to the first name in sorted order.
     pub fn identify(&self, embedding: &[f32], threshold: f32) -> Result<Identification> {

@@ -389,6 +389,68 @@ fn enroll_verify_identify_through_the_binary() {
     assert_eq!(rows[0]["name"], "seven");
     assert!(rows[0]["distance"].as_f64().unwrap() < 1e-4);
     assert!(rows[1]["name"].is_string() && rows[1]["distance"].is_number());
+    assert!(
+        rows[0].get("nearest").is_none(),
+        "no list unless --top asks"
+    );
+
+    // --top K lists the nearest with their distances, the first even beyond a zero threshold
+    // (which makes everyone but an exact match unknown).
+    let out = ok(&[
+        "identify",
+        "--model",
+        model,
+        "--gallery",
+        &gallery,
+        "--json",
+        "--top",
+        "5",
+        "--threshold",
+        "0",
+        &orl(6, 3),
+    ]);
+    let row: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(row["name"], "unknown");
+    let nearest = row["nearest"].as_array().unwrap();
+    assert!(!nearest.is_empty() && nearest.len() <= 5, "{row}");
+    assert_eq!(nearest[0]["distance"], row["distance"]);
+    let distances: Vec<f64> = nearest
+        .iter()
+        .map(|n| n["distance"].as_f64().unwrap())
+        .collect();
+    assert!(distances.windows(2).all(|w| w[0] <= w[1]), "{row}");
+    let csv = ok(&[
+        "identify",
+        "--model",
+        model,
+        "--gallery",
+        &gallery,
+        "--top",
+        "2",
+        &orl(7, 1),
+    ]);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "image,name,distance,nearest");
+    assert!(
+        lines[1].contains(",seven,") && lines[1].contains("seven:"),
+        "{csv}"
+    );
+    let strict = ok(&[
+        "verify",
+        "--model",
+        model,
+        "--gallery",
+        &gallery,
+        "--name",
+        "seven",
+        "--threshold",
+        "0",
+        &orl(7, 2),
+    ]);
+    assert!(
+        strict.starts_with("no match") && strict.contains("threshold=0.000000"),
+        "{strict}"
+    );
 
     fails(
         &[

@@ -249,7 +249,7 @@ fn the_model_and_gallery_fixtures_load_and_keep_their_bytes() {
     // photo writes the same gallery, byte for byte: the same embedding.
     let gallery = fixture("face_resnet_gallery.json");
     let photo = Path::new(ORL).join("s5/1.pgm");
-    let v = commands::verify(gpu, &model, &gallery, "s5", &photo).unwrap();
+    let v = commands::verify(gpu, &model, &gallery, "s5", &photo, model.threshold).unwrap();
     assert!(v.matched && v.distance < 1e-5, "{v:?}");
     let enrolled = dir.path().join("gallery.json");
     commands::enroll(gpu, &model, &enrolled, "s5", &[photo]).unwrap();

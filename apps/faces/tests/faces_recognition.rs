@@ -190,36 +190,46 @@ fn enroll_verify_identify_end_to_end() {
     assert_eq!(people.person("person7").unwrap().images, 2);
 
     // The enrolled photo itself is a match at distance ~0.
-    let v = commands::verify(gpu, &f.model, &gallery, "person8", &orl(8, 1)).unwrap();
+    let t = f.model.threshold;
+    let v = commands::verify(gpu, &f.model, &gallery, "person8", &orl(8, 1), t).unwrap();
     assert!(v.matched && v.distance < 1e-5, "{v:?}");
 
     // Other photos of the four: identified mostly right (one-shot, unseen people).
     let probes: Vec<PathBuf> = (7..=10)
         .flat_map(|s| (3..=6).map(move |i| orl(s, i)))
         .collect();
-    let found = commands::identify(gpu, &f.model, &gallery, &probes).unwrap();
+    let found = commands::identify(gpu, &f.model, &gallery, &probes, t, 3).unwrap();
     let right = found
         .iter()
         .zip((7..=10).flat_map(|s| std::iter::repeat_n(s, 4)))
-        .filter(|(id, s)| id.nearest == format!("person{s}"))
+        .filter(|((id, _), s)| id.nearest == format!("person{s}"))
         .count();
     assert!(right >= 13, "{right} of 16 right: {found:?}");
-    for id in &found {
+    for (id, nearest) in &found {
         assert_eq!(
             id.name.is_some(),
             id.distance <= f.model.threshold,
             "{id:?}"
         );
+        // The top 3: the nearest first (the identification's), distances ascending.
+        assert_eq!(nearest.len(), 3);
+        assert_eq!(
+            (nearest[0].0.as_str(), nearest[0].1),
+            (id.nearest.as_str(), id.distance)
+        );
+        assert!(nearest.windows(2).all(|w| w[0].1 <= w[1].1), "{nearest:?}");
     }
     // Verification agrees with identification's distances.
-    let v = commands::verify(gpu, &f.model, &gallery, "person9", &orl(9, 4)).unwrap();
+    let v = commands::verify(gpu, &f.model, &gallery, "person9", &orl(9, 4), t).unwrap();
     assert_eq!(v.matched, v.distance <= f.model.threshold);
 
-    // With a zero threshold nothing but the enrolled photos themselves is anyone.
-    let mut strict = f.model.clone();
-    strict.threshold = 0.0;
-    let found = commands::identify(gpu, &strict, &gallery, &[orl(9, 5)]).unwrap();
-    assert_eq!(found[0].name, None);
+    // With a zero threshold nothing but the enrolled photos themselves is anyone, yet the
+    // nearest are still listed; with a huge one everyone is someone.
+    let found = commands::identify(gpu, &f.model, &gallery, &[orl(9, 5)], 0.0, 10).unwrap();
+    assert_eq!(found[0].0.name, None);
+    assert_eq!(found[0].1.len(), 4, "all four enrolled, fewer than asked");
+    let found = commands::identify(gpu, &f.model, &gallery, &[orl(9, 5)], 1e9, 1).unwrap();
+    assert!(found[0].0.name.is_some());
 }
 
 #[test]
@@ -245,14 +255,14 @@ fn bad_inputs_are_clear_errors_and_write_nothing() {
     assert!(!gallery.exists());
 
     // No gallery yet, then an unknown name.
-    let message = commands::verify(gpu, &f.model, &gallery, "x", &orl(7, 1))
+    let message = commands::verify(gpu, &f.model, &gallery, "x", &orl(7, 1), 1.0)
         .err()
         .unwrap()
         .to_string();
     assert!(message.contains("enroll someone first"), "{message}");
     commands::enroll(gpu, &f.model, &gallery, "alice", &[orl(7, 1)]).unwrap();
     let before = std::fs::read(&gallery).unwrap();
-    let message = commands::verify(gpu, &f.model, &gallery, "bob", &orl(7, 2))
+    let message = commands::verify(gpu, &f.model, &gallery, "bob", &orl(7, 2), 1.0)
         .err()
         .unwrap()
         .to_string();
@@ -269,7 +279,7 @@ fn bad_inputs_are_clear_errors_and_write_nothing() {
         .unwrap()
         .to_string();
     assert!(message.contains("another model"), "{message}");
-    let message = commands::identify(gpu, &other, &gallery, &[orl(8, 1)])
+    let message = commands::identify(gpu, &other, &gallery, &[orl(8, 1)], 1.0, 1)
         .err()
         .unwrap()
         .to_string();
@@ -319,7 +329,7 @@ fn a_person_with_a_single_photo_can_be_enrolled_and_identified() {
     let path = dir.path().join("ten.png");
     photo.save(&path).unwrap();
     commands::enroll(gpu, &f.model, &gallery, "ten", std::slice::from_ref(&path)).unwrap();
-    let found = commands::identify(gpu, &f.model, &gallery, &[path]).unwrap();
-    assert_eq!(found[0].name.as_deref(), Some("ten"));
-    assert!(found[0].distance < 1e-3, "{:?}", found[0]);
+    let found = commands::identify(gpu, &f.model, &gallery, &[path], f.model.threshold, 1).unwrap();
+    assert_eq!(found[0].0.name.as_deref(), Some("ten"));
+    assert!(found[0].0.distance < 1e-3, "{:?}", found[0]);
 }

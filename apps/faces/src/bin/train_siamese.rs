@@ -237,6 +237,9 @@ struct VerifyArgs {
     /// The photo to check.
     #[arg(value_name = "IMAGE", value_parser = wgnn_cli::path)]
     image: PathBuf,
+    /// Squared-distance threshold of a match for this run [default: the model's].
+    #[arg(long, value_name = "T", value_parser = wgnn_cli::non_negative_number, allow_negative_numbers = true)]
+    threshold: Option<f32>,
 }
 
 #[derive(Args)]
@@ -250,10 +253,19 @@ struct IdentifyArgs {
     /// Photos to identify. At least one.
     #[arg(required = true, value_name = "IMAGE", value_parser = wgnn_cli::path)]
     images: Vec<PathBuf>,
-    /// One JSON line per image: {"image", "name", "distance"} [default: CSV
-    /// image,name,distance].
+    /// One JSON line per image: {"image", "name", "distance"} (with --top, also "nearest":
+    /// [{"name", "distance"}, ...]) [default: CSV image,name,distance (with --top, a fourth
+    /// column nearest: name:distance;name:distance...)].
     #[arg(long)]
     json: bool,
+    /// Also list the K nearest enrolled people with their distances, nearest first, the first
+    /// even beyond the threshold (a closed-set K-way choice reads off the first) [default: off].
+    #[arg(long, value_name = "K", value_parser = wgnn_cli::positive, allow_negative_numbers = true)]
+    top: Option<usize>,
+    /// Squared-distance threshold under which the nearest person is named, for this run
+    /// [default: the model's].
+    #[arg(long, value_name = "T", value_parser = wgnn_cli::non_negative_number, allow_negative_numbers = true)]
+    threshold: Option<f32>,
 }
 
 fn main() -> ExitCode {
@@ -368,31 +380,55 @@ fn run(command: Command) -> Result<()> {
         }
         Command::Verify(args) => {
             let model = SiameseModel::load(&gpu, &args.model)?;
-            let v = commands::verify(&gpu, &model, &args.gallery, &args.name, &args.image)?;
+            let threshold = args.threshold.unwrap_or(model.threshold);
+            let v = commands::verify(
+                &gpu,
+                &model,
+                &args.gallery,
+                &args.name,
+                &args.image,
+                threshold,
+            )?;
             println!(
                 "{} distance={:.6} threshold={:.6}",
                 if v.matched { "match" } else { "no match" },
                 v.distance,
-                model.threshold
+                threshold
             );
             Ok(())
         }
         Command::Identify(args) => {
             let model = SiameseModel::load(&gpu, &args.model)?;
-            let found = commands::identify(&gpu, &model, &args.gallery, &args.images)?;
+            let threshold = args.threshold.unwrap_or(model.threshold);
+            let top = args.top.unwrap_or(1);
+            let found =
+                commands::identify(&gpu, &model, &args.gallery, &args.images, threshold, top)?;
             if !args.json {
-                println!("image,name,distance");
+                let nearest_column = if args.top.is_some() { ",nearest" } else { "" };
+                println!("image,name,distance{nearest_column}");
             }
-            for (path, id) in args.images.iter().zip(found) {
+            for (path, (id, nearest)) in args.images.iter().zip(found) {
                 let name = id.name.as_deref().unwrap_or(UNKNOWN);
                 let image = path.display().to_string();
                 if args.json {
-                    println!(
-                        "{}",
-                        serde_json::json!({"image": image, "name": name, "distance": id.distance})
-                    );
+                    let mut line =
+                        serde_json::json!({"image": image, "name": name, "distance": id.distance});
+                    if args.top.is_some() {
+                        line["nearest"] = nearest
+                            .iter()
+                            .map(|(n, d)| serde_json::json!({"name": n, "distance": d}))
+                            .collect();
+                    }
+                    println!("{line}");
                 } else {
-                    println!("{},{},{}", csv_field(&image), csv_field(name), id.distance);
+                    let mut row =
+                        format!("{},{},{}", csv_field(&image), csv_field(name), id.distance);
+                    if args.top.is_some() {
+                        let list: Vec<String> =
+                            nearest.iter().map(|(n, d)| format!("{n}:{d}")).collect();
+                        row += &format!(",{}", csv_field(&list.join(";")));
+                    }
+                    println!("{row}");
                 }
             }
             Ok(())
