@@ -16,6 +16,7 @@ use super::gallery::{Gallery, Identification, Verification};
 use super::metrics::{self, Metrics, Pairs};
 use super::model::SiameseModel;
 use super::network::{fingerprint, NetworkSpec};
+use super::open_set::{impostor_distances, ImpostorTail};
 use super::train::{collapse_advice, EpochStats, TrainConfig, Trainer, TrainingSet};
 use super::verifier::{train_verifier, VerifierConfig};
 use wgnn::error::{Error, Result};
@@ -247,13 +248,21 @@ pub fn train(gpu: &Gpu, request: &TrainRequest, progress: &mut dyn Progress) -> 
         "identities": folder.identities.iter().map(|i| i.name.clone()).collect::<Vec<_>>(),
         "images": images.len(),
     });
-    let model = SiameseModel::new(
+    let mut model = SiameseModel::new(
         gpu,
         config.network.clone(),
         trainer.head().clone(),
         threshold,
         training,
     )?;
+    progress.stage("impostor distances of unseen identities", IMPOSTOR_FOLDS);
+    model.impostors = Some(cross_validated_impostor_tail(
+        gpu,
+        config,
+        &set,
+        &embeddings,
+        progress,
+    )?);
     Ok(Trained {
         model,
         epochs,
@@ -261,6 +270,80 @@ pub fn train(gpu: &Gpu, request: &TrainRequest, progress: &mut dyn Progress) -> 
         epoch_seconds,
         total_seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Folds of identities from which the impostor tail is estimated (`faces::open_set`).
+pub const IMPOSTOR_FOLDS: usize = 5;
+
+/// The impostor distances of people the head never saw, by cross-validation over identities:
+/// for each of `IMPOSTOR_FOLDS` folds (every fifth identity), a head trained as `config` says on
+/// the other identities embeds the fold's original images, and the distances between
+/// different people of the fold are pooled. Too few identities for that (a fold needs two
+/// people, the rest enough for a batch): those of `embeddings`, the trained head's embeddings of
+/// the training images, which understate how close strangers come.
+fn cross_validated_impostor_tail(
+    gpu: &Gpu,
+    config: &TrainConfig,
+    set: &TrainingSet,
+    embeddings: &[f32],
+    progress: &mut dyn Progress,
+) -> Result<ImpostorTail> {
+    let identities: Vec<u32> = {
+        let mut ids = set.labels.clone();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    };
+    let fold_of = |label: u32| identities.binary_search(&label).unwrap_or(0) % IMPOSTOR_FOLDS;
+    let dim = config.network.head.embedding_dim;
+    let per_fold = identities.len() / IMPOSTOR_FOLDS;
+    let trainable = identities.len() - identities.len().div_ceil(IMPOSTOR_FOLDS);
+    if per_fold < 2 || trainable < config.identities_per_batch {
+        progress.note(
+            "too few identities to estimate strangers' distances by cross-validation: the \
+             identification threshold comes from the training identities' own",
+        );
+        return ImpostorTail::from_embeddings(embeddings, dim, &set.labels);
+    }
+    let n = set.len();
+    let mut pooled = Vec::new();
+    for fold in 0..IMPOSTOR_FOLDS {
+        let (held, kept): (Vec<usize>, Vec<usize>) =
+            (0..n).partition(|&i| fold_of(set.labels[i]) == fold);
+        let mut descriptors = Vec::with_capacity(set.variants * kept.len() * set.descriptor_len);
+        for v in 0..set.variants {
+            for &i in &kept {
+                descriptors.extend_from_slice(set.descriptor(v, i));
+            }
+        }
+        let subset = TrainingSet {
+            descriptors,
+            descriptor_len: set.descriptor_len,
+            variants: set.variants,
+            labels: kept.iter().map(|&i| set.labels[i]).collect(),
+            fingerprint: format!("{} fold {fold}", set.fingerprint),
+        };
+        let trainer = set_head(gpu, config, &subset)?;
+        let mut head = ProjectionRunner::new(gpu, &config.network, trainer.head())?;
+        let held_descriptors: Vec<f32> = held
+            .iter()
+            .flat_map(|&i| set.descriptor(0, i).iter().copied())
+            .collect();
+        let embeddings = head.run(gpu, &held_descriptors)?;
+        let labels: Vec<u32> = held.iter().map(|&i| set.labels[i]).collect();
+        pooled.extend(impostor_distances(&embeddings, dim, &labels)?);
+        progress.advance(fold + 1);
+    }
+    ImpostorTail::from_distances(pooled)
+}
+
+/// A head trained on `set` for all of `config`'s epochs.
+fn set_head<'a>(gpu: &'a Gpu, config: &TrainConfig, set: &'a TrainingSet) -> Result<Trainer<'a>> {
+    let mut trainer = Trainer::new(gpu, config.clone(), set)?;
+    while trainer.epochs_done() < config.epochs {
+        trainer.run_epoch(&mut |_| {})?;
+    }
+    Ok(trainer)
 }
 
 /// Embeds `count` images with one compiled network and one progress stage, asking
@@ -540,16 +623,35 @@ pub fn verify(
     people.verify(name, &embedding, threshold)
 }
 
-/// `identify`: the nearest enrolled person of each image, or unknown beyond `threshold`, and
-/// the `top` nearest with their distances (the first even beyond the threshold).
+/// The threshold `identify` uses: `Threshold::Fixed`, or the model's for a gallery of that many
+/// people at a gallery false-accept rate (`faces::open_set`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Threshold {
+    Fixed(f32),
+    FalseAcceptRate(f64),
+}
+
+impl Threshold {
+    /// The squared-distance threshold against `gallery` people.
+    pub fn for_gallery(self, model: &SiameseModel, gallery: usize) -> f32 {
+        match self {
+            Threshold::Fixed(t) => t,
+            Threshold::FalseAcceptRate(rate) => model.identification_threshold(gallery, rate),
+        }
+    }
+}
+
+/// `identify`: the nearest enrolled person of each image, or unknown beyond the threshold, and
+/// the `top` nearest with their distances (the first even beyond the threshold); also the
+/// threshold used.
 pub fn identify(
     gpu: &Gpu,
     model: &SiameseModel,
     gallery: &Path,
     images: &[PathBuf],
-    threshold: f32,
+    threshold: Threshold,
     top: usize,
-) -> Result<Vec<(Identification, Vec<(String, f32)>)>> {
+) -> Result<(Vec<(Identification, Vec<(String, f32)>)>, f32)> {
     let people = existing_gallery(model, gallery)?;
     if people.is_empty() {
         return Err(Error::file(
@@ -557,9 +659,11 @@ pub fn identify(
             "the gallery is empty: enroll someone first",
         ));
     }
+    let threshold = threshold.for_gallery(model, people.len());
     let embeddings = embed_files(gpu, model, images, &mut Quiet)?;
-    embeddings
+    let found = embeddings
         .chunks_exact(model.embedding_dim())
         .map(|e| Ok((people.identify(e, threshold)?, people.nearest(e, top)?)))
-        .collect()
+        .collect::<Result<_>>()?;
+    Ok((found, threshold))
 }

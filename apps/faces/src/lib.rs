@@ -18,6 +18,7 @@
 //! - [`mining`]: batch-hard, semi-hard and batch-all triplets inside a batch.
 //! - [`metrics`]: one-shot identification, verification accuracy, AUC, EER, VAL.
 //! - [`gallery`]: enroll / verify / identify against a gallery file.
+//! - [`open_set`]: the identification threshold for a gallery of K people.
 //! - [`roc_plot`]: the ROC curve as a PNG.
 
 pub mod augment;
@@ -29,6 +30,7 @@ pub mod metrics;
 pub mod mining;
 pub mod model;
 pub mod network;
+pub mod open_set;
 pub mod roc_plot;
 pub mod sampler;
 pub mod train;

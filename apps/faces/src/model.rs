@@ -10,6 +10,8 @@
 //!   the training identities);
 //! - `verifier`: `none`, or a JSON description of the logistic unit (tensors `verifier.weight`
 //!   [1, D] and `verifier.bias` [1]);
+//! - `impostor_tail` (optional): the lower tail of the training images' impostor distances,
+//!   from which identification against K people takes its threshold (`faces::open_set`);
 //! - `training`: the training settings and data, for the record (JSON).
 //!
 //! The model's fingerprint (which galleries record) hashes what decides the embeddings: the
@@ -22,6 +24,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::network::{fingerprint, trunk_fingerprint, NetworkSpec};
+use super::open_set::ImpostorTail;
 use wgnn::error::{Error, Result};
 use wgnn::nn::{read_safetensors_metadata, ParamStore};
 use wgnn::Gpu;
@@ -62,6 +65,9 @@ pub struct SiameseModel {
     pub head: ParamStore,
     pub threshold: f32,
     pub verifier: Option<LogisticVerifier>,
+    /// The impostor distances of the training images, for open-set identification; models
+    /// written without it identify at the verification threshold.
+    pub impostors: Option<ImpostorTail>,
     /// Training settings and data (JSON), for the record.
     pub training: Value,
     /// See the module documentation.
@@ -83,9 +89,20 @@ impl SiameseModel {
             head,
             threshold,
             verifier: None,
+            impostors: None,
             training,
             fingerprint,
         })
+    }
+
+    /// The squared-distance threshold under which identification against `gallery` people
+    /// names the nearest, for a gallery false-accept rate `rate` (`faces::open_set`); the
+    /// verification threshold when the model has no impostor tail.
+    pub fn identification_threshold(&self, gallery: usize, rate: f64) -> f32 {
+        match &self.impostors {
+            Some(tail) => tail.gallery_threshold(self.threshold, gallery, rate),
+            None => self.threshold,
+        }
     }
 
     pub fn embedding_dim(&self) -> usize {
@@ -107,7 +124,7 @@ impl SiameseModel {
                 v.description.to_string()
             }
         };
-        let metadata = BTreeMap::from([
+        let mut metadata = BTreeMap::from([
             ("format".to_string(), FORMAT.to_string()),
             ("network".to_string(), self.spec.to_json().to_string()),
             ("trunk_fingerprint".to_string(), trunk_fingerprint()),
@@ -119,6 +136,9 @@ impl SiameseModel {
             ("verifier".to_string(), verifier),
             ("training".to_string(), self.training.to_string()),
         ]);
+        if let Some(tail) = &self.impostors {
+            metadata.insert("impostor_tail".to_string(), tail.to_json().to_string());
+        }
         store.save_safetensors(gpu, path, &metadata)
     }
 
@@ -219,12 +239,21 @@ impl SiameseModel {
         } else {
             None
         };
+        let impostors = match metadata.get("impostor_tail") {
+            None => None,
+            Some(text) => {
+                let value: Value = serde_json::from_str(text)
+                    .map_err(|e| corrupt(format!("impostor tail: {e}")))?;
+                Some(ImpostorTail::from_json(&value).map_err(corrupt)?)
+            }
+        };
         let fingerprint = model_fingerprint(gpu, &spec, &head)?;
         Ok(Self {
             spec,
             head,
             threshold,
             verifier,
+            impostors,
             training,
             fingerprint,
         })

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use common::gpu;
 use faces_support::{orl_subset, pgm, tiny_config, TempDir};
-use wgnn_faces::commands::{self, Quiet, TrainRequest, VerificationHead};
+use wgnn_faces::commands::{self, Quiet, Threshold, TrainRequest, VerificationHead};
 use wgnn_faces::gallery::Gallery;
 use wgnn_faces::model::SiameseModel;
 use wgnn_faces::verifier::VerifierConfig;
@@ -198,7 +198,9 @@ fn enroll_verify_identify_end_to_end() {
     let probes: Vec<PathBuf> = (7..=10)
         .flat_map(|s| (3..=6).map(move |i| orl(s, i)))
         .collect();
-    let found = commands::identify(gpu, &f.model, &gallery, &probes, t, 3).unwrap();
+    let found = commands::identify(gpu, &f.model, &gallery, &probes, Threshold::Fixed(t), 3)
+        .unwrap()
+        .0;
     let right = found
         .iter()
         .zip((7..=10).flat_map(|s| std::iter::repeat_n(s, 4)))
@@ -225,11 +227,52 @@ fn enroll_verify_identify_end_to_end() {
 
     // With a zero threshold nothing but the enrolled photos themselves is anyone, yet the
     // nearest are still listed; with a huge one everyone is someone.
-    let found = commands::identify(gpu, &f.model, &gallery, &[orl(9, 5)], 0.0, 10).unwrap();
+    let found = commands::identify(
+        gpu,
+        &f.model,
+        &gallery,
+        &[orl(9, 5)],
+        Threshold::Fixed(0.0),
+        10,
+    )
+    .unwrap()
+    .0;
     assert_eq!(found[0].0.name, None);
     assert_eq!(found[0].1.len(), 4, "all four enrolled, fewer than asked");
-    let found = commands::identify(gpu, &f.model, &gallery, &[orl(9, 5)], 1e9, 1).unwrap();
+    let found = commands::identify(
+        gpu,
+        &f.model,
+        &gallery,
+        &[orl(9, 5)],
+        Threshold::Fixed(1e9),
+        1,
+    )
+    .unwrap()
+    .0;
     assert!(found[0].0.name.is_some());
+
+    // Calibrated for the gallery: the trained model carries its impostor tail, and the
+    // threshold for these four people is tighter than the verification threshold, and tighter
+    // still for a larger gallery or a lower false-accept rate.
+    let tail = f
+        .model
+        .impostors
+        .as_ref()
+        .expect("train stores the impostor tail");
+    assert!(tail.pairs > 0);
+    let (_, four) = commands::identify(
+        gpu,
+        &f.model,
+        &gallery,
+        &[orl(9, 5)],
+        Threshold::FalseAcceptRate(0.05),
+        1,
+    )
+    .unwrap();
+    assert_eq!(four, f.model.identification_threshold(4, 0.05));
+    assert!(four <= f.model.threshold);
+    assert!(f.model.identification_threshold(40, 0.05) <= four);
+    assert!(f.model.identification_threshold(4, 0.005) <= four);
 }
 
 #[test]
@@ -279,10 +322,17 @@ fn bad_inputs_are_clear_errors_and_write_nothing() {
         .unwrap()
         .to_string();
     assert!(message.contains("another model"), "{message}");
-    let message = commands::identify(gpu, &other, &gallery, &[orl(8, 1)], 1.0, 1)
-        .err()
-        .unwrap()
-        .to_string();
+    let message = commands::identify(
+        gpu,
+        &other,
+        &gallery,
+        &[orl(8, 1)],
+        Threshold::Fixed(1.0),
+        1,
+    )
+    .err()
+    .unwrap()
+    .to_string();
     assert!(message.contains("another model"), "{message}");
     assert_eq!(std::fs::read(&gallery).unwrap(), before);
 
@@ -329,7 +379,16 @@ fn a_person_with_a_single_photo_can_be_enrolled_and_identified() {
     let path = dir.path().join("ten.png");
     photo.save(&path).unwrap();
     commands::enroll(gpu, &f.model, &gallery, "ten", std::slice::from_ref(&path)).unwrap();
-    let found = commands::identify(gpu, &f.model, &gallery, &[path], f.model.threshold, 1).unwrap();
+    let found = commands::identify(
+        gpu,
+        &f.model,
+        &gallery,
+        &[path],
+        Threshold::Fixed(f.model.threshold),
+        1,
+    )
+    .unwrap()
+    .0;
     assert_eq!(found[0].0.name.as_deref(), Some("ten"));
     assert!(found[0].0.distance < 1e-3, "{:?}", found[0]);
 }

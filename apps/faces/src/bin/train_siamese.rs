@@ -12,11 +12,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use wgnn::{Error, Gpu, Result};
 use wgnn_faces::augment::Augment;
-use wgnn_faces::commands::{self, Progress, TrainRequest, VerificationHead};
+use wgnn_faces::commands::{self, Progress, Threshold, TrainRequest, VerificationHead};
 use wgnn_faces::gallery::UNKNOWN;
 use wgnn_faces::mining::Mining;
 use wgnn_faces::model::SiameseModel;
 use wgnn_faces::network::{HeadSpec, NetworkSpec, TrunkSpec};
+use wgnn_faces::open_set::DEFAULT_FALSE_ACCEPT_RATE;
 use wgnn_faces::roc_plot::write_roc_png;
 use wgnn_faces::train::{EpochStats, HeadInit, OptimizerKind, TrainConfig};
 use wgnn_faces::verifier::VerifierConfig;
@@ -263,9 +264,18 @@ struct IdentifyArgs {
     #[arg(long, value_name = "K", value_parser = wgnn_cli::positive, allow_negative_numbers = true)]
     top: Option<usize>,
     /// Squared-distance threshold under which the nearest person is named, for this run
-    /// [default: the model's].
-    #[arg(long, value_name = "T", value_parser = wgnn_cli::non_negative_number, allow_negative_numbers = true)]
+    /// (replaces the one calibrated for the gallery) [default: calibrated, see
+    /// --false-accept-rate].
+    #[arg(long, value_name = "T", value_parser = wgnn_cli::non_negative_number, allow_negative_numbers = true, conflicts_with = "false_accept_rate")]
     threshold: Option<f32>,
+    /// How often a stranger (someone not enrolled) may be named as someone enrolled, over the
+    /// whole gallery. Against K people a stranger has K chances to fall under a one-pair
+    /// threshold, so the threshold is calibrated for the gallery's size from the impostor
+    /// distances of the model's training images: it tightens as the gallery grows, and is
+    /// never looser than the verification threshold (models trained before the calibration
+    /// use that).
+    #[arg(long, value_name = "RATE", default_value_t = DEFAULT_FALSE_ACCEPT_RATE, value_parser = wgnn_cli::positive_number, allow_negative_numbers = true)]
+    false_accept_rate: f32,
 }
 
 fn main() -> ExitCode {
@@ -399,9 +409,18 @@ fn run(command: Command) -> Result<()> {
         }
         Command::Identify(args) => {
             let model = SiameseModel::load(&gpu, &args.model)?;
-            let threshold = args.threshold.unwrap_or(model.threshold);
+            if !(args.false_accept_rate < 1.0) {
+                return Err(Error::Invalid(format!(
+                    "--false-accept-rate {} must be below 1",
+                    args.false_accept_rate
+                )));
+            }
+            let threshold = match args.threshold {
+                Some(t) => Threshold::Fixed(t),
+                None => Threshold::FalseAcceptRate(args.false_accept_rate as f64),
+            };
             let top = args.top.unwrap_or(1);
-            let found =
+            let (found, threshold) =
                 commands::identify(&gpu, &model, &args.gallery, &args.images, threshold, top)?;
             if !args.json {
                 let nearest_column = if args.top.is_some() { ",nearest" } else { "" };
@@ -411,8 +430,9 @@ fn run(command: Command) -> Result<()> {
                 let name = id.name.as_deref().unwrap_or(UNKNOWN);
                 let image = path.display().to_string();
                 if args.json {
-                    let mut line =
-                        serde_json::json!({"image": image, "name": name, "distance": id.distance});
+                    let mut line = serde_json::json!({
+                        "image": image, "name": name, "distance": id.distance, "threshold": threshold
+                    });
                     if args.top.is_some() {
                         line["nearest"] = nearest
                             .iter()
