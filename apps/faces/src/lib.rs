@@ -1,6 +1,7 @@
 //! One-shot face recognition with a Siamese network trained by the triplet loss.
 //!
 //! The network and its training:
+//! - [`cnn`]: a convolutional network trained from random weights (Conv-4 and its family).
 //! - [`network`]: dlib's face ResNet (frozen) on the face chip aligned by dlib's face detector
 //!   and five landmarks (`wgnn_models::face_detection`, `wgnn_models::face_landmarks`), the
 //!   descriptor and the trained head, as graphs.
@@ -22,6 +23,7 @@
 //! - [`roc_plot`]: the ROC curve as a PNG.
 
 pub mod augment;
+pub mod cnn;
 pub mod commands;
 pub mod dataset;
 pub mod embed;
