@@ -2,6 +2,7 @@
 //!
 //! The network and its training:
 //! - [`cnn`]: a convolutional network trained from random weights (Conv-4 and its family).
+//! - [`cnn_train`]: its triplet training, end to end on images.
 //! - [`network`]: dlib's face ResNet (frozen) on the face chip aligned by dlib's face detector
 //!   and five landmarks (`wgnn_models::face_detection`, `wgnn_models::face_landmarks`), the
 //!   descriptor and the trained head, as graphs.
@@ -24,6 +25,7 @@
 
 pub mod augment;
 pub mod cnn;
+pub mod cnn_train;
 pub mod commands;
 pub mod dataset;
 pub mod embed;
