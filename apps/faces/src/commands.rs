@@ -623,6 +623,10 @@ pub fn verify(
     people.verify(name, &embedding, threshold)
 }
 
+/// One photo's answer from `identify`: the identification, and the nearest enrolled people
+/// with their squared distances, nearest first.
+pub type Identified = (Identification, Vec<(String, f32)>);
+
 /// The threshold `identify` uses: `Threshold::Fixed`, or the model's for a gallery of that many
 /// people at a gallery false-accept rate (`faces::open_set`).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -651,7 +655,7 @@ pub fn identify(
     images: &[PathBuf],
     threshold: Threshold,
     top: usize,
-) -> Result<(Vec<(Identification, Vec<(String, f32)>)>, f32)> {
+) -> Result<(Vec<Identified>, f32)> {
     let people = existing_gallery(model, gallery)?;
     if people.is_empty() {
         return Err(Error::file(

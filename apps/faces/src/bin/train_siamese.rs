@@ -409,7 +409,7 @@ fn run(command: Command) -> Result<()> {
         }
         Command::Identify(args) => {
             let model = SiameseModel::load(&gpu, &args.model)?;
-            if !(args.false_accept_rate < 1.0) {
+            if args.false_accept_rate >= 1.0 {
                 return Err(Error::Invalid(format!(
                     "--false-accept-rate {} must be below 1",
                     args.false_accept_rate
