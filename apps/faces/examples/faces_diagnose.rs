@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 
 use wgnn::{Error, Gpu, Result};
-use wgnn_faces::commands::{embed_images, preprocess_of, Quiet};
+use wgnn_faces::commands::{embed_images, Quiet};
 use wgnn_faces::dataset::ImageFolder;
 use wgnn_faces::metrics::squared_l2;
 use wgnn_faces::model::SiameseModel;
@@ -26,7 +26,7 @@ fn main() -> Result<()> {
     let gpu = Gpu::new()?;
     let model = SiameseModel::load(&gpu, model.as_ref())?;
     let folder = ImageFolder::open(data)?;
-    let images = folder.load(preprocess_of(&model.spec))?;
+    let images = folder.load(model.network.preprocess())?;
     let embeddings = embed_images(&gpu, &model, &images.data, &mut Quiet)?;
     let dim = model.embedding_dim();
     let row = |i: usize| &embeddings[i * dim..(i + 1) * dim];

@@ -123,6 +123,26 @@ impl CnnSpec {
         shapes
     }
 
+    /// The parameters of the exported network (`build_folded`): each block's convolution with
+    /// its bias, and the embedding.
+    pub fn folded_shapes(&self) -> Vec<(String, Shape)> {
+        let mut shapes = Vec::new();
+        for b in 0..self.depth {
+            let w = self.width;
+            shapes.push((
+                conv_weight(b),
+                Shape::from([w, self.block_channels(b), 3, 3]),
+            ));
+            shapes.push((conv_bias(b), Shape::from([w])));
+        }
+        shapes.push((
+            EMBED_WEIGHT.into(),
+            Shape::from([self.embedding_dim, self.feature_len()]),
+        ));
+        shapes.push((EMBED_BIAS.into(), Shape::from([self.embedding_dim])));
+        shapes
+    }
+
     /// The running statistics' names and shapes (not trained by the optimiser).
     pub fn running_shapes(&self) -> Vec<(String, Shape)> {
         (0..self.depth)

@@ -11,10 +11,10 @@ use serde_json::json;
 
 use super::augment::Augment;
 use super::dataset::{load_image, ImageFolder, LoadedImages, Preprocess};
-use super::embed::{trunk_weights, ImageRunner, ProjectionRunner};
+use super::embed::{trunk_weights, ImageRunner, ModelEmbedder, ProjectionRunner};
 use super::gallery::{Gallery, Identification, Verification};
 use super::metrics::{self, Metrics, Pairs};
-use super::model::SiameseModel;
+use super::model::{Network, SiameseModel};
 use super::network::{fingerprint, NetworkSpec};
 use super::open_set::{impostor_distances, ImpostorTail};
 use super::train::{collapse_advice, EpochStats, TrainConfig, Trainer, TrainingSet};
@@ -250,7 +250,7 @@ pub fn train(gpu: &Gpu, request: &TrainRequest, progress: &mut dyn Progress) -> 
     });
     let mut model = SiameseModel::new(
         gpu,
-        config.network.clone(),
+        Network::FaceResNet(config.network.clone()),
         trainer.head().clone(),
         threshold,
         training,
@@ -357,7 +357,7 @@ fn embed_in_blocks<'a>(
     progress: &mut dyn Progress,
     mut block_images: impl FnMut(Range<usize>) -> Result<Cow<'a, [f32]>>,
 ) -> Result<Vec<f32>> {
-    let mut embedder = ImageRunner::embeddings(gpu, &model.spec, &model.head)?;
+    let mut embedder = ModelEmbedder::new(gpu, model)?;
     let passes = embedder.passes_per_image();
     progress.stage("embedding", count * passes);
     let mut embeddings = Vec::with_capacity(count * model.embedding_dim());
@@ -377,7 +377,7 @@ pub fn embed_images(
     images: &[f32],
     progress: &mut dyn Progress,
 ) -> Result<Vec<f32>> {
-    let n = images.len() / (3 * model.spec.trunk.width * model.spec.trunk.height);
+    let n = images.len() / model.network.preprocess().image_len()?;
     // One block: the images are in memory already (the runner checks their length).
     embed_in_blocks(gpu, model, n.max(1), n.max(1), progress, |_| {
         Ok(Cow::Borrowed(images))
@@ -399,7 +399,7 @@ pub fn embed_files(
     if paths.is_empty() {
         return Err(Error::Invalid("no images given".into()));
     }
-    let preprocess = preprocess_of(&model.spec);
+    let preprocess = model.network.preprocess();
     embed_in_blocks(
         gpu,
         model,
@@ -522,13 +522,14 @@ pub fn add_verifier(
 ) -> Result<f64> {
     let folder = training_folder(data, holdout_identities, progress)?;
     progress.stage("loading images", 0);
-    let images = folder.load(preprocess_of(&model.spec))?;
-    let (embeddings, labels) = if config.augmented {
-        embed_training_variants(gpu, model, &images, progress)?
-    } else {
-        let embeddings = embed_images(gpu, model, &images.data, progress)?;
-        (embeddings, images.labels.clone())
-    };
+    let images = folder.load(model.network.preprocess())?;
+    let (embeddings, labels) =
+        if config.augmented && matches!(model.network, Network::FaceResNet(_)) {
+            embed_training_variants(gpu, model, &images, progress)?
+        } else {
+            let embeddings = embed_images(gpu, model, &images.data, progress)?;
+            (embeddings, images.labels.clone())
+        };
     progress.stage("training the verifier", 0);
     let verifier = train_verifier(gpu, &embeddings, model.embedding_dim(), &labels, config)?;
     let accuracy = verifier.description["training_balanced_accuracy"]
@@ -560,7 +561,7 @@ fn embed_training_variants(
         let variant = range.start / n;
         Ok(Cow::Owned(variant_of_each(
             &augment,
-            &model.spec,
+            model.network.face("the augmented copies")?,
             images,
             variant,
             seed,

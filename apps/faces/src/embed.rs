@@ -273,3 +273,52 @@ impl FaceAligner {
         RgbImage::new(side, side, chip)
     }
 }
+
+/// Embeds photos with a model's network: the face design (detector, chip, face ResNet, head),
+/// or a convolutional network on the photos as they are loaded (`Network::preprocess`).
+pub enum ModelEmbedder {
+    FaceResNet(ImageRunner),
+    Cnn(BatchedPlanRunner),
+}
+
+/// A convolutional network's embeddings of images at its input size.
+pub struct BatchedPlanRunner(BatchedPlan);
+
+impl ModelEmbedder {
+    pub fn new(gpu: &Gpu, model: &crate::model::SiameseModel) -> Result<Self> {
+        match &model.network {
+            crate::model::Network::FaceResNet(spec) => Ok(ModelEmbedder::FaceResNet(
+                ImageRunner::embeddings(gpu, spec, &model.params)?,
+            )),
+            crate::model::Network::Cnn(spec) => {
+                let item = [spec.channels, spec.input, spec.input];
+                let plan = BatchedPlan::compile(gpu, &item, &model.params, |g, x| {
+                    spec.build_folded(g, x)
+                })?;
+                Ok(ModelEmbedder::Cnn(BatchedPlanRunner(plan)))
+            }
+        }
+    }
+
+    /// Network passes per photo (the face design runs the chip and its mirror image).
+    pub fn passes_per_image(&self) -> usize {
+        match self {
+            ModelEmbedder::FaceResNet(runner) => runner.passes_per_image(),
+            ModelEmbedder::Cnn(_) => 1,
+        }
+    }
+
+    /// The embeddings of photos `[N, C, H, W]` loaded with the network's preprocessing; calls
+    /// `progress(passes done)` as batches finish.
+    pub fn run(
+        &mut self,
+        gpu: &Gpu,
+        images: &[f32],
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Vec<f32>> {
+        match self {
+            ModelEmbedder::FaceResNet(runner) => runner.run(gpu, images, progress),
+            ModelEmbedder::Cnn(BatchedPlanRunner(plan)) => plan.run(gpu, images, progress),
+        }
+    }
+}

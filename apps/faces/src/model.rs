@@ -2,10 +2,13 @@
 //! `__metadata__` that describes everything else, so that every subcommand needs only the file:
 //!
 //! - `format`: `wgnn-siamese-v1` (a file without it is refused as not a wgnn face model);
-//! - `network`: the architecture, input size and preprocessing (JSON, see `NetworkSpec`);
-//! - `trunk_fingerprint`: the embedded weights the head was trained on (the trunk itself is not
-//!   stored: it is the face ResNet embedded in wgnn, with the face detector and the landmark
-//!   predictor that shape its input);
+//! - `network`: the architecture, input size and preprocessing (JSON): the face design
+//!   (`NetworkSpec`: dlib's face ResNet, frozen, and a trained head) or a convolutional network
+//!   trained from random weights (`CnnSpec`, `"architecture": "cnn"`);
+//! - `trunk_fingerprint`: for the face design, the embedded weights the head was trained on (the
+//!   trunk itself is not stored: it is the face ResNet embedded in wgnn, with the face detector
+//!   and the landmark predictor that shape its input); `none` for a convolutional network,
+//!   whose every weight is stored (its batch normalisation folded into the convolutions);
 //! - `embedding_dim`, `threshold` (squared L2 distance, chosen by 10-fold cross-validation on
 //!   the training identities);
 //! - `verifier`: `none`, or a JSON description of the logistic unit (tensors `verifier.weight`
@@ -23,6 +26,8 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use super::cnn::{self, CnnSpec};
+use super::dataset::Preprocess;
 use super::network::{fingerprint, trunk_fingerprint, NetworkSpec};
 use super::open_set::ImpostorTail;
 use wgnn::error::{Error, Result};
@@ -57,12 +62,89 @@ impl LogisticVerifier {
     }
 }
 
-/// A trained face model.
+/// The network a model embeds images with.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Network {
+    /// dlib's face ResNet on the aligned face chip, frozen, and a trained linear head.
+    FaceResNet(NetworkSpec),
+    /// A convolutional network trained from random weights (`faces::cnn`), stored with its
+    /// batch normalisation folded into the convolutions.
+    Cnn(CnnSpec),
+}
+
+impl Network {
+    pub fn embedding_dim(&self) -> usize {
+        match self {
+            Network::FaceResNet(spec) => spec.head.embedding_dim,
+            Network::Cnn(spec) => spec.embedding_dim,
+        }
+    }
+
+    /// How photos become the network's input.
+    pub fn preprocess(&self) -> Preprocess {
+        match self {
+            Network::FaceResNet(spec) => Preprocess {
+                width: spec.trunk.width as u32,
+                height: spec.trunk.height as u32,
+                channels: 3,
+            },
+            Network::Cnn(spec) => Preprocess {
+                width: spec.input as u32,
+                height: spec.input as u32,
+                channels: spec.channels as u32,
+            },
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        match self {
+            Network::FaceResNet(spec) => spec.to_json(),
+            Network::Cnn(spec) => spec.to_json(),
+        }
+    }
+
+    fn from_json(value: &Value) -> std::result::Result<Self, String> {
+        if value["architecture"] == cnn::CNN_NAME {
+            return CnnSpec::from_json(value).map(Network::Cnn);
+        }
+        NetworkSpec::from_json(value).map(Network::FaceResNet)
+    }
+
+    /// The stored parameters' names and shapes.
+    fn parameter_shapes(&self) -> Vec<(String, wgnn::Shape)> {
+        match self {
+            Network::FaceResNet(spec) => spec.head_parameter_shapes(),
+            Network::Cnn(spec) => spec.folded_shapes(),
+        }
+    }
+
+    /// What the stored parameters were trained on besides themselves.
+    fn trunk_fingerprint(&self) -> String {
+        match self {
+            Network::FaceResNet(_) => trunk_fingerprint(),
+            Network::Cnn(_) => "none".to_string(),
+        }
+    }
+
+    /// The face design's description, or an error saying what `what` needs.
+    pub fn face(&self, what: &str) -> Result<&NetworkSpec> {
+        match self {
+            Network::FaceResNet(spec) => Ok(spec),
+            Network::Cnn(_) => Err(Error::Invalid(format!(
+                "{what} works on face models (dlib's face ResNet), not on a convolutional network \
+                 trained from random weights"
+            ))),
+        }
+    }
+}
+
+/// A trained model.
 #[derive(Clone, Debug)]
 pub struct SiameseModel {
-    pub spec: NetworkSpec,
-    /// The head's parameters (`head.*`), on the GPU.
-    pub head: ParamStore,
+    pub network: Network,
+    /// The trained parameters, on the GPU: the face design's head (`head.*`), or every weight
+    /// of a convolutional network (normalisation folded in).
+    pub params: ParamStore,
     pub threshold: f32,
     pub verifier: Option<LogisticVerifier>,
     /// The impostor distances of the training images, for open-set identification; models
@@ -75,18 +157,18 @@ pub struct SiameseModel {
 }
 
 impl SiameseModel {
-    /// Assembles a model, computing its fingerprint from the head's weights.
+    /// Assembles a model, computing its fingerprint from its weights.
     pub fn new(
         gpu: &Gpu,
-        spec: NetworkSpec,
-        head: ParamStore,
+        network: Network,
+        params: ParamStore,
         threshold: f32,
         training: Value,
     ) -> Result<Self> {
-        let fingerprint = model_fingerprint(gpu, &spec, &head)?;
+        let fingerprint = model_fingerprint(gpu, &network, &params)?;
         Ok(Self {
-            spec,
-            head,
+            network,
+            params,
             threshold,
             verifier: None,
             impostors: None,
@@ -106,13 +188,13 @@ impl SiameseModel {
     }
 
     pub fn embedding_dim(&self) -> usize {
-        self.spec.head.embedding_dim
+        self.network.embedding_dim()
     }
 
     /// Writes the model atomically (the same model gives the same bytes).
     pub fn save(&self, gpu: &Gpu, path: &Path) -> Result<()> {
         let mut store = ParamStore::new();
-        for (name, tensor) in self.head.iter() {
+        for (name, tensor) in self.params.iter() {
             store.insert(name, tensor.clone());
         }
         let verifier = match &self.verifier {
@@ -126,8 +208,11 @@ impl SiameseModel {
         };
         let mut metadata = BTreeMap::from([
             ("format".to_string(), FORMAT.to_string()),
-            ("network".to_string(), self.spec.to_json().to_string()),
-            ("trunk_fingerprint".to_string(), trunk_fingerprint()),
+            ("network".to_string(), self.network.to_json().to_string()),
+            (
+                "trunk_fingerprint".to_string(),
+                self.network.trunk_fingerprint(),
+            ),
             (
                 "embedding_dim".to_string(),
                 self.embedding_dim().to_string(),
@@ -191,9 +276,9 @@ impl SiameseModel {
                  has: retrain with this version (`train_siamese train`)",
             ));
         }
-        let spec = NetworkSpec::from_json(&network).map_err(corrupt)?;
+        let network = Network::from_json(&network).map_err(corrupt)?;
         let trunk = field("trunk_fingerprint")?;
-        let expected_trunk = trunk_fingerprint();
+        let expected_trunk = network.trunk_fingerprint();
         if *trunk != expected_trunk {
             return Err(Error::file(
                 path,
@@ -216,17 +301,17 @@ impl SiameseModel {
             .and_then(|t| serde_json::from_str(t).ok())
             .unwrap_or(Value::Null);
 
-        let mut expected = spec.head_parameter_shapes();
-        let d = spec.head.embedding_dim;
+        let mut expected = network.parameter_shapes();
+        let d = network.embedding_dim();
         let has_verifier = field("verifier")? != "none";
         if has_verifier {
             expected.push(("verifier.weight".into(), wgnn::Shape::from([1, d])));
             expected.push(("verifier.bias".into(), wgnn::Shape::from([1])));
         }
         let stored = ParamStore::load_for(gpu, path, &expected)?;
-        let mut head = ParamStore::new();
-        for (name, tensor) in stored.iter().filter(|(n, _)| n.starts_with("head.")) {
-            head.insert(name, tensor.clone());
+        let mut params = ParamStore::new();
+        for (name, tensor) in stored.iter().filter(|(n, _)| !n.starts_with("verifier.")) {
+            params.insert(name, tensor.clone());
         }
         let verifier = if has_verifier {
             let description: Value = serde_json::from_str(field("verifier")?)
@@ -247,10 +332,10 @@ impl SiameseModel {
                 Some(ImpostorTail::from_json(&value).map_err(corrupt)?)
             }
         };
-        let fingerprint = model_fingerprint(gpu, &spec, &head)?;
+        let fingerprint = model_fingerprint(gpu, &network, &params)?;
         Ok(Self {
-            spec,
-            head,
+            network,
+            params,
             threshold,
             verifier,
             impostors,
@@ -260,11 +345,11 @@ impl SiameseModel {
     }
 }
 
-/// Hash of the network description, the trunk fingerprint and the head's weights (name order).
-fn model_fingerprint(gpu: &Gpu, spec: &NetworkSpec, head: &ParamStore) -> Result<String> {
-    let network = spec.to_json().to_string();
-    let trunk = trunk_fingerprint();
-    let host = head.to_host(gpu)?;
+/// Hash of the network description, the trunk fingerprint and the stored weights (name order).
+fn model_fingerprint(gpu: &Gpu, network: &Network, params: &ParamStore) -> Result<String> {
+    let trunk = network.trunk_fingerprint();
+    let network = network.to_json().to_string();
+    let host = params.to_host(gpu)?;
     let bytes: Vec<Vec<u8>> = host
         .iter()
         .map(|(name, _, values)| {

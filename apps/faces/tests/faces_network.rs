@@ -17,7 +17,7 @@ use wgnn::rng::Rng;
 use wgnn::{Error, Shape};
 use wgnn_faces::commands;
 use wgnn_faces::embed::{trunk_weights, ImageRunner};
-use wgnn_faces::model::{LogisticVerifier, SiameseModel, FORMAT};
+use wgnn_faces::model::{LogisticVerifier, Network, SiameseModel, FORMAT};
 use wgnn_faces::network::{aligned_chip, NetworkSpec};
 use wgnn_models::face_resnet::CHIP_SIZE;
 
@@ -109,7 +109,14 @@ fn random_model(seed: u64) -> SiameseModel {
     let gpu = gpu();
     let spec = tiny_network();
     let head = spec.init_head(gpu, &mut Rng::new(seed)).unwrap();
-    SiameseModel::new(gpu, spec, head, 0.75, json!({"note": "test"})).unwrap()
+    SiameseModel::new(
+        gpu,
+        Network::FaceResNet(spec),
+        head,
+        0.75,
+        json!({"note": "test"}),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -118,7 +125,7 @@ fn a_chip_and_its_mirror_image_get_the_same_embedding() {
     // image of that chip it is the same two chips in the other order.
     let gpu = gpu();
     let model = random_model(2);
-    let spec = &model.spec;
+    let spec = model.network.face("this test").unwrap();
     let photo = orl_photos(spec, &["s4/2.pgm"]);
     let chip = aligned_chip(spec.trunk.width, spec.trunk.height, &photo, None).unwrap();
     let mut mirrored = chip.clone();
@@ -136,7 +143,7 @@ fn a_chip_and_its_mirror_image_get_the_same_embedding() {
     let trunk = spec.build_trunk(&mut g, input).unwrap();
     let embedding = spec.build_head(&mut g, trunk).unwrap();
     let mut params = trunk_weights(gpu).unwrap();
-    for (name, tensor) in model.head.iter() {
+    for (name, tensor) in model.params.iter() {
         params.insert(name, tensor.clone());
     }
     let mut plan = Plan::compile(
@@ -171,8 +178,9 @@ fn many_images_give_what_each_gives_alone() {
         .take(37)
         .collect();
     let names: Vec<&str> = files.iter().map(String::as_str).collect();
-    let images = orl_photos(&model.spec, &names);
-    let mut embedder = ImageRunner::embeddings(gpu, &model.spec, &model.head).unwrap();
+    let spec = model.network.face("this test").unwrap();
+    let images = orl_photos(spec, &names);
+    let mut embedder = ImageRunner::embeddings(gpu, spec, &model.params).unwrap();
     let all = embedder.run(gpu, &images, &mut |_| {}).unwrap();
     let len = images.len() / files.len();
     let d = model.embedding_dim();
@@ -200,13 +208,13 @@ fn the_model_file_round_trips_and_the_same_model_gives_the_same_bytes() {
     );
     model.save(gpu, &a).unwrap();
     let loaded = SiameseModel::load(gpu, &a).unwrap();
-    assert_eq!(loaded.spec, model.spec);
+    assert_eq!(loaded.network, model.network);
     assert_eq!(loaded.threshold, model.threshold);
     assert_eq!(loaded.verifier, model.verifier);
     assert_eq!(loaded.fingerprint, model.fingerprint);
     assert_eq!(
-        loaded.head.to_host(gpu).unwrap(),
-        model.head.to_host(gpu).unwrap()
+        loaded.params.to_host(gpu).unwrap(),
+        model.params.to_host(gpu).unwrap()
     );
     loaded.save(gpu, &b).unwrap();
     assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
@@ -234,7 +242,7 @@ fn the_model_and_gallery_fixtures_load_and_keep_their_bytes() {
     let dir = TempDir::new("model-fixture");
     let path = fixture("face_resnet_model.safetensors");
     let model = SiameseModel::load(gpu, &path).unwrap();
-    assert_eq!(model.spec.trunk.width, 184);
+    assert_eq!(model.network.face("this test").unwrap().trunk.width, 184);
     assert_eq!(model.embedding_dim(), 8);
     assert!(model.verifier.is_some());
     // Written again, the same bytes: the same description, metadata and weights.
