@@ -10,6 +10,7 @@ use std::time::Instant;
 use serde_json::json;
 
 use super::augment::Augment;
+use super::cnn_train::{CnnTrainConfig, CnnTrainer, StepStats};
 use super::dataset::{load_image, ImageFolder, LoadedImages, Preprocess};
 use super::embed::{trunk_weights, ImageRunner, ModelEmbedder, ProjectionRunner};
 use super::gallery::{Gallery, Identification, Verification};
@@ -268,6 +269,87 @@ pub fn train(gpu: &Gpu, request: &TrainRequest, progress: &mut dyn Progress) -> 
         epochs,
         trunk_seconds,
         epoch_seconds,
+        total_seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// `train --model cnn`: what to train on and how.
+#[derive(Clone, Debug)]
+pub struct CnnTrainRequest {
+    pub data: PathBuf,
+    /// The last `holdout_identities` identities (natural order) are left out of training.
+    pub holdout_identities: usize,
+    pub config: CnnTrainConfig,
+    pub steps: usize,
+}
+
+/// What `train --model cnn` produced.
+pub struct TrainedCnn {
+    pub model: SiameseModel,
+    pub steps: Vec<StepStats>,
+    pub total_seconds: f64,
+}
+
+/// `train --model cnn`: a convolutional network trained from random weights with the triplet
+/// loss on the images of `data` (at the network's input size, greyscale or RGB, no face
+/// detection), then its threshold chosen on the training images and its normalisation folded
+/// into the convolutions. The impostor tail for open-set identification comes from the training
+/// images themselves (cross-validation would train the network five more times).
+pub fn train_cnn(
+    gpu: &Gpu,
+    request: &CnnTrainRequest,
+    progress: &mut dyn Progress,
+) -> Result<TrainedCnn> {
+    let started = Instant::now();
+    let spec = &request.config.spec;
+    spec.validate()?;
+    if request.steps == 0 {
+        return Err(Error::Invalid("--steps must be at least 1".into()));
+    }
+    let folder = training_folder(&request.data, request.holdout_identities, progress)?;
+    let preprocess = Network::Cnn(spec.clone()).preprocess();
+    progress.stage("loading images", 0);
+    let images = folder.load(preprocess)?;
+    let mut trainer = CnnTrainer::new(gpu, request.config.clone(), &images.data, &images.labels)?;
+    progress.stage("training", request.steps);
+    let mut steps = Vec::with_capacity(request.steps);
+    for step in 0..request.steps {
+        steps.push(trainer.step()?);
+        progress.advance(step + 1);
+    }
+    progress.stage("threshold", 0);
+    let embeddings = crate::cnn_train::embed(gpu, spec, trainer.params(), &images.data)?;
+    let dim = spec.embedding_dim;
+    let threshold = metrics::choose_threshold(&embeddings, dim, &images.labels)?;
+    let folded = spec.fold_batch_norm(gpu, trainer.params())?;
+    let c = &request.config;
+    let training = json!({
+        "config": {
+            "model": "cnn",
+            "steps": request.steps,
+            "identities_per_batch": c.identities_per_batch,
+            "images_per_identity": c.images_per_identity,
+            "margin": c.margin,
+            "mining": c.mining.as_str(),
+            "learning_rate": c.learning_rate,
+            "weight_decay": c.weight_decay,
+            "seed": c.seed,
+        },
+        "data": request.data.display().to_string(),
+        "holdout_identities": request.holdout_identities,
+        "identities": folder.identities.iter().map(|i| i.name.clone()).collect::<Vec<_>>(),
+        "images": images.len(),
+    });
+    let mut model =
+        SiameseModel::new(gpu, Network::Cnn(spec.clone()), folded, threshold, training)?;
+    model.impostors = Some(ImpostorTail::from_embeddings(
+        &embeddings,
+        dim,
+        &images.labels,
+    )?);
+    Ok(TrainedCnn {
+        model,
+        steps,
         total_seconds: started.elapsed().as_secs_f64(),
     })
 }

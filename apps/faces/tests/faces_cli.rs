@@ -906,3 +906,77 @@ fn a_table_of_bad_arguments_is_refused_by_name_before_any_work() {
         );
     }
 }
+
+#[test]
+fn a_convolutional_model_trains_from_random_weights_and_serves_every_command() {
+    let f = fixture();
+    let data = s(&f.data);
+    let model = f.path("cnn.safetensors");
+    let args = [
+        "train",
+        "--model",
+        "cnn",
+        "--data",
+        data,
+        "--out",
+        &model,
+        "--holdout-identities",
+        "3",
+        "--steps",
+        "6",
+        "--input-size",
+        "16",
+        "--width",
+        "4",
+        "--depth",
+        "2",
+        "--embedding-dim",
+        "8",
+        "--identities-per-batch",
+        "3",
+        "--images-per-identity",
+        "3",
+        "--quiet",
+    ];
+    ok(&args);
+    let metadata = wgnn::nn::read_safetensors_metadata(&model).unwrap();
+    let network: serde_json::Value = serde_json::from_str(&metadata["network"]).unwrap();
+    assert_eq!(network["architecture"], "cnn");
+    assert_eq!(network["input"], 16);
+    assert_eq!(metadata["trunk_fingerprint"], "none");
+    let eval = ok(&[
+        "eval", "--model", &model, "--data", data, "--json", "--quiet",
+    ]);
+    let eval: serde_json::Value = serde_json::from_str(eval.trim()).unwrap();
+    assert!(eval["one_shot_accuracy"].as_f64().unwrap() > 0.0, "{eval}");
+    let gallery = f.path("cnn_gallery.json");
+    ok(&[
+        "enroll",
+        "--model",
+        &model,
+        "--gallery",
+        &gallery,
+        "--name",
+        "one",
+        &orl(1, 1),
+    ]);
+    let found = ok(&[
+        "identify",
+        "--model",
+        &model,
+        "--gallery",
+        &gallery,
+        "--json",
+        &orl(1, 1),
+    ]);
+    let row: serde_json::Value = serde_json::from_str(found.trim()).unwrap();
+    assert_eq!(
+        row["name"], "one",
+        "the enrolled photo itself is its person: {row}"
+    );
+    // Bad sizes are named before any work.
+    let mut bad = args.to_vec();
+    bad[12] = "8";
+    bad[16] = "4";
+    fails(&bad, "--input-size 8");
+}

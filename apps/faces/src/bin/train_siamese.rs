@@ -12,6 +12,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use wgnn::{Error, Gpu, Result};
 use wgnn_faces::augment::Augment;
+use wgnn_faces::cnn::CnnSpec;
+use wgnn_faces::cnn_train::CnnTrainConfig;
 use wgnn_faces::commands::{self, Progress, Threshold, TrainRequest, VerificationHead};
 use wgnn_faces::gallery::UNKNOWN;
 use wgnn_faces::mining::Mining;
@@ -56,14 +58,42 @@ enum Command {
     Identify(IdentifyArgs),
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ModelKind {
+    /// Faces: dlib's face detector, landmarks and face ResNet (frozen), a trained head.
+    FaceResnet,
+    /// Anything else (characters, signatures, leaves): a convolutional network trained from
+    /// random weights (--width, --depth, --channels, --steps), no face detection.
+    Cnn,
+}
+
 #[derive(Args)]
 struct TrainArgs {
-    /// Training images: one sub-folder per person (PGM, PNG, JPEG, GIF, BMP; any size, grey or
-    /// colour). Photos should be portraits: the face detector finds faces at least 80 pixels
-    /// wide in the photo resized to --input-size, and where it finds none the face is assumed
-    /// to fill the photo as in ORL. Required.
+    /// Training images: one folder per identity holding its images, DIR/<identity>/<image> or
+    /// nested DIR/<group>/<identity>/<image> (PGM, PNG, JPEG, GIF, BMP; any size, grey or
+    /// colour). For faces, photos should be portraits: the face detector finds faces at least
+    /// 80 pixels wide in the photo resized to --input-size, and where it finds none the face is
+    /// assumed to fill the photo as in ORL. Required.
     #[arg(long, value_name = "DIR", value_parser = wgnn_cli::path)]
     data: PathBuf,
+    /// The network: face-resnet (faces; the flags below up to --no-mirror) or cnn (a
+    /// convolutional network trained from random weights: --steps, --width, --depth,
+    /// --channels, --input-size, --embedding-dim, the batch, margin, mining, learning-rate and
+    /// seed flags).
+    #[arg(long, value_enum, default_value = "face-resnet")]
+    model: ModelKind,
+    /// cnn: training steps (one P x K batch each).
+    #[arg(long, value_name = "N", default_value_t = 2000, value_parser = wgnn_cli::positive, allow_negative_numbers = true)]
+    steps: usize,
+    /// cnn: channels of every block's 3x3 convolution.
+    #[arg(long, value_name = "C", default_value_t = CnnSpec::default().width, value_parser = wgnn_cli::positive, allow_negative_numbers = true)]
+    width: usize,
+    /// cnn: blocks of convolution, batch normalisation, ReLU and 2x2 max pooling.
+    #[arg(long, value_name = "B", default_value_t = CnnSpec::default().depth, value_parser = wgnn_cli::positive, allow_negative_numbers = true)]
+    depth: usize,
+    /// cnn: 1 (images as greyscale) or 3 (RGB).
+    #[arg(long, value_name = "1|3", default_value_t = CnnSpec::default().channels, value_parser = wgnn_cli::positive, allow_negative_numbers = true)]
+    channels: usize,
     /// Where to write the model (safetensors; written atomically at the end). Required.
     #[arg(long, value_name = "MODEL", value_parser = wgnn_cli::path)]
     out: PathBuf,
@@ -138,10 +168,11 @@ struct TrainArgs {
     /// "active_triplets", "pos_dist", "neg_dist", "ms"} [default: no log].
     #[arg(long, value_name = "PATH", value_parser = wgnn_cli::path)]
     log_json: Option<PathBuf>,
-    /// Size WIDTHxHEIGHT photos are resized to before the face and its landmarks are found and
-    /// the 150x150 face chip is cut.
-    #[arg(long, value_name = "WxH", default_value = "184x224")]
-    input_size: String,
+    /// face-resnet: size WIDTHxHEIGHT photos are resized to before the face and its landmarks
+    /// are found and the 150x150 face chip is cut; cnn: the side N of the square images the
+    /// network takes [default: 184x224 for face-resnet, 28 for cnn].
+    #[arg(long, value_name = "WxH|N")]
+    input_size: Option<String>,
     /// Describe the face chip alone instead of summing it with its mirror image's description
     /// (half the trunk time; off by default).
     #[arg(long)]
@@ -368,7 +399,10 @@ fn check_paths(command: &Command) -> Result<()> {
 fn run(command: Command) -> Result<()> {
     check_paths(&command)?;
     if let Command::Train(args) = &command {
-        train_config(args)?.validate()?;
+        match args.model {
+            ModelKind::FaceResnet => train_config(args)?.validate()?,
+            ModelKind::Cnn => cnn_config(args)?.spec.validate()?,
+        }
     }
     let gpu = Gpu::new()?;
     match command {
@@ -475,7 +509,8 @@ fn parse_pair(flag: &str, text: &str) -> Result<[usize; 2]> {
 
 /// The training configuration the flags describe.
 fn train_config(args: &TrainArgs) -> Result<TrainConfig> {
-    let [width, height] = parse_pair("--input-size", &args.input_size)?;
+    let size = args.input_size.as_deref().unwrap_or("184x224");
+    let [width, height] = parse_pair("--input-size", size)?;
     let network = NetworkSpec {
         trunk: TrunkSpec { width, height },
         head: HeadSpec {
@@ -502,7 +537,82 @@ fn train_config(args: &TrainArgs) -> Result<TrainConfig> {
     })
 }
 
+/// The configuration of `train --model cnn`.
+fn cnn_config(args: &TrainArgs) -> Result<CnnTrainConfig> {
+    let input = match args.input_size.as_deref() {
+        None => CnnSpec::default().input,
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) => n,
+            Err(_) => match parse_pair("--input-size", text)? {
+                [w, h] if w == h => w,
+                _ => {
+                    return Err(Error::Invalid(format!(
+                        "--input-size {text}: the cnn takes square images, give one side N"
+                    )))
+                }
+            },
+        },
+    };
+    let config = CnnTrainConfig {
+        spec: CnnSpec {
+            input,
+            channels: args.channels,
+            width: args.width,
+            depth: args.depth,
+            embedding_dim: args.embedding_dim,
+        },
+        identities_per_batch: args.identities_per_batch,
+        images_per_identity: args.images_per_identity,
+        margin: args.margin,
+        mining: args.mining,
+        learning_rate: args.learning_rate,
+        weight_decay: args.weight_decay,
+        seed: args.seed,
+    };
+    if config.identities_per_batch < 2 || config.images_per_identity < 2 {
+        return Err(Error::Invalid(format!(
+            "--identities-per-batch {} and --images-per-identity {}: a batch holds triplets \
+             only when both are at least 2",
+            config.identities_per_batch, config.images_per_identity
+        )));
+    }
+    Ok(config)
+}
+
+fn train_cnn(gpu: &Gpu, args: TrainArgs) -> Result<()> {
+    let request = commands::CnnTrainRequest {
+        data: args.data.clone(),
+        holdout_identities: args.holdout_identities,
+        config: cnn_config(&args)?,
+        steps: args.steps,
+    };
+    let mut progress = Bars::new(args.quiet, None);
+    let trained = commands::train_cnn(gpu, &request, &mut progress)?;
+    progress.finish();
+    trained.model.save(gpu, &args.out)?;
+    let tail: Vec<f32> = trained
+        .steps
+        .iter()
+        .rev()
+        .take(50)
+        .map(|s| s.loss)
+        .collect();
+    let loss = tail.iter().sum::<f32>() / tail.len().max(1) as f32;
+    eprintln!(
+        "wrote {} (threshold {:.4}, mean loss of the last {} steps {loss:.4}); {} steps in {:.1} s",
+        args.out.display(),
+        trained.model.threshold,
+        tail.len(),
+        trained.steps.len(),
+        trained.total_seconds
+    );
+    Ok(())
+}
+
 fn train(gpu: &Gpu, args: TrainArgs) -> Result<()> {
+    if args.model == ModelKind::Cnn {
+        return train_cnn(gpu, args);
+    }
     let config = train_config(&args)?;
     let checkpoint = args
         .checkpoint
