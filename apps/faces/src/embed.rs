@@ -277,7 +277,7 @@ impl FaceAligner {
 /// Embeds photos with a model's network: the face design (detector, chip, face ResNet, head),
 /// or a convolutional network on the photos as they are loaded (`Network::preprocess`).
 pub enum ModelEmbedder {
-    FaceResNet(ImageRunner),
+    FaceResNet(Box<ImageRunner>),
     Cnn(BatchedPlanRunner),
 }
 
@@ -288,7 +288,7 @@ impl ModelEmbedder {
     pub fn new(gpu: &Gpu, model: &crate::model::SiameseModel) -> Result<Self> {
         match &model.network {
             crate::model::Network::FaceResNet(spec) => Ok(ModelEmbedder::FaceResNet(
-                ImageRunner::embeddings(gpu, spec, &model.params)?,
+                Box::new(ImageRunner::embeddings(gpu, spec, &model.params)?),
             )),
             crate::model::Network::Cnn(spec) => {
                 let item = [spec.channels, spec.input, spec.input];

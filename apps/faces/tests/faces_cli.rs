@@ -152,7 +152,7 @@ fn help_explains_every_subcommand_and_flag_with_defaults() {
         "[default: 0.2]",
         "[default: batch-hard]",
         "[default: 128]",
-        "[default: 184x224]",
+        "[default: 184x224 for face-resnet, 28 for cnn]",
         "[default: adam]",
         "[default: 0]",
     ] {
