@@ -278,7 +278,7 @@ impl FaceAligner {
 /// or a convolutional network on the photos as they are loaded (`Network::preprocess`).
 pub enum ModelEmbedder {
     FaceResNet(Box<ImageRunner>),
-    Cnn(BatchedPlanRunner),
+    Cnn(Box<BatchedPlanRunner>),
 }
 
 /// A convolutional network's embeddings of images at its input size.
@@ -295,7 +295,7 @@ impl ModelEmbedder {
                 let plan = BatchedPlan::compile(gpu, &item, &model.params, |g, x| {
                     spec.build_folded(g, x)
                 })?;
-                Ok(ModelEmbedder::Cnn(BatchedPlanRunner(plan)))
+                Ok(ModelEmbedder::Cnn(Box::new(BatchedPlanRunner(plan))))
             }
         }
     }
@@ -318,7 +318,7 @@ impl ModelEmbedder {
     ) -> Result<Vec<f32>> {
         match self {
             ModelEmbedder::FaceResNet(runner) => runner.run(gpu, images, progress),
-            ModelEmbedder::Cnn(BatchedPlanRunner(plan)) => plan.run(gpu, images, progress),
+            ModelEmbedder::Cnn(runner) => runner.0.run(gpu, images, progress),
         }
     }
 }
