@@ -287,9 +287,9 @@ pub struct BatchedPlanRunner(BatchedPlan);
 impl ModelEmbedder {
     pub fn new(gpu: &Gpu, model: &crate::model::SiameseModel) -> Result<Self> {
         match &model.network {
-            crate::model::Network::FaceResNet(spec) => Ok(ModelEmbedder::FaceResNet(
-                Box::new(ImageRunner::embeddings(gpu, spec, &model.params)?),
-            )),
+            crate::model::Network::FaceResNet(spec) => Ok(ModelEmbedder::FaceResNet(Box::new(
+                ImageRunner::embeddings(gpu, spec, &model.params)?,
+            ))),
             crate::model::Network::Cnn(spec) => {
                 let item = [spec.channels, spec.input, spec.input];
                 let plan = BatchedPlan::compile(gpu, &item, &model.params, |g, x| {
