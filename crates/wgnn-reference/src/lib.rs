@@ -16,6 +16,7 @@ pub mod norm;
 pub mod optim;
 pub mod pool;
 pub mod reduce;
+pub mod softmax;
 pub mod testing;
 
 /// Every multi-index below `dims`, row-major (last dimension fastest).
