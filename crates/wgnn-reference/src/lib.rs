@@ -8,6 +8,7 @@ pub mod activation;
 pub mod batch_norm;
 pub mod concat;
 pub mod conv;
+pub mod dropout;
 pub mod elementwise;
 pub mod gram;
 pub mod loss;

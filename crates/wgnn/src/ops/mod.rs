@@ -13,6 +13,7 @@ mod autodiff;
 pub mod batch_norm;
 pub mod concat;
 pub mod conv;
+pub mod dropout;
 pub mod elementwise;
 mod gemm;
 pub mod gram;
