@@ -4,9 +4,10 @@
 use wgnn_reference::testing as common;
 
 use common::*;
+use wgnn::graph::{Op, SpatialMap};
 use wgnn::ops::softmax::{Softmax, SoftmaxBackward, SoftmaxKernel};
 use wgnn::rng::Rng;
-use wgnn::Graph;
+use wgnn::{Graph, Shape};
 use wgnn_reference::softmax as reference;
 
 /// (shape, axis, the kernel that its rows get): short rows with and without a stride, and rows
@@ -150,4 +151,18 @@ fn bad_axes_are_errors() {
         g.apply(backward, &[x, y]).is_err(),
         "y and dy of different shapes"
     );
+}
+
+#[test]
+fn spatial_map_is_pointwise_across_channels_and_global_across_space() {
+    let shape = Shape::new(&[2, 3, 5, 7]).unwrap();
+    for (axis, map) in [
+        (0, SpatialMap::Pointwise),
+        (1, SpatialMap::Pointwise),
+        (2, SpatialMap::Global),
+        (3, SpatialMap::Global),
+    ] {
+        let op = Softmax { axis, log: false };
+        assert_eq!(op.spatial_map(&[&shape]), Some(map), "axis {axis}");
+    }
 }

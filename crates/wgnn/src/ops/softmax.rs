@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{
     bytes_of, shader_struct, wgsl_file, workgroups_for, Dispatch, Shader, WORKGROUP_INDEX,
 };
-use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op};
+use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op, SpatialMap};
 use crate::tensor::{Shape, Tensor};
 
 pub static SHADER: Shader = Shader {
@@ -137,6 +137,16 @@ fn encode(
 impl Op for Softmax {
     fn name(&self) -> &'static str {
         name(self.log)
+    }
+
+    /// Along the batch or channel axis, each spatial position is normalised on its own; along a
+    /// spatial axis, every position of the row reads every other.
+    fn spatial_map(&self, _inputs: &[&Shape]) -> Option<SpatialMap> {
+        Some(if self.axis < 2 {
+            SpatialMap::Pointwise
+        } else {
+            SpatialMap::Global
+        })
     }
 
     fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {
