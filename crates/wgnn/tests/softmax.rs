@@ -10,17 +10,35 @@ use wgnn::rng::Rng;
 use wgnn::{Graph, Shape};
 use wgnn_reference::softmax as reference;
 
-/// (shape, axis, the kernel that its rows get): short rows with and without a stride, and rows
-/// long enough for the workgroup kernel, strided and contiguous, over several rows each.
-const CASES: [(&[usize], usize, SoftmaxKernel); 7] = [
-    (&[3, 5, 7], 0, SoftmaxKernel::Rows),
-    (&[3, 5, 7], 1, SoftmaxKernel::Rows),
-    (&[3, 5, 7], 2, SoftmaxKernel::Rows),
-    (&[2, 3, 4, 5, 3], 3, SoftmaxKernel::Rows),
-    (&[2, 300, 3], 1, SoftmaxKernel::Workgroup),
-    (&[5, 517], 1, SoftmaxKernel::Workgroup),
-    (&[1030], 0, SoftmaxKernel::Workgroup),
+/// (shape, axis): short rows with and without a stride, and rows of 256 values or more (the
+/// workgroup kernel on GPUs), strided and contiguous, over several rows each.
+const CASES: [(&[usize], usize); 7] = [
+    (&[3, 5, 7], 0),
+    (&[3, 5, 7], 1),
+    (&[3, 5, 7], 2),
+    (&[2, 3, 4, 5, 3], 3),
+    (&[2, 300, 3], 1),
+    (&[5, 517], 1),
+    (&[1030], 0),
 ];
+
+const KERNELS: [SoftmaxKernel; 2] = [SoftmaxKernel::Rows, SoftmaxKernel::Workgroup];
+
+fn softmax(axis: usize, log: bool, kernel: SoftmaxKernel) -> Softmax {
+    Softmax {
+        axis,
+        log,
+        kernel: Some(kernel),
+    }
+}
+
+fn softmax_backward(axis: usize, log: bool, kernel: SoftmaxKernel) -> SoftmaxBackward {
+    SoftmaxBackward {
+        axis,
+        log,
+        kernel: Some(kernel),
+    }
+}
 
 fn numel(dims: &[usize]) -> usize {
     dims.iter().product()
@@ -43,15 +61,18 @@ fn reference_backward_matches_finite_differences() {
 #[test]
 fn forward_and_backward_match_reference_on_both_kernels() {
     let mut rng = Rng::new(2);
-    for (dims, axis, kernel) in CASES {
-        assert_eq!(SoftmaxKernel::for_len(dims[axis]), kernel, "{dims:?}");
-        for log in [false, true] {
-            let n = numel(dims);
-            let x: Vec<f64> = (0..n).map(|_| rng.range(-4.0, 4.0)).collect();
-            let up = random_f64(&mut rng, n);
+    for ((dims, axis), log) in CASES
+        .into_iter()
+        .flat_map(|case| [false, true].map(move |log| (case, log)))
+    {
+        let n = numel(dims);
+        let x: Vec<f64> = (0..n).map(|_| rng.range(-4.0, 4.0)).collect();
+        let up = random_f64(&mut rng, n);
+        let expect = reference::forward(&x, dims, axis, log);
+        let dx = reference::backward(&x, dims, axis, log, &up);
+        for kernel in KERNELS {
             let what = format!("log {log} {dims:?} axis {axis} ({kernel:?})");
-            let expect = reference::forward(&x, dims, axis, log);
-            let y = eval(&Softmax { axis, log }, &[&tensor(dims, &x)]);
+            let y = eval(&softmax(axis, log, kernel), &[&tensor(dims, &x)]);
             assert_close(&format!("{what} forward"), &y, &expect, 1e-5, 1e-6);
             // Rows sum to 1 (softmax) or their exponentials do (log-softmax).
             if axis + 1 == dims.len() {
@@ -63,27 +84,34 @@ fn forward_and_backward_match_reference_on_both_kernels() {
                     assert!((total - 1.0).abs() < 1e-5, "{what}: a row sums to {total}");
                 }
             }
-            let dx = reference::backward(&x, dims, axis, log, &up);
-            let backward = SoftmaxBackward { axis, log };
+            let backward = softmax_backward(axis, log, kernel);
             let g = eval(&backward, &[&tensor(dims, &expect), &tensor(dims, &up)]);
             assert_close(&format!("{what} backward"), &g, &dx, 1e-4, 1e-5);
-            let (y, grads) = graph_vjp(&[(dims, &x)], &up, &|g, ids| {
-                if log {
-                    g.log_softmax(ids[0], axis).unwrap()
-                } else {
-                    g.softmax(ids[0], axis).unwrap()
-                }
-            });
-            assert_close(&format!("{what} forward (graph)"), &y, &expect, 1e-5, 1e-6);
-            assert_close(
-                &format!("{what} backward (graph)"),
-                &grads[0],
-                &dx,
-                1e-4,
-                1e-5,
-            );
         }
+        // Through a graph, with the device's choice of kernel.
+        let what = format!("log {log} {dims:?} axis {axis} (graph)");
+        let (y, grads) = graph_vjp(&[(dims, &x)], &up, &|g, ids| {
+            if log {
+                g.log_softmax(ids[0], axis).unwrap()
+            } else {
+                g.softmax(ids[0], axis).unwrap()
+            }
+        });
+        assert_close(&format!("{what} forward"), &y, &expect, 1e-5, 1e-6);
+        assert_close(&format!("{what} backward"), &grads[0], &dx, 1e-4, 1e-5);
     }
+}
+
+#[test]
+fn the_device_choice_of_kernel() {
+    let gpu = gpu();
+    assert_eq!(SoftmaxKernel::choose(gpu, 255), SoftmaxKernel::Rows);
+    let long = if gpu.adapter.device_type == "Cpu" {
+        SoftmaxKernel::Rows
+    } else {
+        SoftmaxKernel::Workgroup
+    };
+    assert_eq!(SoftmaxKernel::choose(gpu, 256), long, "{}", gpu.adapter);
 }
 
 #[test]
@@ -100,14 +128,20 @@ fn large_logits_do_not_overflow() {
                 _ => rng.range(-1.5e4, 1.5e4),
             } as f32 as f64)
             .collect();
-        for log in [false, true] {
-            let y = eval(&Softmax { axis, log }, &[&tensor(dims, &x)]);
-            assert!(y.iter().all(|v| v.is_finite()), "log {log} {dims:?}");
+        for (log, kernel) in [false, true]
+            .into_iter()
+            .flat_map(|log| KERNELS.map(move |kernel| (log, kernel)))
+        {
+            let y = eval(&softmax(axis, log, kernel), &[&tensor(dims, &x)]);
+            assert!(
+                y.iter().all(|v| v.is_finite()),
+                "log {log} {dims:?} {kernel:?}"
+            );
             let expect = reference::forward(&x, dims, axis, log);
             // Log-probabilities near -1e4 carry f32's absolute error there (1e-3).
             let floor = if log { 1e1 } else { 1e-6 };
             assert_close(
-                &format!("large logits log {log} {dims:?}"),
+                &format!("large logits log {log} {dims:?} {kernel:?}"),
                 &y,
                 &expect,
                 1e-4,
@@ -116,15 +150,15 @@ fn large_logits_do_not_overflow() {
             let up = random_f64(&mut rng, x.len());
             let dx = reference::backward(&x, dims, axis, log, &up);
             let g = eval(
-                &SoftmaxBackward { axis, log },
+                &softmax_backward(axis, log, kernel),
                 &[&tensor(dims, &expect), &tensor(dims, &up)],
             );
             assert!(
                 g.iter().all(|v| v.is_finite()),
-                "log {log} {dims:?} backward"
+                "log {log} {dims:?} {kernel:?} backward"
             );
             assert_close(
-                &format!("large logits backward log {log}"),
+                &format!("large logits backward log {log} {kernel:?}"),
                 &g,
                 &dx,
                 1e-4,
@@ -143,10 +177,7 @@ fn bad_axes_are_errors() {
     assert!(g.log_softmax(x, 5).is_err());
     assert!(g.softmax(x, 1).is_ok());
     let y = g.input("y", [3, 2]);
-    let backward = SoftmaxBackward {
-        axis: 0,
-        log: false,
-    };
+    let backward = softmax_backward(0, false, SoftmaxKernel::Rows);
     assert!(
         g.apply(backward, &[x, y]).is_err(),
         "y and dy of different shapes"
@@ -162,7 +193,7 @@ fn spatial_map_is_pointwise_across_channels_and_global_across_space() {
         (2, SpatialMap::Global),
         (3, SpatialMap::Global),
     ] {
-        let op = Softmax { axis, log: false };
+        let op = softmax(axis, false, SoftmaxKernel::Rows);
         assert_eq!(op.spatial_map(&[&shape]), Some(map), "axis {axis}");
     }
 }

@@ -4,6 +4,7 @@
 //! exp(y) sum(dy) for log-softmax, sums along the same axis.
 
 use crate::error::{Error, Result};
+use crate::gpu::Gpu;
 use crate::gpu::{
     bytes_of, shader_struct, wgsl_file, workgroups_for, Dispatch, Shader, WORKGROUP_INDEX,
 };
@@ -36,17 +37,23 @@ shader_struct! {
 /// row).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SoftmaxKernel {
-    /// One invocation per row: rows shorter than a workgroup.
+    /// One invocation per row.
     Rows,
-    /// One workgroup of 256 per row, partial maxima and sums combined in workgroup memory:
-    /// rows of 256 values or more.
+    /// One workgroup of 256 per row, partial maxima and sums combined in workgroup memory.
     Workgroup,
 }
 
 impl SoftmaxKernel {
-    /// The design for rows of `len` values.
-    pub fn for_len(len: usize) -> Self {
-        if len >= WORKGROUP {
+    /// The design for rows of `len` values on `gpu`. On a CPU adapter (lavapipe) one invocation
+    /// per row always wins: its workgroup barriers are expensive, and the workgroup forward took
+    /// 4.6-74x longer on every [rows, len] measured on two cores (64 x 64 to 64 x 1000,
+    /// 4096 x 32, 4096 x 256, 8 x 4096). On a GPU (not timed yet), rows of 256 values or more
+    /// take a workgroup each, so that a few long rows (classes, a vocabulary) still fill the
+    /// device.
+    pub fn choose(gpu: &Gpu, len: usize) -> Self {
+        // `wgpu::DeviceType::Cpu`, as the adapter summary spells it.
+        let cpu = gpu.adapter.device_type == "Cpu";
+        if len >= WORKGROUP && !cpu {
             Self::Workgroup
         } else {
             Self::Rows
@@ -68,6 +75,8 @@ impl SoftmaxKernel {
 pub struct Softmax {
     pub axis: usize,
     pub log: bool,
+    /// The kernel design; None: `SoftmaxKernel::choose` for the device (tests force each).
+    pub kernel: Option<SoftmaxKernel>,
 }
 
 /// The gradient of `Softmax`; inputs (y, dy), y the forward output.
@@ -75,6 +84,7 @@ pub struct Softmax {
 pub struct SoftmaxBackward {
     pub axis: usize,
     pub log: bool,
+    pub kernel: Option<SoftmaxKernel>,
 }
 
 fn name(log: bool) -> &'static str {
@@ -114,11 +124,12 @@ fn params(op: &str, shape: &Shape, axis: usize, log: bool) -> Result<Params> {
 fn encode(
     ctx: &mut EncodeCtx<'_>,
     params: &Params,
+    kernel: Option<SoftmaxKernel>,
     backward: bool,
     reads: &[&wgpu::Buffer],
     output: &Tensor,
 ) -> Result<Vec<Dispatch>> {
-    let kernel = SoftmaxKernel::for_len(params.len as usize);
+    let kernel = kernel.unwrap_or_else(|| SoftmaxKernel::choose(ctx.gpu, params.len as usize));
     let rows = params.rows as usize;
     let workgroups = match kernel {
         SoftmaxKernel::Rows => workgroups_for(rows, WORKGROUP),
@@ -161,13 +172,21 @@ impl Op for Softmax {
         output: &Tensor,
     ) -> Result<Vec<Dispatch>> {
         let params = params(self.name(), &inputs[0].shape, self.axis, self.log)?;
-        encode(ctx, &params, false, &[&inputs[0].buffer], output)
+        encode(
+            ctx,
+            &params,
+            self.kernel,
+            false,
+            &[&inputs[0].buffer],
+            output,
+        )
     }
 
     fn backward(&self, g: &mut Graph, ctx: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {
         let backward = SoftmaxBackward {
             axis: self.axis,
             log: self.log,
+            kernel: self.kernel,
         };
         Ok(vec![Some(g.apply(backward, &[ctx.output, ctx.grad])?)])
     }
@@ -205,18 +224,32 @@ impl Op for SoftmaxBackward {
     ) -> Result<Vec<Dispatch>> {
         let params = params(self.name(), &inputs[0].shape, self.axis, self.log)?;
         let reads = [&*inputs[0].buffer, &*inputs[1].buffer];
-        encode(ctx, &params, true, &reads, output)
+        encode(ctx, &params, self.kernel, true, &reads, output)
     }
 }
 
 impl Graph {
     /// Softmax along `axis`: exp(x) / sum(exp(x)), computed as exp(x - max) / sum(exp(x - max)).
     pub fn softmax(&mut self, x: NodeId, axis: usize) -> Result<NodeId> {
-        self.apply(Softmax { axis, log: false }, &[x])
+        self.apply(
+            Softmax {
+                axis,
+                log: false,
+                kernel: None,
+            },
+            &[x],
+        )
     }
 
     /// Log-softmax along `axis`: (x - max) - log(sum(exp(x - max))).
     pub fn log_softmax(&mut self, x: NodeId, axis: usize) -> Result<NodeId> {
-        self.apply(Softmax { axis, log: true }, &[x])
+        self.apply(
+            Softmax {
+                axis,
+                log: true,
+                kernel: None,
+            },
+            &[x],
+        )
     }
 }

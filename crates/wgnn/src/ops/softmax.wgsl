@@ -10,9 +10,10 @@
 //   softmax:      dx_l = y_l (dy_l - sum_k dy_k y_k)
 //   log-softmax:  dx_l = dy_l - exp(y_l) sum_k dy_k
 // Two designs, the same arithmetic:
-//   *_rows:       one invocation per row, 256 per workgroup, passes over the row in order. For
-//                 short rows; neighbouring invocations read neighbouring `inner` elements.
-//   *_workgroup:  one workgroup of 256 per row (rows >= 256 long): invocation t takes
+//   *_rows:       one invocation per row, 256 per workgroup, passes over the row in order;
+//                 neighbouring invocations read neighbouring `inner` elements. Short rows, and
+//                 every row on CPU adapters.
+//   *_workgroup:  one workgroup of 256 per row (rows >= 256 long on GPUs): invocation t takes
 //                 elements t, t + 256, ... of the row, and a fixed binary tree in workgroup
 //                 memory (1 KiB) combines the 256 partial maxima and sums.
 
