@@ -8,6 +8,7 @@ pub mod activation;
 pub mod batch_norm;
 pub mod concat;
 pub mod conv;
+pub mod dropout;
 pub mod elementwise;
 pub mod gram;
 pub mod loss;
@@ -16,6 +17,7 @@ pub mod norm;
 pub mod optim;
 pub mod pool;
 pub mod reduce;
+pub mod softmax;
 pub mod testing;
 
 /// Every multi-index below `dims`, row-major (last dimension fastest).
