@@ -17,6 +17,7 @@ pub mod optim;
 pub mod pool;
 pub mod reduce;
 pub mod testing;
+pub mod view;
 
 /// Every multi-index below `dims`, row-major (last dimension fastest).
 pub(crate) fn multi_indices(dims: &[usize]) -> Vec<Vec<usize>> {
