@@ -16,6 +16,7 @@ pub mod norm;
 pub mod optim;
 pub mod pool;
 pub mod reduce;
+pub mod resize;
 pub mod testing;
 pub mod view;
 

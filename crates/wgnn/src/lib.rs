@@ -42,6 +42,7 @@ pub fn all_shaders() -> Vec<&'static gpu::Shader> {
         &ops::norm::SHADER,
         &ops::pool::SHADER,
         &ops::reduce::SHADER,
+        &ops::resize::SHADER,
         &ops::view::SHADER,
         &optim::SHADER,
     ]

@@ -22,6 +22,7 @@ pub mod norm;
 pub mod padding;
 pub mod pool;
 pub mod reduce;
+pub mod resize;
 pub mod view;
 
 use crate::gpu::{wgsl_file, WgslFile};
