@@ -14,6 +14,8 @@
 //! round_prefer_ceil, floor and ceil; `scales` or `sizes` for the spatial axes. Not covered:
 //! cubic mode, tf_crop_and_resize, antialiasing and `exclude_outside`. Linear interpolation
 //! clamps source coordinates to the input (PyTorch's rule, and what ONNX's edge padding gives).
+//! Coordinates are computed in f64, so a nearest index can differ from PyTorch's float32
+//! arithmetic only where a source coordinate lies within float32 rounding of a rounding boundary.
 
 use crate::error::{Error, Result};
 use crate::gpu::{
@@ -80,7 +82,9 @@ pub enum CoordinateTransform {
 }
 
 /// The output's spatial size: each input length times a factor (rounded down, as PyTorch and
-/// ONNX do), or given.
+/// ONNX do), or given. With factors, the coordinate modes divide by the factor itself (PyTorch's
+/// `scale_factor` without `recompute_scale_factor`, ONNX's `scales`); PyTorch's
+/// `recompute_scale_factor=True` is `Sizes` of the rounded-down lengths.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ResizeTarget {
     Scales(Vec<f64>),
