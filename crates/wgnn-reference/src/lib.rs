@@ -17,8 +17,10 @@ pub mod norm;
 pub mod optim;
 pub mod pool;
 pub mod reduce;
+pub mod resize;
 pub mod softmax;
 pub mod testing;
+pub mod view;
 
 /// Every multi-index below `dims`, row-major (last dimension fastest).
 pub(crate) fn multi_indices(dims: &[usize]) -> Vec<Vec<usize>> {

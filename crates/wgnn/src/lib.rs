@@ -43,7 +43,9 @@ pub fn all_shaders() -> Vec<&'static gpu::Shader> {
         &ops::norm::SHADER,
         &ops::pool::SHADER,
         &ops::reduce::SHADER,
+        &ops::resize::SHADER,
         &ops::softmax::SHADER,
+        &ops::view::SHADER,
         &optim::SHADER,
     ]
 }

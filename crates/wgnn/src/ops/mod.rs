@@ -24,7 +24,9 @@ pub mod norm;
 pub mod padding;
 pub mod pool;
 pub mod reduce;
+pub mod resize;
 pub mod softmax;
+pub mod view;
 
 use crate::gpu::{wgsl_file, WgslFile};
 
