@@ -9,6 +9,7 @@ mod gram;
 mod matmul;
 mod networks;
 mod pool;
+mod training;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use wgnn::gpu::Dispatch;
@@ -63,6 +64,7 @@ fn benches(c: &mut Criterion) {
     matmul::benches(c);
     conv::benches(c);
     networks::benches(c);
+    training::benches(c);
 }
 
 criterion_group!(kernels, benches);
