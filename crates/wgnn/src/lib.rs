@@ -41,6 +41,7 @@ pub fn all_shaders() -> Vec<&'static gpu::Shader> {
         &ops::matmul::subgroup::SHADER,
         &ops::norm::SHADER,
         &ops::pool::SHADER,
+        &ops::pool::indices::UNPOOL_SHADER,
         &ops::reduce::SHADER,
         &optim::SHADER,
     ]

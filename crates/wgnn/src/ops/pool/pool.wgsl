@@ -1,31 +1,33 @@
 // Pooling over NCW / NCHW / NCDHW tensors, row-major. Every kernel sees three spatial dims
 // (D, H, W): 1-D and 2-D pooling pad the missing leading dims with size 1, kernel 1, stride 1,
-// padding 0. Planes (N * C of them) are independent.
+// dilation 1, padding 0. Planes (N * C of them) are independent.
 //
-// Windows (PyTorch semantics): output position o along one dim covers input positions
-// [o * stride - pad, o * stride - pad + kernel); elements outside [0, in) are padding. The host
-// sizes the output so that every window starts inside the input or the left padding (ceil mode
-// drops a last window that would start in the right padding), and pad <= kernel / 2, so every
-// window holds at least one real element.
+// Windows (PyTorch / ONNX semantics): output position o along one dim has the taps
+// start + t * dilation, t in [0, kernel), start = o * stride - pad_begin; taps outside [0, in)
+// are padding. The host sizes the output and refuses geometries (see pool/mod.rs) so that every
+// window has a real element, except for average pooling that counts padding, whose windows need
+// only a tap inside the padded input [-pad_begin, in + pad_end).
 //
 //   max_forward:  y[o] = max of the real elements of window o (padding acts as -inf).
-//   avg_forward:  y[o] = (sum of the real elements of window o) / divisor(o), where divisor(o) is
-//                 the product over dims of min(start + kernel, in + pad) - start, start =
-//                 o * stride - pad: the window clipped to the PADDED input. Padding elements
-//                 count (PyTorch's count_include_pad=True), but the part of a ceil-mode window
-//                 that hangs past the right padding does not.
-//   max_backward: dx[i] = sum of dy[o] over the windows o whose FIRST maximal element (first in
-//                 row-major D, H, W order within the window) is i; a tie sends the whole
-//                 gradient to the first maximal element, as PyTorch's CPU kernel does. A scatter
-//                 without atomics: max_zero clears dx, then max_scatter runs once per class of
-//                 windows that share no element (per dim, windows whose index differs by a
-//                 multiple of ceil(kernel / stride): 4 classes for 3 x 3 windows at stride 2), one
-//                 invocation per window: it finds the window's argmax and adds dy there. Each
-//                 element gets at most one add per class, classes run in a fixed order:
-//                 deterministic. (Earlier: a gather per input chunk that recomputed each window's
-//                 max, then one that read a stored argmax; this is 1.7x faster than the latter
-//                 on SqueezeNet's pooling, which has few windows per input element.)
-//   avg_backward: dx[i] = sum over the windows o containing i of dy[o] / divisor(o).
+//   avg_forward:  y[o] = (sum of the real elements of window o) / divisor(o), divisor(o) the
+//                 product over dims of the window's taps inside the padded input (count_pad = 1,
+//                 PyTorch's count_include_pad=True: the part of a ceil-mode window that hangs
+//                 past the end padding does not count) or of its taps on real elements
+//                 (count_pad = 0). A window without a real element averages to 0.
+//   max_indices:  the flat index of window o's first maximal element (first in row-major D, H,
+//                 W order within the window) within its plane, or within the whole tensor when
+//                 whole_tensor = 1; one invocation per output element.
+//   max_backward: dx[i] = sum of dy[o] over the windows o whose FIRST maximal element is i; a tie
+//                 sends the whole gradient to the first maximal element, as PyTorch's CPU kernel
+//                 does. A scatter without atomics: max_zero clears dx, then max_scatter runs once
+//                 per class of windows that share no element (per dim, windows whose index
+//                 differs by a multiple of ceil(span / stride), span = (kernel - 1) * dilation +
+//                 1: 4 classes for 3 x 3 windows at stride 2), one invocation per window: it finds
+//                 the window's argmax and adds dy there. Each element gets at most one add per
+//                 class, classes run in a fixed order: deterministic. This is 1.7x faster than a
+//                 gather that reads a stored argmax on SqueezeNet's pooling, which has few
+//                 windows per input element.
+//   avg_backward: dx[i] = sum over the windows o with a tap on i of dy[o] / divisor(o).
 //   global_avg_forward:  y[r] = mean of row r ([N*C rows, spatial columns]); one workgroup of
 //                 64 per row: each invocation sums a strided slice sequentially, then a fixed
 //                 tree over workgroup memory, so the result is deterministic.
@@ -34,12 +36,11 @@
 // The windowed kernels give each invocation a chunk of CHUNK consecutive positions along W of one
 // row (plane, d, h) of the output (forward) or input (backward), 256 invocations per workgroup.
 // Integer division is the expensive part of the index arithmetic (lavapipe has no vector
-// division), so it is done once per chunk; along W the window ranges follow by multiplication.
-// The backward kernels visit each window overlapping their chunk once (a max window's argmax is
-// recomputed once per chunk, not once per element) and accumulate into per-chunk registers in a
-// fixed window order, so dx is deterministic. Windows are small, so plain loops over global
-// memory (no tiling) suffice: pooling is memory-bound. CHUNK = 8 measured best on lavapipe
-// (4 gave more division work, 16 too few invocations for small maps).
+// division), so the row's decomposition is done once per chunk. The backward kernels visit each
+// window overlapping their chunk once and accumulate into per-chunk registers in a fixed window
+// order, so dx is deterministic. Windows are small, so plain loops over global memory (no tiling)
+// suffice: pooling is memory-bound. CHUNK = 8 measured best on lavapipe (4 gave more division
+// work, 16 too few invocations for small maps).
 
 #include "gpu/workgroup_index.wgsl"
 
@@ -48,11 +49,17 @@ struct Params {
     chunks: u32,         // windowed kernels: chunks per row, ceil(W / CHUNK)
     spatial: u32,        // global pooling: spatial elements per row
     scale: f32,          // global pooling: 1 / spatial
+    count_pad: u32,      // avg: 1 when padding taps count in the divisor
+    whole_tensor: u32,   // max_indices: 1 to flatten over the whole tensor, 0 within the plane
+    unused0: u32,
+    unused1: u32,
     in_size: vec4<u32>,  // D, H, W of the input (.w unused)
     out_size: vec4<u32>, // D, H, W of the output
     kernel: vec4<u32>,
     stride: vec4<u32>,
-    pad: vec4<u32>,
+    dilation: vec4<u32>,
+    pad_begin: vec4<u32>,
+    pad_end: vec4<u32>,
     phase: vec4<u32>,    // max_scatter: the class of windows, D, H, W (first window per dim)
 }
 
@@ -60,6 +67,8 @@ struct Params {
 // forward and global pooling: x at 1, y at 2
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
+// max_indices: x at 1, indices at 2
+@group(0) @binding(2) var<storage, read_write> indices: array<u32>;
 // max_zero, max_scatter: x at 1, dy at 2, dx at 3
 @group(0) @binding(2) var<storage, read> dy_after_x: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dx_after_dy: array<f32>;
@@ -93,46 +102,72 @@ fn output_index(plane: u32, d: u32, h: u32, w: u32) -> u32 {
     return ((plane * p.out_size.x + d) * p.out_size.y + h) * p.out_size.z + w;
 }
 
-// The real (non-padding) input positions [lo, hi) of the window at output position o along
-// dim k (0 D, 1 H, 2 W).
-fn window_range(o: u32, k: u32) -> vec2<u32> {
-    let start = i32(o * p.stride[k]) - i32(p.pad[k]);
-    let end = min(start + i32(p.kernel[k]), i32(p.in_size[k]));
-    return vec2<u32>(u32(max(start, 0)), u32(end));
+// The input position of the first tap of the window at output position o along dim k (0 D,
+// 1 H, 2 W); negative in the begin padding.
+fn window_start(o: u32, k: u32) -> i32 {
+    return i32(o * p.stride[k]) - i32(p.pad_begin[k]);
 }
 
-// The average-pooling divisor's factor along dim k: the window clipped to the padded input.
+// The taps [lo, hi) of window o along dim k that lie in [lo_at, hi_at) (lo_at <= the window's
+// start is not needed: taps before lo_at are skipped); empty when none does.
+fn taps_within(o: u32, k: u32, lo_at: i32, hi_at: i32) -> vec2<u32> {
+    let start = window_start(o, k);
+    let d = i32(p.dilation[k]);
+    let lo = select(0, (lo_at - start + d - 1) / d, start < lo_at);
+    let hi = select(0, min(i32(p.kernel[k]), (hi_at - start + d - 1) / d), hi_at > start);
+    return vec2<u32>(u32(lo), u32(max(hi, lo)));
+}
+
+// The taps of window o along dim k on real elements.
+fn real_taps(o: u32, k: u32) -> vec2<u32> {
+    return taps_within(o, k, 0, i32(p.in_size[k]));
+}
+
+// The input position of tap t of window o along dim k (a real tap: non-negative).
+fn tap_at(o: u32, k: u32, t: u32) -> u32 {
+    return u32(window_start(o, k) + i32(t * p.dilation[k]));
+}
+
+// The average-pooling divisor's factor along dim k (see the top).
 fn window_extent(o: u32, k: u32) -> f32 {
-    let start = i32(o * p.stride[k]) - i32(p.pad[k]);
-    let end = min(start + i32(p.kernel[k]), i32(p.in_size[k] + p.pad[k]));
-    return f32(end - start);
+    var taps: vec2<u32>;
+    if p.count_pad == 1u {
+        taps = taps_within(o, k, -i32(p.pad_begin[k]), i32(p.in_size[k] + p.pad_end[k]));
+    } else {
+        taps = real_taps(o, k);
+    }
+    return f32(taps.y - taps.x);
 }
 
-// Output positions [first, end) along dim k whose windows contain input position `at`:
-// o * stride - pad <= at < o * stride - pad + kernel.
-fn windows_containing(at: u32, k: u32) -> vec2<u32> {
+// Output positions [first, end) along dim k whose windows span input position `at`:
+// o * stride - pad_begin <= at < o * stride - pad_begin + span; a window spanning `at` has a tap
+// on it when (at - start) is a multiple of the dilation.
+fn windows_spanning(at: u32, k: u32) -> vec2<u32> {
     let s = p.stride[k];
-    let end = min((at + p.pad[k]) / s + 1u, p.out_size[k]);
-    let reach = i32(at + p.pad[k]) - i32(p.kernel[k]) + 1;
+    let span = (p.kernel[k] - 1u) * p.dilation[k] + 1u;
+    let end = min((at + p.pad_begin[k]) / s + 1u, p.out_size[k]);
+    let reach = i32(at + p.pad_begin[k]) - i32(span) + 1;
     let first = (u32(max(reach, 0)) + s - 1u) / s;
-    return vec2<u32>(first, end);
+    return vec2<u32>(first, max(end, first));
 }
 
 // Flat input index of the first maximal element of window (od, oh, ow) of `plane`.
 fn window_argmax(plane: u32, od: u32, oh: u32, ow: u32) -> u32 {
-    let rd = window_range(od, 0u);
-    let rh = window_range(oh, 1u);
-    let rw = window_range(ow, 2u);
-    var arg = input_index(plane, rd.x, rh.x, rw.x);
+    let td = real_taps(od, 0u);
+    let th = real_taps(oh, 1u);
+    let tw = real_taps(ow, 2u);
+    let w0 = tap_at(ow, 2u, tw.x);
+    var arg = input_index(plane, tap_at(od, 0u, td.x), tap_at(oh, 1u, th.x), w0);
     var best = x[arg];
-    for (var d = rd.x; d < rd.y; d++) {
-        for (var h = rh.x; h < rh.y; h++) {
-            let row = input_index(plane, d, h, 0u);
-            for (var w = rw.x; w < rw.y; w++) {
-                let v = x[row + w];
+    for (var a = td.x; a < td.y; a++) {
+        for (var b = th.x; b < th.y; b++) {
+            let row = input_index(plane, tap_at(od, 0u, a), tap_at(oh, 1u, b), w0);
+            for (var c = tw.x; c < tw.y; c++) {
+                let i = row + (c - tw.x) * p.dilation.z;
+                let v = x[i];
                 if v > best {
                     best = v;
-                    arg = row + w;
+                    arg = i;
                 }
             }
         }
@@ -148,19 +183,20 @@ fn max_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
         return;
     }
     let o = chunk_origin(t, p.out_size);
-    let rd = window_range(o.y, 0u);
-    let rh = window_range(o.z, 1u);
+    let td = real_taps(o.y, 0u);
+    let th = real_taps(o.z, 1u);
     let out_row = output_index(o.x, o.y, o.z, 0u);
     let ow_end = min(o.w + CHUNK, p.out_size.z);
     for (var ow = o.w; ow < ow_end; ow++) {
-        let rw = window_range(ow, 2u);
+        let tw = real_taps(ow, 2u);
+        let w0 = tap_at(ow, 2u, tw.x);
         // Every window holds a real element (see the top), so its first one seeds the max.
-        var best = x[input_index(o.x, rd.x, rh.x, rw.x)];
-        for (var d = rd.x; d < rd.y; d++) {
-            for (var h = rh.x; h < rh.y; h++) {
-                let row = input_index(o.x, d, h, 0u);
-                for (var w = rw.x; w < rw.y; w++) {
-                    best = max(best, x[row + w]);
+        var best = x[input_index(o.x, tap_at(o.y, 0u, td.x), tap_at(o.z, 1u, th.x), w0)];
+        for (var a = td.x; a < td.y; a++) {
+            for (var b = th.x; b < th.y; b++) {
+                let row = input_index(o.x, tap_at(o.y, 0u, a), tap_at(o.z, 1u, b), w0);
+                for (var c = 0u; c < tw.y - tw.x; c++) {
+                    best = max(best, x[row + c * p.dilation.z]);
                 }
             }
         }
@@ -176,24 +212,42 @@ fn avg_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
         return;
     }
     let o = chunk_origin(t, p.out_size);
-    let rd = window_range(o.y, 0u);
-    let rh = window_range(o.z, 1u);
+    let td = real_taps(o.y, 0u);
+    let th = real_taps(o.z, 1u);
     let row_extent = window_extent(o.y, 0u) * window_extent(o.z, 1u);
     let out_row = output_index(o.x, o.y, o.z, 0u);
     let ow_end = min(o.w + CHUNK, p.out_size.z);
     for (var ow = o.w; ow < ow_end; ow++) {
-        let rw = window_range(ow, 2u);
+        let tw = real_taps(ow, 2u);
         var total = 0.0;
-        for (var d = rd.x; d < rd.y; d++) {
-            for (var h = rh.x; h < rh.y; h++) {
-                let row = input_index(o.x, d, h, 0u);
-                for (var w = rw.x; w < rw.y; w++) {
-                    total += x[row + w];
+        if tw.y > tw.x {
+            let w0 = tap_at(ow, 2u, tw.x);
+            for (var a = td.x; a < td.y; a++) {
+                for (var b = th.x; b < th.y; b++) {
+                    let row = input_index(o.x, tap_at(o.y, 0u, a), tap_at(o.z, 1u, b), w0);
+                    for (var c = 0u; c < tw.y - tw.x; c++) {
+                        total += x[row + c * p.dilation.z];
+                    }
                 }
             }
         }
         y[out_row + ow] = total / (row_extent * window_extent(ow, 2u));
     }
+}
+
+@compute @workgroup_size(WG)
+fn max_indices(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+    let t = workgroup_index(wid, nwg) * WG + lid;
+    if t >= p.count {
+        return;
+    }
+    let w_rest = divmod(t, p.out_size.z);
+    let h_rest = divmod(w_rest.x, p.out_size.y);
+    let plane_d = divmod(h_rest.x, p.out_size.x);
+    let arg = window_argmax(plane_d.x, plane_d.y, h_rest.y, w_rest.y);
+    let plane_start = input_index(plane_d.x, 0u, 0u, 0u);
+    indices[t] = select(arg - plane_start, arg, p.whole_tensor == 1u);
 }
 
 @compute @workgroup_size(WG)
@@ -226,7 +280,8 @@ fn max_scatter(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     if t >= p.count {
         return;
     }
-    let step = (p.kernel.xyz + p.stride.xyz - 1u) / p.stride.xyz;
+    let span = (p.kernel.xyz - 1u) * p.dilation.xyz + 1u;
+    let step = (span + p.stride.xyz - 1u) / p.stride.xyz;
     let sizes = (p.out_size.xyz - p.phase.xyz + step - 1u) / step;
     let w_rest = divmod(t, sizes.z);
     let h_rest = divmod(w_rest.x, sizes.y);
@@ -238,8 +293,8 @@ fn max_scatter(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     dx_after_dy[arg] += dy_after_x[output_index(plane_d.x, od, oh, ow)];
 }
 
-// Each invocation visits the windows overlapping its chunk once and spreads
-// each window's dy / divisor over the window's elements in the chunk.
+// Each invocation visits the windows with a tap in its chunk's (d, h) row and range of w once and
+// spreads each window's dy / divisor over the window's taps in the chunk.
 @compute @workgroup_size(WG)
 fn avg_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
@@ -248,23 +303,28 @@ fn avg_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
         return;
     }
     let a = chunk_origin(t, p.in_size);
-    let wd = windows_containing(a.y, 0u);
-    let wh = windows_containing(a.z, 1u);
+    let wd = windows_spanning(a.y, 0u);
+    let wh = windows_spanning(a.z, 1u);
     let width = min(CHUNK, p.in_size.z - a.w);
-    let ww = vec2<u32>(windows_containing(a.w, 2u).x,
-                       windows_containing(a.w + width - 1u, 2u).y);
+    let ww = vec2<u32>(windows_spanning(a.w, 2u).x, windows_spanning(a.w + width - 1u, 2u).y);
     var total: array<f32, CHUNK>;
     for (var c = 0u; c < CHUNK; c++) {
         total[c] = 0.0;
     }
     for (var od = wd.x; od < wd.y; od++) {
+        if u32(i32(a.y) - window_start(od, 0u)) % p.dilation.x != 0u {
+            continue;
+        }
         for (var oh = wh.x; oh < wh.y; oh++) {
+            if u32(i32(a.z) - window_start(oh, 1u)) % p.dilation.y != 0u {
+                continue;
+            }
             let row_extent = window_extent(od, 0u) * window_extent(oh, 1u);
             for (var ow = ww.x; ow < ww.y; ow++) {
                 let g = dy[output_index(a.x, od, oh, ow)] / (row_extent * window_extent(ow, 2u));
-                let rw = window_range(ow, 2u);
-                for (var w = max(rw.x, a.w); w < min(rw.y, a.w + width); w++) {
-                    total[w - a.w] += g;
+                let taps = taps_within(ow, 2u, i32(a.w), i32(a.w + width));
+                for (var c = taps.x; c < taps.y; c++) {
+                    total[tap_at(ow, 2u, c) - a.w] += g;
                 }
             }
         }
