@@ -854,3 +854,23 @@ fn bad_options_are_errors() {
     );
     assert!(dtype.unwrap_err().to_string().contains("indices u32"));
 }
+
+#[test]
+fn output_positions_stay_exact_past_two_to_the_24() {
+    // The forward kernels split an output's flat index with float reciprocals and integer fix-ups;
+    // 1 x 1 windows copy x, so every element shows whether its index was split exactly. 3 columns
+    // and over 2^24 elements: the first float estimate of index / 3 is off by up to 2 there.
+    let shape = [1, 1, 5_600_011, 3];
+    let n = numel(&shape);
+    assert!(n > 1 << 24);
+    let x: Vec<f32> = (0..n).map(|i| (i % 1_000_003) as f32 + 0.5).collect();
+    let tx = wgnn::Tensor::from_f32(gpu(), Shape::new(&shape).unwrap(), &x).unwrap();
+    for op in [
+        Pool::max(PoolParams::new(&[1, 1])),
+        Pool::avg(PoolParams::new(&[1, 1])),
+    ] {
+        let y = eval(&op, &[&tx]);
+        let wrong = y.iter().zip(&x).position(|(a, b)| a != b);
+        assert_eq!(wrong, None, "{op:?}");
+    }
+}

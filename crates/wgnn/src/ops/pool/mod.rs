@@ -47,7 +47,8 @@ pub static SHADER: Shader = Shader {
     structs: &[("Params", Params::LAYOUT)],
 };
 const WORKGROUP: usize = 256;
-/// Consecutive W positions handled by one invocation of the windowed kernels (see the shader).
+/// Consecutive W positions handled by one invocation of the average-pooling backward kernel (see
+/// the shader).
 const CHUNK: usize = 8;
 
 /// Window geometry per spatial dimension (1, 2 or 3 of them, outermost first).
@@ -431,14 +432,21 @@ impl Op for Pool {
         let geometry = self
             .params
             .geometry(self.name(), &inputs[0].shape, self.rule())?;
-        let params = window_params(&self.params, &geometry, &output.shape);
+        let params = Params {
+            count: output.shape.numel() as u32,
+            ..geometry_params(&self.params, &geometry)
+        };
         Ok(vec![ctx.gpu.prepare(KernelCall {
             shader: &SHADER,
             entry: match self.kind {
                 Kind::Max => "max_forward",
                 Kind::Avg => "avg_forward",
             },
-            constants: &[],
+            constants: &[
+                ("KD", params.kernel[0] as f64),
+                ("KH", params.kernel[1] as f64),
+                ("KW", params.kernel[2] as f64),
+            ],
             params: bytes_of(&params),
             reads: &[&inputs[0].buffer],
             writes: &[&output.buffer],

@@ -33,20 +33,21 @@
 //                 tree over workgroup memory, so the result is deterministic.
 //   global_avg_backward: dx[i] = dy[i / spatial] / spatial.
 //
-// The windowed kernels give each invocation a chunk of CHUNK consecutive positions along W of one
-// row (plane, d, h) of the output (forward) or input (backward), 256 invocations per workgroup.
-// Integer division is the expensive part of the index arithmetic (lavapipe has no vector
-// division), so the row's decomposition is done once per chunk. The backward kernels visit each
-// window overlapping their chunk once and accumulate into per-chunk registers in a fixed window
-// order, so dx is deterministic. Windows are small, so plain loops over global memory (no tiling)
-// suffice: pooling is memory-bound. CHUNK = 8 measured best on lavapipe (4 gave more division
-// work, 16 too few invocations for small maps).
+// The forward kernels (max_forward, avg_forward) run one invocation per output element; see
+// them below. The backward kernels (avg_backward) give each invocation a chunk of CHUNK
+// consecutive positions along W of one row (plane, d, h) of the input, 256 invocations per
+// workgroup. Integer division is the expensive part of the index arithmetic (lavapipe has no
+// vector division), so the row's decomposition is done once per chunk. The backward kernels visit
+// each window overlapping their chunk once and accumulate into per-chunk registers in a fixed
+// window order, so dx is deterministic. Windows are small, so plain loops over global memory (no
+// tiling) suffice: pooling is memory-bound. CHUNK = 8 measured best on lavapipe (4 gave more
+// division work, 16 too few invocations for small maps).
 
 #include "gpu/workgroup_index.wgsl"
 
 struct Params {
     count: u32,          // invocations that do work: chunks, elements, or rows (global forward)
-    chunks: u32,         // windowed kernels: chunks per row, ceil(W / CHUNK)
+    chunks: u32,         // avg_backward: chunks per row, ceil(W / CHUNK)
     spatial: u32,        // global pooling: spatial elements per row
     scale: f32,          // global pooling: 1 / spatial
     count_pad: u32,      // avg: 1 when padding taps count in the divisor
@@ -175,6 +176,41 @@ fn window_argmax(plane: u32, od: u32, oh: u32, ow: u32) -> u32 {
     return arg;
 }
 
+// (a / b, a % b) exactly, for any a and 0 < b < 2^24, in float arithmetic: the quotient of
+// f32(a) * (1 / b) is within a relative 2^-22 of a / b, so the remainder it leaves is small;
+// a second estimate from that remainder leaves one in [-b, 2b), which selects fix. Integer
+// division has no vector instruction (lavapipe runs it lane by lane; GPUs emulate it too), these
+// steps are vector multiplies and selects.
+fn divmod_exact(a: u32, b: u32) -> vec2<u32> {
+    let inv = 1.0 / f32(b);
+    // Clamped below 2^32: an out-of-range float-to-integer conversion is undefined in SPIR-V.
+    var q = u32(min(f32(a) * inv, 4294967040.0));
+    q = bitcast<u32>(bitcast<i32>(q) + i32(floor(f32(bitcast<i32>(a - q * b)) * inv)));
+    var r = bitcast<i32>(a - q * b);
+    q = select(q, q - 1u, r < 0);
+    r = select(r, r + i32(b), r < 0);
+    q = select(q, q + 1u, r >= i32(b));
+    return vec2<u32>(q, a - q * b);
+}
+
+// (plane, d, h, w) of output element t.
+fn output_position(t: u32) -> vec4<u32> {
+    let w_rest = divmod_exact(t, p.out_size.z);
+    let h_rest = divmod_exact(w_rest.x, p.out_size.y);
+    let plane_d = divmod_exact(h_rest.x, p.out_size.x);
+    return vec4<u32>(plane_d.x, plane_d.y, h_rest.y, w_rest.y);
+}
+
+// The forward kernels run one invocation per output element, consecutive invocations on
+// consecutive outputs (coalesced stores). They visit every tap of the window and mask the padding
+// taps with a select, so every invocation runs the same code (no divergence) and clipping the
+// window takes no division. The kernel size is a pipeline constant (KD, KH, KW, one pipeline per
+// window size): the tap loops unroll, which on lavapipe removes the per-iteration bookkeeping of
+// the SIMD lanes' loop masks that otherwise costs more than the loads.
+override KD: u32 = 1u;
+override KH: u32 = 1u;
+override KW: u32 = 1u;
+
 @compute @workgroup_size(WG)
 fn max_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
@@ -182,26 +218,41 @@ fn max_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     if t >= p.count {
         return;
     }
-    let o = chunk_origin(t, p.out_size);
-    let td = real_taps(o.y, 0u);
-    let th = real_taps(o.z, 1u);
-    let out_row = output_index(o.x, o.y, o.z, 0u);
-    let ow_end = min(o.w + CHUNK, p.out_size.z);
-    for (var ow = o.w; ow < ow_end; ow++) {
-        let tw = real_taps(ow, 2u);
-        let w0 = tap_at(ow, 2u, tw.x);
-        // Every window holds a real element (see the top), so its first one seeds the max.
-        var best = x[input_index(o.x, tap_at(o.y, 0u, td.x), tap_at(o.z, 1u, th.x), w0)];
-        for (var a = td.x; a < td.y; a++) {
-            for (var b = th.x; b < th.y; b++) {
-                let row = input_index(o.x, tap_at(o.y, 0u, a), tap_at(o.z, 1u, b), w0);
-                for (var c = 0u; c < tw.y - tw.x; c++) {
-                    best = max(best, x[row + c * p.dilation.z]);
-                }
+    let o = output_position(t);
+    let start_d = window_start(o.y, 0u);
+    let start_h = window_start(o.z, 1u);
+    let start_w = window_start(o.w, 2u);
+    // Every window holds a real element (see the top), so -inf never survives.
+    var best = bitcast<f32>(0xff800000u);
+    for (var a = 0u; a < KD; a++) {
+        let d = u32(start_d + i32(a * p.dilation.x));
+        for (var b = 0u; b < KH; b++) {
+            let h = u32(start_h + i32(b * p.dilation.y));
+            let row_real = d < p.in_size.x && h < p.in_size.y;
+            let row = input_index(o.x, d, h, 0u);
+            for (var c = 0u; c < KW; c++) {
+                let w = u32(start_w + i32(c * p.dilation.z));
+                let real = row_real && w < p.in_size.z;
+                let v = x[select(0u, row + w, real)];
+                best = select(best, max(best, v), real);
             }
         }
-        y[out_row + ow] = best;
     }
+    y[t] = best;
+}
+
+// The taps of window o along dim k (of `kernel` taps) that the average's divisor counts (see
+// the top).
+fn divisor_taps(o: u32, k: u32, kernel: u32) -> f32 {
+    let start = window_start(o, k);
+    let lo = select(0, -i32(p.pad_begin[k]), p.count_pad == 1u);
+    let hi = i32(p.in_size[k] + select(0u, p.pad_end[k], p.count_pad == 1u));
+    var n = 0u;
+    for (var t = 0u; t < kernel; t++) {
+        let at = start + i32(t * p.dilation[k]);
+        n += select(0u, 1u, at >= lo && at < hi);
+    }
+    return f32(n);
 }
 
 @compute @workgroup_size(WG)
@@ -211,28 +262,26 @@ fn avg_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     if t >= p.count {
         return;
     }
-    let o = chunk_origin(t, p.out_size);
-    let td = real_taps(o.y, 0u);
-    let th = real_taps(o.z, 1u);
-    let row_extent = window_extent(o.y, 0u) * window_extent(o.z, 1u);
-    let out_row = output_index(o.x, o.y, o.z, 0u);
-    let ow_end = min(o.w + CHUNK, p.out_size.z);
-    for (var ow = o.w; ow < ow_end; ow++) {
-        let tw = real_taps(ow, 2u);
-        var total = 0.0;
-        if tw.y > tw.x {
-            let w0 = tap_at(ow, 2u, tw.x);
-            for (var a = td.x; a < td.y; a++) {
-                for (var b = th.x; b < th.y; b++) {
-                    let row = input_index(o.x, tap_at(o.y, 0u, a), tap_at(o.z, 1u, b), w0);
-                    for (var c = 0u; c < tw.y - tw.x; c++) {
-                        total += x[row + c * p.dilation.z];
-                    }
-                }
+    let o = output_position(t);
+    let start_d = window_start(o.y, 0u);
+    let start_h = window_start(o.z, 1u);
+    let start_w = window_start(o.w, 2u);
+    var total = 0.0;
+    for (var a = 0u; a < KD; a++) {
+        let d = u32(start_d + i32(a * p.dilation.x));
+        for (var b = 0u; b < KH; b++) {
+            let h = u32(start_h + i32(b * p.dilation.y));
+            let row_real = d < p.in_size.x && h < p.in_size.y;
+            let row = input_index(o.x, d, h, 0u);
+            for (var c = 0u; c < KW; c++) {
+                let w = u32(start_w + i32(c * p.dilation.z));
+                let real = row_real && w < p.in_size.z;
+                total += select(0.0, x[select(0u, row + w, real)], real);
             }
         }
-        y[out_row + ow] = total / (row_extent * window_extent(ow, 2u));
     }
+    let divisor = divisor_taps(o.y, 0u, KD) * divisor_taps(o.z, 1u, KH) * divisor_taps(o.w, 2u, KW);
+    y[t] = total / divisor;
 }
 
 @compute @workgroup_size(WG)
