@@ -1,8 +1,36 @@
-//! Max, average and global average pooling over NCW / NCHW / NCDHW: `pool.wgsl`.
-//! Window and divisor semantics follow PyTorch (`MaxPoolNd`, `AvgPoolNd` with
-//! `count_include_pad=True`, `ceil_mode`); the shader's header states them exactly.
-//! Backward: gathers per input element (no atomics); max pooling recomputes each window's max and
-//! routes the gradient to the window's first maximal element.
+//! Max, average and global average pooling over NCW / NCHW / NCDHW: `pool.wgsl`; max pooling's
+//! argmax indices and max-unpooling from them: [`indices`].
+//!
+//! Windows follow PyTorch (`MaxPoolNd`, `AvgPoolNd`, `ceil_mode`) and ONNX (`MaxPool`,
+//! `AveragePool`): per spatial axis a kernel, a stride, a dilation (taps `dilation` apart) and
+//! padding before and after the axis, possibly different amounts ([`Pads`]), or ONNX's automatic
+//! modes ([`AutoPad`], resolved against each input's size). Output sizes:
+//! - explicit padding: `(in + begin + end - span) / stride + 1` with `span = (kernel - 1) *
+//!   dilation + 1`, rounded down, or up in ceil mode, where a last window that would start at or
+//!   past `in + begin` (in the end padding) is dropped, as PyTorch and ONNX's reference do;
+//! - `AutoPad::SameUpper` / `SameLower`: `ceil(in / stride)`; `AutoPad::Valid`: no padding, rounded
+//!   down. ONNX's formulas for these modes do not involve `ceil_mode`, so it is ignored with them.
+//!
+//! Average pooling divides by the taps that lie in the padded input (`count_include_pad = true`,
+//! PyTorch's default and this type's: padding counts, the part of a ceil-mode window past the end
+//! padding does not) or by the taps on real elements (`count_include_pad = false`, ONNX's and
+//! TensorFlow SAME's default).
+//!
+//! Padding may exceed half the kernel (PyTorch refuses that; ONNX does not). ONNX's reference
+//! leaves a window without a real element undefined (the max of nothing raises, the average of
+//! nothing is NaN), so such geometries are refused with an error naming the window, except for
+//! average pooling with `count_include_pad = true`, where the window averages padding zeros and
+//! gives 0 as ONNX's reference does. (Every window's first tap lies inside the padded input:
+//! the output sizes above guarantee it, so the divisor counting padding is never 0.)
+//!
+//! Backward: max pooling recomputes each window's argmax and routes the gradient to the window's
+//! first maximal element (a scatter in passes over classes of windows that share no element, no
+//! atomics); average pooling gathers per input element.
+
+pub mod indices;
+
+pub use crate::ops::padding::{AutoPad, Pads};
+pub use indices::{IndexBase, MaxPoolIndices, MaxUnpool, MaxUnpoolBackward};
 
 use crate::error::{Error, Result};
 use crate::gpu::{
@@ -14,12 +42,13 @@ use crate::tensor::{Shape, Tensor};
 
 pub static SHADER: Shader = Shader {
     name: "pool",
-    file: wgsl_file!("ops/pool.wgsl", [&WORKGROUP_INDEX]),
+    file: wgsl_file!("ops/pool/pool.wgsl", [&WORKGROUP_INDEX]),
     subgroups: false,
     structs: &[("Params", Params::LAYOUT)],
 };
 const WORKGROUP: usize = 256;
-/// Consecutive W positions handled by one invocation of the windowed kernels (see the shader).
+/// Consecutive W positions handled by one invocation of the average-pooling backward kernel (see
+/// the shader).
 const CHUNK: usize = 8;
 
 /// Window geometry per spatial dimension (1, 2 or 3 of them, outermost first).
@@ -27,20 +56,46 @@ const CHUNK: usize = 8;
 pub struct PoolParams {
     pub kernel: Vec<usize>,
     pub stride: Vec<usize>,
-    pub padding: Vec<usize>,
-    /// Round the output size up instead of down; a last window that would start in the right
+    /// Distance between the taps of a window (1: adjacent elements).
+    pub dilation: Vec<usize>,
+    /// Padding before and after each axis; unused when `auto_pad` is set.
+    pub pads: Pads,
+    /// ONNX's automatic padding, resolved against each input's size (overrides `pads`).
+    pub auto_pad: Option<AutoPad>,
+    /// Round the output size up instead of down; a last window that would start in the end
     /// padding is dropped (PyTorch).
     pub ceil_mode: bool,
+    /// Average pooling: whether padding taps count in the divisor (see the module docs).
+    pub count_include_pad: bool,
+}
+
+/// A [`PoolParams`] resolved against one input: the padding of each axis and the output size.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolGeometry {
+    pub input: Vec<usize>,
+    pub output: Vec<usize>,
+    pub pads: Pads,
+}
+
+/// Which windows a pooling accepts: only those with a real element, or any (average pooling
+/// that counts padding; every window has a tap inside the padded input).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WindowRule {
+    RealElement,
+    Any,
 }
 
 impl PoolParams {
-    /// Stride = kernel, no padding, floor mode.
+    /// Stride = kernel, dilation 1, no padding, floor mode, padding counted by average pooling.
     pub fn new(kernel: &[usize]) -> Self {
         Self {
             kernel: kernel.to_vec(),
             stride: kernel.to_vec(),
-            padding: vec![0; kernel.len()],
+            dilation: vec![1; kernel.len()],
+            pads: Pads::none(kernel.len()),
+            auto_pad: None,
             ceil_mode: false,
+            count_include_pad: true,
         }
     }
 
@@ -55,14 +110,38 @@ impl PoolParams {
         self
     }
 
-    /// The same padding along every dimension.
-    pub fn padding(mut self, p: usize) -> Self {
-        self.padding = vec![p; self.kernel.len()];
+    /// The same dilation along every dimension.
+    pub fn dilation(mut self, d: usize) -> Self {
+        self.dilation = vec![d; self.kernel.len()];
         self
     }
 
+    pub fn dilations(mut self, d: &[usize]) -> Self {
+        self.dilation = d.to_vec();
+        self
+    }
+
+    /// The same padding before and after every dimension.
+    pub fn padding(mut self, p: usize) -> Self {
+        self.pads = Pads::symmetric(&vec![p; self.kernel.len()]);
+        self
+    }
+
+    /// Padding per dimension, the same before and after.
     pub fn paddings(mut self, p: &[usize]) -> Self {
-        self.padding = p.to_vec();
+        self.pads = Pads::symmetric(p);
+        self
+    }
+
+    /// Padding before and after each dimension, possibly different.
+    pub fn pads(mut self, pads: Pads) -> Self {
+        self.pads = pads;
+        self
+    }
+
+    /// ONNX's automatic padding (replaces explicit padding).
+    pub fn auto_pad(mut self, mode: AutoPad) -> Self {
+        self.auto_pad = Some(mode);
         self
     }
 
@@ -71,23 +150,27 @@ impl PoolParams {
         self
     }
 
-    /// Output size along one dimension of input size `size`, PyTorch's rule.
-    fn out_size(&self, k: usize, size: usize) -> usize {
-        let (kernel, stride, pad) = (self.kernel[k], self.stride[k], self.padding[k]);
-        let span = size + 2 * pad - kernel;
-        let mut out = if self.ceil_mode {
-            span.div_ceil(stride) + 1
-        } else {
-            span / stride + 1
-        };
-        if self.ceil_mode && (out - 1) * stride >= size + pad {
-            out -= 1;
-        }
-        out
+    pub fn count_include_pad(mut self, include: bool) -> Self {
+        self.count_include_pad = include;
+        self
     }
 
-    /// The output shape for input `shape`, or why the combination is invalid.
+    /// Taps of a window along dimension `k` from first to last: `(kernel - 1) * dilation + 1`.
+    fn span(&self, k: usize) -> usize {
+        (self.kernel[k] - 1) * self.dilation[k] + 1
+    }
+
+    /// The output shape for input `shape`, or why the combination is invalid (windows must hold a
+    /// real element, as max pooling needs).
     pub fn output_shape(&self, op: &str, shape: &Shape) -> Result<Shape> {
+        let geometry = self.geometry(op, shape, WindowRule::RealElement)?;
+        let mut out = shape.dims()[..2].to_vec();
+        out.extend(geometry.output);
+        Shape::new(&out)
+    }
+
+    /// The padding and output size for input `shape`, or why the combination is invalid.
+    pub fn geometry(&self, op: &str, shape: &Shape, rule: WindowRule) -> Result<PoolGeometry> {
         let dims = self.kernel.len();
         if !(1..=3).contains(&dims) {
             return Err(Error::shape(
@@ -95,12 +178,17 @@ impl PoolParams {
                 format!("{dims} kernel dimensions given, 1, 2 or 3 are supported"),
             ));
         }
-        if self.stride.len() != dims || self.padding.len() != dims {
+        if self.stride.len() != dims
+            || self.dilation.len() != dims
+            || self.pads.begin.len() != dims
+            || self.pads.end.len() != dims
+        {
             return Err(Error::shape(
                 op,
                 format!(
-                    "kernel {:?}, stride {:?} and padding {:?} must have the same length",
-                    self.kernel, self.stride, self.padding
+                    "kernel {:?}, stride {:?}, dilation {:?} and pads {:?} / {:?} must have the \
+                     same length",
+                    self.kernel, self.stride, self.dilation, self.pads.begin, self.pads.end
                 ),
             ));
         }
@@ -113,30 +201,94 @@ impl PoolParams {
                 ),
             ));
         }
-        let mut out = shape.dims()[..2].to_vec();
-        for k in 0..dims {
-            let size = shape.dims()[2 + k];
-            let (kernel, stride, pad) = (self.kernel[k], self.stride[k], self.padding[k]);
-            if kernel == 0 || stride == 0 {
-                return Err(Error::shape(op, "kernel and stride must be at least 1"));
-            }
-            if 2 * pad > kernel {
-                return Err(Error::shape(
-                    op,
-                    format!("padding {pad} exceeds half the kernel size {kernel}"),
-                ));
-            }
-            if size + 2 * pad < kernel {
+        if self.kernel.contains(&0) || self.stride.contains(&0) || self.dilation.contains(&0) {
+            return Err(Error::shape(
+                op,
+                "kernel, stride and dilation must be at least 1",
+            ));
+        }
+        let input = shape.dims()[2..].to_vec();
+        let pads = match self.auto_pad {
+            Some(mode) => Pads::auto(mode, &input, &self.kernel, &self.stride, &self.dilation)?,
+            None => self.pads.clone(),
+        };
+        let mut output = Vec::with_capacity(dims);
+        for (k, &size) in input.iter().enumerate() {
+            let (stride, span) = (self.stride[k], self.span(k));
+            let (begin, end) = (pads.begin[k], pads.end[k]);
+            if size + begin + end < span {
                 return Err(Error::shape(
                     op,
                     format!(
-                        "kernel {kernel} is larger than the padded input size {size} + 2 * {pad}"
+                        "the window spans {span} positions along spatial axis {k} (kernel {}, \
+                         dilation {}), more than the padded input {size} + {begin} + {end}",
+                        self.kernel[k], self.dilation[k]
                     ),
                 ));
             }
-            out.push(self.out_size(k, size));
+            let reach = size + begin + end - span;
+            let ceil = self.ceil_mode && self.auto_pad.is_none();
+            let mut out = if ceil {
+                reach.div_ceil(stride) + 1
+            } else {
+                reach / stride + 1
+            };
+            if ceil && (out - 1) * stride >= size + begin {
+                out -= 1;
+            }
+            if rule == WindowRule::RealElement {
+                self.check_windows(op, k, size, (begin, end), out)?;
+            }
+            output.push(out);
         }
-        Shape::new(&out)
+        Ok(PoolGeometry {
+            input,
+            output,
+            pads,
+        })
+    }
+
+    /// Refuses a geometry with a window that has no tap on a real element along axis `k`.
+    fn check_windows(
+        &self,
+        op: &str,
+        k: usize,
+        size: usize,
+        pads: (usize, usize),
+        out: usize,
+    ) -> Result<()> {
+        let (kernel, stride, dilation) = (self.kernel[k], self.stride[k], self.dilation[k]);
+        let (begin, end) = pads;
+        for o in 0..out {
+            let start = (o * stride) as i64 - begin as i64;
+            // The first tap at or after position 0.
+            let first = if start >= 0 {
+                0
+            } else {
+                (-start + dilation as i64 - 1) / dilation as i64
+            };
+            if first >= kernel as i64 || start + first * dilation as i64 >= size as i64 {
+                return Err(Error::shape(
+                    op,
+                    format!(
+                        "window {o} along spatial axis {k} (input {size}, kernel {kernel}, stride \
+                         {stride}, dilation {dilation}, padding {begin} before and {end} after) \
+                         lies wholly in the padding: the max (or average over real elements) of \
+                         no element is undefined"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The rule average pooling applies to its windows.
+    fn avg_rule(&self) -> WindowRule {
+        if self.count_include_pad {
+            WindowRule::Any
+        } else {
+            WindowRule::RealElement
+        }
     }
 }
 
@@ -147,11 +299,17 @@ shader_struct! {
         chunks: u32,
         spatial: u32,
         scale: f32,
+        count_pad: u32,
+        whole_tensor: u32,
+        unused0: u32,
+        unused1: u32,
         in_size: [u32; 4],
         out_size: [u32; 4],
         kernel: [u32; 4],
         stride: [u32; 4],
-        pad: [u32; 4],
+        dilation: [u32; 4],
+        pad_begin: [u32; 4],
+        pad_end: [u32; 4],
         phase: [u32; 4],
     }
 }
@@ -166,20 +324,30 @@ fn spatial_slots(values: &[usize], fill: u32) -> [u32; 4] {
     out
 }
 
+/// Window parameters of `pool` resolved to `geometry` (count and chunks left for the caller).
+fn geometry_params(pool: &PoolParams, geometry: &PoolGeometry) -> Params {
+    Params {
+        count_pad: pool.count_include_pad as u32,
+        in_size: spatial_slots(&geometry.input, 1),
+        out_size: spatial_slots(&geometry.output, 1),
+        kernel: spatial_slots(&pool.kernel, 1),
+        stride: spatial_slots(&pool.stride, 1),
+        dilation: spatial_slots(&pool.dilation, 1),
+        pad_begin: spatial_slots(&geometry.pads.begin, 0),
+        pad_end: spatial_slots(&geometry.pads.end, 0),
+        ..Default::default()
+    }
+}
+
 /// Parameters of a windowed kernel whose invocations own CHUNK-wide pieces of the rows of
 /// `walked` (the output for forward kernels, the input for backward ones).
-fn window_params(pool: &PoolParams, input: &Shape, output: &Shape, walked: &Shape) -> Params {
+fn window_params(pool: &PoolParams, geometry: &PoolGeometry, walked: &Shape) -> Params {
     let width = walked.dim(-1);
     let chunks = width.div_ceil(CHUNK);
     Params {
         count: (walked.numel() / width * chunks) as u32,
         chunks: chunks as u32,
-        in_size: spatial_slots(&input.dims()[2..], 1),
-        out_size: spatial_slots(&output.dims()[2..], 1),
-        kernel: spatial_slots(&pool.kernel, 1),
-        stride: spatial_slots(&pool.stride, 1),
-        pad: spatial_slots(&pool.padding, 0),
-        ..Default::default()
+        ..geometry_params(pool, geometry)
     }
 }
 
@@ -210,6 +378,33 @@ impl Pool {
             kind: Kind::Avg,
         }
     }
+
+    fn rule(&self) -> WindowRule {
+        match self.kind {
+            Kind::Max => WindowRule::RealElement,
+            Kind::Avg => self.params.avg_rule(),
+        }
+    }
+}
+
+/// Each spatial axis's window, with the padding resolved against `input`.
+fn spatial_map(params: &PoolParams, input: &Shape, rule: WindowRule) -> Option<SpatialMap> {
+    let geometry = params.geometry("pool", input, rule).ok()?;
+    let windows = (0..params.kernel.len()).map(|d| AxisWindow {
+        kernel: params.kernel[d],
+        stride: params.stride[d],
+        padding: geometry.pads.begin[d],
+        dilation: params.dilation[d],
+    });
+    Some(SpatialMap::Window(windows.collect()))
+}
+
+/// The output shape of pooling `input` under `rule`.
+fn pooled_shape(op: &str, params: &PoolParams, input: &Shape, rule: WindowRule) -> Result<Shape> {
+    let geometry = params.geometry(op, input, rule)?;
+    let mut out = input.dims()[..2].to_vec();
+    out.extend(geometry.output);
+    Shape::new(&out)
 }
 
 impl Op for Pool {
@@ -220,19 +415,12 @@ impl Op for Pool {
         }
     }
 
-    fn spatial_map(&self, _inputs: &[&Shape]) -> Option<SpatialMap> {
-        let p = &self.params;
-        let windows = (0..p.kernel.len()).map(|d| AxisWindow {
-            kernel: p.kernel[d],
-            stride: p.stride[d],
-            padding: p.padding[d],
-            dilation: 1,
-        });
-        Some(SpatialMap::Window(windows.collect()))
+    fn spatial_map(&self, inputs: &[&Shape]) -> Option<SpatialMap> {
+        spatial_map(&self.params, inputs[0], self.rule())
     }
 
     fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {
-        self.params.output_shape(self.name(), inputs[0])
+        pooled_shape(self.name(), &self.params, inputs[0], self.rule())
     }
 
     fn encode(
@@ -241,14 +429,24 @@ impl Op for Pool {
         inputs: &[&Tensor],
         output: &Tensor,
     ) -> Result<Vec<Dispatch>> {
-        let params = window_params(&self.params, &inputs[0].shape, &output.shape, &output.shape);
+        let geometry = self
+            .params
+            .geometry(self.name(), &inputs[0].shape, self.rule())?;
+        let params = Params {
+            count: output.shape.numel() as u32,
+            ..geometry_params(&self.params, &geometry)
+        };
         Ok(vec![ctx.gpu.prepare(KernelCall {
             shader: &SHADER,
             entry: match self.kind {
                 Kind::Max => "max_forward",
                 Kind::Avg => "avg_forward",
             },
-            constants: &[],
+            constants: &[
+                ("KD", params.kernel[0] as f64),
+                ("KH", params.kernel[1] as f64),
+                ("KW", params.kernel[2] as f64),
+            ],
             params: bytes_of(&params),
             reads: &[&inputs[0].buffer],
             writes: &[&output.buffer],
@@ -304,7 +502,8 @@ impl Op for MaxPoolBackward {
         output: &Tensor,
     ) -> Result<Vec<Dispatch>> {
         let (x, dy) = (&inputs[0].shape, &inputs[1].shape);
-        let mut params = window_params(&self.0, x, dy, dy);
+        let geometry = self.0.geometry(self.name(), x, WindowRule::RealElement)?;
+        let mut params = window_params(&self.0, &geometry, dy);
         let n = output.shape.numel();
         let (zero, zero_invocations) = if n.is_multiple_of(4) {
             ("max_zero4", n / 4)
@@ -321,10 +520,13 @@ impl Op for MaxPoolBackward {
             workgroups_for(zero_invocations, WORKGROUP),
         )?];
         // Classes of windows that share no element: per dim, indices congruent modulo
-        // ceil(kernel / stride); the last three slots are D, H, W as in the shader.
+        // ceil(span / stride); the last three slots are D, H, W as in the shader.
         let out = params.out_size;
         let step: Vec<u32> = (0..3)
-            .map(|k| params.kernel[k].div_ceil(params.stride[k]))
+            .map(|k| {
+                let span = (params.kernel[k] - 1) * params.dilation[k] + 1;
+                span.div_ceil(params.stride[k])
+            })
             .collect();
         let planes = (dy.dims()[0] * dy.dims()[1]) as u32;
         for pd in 0..step[0] {
@@ -367,7 +569,12 @@ impl Op for AvgPoolBackward {
     }
 
     fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {
-        let expected = self.params.output_shape(self.name(), &self.input)?;
+        let expected = pooled_shape(
+            self.name(),
+            &self.params,
+            &self.input,
+            self.params.avg_rule(),
+        )?;
         if inputs[0] != &expected {
             return Err(Error::shape(
                 self.name(),
@@ -383,7 +590,10 @@ impl Op for AvgPoolBackward {
         inputs: &[&Tensor],
         output: &Tensor,
     ) -> Result<Vec<Dispatch>> {
-        let params = window_params(&self.params, &output.shape, &inputs[0].shape, &output.shape);
+        let geometry = self
+            .params
+            .geometry(self.name(), &self.input, self.params.avg_rule())?;
+        let params = window_params(&self.params, &geometry, &output.shape);
         Ok(vec![ctx.gpu.dispatch(
             &SHADER,
             "avg_backward",
@@ -518,6 +728,18 @@ impl Graph {
 
     pub fn avg_pool(&mut self, x: NodeId, params: &PoolParams) -> Result<NodeId> {
         self.apply(Pool::avg(params.clone()), &[x])
+    }
+
+    /// Max pooling and its argmax (PyTorch's `return_indices`): (values, indices), the indices
+    /// u32, flattened within each (n, c) plane of `x`.
+    pub fn max_pool_with_indices(
+        &mut self,
+        x: NodeId,
+        params: &PoolParams,
+    ) -> Result<(NodeId, NodeId)> {
+        let values = self.max_pool(x, params)?;
+        let indices = self.max_pool_indices(x, params, IndexBase::Plane)?;
+        Ok((values, indices))
     }
 
     /// [N, C, spatial...] -> [N, C].
