@@ -1,4 +1,6 @@
-//! Convolution in float64: NCW / NCHW / NCDHW inputs, OIW / OIHW / OIDHW weights, zero padding.
+//! Convolution in float64: NCW / NCHW / NCDHW inputs, OIW / OIHW / OIDHW weights (O, C / groups,
+//! kernel...), zero padding before and after each dim (ONNX's auto padding computed here from
+//! its definition), channel groups.
 //! Every rank is lifted to 3-D by giving the missing leading spatial dims size 1 (kernel 1,
 //! stride 1, padding 0, dilation 1), which changes no value.
 //!
@@ -6,6 +8,7 @@
 //! the GPU's gather, so that the two are computed differently.
 
 use wgnn::ops::conv::ConvParams;
+use wgnn::ops::padding::AutoPad;
 
 /// Shapes and hyper-parameters lifted to three spatial dims.
 struct Lifted {
@@ -15,8 +18,9 @@ struct Lifted {
     input: [usize; 3],
     kernel: [usize; 3],
     output: [usize; 3],
+    groups: usize,
     stride: [usize; 3],
-    padding: [usize; 3],
+    pad_begin: [usize; 3],
     dilation: [usize; 3],
 }
 
@@ -26,6 +30,18 @@ fn lift3(values: &[usize], fill: usize) -> [usize; 3] {
     out
 }
 
+/// ONNX's SAME padding of one dim: the output has ceil(in / stride) positions, the total
+/// padding that needs split in two, the odd element at the end (upper) or the start (lower).
+fn same_padding(mode: AutoPad, input: usize, span: usize, stride: usize) -> (usize, usize) {
+    let out = input.div_ceil(stride);
+    let total = ((out - 1) * stride + span).saturating_sub(input);
+    match mode {
+        AutoPad::SameUpper => (total / 2, total - total / 2),
+        AutoPad::SameLower => (total - total / 2, total / 2),
+        AutoPad::Valid => (0, 0),
+    }
+}
+
 fn lift(x_shape: &[usize], w_shape: &[usize], p: &ConvParams) -> Lifted {
     let spatial = x_shape.len() - 2;
     assert_eq!(
@@ -33,17 +49,26 @@ fn lift(x_shape: &[usize], w_shape: &[usize], p: &ConvParams) -> Lifted {
         x_shape.len(),
         "reference conv: rank mismatch"
     );
-    assert_eq!(w_shape[1], x_shape[1], "reference conv: channel mismatch");
+    assert_eq!(
+        w_shape[1] * p.groups,
+        x_shape[1],
+        "reference conv: channel mismatch"
+    );
+    assert_eq!(w_shape[0] % p.groups, 0, "reference conv: groups");
+    assert_eq!(p.stride.len(), spatial);
     let input = lift3(&x_shape[2..], 1);
     let kernel = lift3(&w_shape[2..], 1);
     let stride = lift3(&p.stride, 1);
-    let padding = lift3(&p.padding, 0);
     let dilation = lift3(&p.dilation, 1);
-    assert_eq!(p.stride.len(), spatial);
+    let mut pad_begin = lift3(&p.padding.begin, 0);
+    let mut pad_end = lift3(&p.padding.end, 0);
     let mut output = [0; 3];
     for d in 0..3 {
         let span = dilation[d] * (kernel[d] - 1) + 1;
-        let padded = input[d] + 2 * padding[d];
+        if let (Some(mode), true) = (p.auto_pad, d >= 3 - spatial) {
+            (pad_begin[d], pad_end[d]) = same_padding(mode, input[d], span, stride[d]);
+        }
+        let padded = input[d] + pad_begin[d] + pad_end[d];
         assert!(padded >= span, "reference conv: output would be empty");
         output[d] = (padded - span) / stride[d] + 1;
     }
@@ -54,8 +79,9 @@ fn lift(x_shape: &[usize], w_shape: &[usize], p: &ConvParams) -> Lifted {
         input,
         kernel,
         output,
+        groups: p.groups,
         stride,
-        padding,
+        pad_begin,
         dilation,
     }
 }
@@ -78,8 +104,11 @@ impl Lifted {
         (((n * self.c + c) * self.input[0] + z) * self.input[1] + y) * self.input[2] + x
     }
 
+    /// The weight of output channel o, input channel c (of all C; it must be in o's group).
     fn w_index(&self, o: usize, c: usize, z: usize, y: usize, x: usize) -> usize {
-        (((o * self.c + c) * self.kernel[0] + z) * self.kernel[1] + y) * self.kernel[2] + x
+        let c_group = self.c / self.groups;
+        let cg = c % c_group;
+        (((o * c_group + cg) * self.kernel[0] + z) * self.kernel[1] + y) * self.kernel[2] + x
     }
 
     fn y_index(&self, n: usize, o: usize, z: usize, y: usize, x: usize) -> usize {
@@ -89,7 +118,8 @@ impl Lifted {
     /// The input coordinate along dim `d` that kernel tap `k` of output `out` reads, or None
     /// in the zero padding.
     fn input_at(&self, out: usize, k: usize, d: usize) -> Option<usize> {
-        let pos = (out * self.stride[d] + k * self.dilation[d]) as isize - self.padding[d] as isize;
+        let pos =
+            (out * self.stride[d] + k * self.dilation[d]) as isize - self.pad_begin[d] as isize;
         (pos >= 0 && (pos as usize) < self.input[d]).then_some(pos as usize)
     }
 
@@ -98,11 +128,13 @@ impl Lifted {
     fn for_each_tap(&self, mut visit: impl FnMut(usize, usize, usize)) {
         let [od, oh, ow] = self.output;
         let [kd, kh, kw] = self.kernel;
+        let (c_group, o_group) = (self.c / self.groups, self.o / self.groups);
         for n in 0..self.n {
             for o in 0..self.o {
+                let first_c = o / o_group * c_group;
                 for (oz, oy, ox) in grid(od, oh, ow) {
                     let yi = self.y_index(n, o, oz, oy, ox);
-                    for c in 0..self.c {
+                    for c in first_c..first_c + c_group {
                         for (kz, ky, kx) in grid(kd, kh, kw) {
                             let (Some(iz), Some(iy), Some(ix)) = (
                                 self.input_at(oz, kz, 0),
