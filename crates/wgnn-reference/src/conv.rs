@@ -1,13 +1,14 @@
 //! Convolution in float64: NCW / NCHW / NCDHW inputs, OIW / OIHW / OIDHW weights (O, C / groups,
 //! kernel...), zero padding before and after each dim (ONNX's auto padding computed here from
-//! its definition), channel groups.
+//! its definition), channel groups; and the transposed convolution, written as the scatter of
+//! its definition.
 //! Every rank is lifted to 3-D by giving the missing leading spatial dims size 1 (kernel 1,
 //! stride 1, padding 0, dilation 1), which changes no value.
 //!
 //! The backward of the input is written as a scatter (the adjoint of the forward loop), not as
 //! the GPU's gather, so that the two are computed differently.
 
-use wgnn::ops::conv::ConvParams;
+use wgnn::ops::conv::{ConvParams, ConvTransposeParams};
 use wgnn::ops::padding::AutoPad;
 
 /// Shapes and hyper-parameters lifted to three spatial dims.
@@ -218,4 +219,170 @@ pub fn backward_bias(dy: &[f64], y_shape: &[usize]) -> Vec<f64> {
         db[(i / spatial) % o] += v;
     }
     db
+}
+
+/// A transposed convolution's shapes and hyper-parameters lifted to three spatial dims: x
+/// [N, C_in, input], w [C_in, O / groups, kernel], y [N, O, output].
+struct TransposeLifted {
+    n: usize,
+    c_in: usize,
+    o: usize,
+    groups: usize,
+    input: [usize; 3],
+    kernel: [usize; 3],
+    output: [usize; 3],
+    stride: [usize; 3],
+    pad_begin: [usize; 3],
+    dilation: [usize; 3],
+}
+
+fn lift_transpose(
+    x_shape: &[usize],
+    w_shape: &[usize],
+    p: &ConvTransposeParams,
+) -> TransposeLifted {
+    let spatial = x_shape.len() - 2;
+    let conv = &p.conv;
+    assert_eq!(
+        w_shape.len(),
+        x_shape.len(),
+        "reference conv_transpose: rank"
+    );
+    assert_eq!(w_shape[0], x_shape[1], "reference conv_transpose: channels");
+    let input = lift3(&x_shape[2..], 1);
+    let kernel = lift3(&w_shape[2..], 1);
+    let stride = lift3(&conv.stride, 1);
+    let dilation = lift3(&conv.dilation, 1);
+    let extra = lift3(&p.output_padding, 0);
+    let mut pad_begin = lift3(&conv.padding.begin, 0);
+    let mut pad_end = lift3(&conv.padding.end, 0);
+    let mut output = [0; 3];
+    for d in 0..3 {
+        // Every position that some tap of some input reaches, plus output_padding at the end.
+        let full = (input[d] - 1) * stride[d] + (kernel[d] - 1) * dilation[d] + 1 + extra[d];
+        if let (Some(mode), true) = (conv.auto_pad, d >= 3 - spatial) {
+            // ONNX ConvTranspose: SAME keeps in * stride positions.
+            let total = full - input[d] * stride[d];
+            (pad_begin[d], pad_end[d]) = match mode {
+                AutoPad::SameUpper => (total / 2, total - total / 2),
+                AutoPad::SameLower => (total - total / 2, total / 2),
+                AutoPad::Valid => (0, 0),
+            };
+        }
+        assert!(
+            full > pad_begin[d] + pad_end[d],
+            "reference conv_transpose: empty output"
+        );
+        output[d] = full - pad_begin[d] - pad_end[d];
+    }
+    TransposeLifted {
+        n: x_shape[0],
+        c_in: x_shape[1],
+        o: w_shape[1] * conv.groups,
+        groups: conv.groups,
+        input,
+        kernel,
+        output,
+        stride,
+        pad_begin,
+        dilation,
+    }
+}
+
+impl TransposeLifted {
+    /// Calls `visit(x_index, w_index, y_index)` for every product x * w that lands on an output
+    /// position: input i of channel ci sends x * w[ci, og, t] to position
+    /// i * stride - pad_begin + t * dilation of output channel (group of ci) * O / groups + og.
+    fn for_each_tap(&self, mut visit: impl FnMut(usize, usize, usize)) {
+        let [id, ih, iw] = self.input;
+        let [kd, kh, kw] = self.kernel;
+        let (c_group, o_group) = (self.c_in / self.groups, self.o / self.groups);
+        let taps = kd * kh * kw;
+        let place = |i: usize, t: usize, d: usize| {
+            let pos =
+                (i * self.stride[d] + t * self.dilation[d]) as isize - self.pad_begin[d] as isize;
+            (pos >= 0 && (pos as usize) < self.output[d]).then_some(pos as usize)
+        };
+        for n in 0..self.n {
+            for ci in 0..self.c_in {
+                for (iz, iy, ix) in grid(id, ih, iw) {
+                    let xi = (((n * self.c_in + ci) * id + iz) * ih + iy) * iw + ix;
+                    for og in 0..o_group {
+                        let o = ci / c_group * o_group + og;
+                        for (t, (kz, ky, kx)) in grid(kd, kh, kw).enumerate() {
+                            let (Some(z), Some(y), Some(x)) =
+                                (place(iz, kz, 0), place(iy, ky, 1), place(ix, kx, 2))
+                            else {
+                                continue;
+                            };
+                            let [od, oh, ow] = self.output;
+                            let yi = (((n * self.o + o) * od + z) * oh + y) * ow + x;
+                            visit(xi, (ci * o_group + og) * taps + t, yi);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The output shape [N, O, spatial...] of a transposed convolution.
+pub fn transpose_output_shape(
+    x_shape: &[usize],
+    w_shape: &[usize],
+    p: &ConvTransposeParams,
+) -> Vec<usize> {
+    let l = lift_transpose(x_shape, w_shape, p);
+    let mut shape = vec![l.n, l.o];
+    shape.extend_from_slice(&l.output[3 - (x_shape.len() - 2)..]);
+    shape
+}
+
+/// y = conv_transpose(x, w) + bias, as the scatter of its definition.
+pub fn transpose_forward(
+    x: &[f64],
+    x_shape: &[usize],
+    w: &[f64],
+    w_shape: &[usize],
+    bias: Option<&[f64]>,
+    p: &ConvTransposeParams,
+) -> Vec<f64> {
+    let l = lift_transpose(x_shape, w_shape, p);
+    let spatial: usize = l.output.iter().product();
+    let mut y = vec![0.0; l.n * l.o * spatial];
+    if let Some(b) = bias {
+        for (i, v) in y.iter_mut().enumerate() {
+            *v = b[(i / spatial) % l.o];
+        }
+    }
+    l.for_each_tap(|xi, wi, yi| y[yi] += x[xi] * w[wi]);
+    y
+}
+
+/// dL/dx of the transposed convolution given dL/dy: each product sends dy * w back to x.
+pub fn transpose_backward_input(
+    dy: &[f64],
+    w: &[f64],
+    w_shape: &[usize],
+    x_shape: &[usize],
+    p: &ConvTransposeParams,
+) -> Vec<f64> {
+    let l = lift_transpose(x_shape, w_shape, p);
+    let mut dx = vec![0.0; x_shape.iter().product()];
+    l.for_each_tap(|xi, wi, yi| dx[xi] += dy[yi] * w[wi]);
+    dx
+}
+
+/// dL/dw of the transposed convolution given dL/dy: each product sends dy * x back to w.
+pub fn transpose_backward_weight(
+    x: &[f64],
+    x_shape: &[usize],
+    dy: &[f64],
+    w_shape: &[usize],
+    p: &ConvTransposeParams,
+) -> Vec<f64> {
+    let l = lift_transpose(x_shape, w_shape, p);
+    let mut dw = vec![0.0; w_shape.iter().product()];
+    l.for_each_tap(|xi, wi, yi| dw[wi] += dy[yi] * x[xi]);
+    dw
 }

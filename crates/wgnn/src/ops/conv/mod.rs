@@ -17,6 +17,12 @@
 pub(crate) mod grouped;
 pub(crate) mod subgroup;
 pub(crate) mod tiled;
+mod transpose;
+
+pub use transpose::{
+    conv_transpose_output_shape, ConvTranspose, ConvTransposeBackwardInput,
+    ConvTransposeBackwardWeight, ConvTransposeParams,
+};
 
 use std::sync::Arc;
 
