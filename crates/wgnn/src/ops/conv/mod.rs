@@ -1,18 +1,23 @@
 //! Convolution 1-D, 2-D and 3-D (NCW / NCHW / NCDHW inputs, OIW / OIHW / OIDHW weights, zero
-//! padding, per-dim stride and dilation, optional bias), as implicit GEMMs (`common.wgsl`).
-//! All three ranks run the same kernels as 3-D with leading spatial dims of size 1.
+//! padding before and after each dim of any size or ONNX's auto padding, per-dim stride and
+//! dilation, channel groups, optional bias), as implicit GEMMs (`common.wgsl`). All three ranks
+//! run the same kernels as 3-D with leading spatial dims of size 1. The transposed convolution
+//! (`transpose`) runs the same kernels with the roles swapped.
 //!
 //! Backward: dx is `ConvBackwardInput` (a gather over the taps, i.e. a transposed convolution;
 //! a GEMM, or for at most `FEW_CHANNELS` input channels a direct gather per input position),
 //! dw is `ConvBackwardWeight` (a reduction over batch and output positions, split over K with a
 //! deterministic second pass when the weight is small), dbias is `ConvBackwardBias`.
 //!
-//! The kernels come in two designs (`GemmVariant`), one file each: `tiled` (tiles staged in
+//! The GEMM kernels come in two designs (`GemmVariant`), one file each: `tiled` (tiles staged in
 //! workgroup memory, every device) and `subgroup` (rows of A shared by subgroup broadcasts, no
-//! workgroup memory: 3-4x faster on lavapipe; devices with `Gpu::subgroup_broadcast`). This file
-//! holds what both share: shapes, the uniform parameters, the split of the weight gradient, the
-//! backward rules, and one dispatcher per kernel role that picks the design. `reduce.wgsl`'s
-//! passes (the split weight gradient's sum, the bias gradient) serve both.
+//! workgroup memory: 3-4x faster on lavapipe; devices with `Gpu::subgroup_broadcast`). They
+//! take ungrouped convolutions; grouped ones (groups > 1, depthwise among them) take `grouped`'s
+//! direct loops on every device, whose work is exactly the definition's where a group's GEMM
+//! would fill a few rows of each tile. This file holds what the designs share: shapes, the
+//! uniform parameters, the split of the weight gradient, the backward rules, and one dispatcher
+//! per kernel role that picks the design. `reduce.wgsl`'s passes (the split weight gradient's
+//! sum, the bias gradient) serve all.
 
 pub(crate) mod grouped;
 pub(crate) mod subgroup;
