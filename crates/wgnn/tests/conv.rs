@@ -867,6 +867,38 @@ fn results_are_bit_identical_between_runs() {
 }
 
 #[test]
+fn grouped_results_are_bit_identical_between_runs() {
+    for c in grouped_cases().iter().filter(|c| c.bias) {
+        let d = data(c, 710);
+        let tx = tensor(&c.x, &d.x);
+        let tw = tensor(&c.w, &d.w);
+        let tb = tensor(&[c.w[0]], d.b.as_ref().unwrap());
+        let tup = tensor(&d.y_shape, &d.up);
+        let forward = ConvForward {
+            params: c.params.clone(),
+            relu: false,
+        };
+        let backward_input = ConvBackwardInput {
+            params: c.params.clone(),
+            input_shape: Shape::new(&c.x).unwrap(),
+        };
+        let backward_weight = ConvBackwardWeight {
+            params: c.params.clone(),
+            weight_shape: Shape::new(&c.w).unwrap(),
+        };
+        let run = || {
+            let bits = |v: Vec<f32>| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>();
+            (
+                bits(eval(&forward, &[&tx, &tw, &tb])),
+                bits(eval(&backward_input, &[&tup, &tw])),
+                bits(eval(&backward_weight, &[&tx, &tup])),
+            )
+        };
+        assert!(run() == run(), "{}: results differ between runs", c.name);
+    }
+}
+
+#[test]
 fn params_builders_set_every_dim() {
     let p = ConvParams::new(3)
         .stride(2)
@@ -994,6 +1026,7 @@ fn grouped_convolutions_match_reference() {
             check_forward_with(c, seed + 1, true);
             check_backward_ops(c, seed + 2);
             check_graph_vjp(c, seed + 3);
+            check_conv_relu_vjp(c, seed + 4);
         }
     };
     check(2000);
