@@ -1125,3 +1125,32 @@ fn bad_groups_and_padding_give_errors() {
         assert!(e.to_string().contains(rule), "{what}: {e}");
     }
 }
+
+/// The receptive field of a convolution starts `padding before` positions before each output
+/// position's origin, with the auto padding resolved from the input size.
+#[test]
+fn receptive_fields_start_at_the_padding_before() {
+    use wgnn::graph::{AxisField, ReceptiveField};
+    let mut g = Graph::new();
+    let x = g.input("x", [1, 2, 9, 10]);
+    let w = g.input("w", [4, 2, 3, 4]);
+    let asymmetric = ConvParams::new(2).stride(2).pads(pads(&[2, 0], &[0, 3]));
+    let y = g.conv(x, w, None, &asymmetric).unwrap();
+    let field = |stride: usize, first: i64, last: i64| AxisField {
+        stride,
+        first,
+        last,
+    };
+    assert_eq!(
+        g.receptive_field(x, y).unwrap(),
+        ReceptiveField::Local(vec![field(2, -2, 0), field(2, 0, 3)])
+    );
+    // SAME_LOWER on 9 x 10 at stride 2 under 3 x 4 needs 2 positions of padding per dim: 1
+    // before, 1 after.
+    let same = ConvParams::new(2).stride(2).auto_pad(AutoPad::SameLower);
+    let z = g.conv(x, w, None, &same).unwrap();
+    assert_eq!(
+        g.receptive_field(x, z).unwrap(),
+        ReceptiveField::Local(vec![field(2, -1, 1), field(2, -1, 2)])
+    );
+}
