@@ -351,6 +351,9 @@ fn pads(begin: &[usize], end: &[usize]) -> Pads {
 /// channel multiplier too), groups of several input and output channels, each rank, stride,
 /// asymmetric and large padding, dilation, batch > 1, widths that leave partial blocks of 4,
 /// and more weights than one dispatch dimension holds (the weight gradient's workgroups).
+/// `Graph::conv` runs those of at least 8 input and output channels per group (the last two)
+/// as one ungrouped convolution per group instead: the ops check the grouped kernels, the
+/// graph checks (`check_graph_vjp`, `check_conv_relu_vjp`) both routes.
 fn grouped_cases() -> Vec<Case> {
     vec![
         case(
@@ -406,6 +409,17 @@ fn grouped_cases() -> Vec<Case> {
                 .stride(2)
                 .auto_pad(AutoPad::SameUpper)
                 .groups(16),
+            true,
+        ),
+        case(
+            "2d 3 groups of 8 input and 10 output channels, stride 2: per-group GEMMs through \
+             the graph",
+            &[2, 24, 9, 8],
+            &[30, 8, 3, 3],
+            ConvParams::new(2)
+                .stride(2)
+                .pads(pads(&[1, 0], &[0, 2]))
+                .groups(3),
             true,
         ),
         case(
@@ -1153,4 +1167,47 @@ fn receptive_fields_start_at_the_padding_before() {
         g.receptive_field(x, z).unwrap(),
         ReceptiveField::Local(vec![field(2, -1, 1), field(2, -1, 2)])
     );
+}
+
+/// The op names of a graph's nodes.
+fn op_names(g: &Graph) -> Vec<&'static str> {
+    g.nodes()
+        .iter()
+        .filter_map(|node| match &node.kind {
+            wgnn::graph::NodeKind::Op(op) => Some(op.name()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `Graph::conv` keeps a grouped convolution of few channels per group (depthwise) as one node
+/// on the grouped kernels, and splits one of at least 8 input and output channels per group
+/// into one ungrouped convolution per group.
+#[test]
+fn graph_routes_groups_by_channels_per_group() {
+    let mut g = Graph::new();
+    let x = g.input("x", [1, 16, 6, 6]);
+    let depthwise = g.input("w", [16, 1, 3, 3]);
+    g.conv(x, depthwise, None, &ConvParams::new(2).groups(16))
+        .unwrap();
+    assert_eq!(op_names(&g), ["conv2d"]);
+
+    let mut g = Graph::new();
+    let x = g.input("x", [1, 16, 6, 6]);
+    let w = g.input("w", [16, 8, 3, 3]);
+    let b = g.input("b", [16]);
+    g.conv_relu(x, w, Some(b), &ConvParams::new(2).groups(2))
+        .unwrap();
+    let names = op_names(&g);
+    assert_eq!(names.iter().filter(|&&n| n == "conv2d").count(), 2);
+    assert_eq!(names.last(), Some(&"concat_channels"));
+
+    // A bias of the wrong size is an error on either route.
+    let mut g = Graph::new();
+    let x = g.input("x", [1, 16, 6, 6]);
+    let w = g.input("w", [16, 8, 3, 3]);
+    let b = g.input("b", [17]);
+    assert!(g
+        .conv(x, w, Some(b), &ConvParams::new(2).groups(2))
+        .is_err());
 }
