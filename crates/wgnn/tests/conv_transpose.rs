@@ -159,6 +159,14 @@ fn cases() -> Vec<Case> {
             false,
         ),
         case(
+            "2d 2 groups of 8 input and 9 output channels: per-group convolutions through the \
+             graph",
+            &[2, 16, 4, 5],
+            &[16, 9, 3, 2],
+            transposed(ConvParams::new(2).stride(2).padding(1).groups(2)).output_padding(1),
+            true,
+        ),
+        case(
             "2d 40 input channels, 36 output channels: several GEMM tiles",
             &[2, 40, 7, 6],
             &[40, 36, 3, 3],
@@ -542,4 +550,34 @@ fn bad_arguments_give_errors() {
         weight_shape: Shape::new(&[2, 3, 3, 3]).unwrap(),
     };
     assert!(g.apply(weight_grad, &[x, dy]).is_err());
+}
+
+/// `Graph::conv_transpose` splits groups of at least 8 channels into one ungrouped transposed
+/// convolution per group, and keeps smaller groups as one node on the grouped kernels.
+#[test]
+fn graph_routes_groups_by_channels_per_group() {
+    let names = |g: &Graph| -> Vec<&'static str> {
+        g.nodes()
+            .iter()
+            .filter_map(|node| match &node.kind {
+                wgnn::graph::NodeKind::Op(op) => Some(op.name()),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut g = Graph::new();
+    let x = g.input("x", [1, 16, 4, 4]);
+    let w = g.input("w", [16, 8, 3, 3]);
+    g.conv_transpose(x, w, None, &transposed(ConvParams::new(2).groups(2)))
+        .unwrap();
+    let ops = names(&g);
+    assert_eq!(ops.iter().filter(|&&n| n == "conv_transpose2d").count(), 2);
+    assert_eq!(ops.last(), Some(&"concat_channels"));
+
+    let mut g = Graph::new();
+    let x = g.input("x", [1, 16, 4, 4]);
+    let w = g.input("w", [16, 1, 3, 3]);
+    g.conv_transpose(x, w, None, &transposed(ConvParams::new(2).groups(16)))
+        .unwrap();
+    assert_eq!(names(&g), ["conv_transpose2d"]);
 }

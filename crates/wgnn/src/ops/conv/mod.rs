@@ -14,9 +14,9 @@
 //! workgroup memory: 3-4x faster on lavapipe; devices with `Gpu::subgroup_broadcast`). They
 //! take ungrouped convolutions; grouped ones (groups > 1, depthwise among them) take `grouped`'s
 //! direct loops on every device, whose work is exactly the definition's where a group's GEMM
-//! would fill a few rows of each tile. `Graph::conv` splits a grouped convolution of at least
-//! 8 channels per group into one ungrouped convolution per group instead (`gemm_per_group`),
-//! whose GEMMs fill their tiles. This file holds what the designs share: shapes, the
+//! would fill a few rows of each tile. `Graph::conv` (and `Graph::conv_transpose`) splits a
+//! grouped convolution of at least 8 channels per group into one ungrouped convolution per
+//! group instead (`gemm_per_group`), whose GEMMs fill their tiles. This file holds what the designs share: shapes, the
 //! uniform parameters, the split of the weight gradient, the backward rules, and one dispatcher
 //! per kernel role that picks the design. `reduce.wgsl`'s passes (the split weight gradient's
 //! sum, the bias gradient) serve all.

@@ -12,7 +12,7 @@
 
 use super::{
     backward_weight, check_groups, check_inputs, check_params, check_ranks, forward,
-    input_gradient, lift3, ConvParams, Geometry,
+    gemm_per_group, input_gradient, lift3, ConvParams, Geometry,
 };
 use crate::error::{Error, Result};
 use crate::gpu::Dispatch;
@@ -341,6 +341,7 @@ pub fn conv_transpose_output_shape(x: &Shape, w: &Shape, p: &ConvTransposeParams
 impl Graph {
     /// Transposed convolution of x [N, C_in, spatial...] with w [C_in, O / groups, kernel...]
     /// (1, 2 or 3 spatial dims), plus bias [O] when given (added as a broadcast [O, 1...]).
+    /// Groups of at least 8 channels run as one ungrouped transposed convolution per group.
     pub fn conv_transpose(
         &mut self,
         x: NodeId,
@@ -348,7 +349,27 @@ impl Graph {
         bias: Option<NodeId>,
         p: &ConvTransposeParams,
     ) -> Result<NodeId> {
-        let y = self.apply(ConvTranspose { params: p.clone() }, &[x, w])?;
+        let op = ConvTranspose { params: p.clone() };
+        let geo = op.geometry(&[self.shape(x), self.shape(w)])?;
+        let y = if gemm_per_group(&geo) {
+            // One ungrouped transposed convolution per group, as `Graph::conv` does.
+            let groups = p.conv.groups;
+            let c_group = self.shape(x).dims()[1] / groups;
+            let mut ungrouped = p.clone();
+            ungrouped.conv.groups = 1;
+            let w_groups = self.split_rows(w, groups)?;
+            let mut outputs = Vec::with_capacity(groups);
+            for (group, &w_group) in w_groups.iter().enumerate() {
+                let x_group = self.slice_channels(x, group * c_group, c_group)?;
+                let op = ConvTranspose {
+                    params: ungrouped.clone(),
+                };
+                outputs.push(self.apply(op, &[x_group, w_group])?);
+            }
+            self.concat_channels(&outputs)?
+        } else {
+            self.apply(op, &[x, w])?
+        };
         let Some(bias) = bias else {
             return Ok(y);
         };
