@@ -2,7 +2,8 @@
 //! 2 * N * O * output positions * C * kernel taps per pass (one multiply and one add per tap);
 //! the backward run computes both dx and dw, twice that. The forward includes the bias.
 //! The image gradient (dx alone, of a strided first layer with few input channels) counts the
-//! same 2 * N * O * output positions * C * kernel taps.
+//! same 2 * N * O * output positions * C * kernel taps. Depthwise convolutions (groups = C)
+//! count 2 * N * C * output positions * kernel taps per pass, each pass timed alone.
 
 use criterion::Criterion;
 use wgnn::graph::Op;
@@ -102,7 +103,55 @@ fn bench_image_gradient(
     );
 }
 
+/// Forward, dx and dw of a depthwise 3 x 3 convolution of `x`, stride 1, padding 1 (a
+/// MobileNet layer), each timed alone.
+fn bench_depthwise(c: &mut Criterion, id: &str, x: &[usize]) {
+    let mut rng = Rng::new(10);
+    let channels = x[1];
+    let w_dims = [channels, 1, 3, 3];
+    let params = ConvParams::new(2).padding(1).groups(channels);
+    let tx = random_tensor(&mut rng, x);
+    let w = random_tensor(&mut rng, &w_dims);
+    let b = random_tensor(&mut rng, &[channels]);
+    let dy = random_tensor(&mut rng, x);
+    let flops = 2 * 9 * x.iter().product::<usize>() as u64;
+    let forward = ConvForward {
+        params: params.clone(),
+        relu: false,
+    };
+    bench_ops(
+        c,
+        "conv2d_depthwise_forward",
+        id,
+        &[(&forward, vec![&tx, &w, &b])],
+        flops,
+    );
+    let input_grad = ConvBackwardInput {
+        params: params.clone(),
+        input_shape: Shape::new(x).unwrap(),
+    };
+    bench_ops(
+        c,
+        "conv2d_depthwise_backward_input",
+        id,
+        &[(&input_grad, vec![&dy, &w])],
+        flops,
+    );
+    let weight_grad = ConvBackwardWeight {
+        params,
+        weight_shape: Shape::new(&w_dims).unwrap(),
+    };
+    bench_ops(
+        c,
+        "conv2d_depthwise_backward_weight",
+        id,
+        &[(&weight_grad, vec![&tx, &dy])],
+        flops,
+    );
+}
+
 pub fn benches(c: &mut Criterion) {
+    bench_depthwise(c, "n1_c128_h56_w56_3x3", &[1, 128, 56, 56]);
     bench_image_gradient(
         c,
         "n1_c3_h256_w256_k64_3x3_s2",

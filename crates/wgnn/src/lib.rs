@@ -31,6 +31,7 @@ pub fn all_shaders() -> Vec<&'static gpu::Shader> {
         &ops::concat::SHADER,
         &ops::conv::tiled::SHADER,
         &ops::conv::subgroup::SHADER,
+        &ops::conv::grouped::SHADER,
         &ops::conv::REDUCE_SHADER,
         &ops::dropout::SHADER,
         &ops::elementwise::SHADER,

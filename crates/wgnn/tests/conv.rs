@@ -3,8 +3,10 @@ use wgnn_reference::testing as common;
 
 use common::*;
 use wgnn::ops::conv::{
-    ConvBackwardBias, ConvBackwardInput, ConvBackwardWeight, ConvForward, ConvParams, FEW_CHANNELS,
+    conv_output_shape, ConvBackwardBias, ConvBackwardInput, ConvBackwardWeight, ConvForward,
+    ConvParams, FEW_CHANNELS,
 };
+use wgnn::ops::padding::{AutoPad, Pads};
 use wgnn::rng::Rng;
 use wgnn::{Error, Graph, Shape};
 use wgnn_reference::conv as reference;
@@ -333,6 +335,191 @@ fn finite_difference_cases() -> Vec<Case> {
                 .strides(&[1, 2, 1])
                 .paddings(&[1, 0, 1])
                 .dilations(&[2, 1, 1]),
+            true,
+        ),
+    ]
+}
+
+fn pads(begin: &[usize], end: &[usize]) -> Pads {
+    Pads {
+        begin: begin.to_vec(),
+        end: end.to_vec(),
+    }
+}
+
+/// Grouped convolutions, which every device runs on the grouped kernels: depthwise (with a
+/// channel multiplier too), groups of several input and output channels, each rank, stride,
+/// asymmetric and large padding, dilation, batch > 1, widths that leave partial blocks of 4,
+/// and more weights than one dispatch dimension holds (the weight gradient's workgroups).
+/// `Graph::conv` runs those of at least 8 input and output channels per group (the last two)
+/// as one ungrouped convolution per group instead: the ops check the grouped kernels, the
+/// graph checks (`check_graph_vjp`, `check_conv_relu_vjp`) both routes.
+fn grouped_cases() -> Vec<Case> {
+    vec![
+        case(
+            "1d depthwise, stride 2, pad 1",
+            &[2, 6, 13],
+            &[6, 1, 3],
+            ConvParams::new(1).stride(2).padding(1).groups(6),
+            true,
+        ),
+        case(
+            "2d depthwise with multiplier 2, dilation 2, asymmetric padding",
+            &[2, 3, 9, 11],
+            &[6, 1, 3, 3],
+            ConvParams::new(2)
+                .dilation(2)
+                .pads(pads(&[2, 1], &[1, 3]))
+                .groups(3),
+            false,
+        ),
+        case(
+            "2d 2 groups of 4 input and 3 output channels, per-dim stride",
+            &[3, 8, 7, 10],
+            &[6, 4, 3, 2],
+            ConvParams::new(2)
+                .strides(&[2, 3])
+                .paddings(&[1, 0])
+                .groups(2),
+            true,
+        ),
+        case(
+            "3d depthwise, per-dim stride, padding, dilation",
+            &[2, 4, 5, 6, 7],
+            &[4, 1, 3, 2, 3],
+            ConvParams::new(3)
+                .strides(&[1, 2, 2])
+                .paddings(&[1, 0, 2])
+                .dilations(&[2, 1, 1])
+                .groups(4),
+            true,
+        ),
+        case(
+            "2d 4 groups of 1 input channel, padding larger than the kernel",
+            &[2, 4, 6, 5],
+            &[8, 1, 3, 3],
+            ConvParams::new(2).padding(4).groups(4),
+            true,
+        ),
+        case(
+            "2d depthwise 3 x 3 at 17 x 19, SAME_UPPER, stride 2",
+            &[2, 16, 17, 19],
+            &[16, 1, 3, 3],
+            ConvParams::new(2)
+                .stride(2)
+                .auto_pad(AutoPad::SameUpper)
+                .groups(16),
+            true,
+        ),
+        case(
+            "2d 3 groups of 8 input and 10 output channels, stride 2: per-group GEMMs through \
+             the graph",
+            &[2, 24, 9, 8],
+            &[30, 8, 3, 3],
+            ConvParams::new(2)
+                .stride(2)
+                .pads(pads(&[1, 0], &[0, 2]))
+                .groups(3),
+            true,
+        ),
+        case(
+            "2d 2 groups, 73728 weights: more weight-gradient workgroups than one dimension",
+            &[1, 128, 5, 4],
+            &[128, 64, 3, 3],
+            ConvParams::new(2).padding(1).groups(2),
+            false,
+        ),
+    ]
+}
+
+/// Asymmetric, automatic and large padding on ungrouped convolutions, whose kernels shift
+/// coordinates by the padding before each dim (the padding after changes only the output
+/// size): with more than `FEW_CHANNELS` input channels (dx by GEMM; the subgroup GEMMs' vec4
+/// paths where K = C * taps, O or the output positions are multiples of 4, scalar elsewhere)
+/// and with few (dx by the few-channel gather).
+fn padding_cases() -> Vec<Case> {
+    vec![
+        case(
+            "1d asymmetric padding (0 before, 3 after), stride 2",
+            &[2, 5, 12],
+            &[4, 5, 3],
+            ConvParams::new(1).stride(2).pads(pads(&[0], &[3])),
+            true,
+        ),
+        case(
+            "2d asymmetric padding per dim, dilation 2, K and O multiples of 4",
+            &[2, 8, 8, 9],
+            &[8, 8, 2, 2],
+            ConvParams::new(2).dilation(2).pads(pads(&[2, 0], &[1, 3])),
+            false,
+        ),
+        case(
+            "2d SAME_UPPER, stride 2",
+            &[2, 6, 9, 10],
+            &[5, 6, 3, 3],
+            ConvParams::new(2).stride(2).auto_pad(AutoPad::SameUpper),
+            true,
+        ),
+        case(
+            "2d SAME_LOWER, stride 2, even kernel",
+            &[2, 6, 9, 10],
+            &[4, 6, 4, 2],
+            ConvParams::new(2).stride(2).auto_pad(AutoPad::SameLower),
+            true,
+        ),
+        case(
+            "3d SAME_UPPER, per-dim stride and dilation",
+            &[2, 5, 5, 6, 7],
+            &[3, 5, 2, 3, 2],
+            ConvParams::new(3)
+                .strides(&[1, 2, 3])
+                .dilations(&[2, 1, 1])
+                .auto_pad(AutoPad::SameUpper),
+            false,
+        ),
+        case(
+            "1d VALID, which ignores the padding given",
+            &[2, 5, 11],
+            &[3, 5, 4],
+            ConvParams::new(1).padding(3).auto_pad(AutoPad::Valid),
+            true,
+        ),
+        case(
+            "2d padding 5 around a 3 x 3 kernel",
+            &[2, 6, 4, 5],
+            &[3, 6, 3, 3],
+            ConvParams::new(2).padding(5),
+            true,
+        ),
+        case(
+            "1d padding far past the kernel, stride 3",
+            &[2, 5, 7],
+            &[4, 5, 2],
+            ConvParams::new(1).stride(3).pads(pads(&[7], &[4])),
+            false,
+        ),
+        case(
+            "2d 3 channels, asymmetric padding, stride 2",
+            &[2, 3, 11, 9],
+            &[6, 3, 3, 3],
+            ConvParams::new(2).stride(2).pads(pads(&[0, 2], &[2, 1])),
+            true,
+        ),
+        case(
+            "2d 2 channels, SAME_LOWER, stride 3, dilation 2",
+            &[3, 2, 10, 8],
+            &[5, 2, 3, 2],
+            ConvParams::new(2)
+                .stride(3)
+                .dilation(2)
+                .auto_pad(AutoPad::SameLower),
+            false,
+        ),
+        case(
+            "2d 1 channel, padding larger than the kernel, stride 2",
+            &[2, 1, 5, 6],
+            &[4, 1, 3, 3],
+            ConvParams::new(2).stride(2).padding(4),
             true,
         ),
     ]
@@ -694,22 +881,62 @@ fn results_are_bit_identical_between_runs() {
 }
 
 #[test]
+fn grouped_results_are_bit_identical_between_runs() {
+    for c in grouped_cases().iter().filter(|c| c.bias) {
+        let d = data(c, 710);
+        let tx = tensor(&c.x, &d.x);
+        let tw = tensor(&c.w, &d.w);
+        let tb = tensor(&[c.w[0]], d.b.as_ref().unwrap());
+        let tup = tensor(&d.y_shape, &d.up);
+        let forward = ConvForward {
+            params: c.params.clone(),
+            relu: false,
+        };
+        let backward_input = ConvBackwardInput {
+            params: c.params.clone(),
+            input_shape: Shape::new(&c.x).unwrap(),
+        };
+        let backward_weight = ConvBackwardWeight {
+            params: c.params.clone(),
+            weight_shape: Shape::new(&c.w).unwrap(),
+        };
+        let run = || {
+            let bits = |v: Vec<f32>| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>();
+            (
+                bits(eval(&forward, &[&tx, &tw, &tb])),
+                bits(eval(&backward_input, &[&tup, &tw])),
+                bits(eval(&backward_weight, &[&tx, &tup])),
+            )
+        };
+        assert!(run() == run(), "{}: results differ between runs", c.name);
+    }
+}
+
+#[test]
 fn params_builders_set_every_dim() {
-    let p = ConvParams::new(3).stride(2).padding(1).dilation(3);
+    let p = ConvParams::new(3)
+        .stride(2)
+        .padding(1)
+        .dilation(3)
+        .groups(4);
     assert_eq!(p.stride, vec![2, 2, 2]);
-    assert_eq!(p.padding, vec![1, 1, 1]);
+    assert_eq!(p.padding, Pads::symmetric(&[1, 1, 1]));
     assert_eq!(p.dilation, vec![3, 3, 3]);
+    assert_eq!(p.groups, 4);
     let q = ConvParams::new(2)
         .strides(&[1, 2])
         .paddings(&[0, 3])
         .dilations(&[2, 1]);
     assert_eq!(q.stride, vec![1, 2]);
-    assert_eq!(q.padding, vec![0, 3]);
+    assert_eq!(q.padding, Pads::symmetric(&[0, 3]));
     assert_eq!(q.dilation, vec![2, 1]);
+    let r = q.pads(pads(&[1, 2], &[3, 4])).auto_pad(AutoPad::SameLower);
+    assert_eq!(r.padding, pads(&[1, 2], &[3, 4]));
+    assert_eq!(r.auto_pad, Some(AutoPad::SameLower));
     let d = ConvParams::new(1);
     assert_eq!(
-        (d.stride, d.padding, d.dilation),
-        (vec![1], vec![0], vec![1])
+        (d.stride, d.padding, d.dilation, d.auto_pad, d.groups),
+        (vec![1], Pads::none(1), vec![1], None, 1)
     );
 }
 
@@ -802,4 +1029,185 @@ fn bad_shapes_give_errors() {
     assert!(g.apply(weight_grad, &[x, dy]).is_err());
     let vector = g.input("v", [4]);
     assert!(g.apply(ConvBackwardBias, &[vector]).is_err());
+}
+
+#[test]
+fn grouped_convolutions_match_reference() {
+    let check = |offset: u64| {
+        for (i, c) in grouped_cases().iter().enumerate() {
+            let seed = offset + 10 * i as u64;
+            check_forward(c, seed);
+            check_forward_with(c, seed + 1, true);
+            check_backward_ops(c, seed + 2);
+            check_graph_vjp(c, seed + 3);
+            check_conv_relu_vjp(c, seed + 4);
+        }
+    };
+    check(2000);
+    // The device without subgroups routes grouped convolutions to the same kernels.
+    without_subgroups(|| check(2100));
+}
+
+#[test]
+fn padding_options_match_reference() {
+    let check = |offset: u64| {
+        for (i, c) in padding_cases().iter().enumerate() {
+            let seed = offset + 10 * i as u64;
+            check_forward(c, seed);
+            check_backward_ops(c, seed + 1);
+            check_graph_vjp(c, seed + 2);
+        }
+    };
+    check(2200);
+    without_subgroups(|| check(2300));
+}
+
+#[test]
+fn auto_padding_keeps_ceil_of_input_over_stride() {
+    for mode in [AutoPad::SameUpper, AutoPad::SameLower] {
+        for (x, w, stride) in [
+            ([1, 2, 9, 10], [3, 2, 3, 3], [2, 2]),
+            ([1, 2, 7, 8], [3, 2, 4, 5], [3, 1]),
+            ([1, 2, 5, 5], [3, 2, 1, 2], [4, 2]),
+        ] {
+            let p = ConvParams::new(2).strides(&stride).auto_pad(mode);
+            let shape =
+                conv_output_shape(&Shape::new(&x).unwrap(), &Shape::new(&w).unwrap(), &p).unwrap();
+            let expected = [1, 3, x[2].div_ceil(stride[0]), x[3].div_ceil(stride[1])];
+            assert_eq!(shape.dims(), expected, "{mode:?} {x:?} {w:?}");
+            assert_eq!(reference::output_shape(&x, &w, &p), expected.to_vec());
+        }
+    }
+    // Asymmetric explicit padding: floor((in + begin + end - span) / stride) + 1.
+    let p = ConvParams::new(1).stride(2).pads(pads(&[0], &[3]));
+    let shape = conv_output_shape(
+        &Shape::new(&[1, 1, 12]).unwrap(),
+        &Shape::new(&[1, 1, 3]).unwrap(),
+        &p,
+    )
+    .unwrap();
+    assert_eq!(shape.dims(), [1, 1, 7]);
+}
+
+#[test]
+fn bad_groups_and_padding_give_errors() {
+    let p2 = ConvParams::new(2);
+    let bad = [
+        (
+            "input channels not divisible by groups",
+            conv_error(&[1, 6, 8, 8], &[4, 3, 3, 3], None, &p2.clone().groups(4)),
+            "divisible by groups",
+        ),
+        (
+            "output channels not divisible by groups",
+            conv_error(&[1, 6, 8, 8], &[5, 3, 3, 3], None, &p2.clone().groups(2)),
+            "divisible by groups",
+        ),
+        (
+            "weight channels times groups differ from the input's",
+            conv_error(&[1, 6, 8, 8], &[4, 2, 3, 3], None, &p2.clone().groups(2)),
+            "per group",
+        ),
+        (
+            "zero groups",
+            conv_error(&[1, 6, 8, 8], &[4, 6, 3, 3], None, &p2.clone().groups(0)),
+            "groups 0 must be at least 1",
+        ),
+        (
+            "padding ends for 1 dim on a 2d input",
+            conv_error(
+                &[1, 3, 8, 8],
+                &[4, 3, 3, 3],
+                None,
+                &p2.clone().pads(pads(&[1, 1], &[1])),
+            ),
+            "padding (end)",
+        ),
+        (
+            "asymmetric padding that leaves the output empty",
+            conv_error(
+                &[1, 3, 2, 8],
+                &[4, 3, 5, 3],
+                None,
+                &p2.clone().pads(pads(&[1, 0], &[1, 0])),
+            ),
+            "output would be empty",
+        ),
+    ];
+    for (what, e, rule) in bad {
+        assert!(matches!(e, Error::Shape { .. }), "{what}: {e}");
+        assert!(e.to_string().contains(rule), "{what}: {e}");
+    }
+}
+
+/// The receptive field of a convolution starts `padding before` positions before each output
+/// position's origin, with the auto padding resolved from the input size.
+#[test]
+fn receptive_fields_start_at_the_padding_before() {
+    use wgnn::graph::{AxisField, ReceptiveField};
+    let mut g = Graph::new();
+    let x = g.input("x", [1, 2, 9, 10]);
+    let w = g.input("w", [4, 2, 3, 4]);
+    let asymmetric = ConvParams::new(2).stride(2).pads(pads(&[2, 0], &[0, 3]));
+    let y = g.conv(x, w, None, &asymmetric).unwrap();
+    let field = |stride: usize, first: i64, last: i64| AxisField {
+        stride,
+        first,
+        last,
+    };
+    assert_eq!(
+        g.receptive_field(x, y).unwrap(),
+        ReceptiveField::Local(vec![field(2, -2, 0), field(2, 0, 3)])
+    );
+    // SAME_LOWER on 9 x 10 at stride 2 under 3 x 4 needs 2 positions of padding per dim: 1
+    // before, 1 after.
+    let same = ConvParams::new(2).stride(2).auto_pad(AutoPad::SameLower);
+    let z = g.conv(x, w, None, &same).unwrap();
+    assert_eq!(
+        g.receptive_field(x, z).unwrap(),
+        ReceptiveField::Local(vec![field(2, -1, 1), field(2, -1, 2)])
+    );
+}
+
+/// The op names of a graph's nodes.
+fn op_names(g: &Graph) -> Vec<&'static str> {
+    g.nodes()
+        .iter()
+        .filter_map(|node| match &node.kind {
+            wgnn::graph::NodeKind::Op(op) => Some(op.name()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `Graph::conv` keeps a grouped convolution of few channels per group (depthwise) as one node
+/// on the grouped kernels, and splits one of at least 8 input and output channels per group
+/// into one ungrouped convolution per group.
+#[test]
+fn graph_routes_groups_by_channels_per_group() {
+    let mut g = Graph::new();
+    let x = g.input("x", [1, 16, 6, 6]);
+    let depthwise = g.input("w", [16, 1, 3, 3]);
+    g.conv(x, depthwise, None, &ConvParams::new(2).groups(16))
+        .unwrap();
+    assert_eq!(op_names(&g), ["conv2d"]);
+
+    let mut g = Graph::new();
+    let x = g.input("x", [1, 16, 6, 6]);
+    let w = g.input("w", [16, 8, 3, 3]);
+    let b = g.input("b", [16]);
+    g.conv_relu(x, w, Some(b), &ConvParams::new(2).groups(2))
+        .unwrap();
+    let names = op_names(&g);
+    assert_eq!(names.iter().filter(|&&n| n == "conv2d").count(), 2);
+    assert_eq!(names.last(), Some(&"concat_channels"));
+
+    // A bias of the wrong size is an error on either route.
+    let mut g = Graph::new();
+    let x = g.input("x", [1, 16, 6, 6]);
+    let w = g.input("w", [16, 8, 3, 3]);
+    let b = g.input("b", [17]);
+    assert!(g
+        .conv(x, w, Some(b), &ConvParams::new(2).groups(2))
+        .is_err());
 }

@@ -1,9 +1,12 @@
 // Convolution 1-D / 2-D / 3-D: what the tiled and subgroup kernels share (tiled.wgsl,
 // subgroup.wgsl; reduce.wgsl adds the GEMM slices and the bias gradient).
 //
-// Layout: row-major x [N, C, D, H, W], w [O, C, KD, KH, KW], y [N, O, OD, OH, OW]; 1-D and 2-D
-// convolutions arrive with leading spatial dims of size 1 (kernel 1, stride 1, pad 0, dil 1).
-// Zero padding; input coordinate iz = oz * stride - pad + kz * dilation (same for y and x).
+// Layout: row-major x [N, C, D, H, W], w [O, C / groups, KD, KH, KW], y [N, O, OD, OH, OW]; 1-D
+// and 2-D convolutions arrive with leading spatial dims of size 1 (kernel 1, stride 1, pad 0,
+// dil 1). Zero padding; input coordinate iz = oz * stride - pad + kz * dilation (same for y and
+// x), pad being the padding before the dim (the padding after only sets the output size, which
+// the host computes). The GEMM kernels below take ungrouped convolutions (groups = 1);
+// grouped.wgsl takes the rest.
 //
 // Each kernel computes a GEMM  out[M, N] = sum over k < K of A[m, k] * B[k, n]  whose operands
 // are gathered on the fly (no im2col buffer):
@@ -53,6 +56,10 @@ struct Params {
     gemm_n: u32,
     gemm_k: u32,
     o_chunk: u32,       // backward_input_few_channels: output channels per staged chunk
+    groups: u32,        // channel groups (grouped.wgsl; 1 for the GEMM kernels)
+    c_group: u32,       // input channels per group: C / groups
+    o_group: u32,       // output channels per group: O / groups
+    k_group: u32,       // weights per output channel: c_group * k_vol
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
