@@ -184,6 +184,12 @@ impl OnnxModel {
         })
     }
 
+    /// The same model reading its external tensor data from `dir` instead.
+    pub fn with_external_dir(mut self, dir: &Path) -> Self {
+        self.external_dir = Some(dir.to_path_buf());
+        self
+    }
+
     /// The default domain's opset version.
     pub fn opset(&self) -> i64 {
         self.opset
