@@ -28,9 +28,10 @@ pub fn run(steps: usize, size: usize) -> Result<(Vec<f32>, Vec<usize>)> {
     let config = FineTune {
         train: vec![],
         steps,
-        learning_rate: 1e-3,
+        learning_rate: 1e-2,
         size: Some(size),
         normalize: Normalize::Unit,
+        label_score: 20.0,
     };
     let gpu = wgnn::Gpu::new()?;
     let tuned = fine_tune(&gpu, &model, &examples, &config)?;

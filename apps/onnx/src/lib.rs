@@ -246,6 +246,8 @@ pub struct FineTune {
     /// Pictures are resized to size x size; None: the model's own input size.
     pub size: Option<usize>,
     pub normalize: Normalize,
+    /// The score each picture's label is taught (every other class is taught 0).
+    pub label_score: f32,
 }
 
 /// The outcome of [`fine_tune`].
@@ -257,8 +259,10 @@ pub struct FineTuned {
     pub params: wgnn::nn::ParamStore,
 }
 
-/// Trains the chosen parameters so that each picture scores its label: binary cross-entropy of
-/// every class score against the one-hot label, Adam, all pictures in one batch per step.
+/// Trains the chosen parameters so that each picture scores its label: the mean squared error
+/// of the class scores against `label_score` for the label and 0 for every other class, Adam,
+/// all pictures in one batch per step. (A squared error rather than a cross-entropy on
+/// sigmoids: classifiers such as SqueezeNet end in a ReLU, whose scores cannot go below 0.)
 pub fn fine_tune(
     gpu: &Gpu,
     model: &OnnxModel,
@@ -298,12 +302,12 @@ pub fn fine_tune(
                 "label {label} is beyond the model's {classes} classes"
             )));
         }
-        targets[i * classes + label] = 1.0;
+        targets[i * classes + label] = config.label_score;
     }
     let ids: Vec<NodeId> = trained.iter().map(|(_, id)| *id).collect();
     let g = &mut net.graph;
     let labels = g.input("labels", [n, classes]);
-    let loss = g.bce_with_logits(scores, labels)?;
+    let loss = g.mse(scores, labels)?;
     let grads = g.gradients(loss, &ids)?;
     let mut adam = Adam::new(
         gpu,
