@@ -85,7 +85,15 @@ pub fn decode(tensor: &TensorProto, base: Option<&Path>) -> Result<Constant> {
                 .map_err(|_| Error::Invalid(format!("tensor `{name}` has a negative dim {d}")))
         })
         .collect::<Result<Vec<_>>>()?;
-    let count: usize = dims.iter().product();
+    let count = dims
+        .iter()
+        .try_fold(1usize, |total, &d| total.checked_mul(d))
+        .filter(|&c| c.checked_mul(8).is_some())
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "tensor `{name}` has dims {dims:?}: too many values"
+            ))
+        })?;
     let external;
     let raw: &[u8] = if tensor.data_location == 1 {
         external = read_external(tensor, base)?;

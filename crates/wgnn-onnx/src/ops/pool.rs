@@ -46,6 +46,14 @@ fn window(n: &NodeView<'_>, xd: &[usize], kind: &Kind) -> Result<PoolParams> {
     let padding = symmetric_pads(n, &xd[2..], &kernel, &stride, &dilation)?;
     let ceil_mode = n.int("ceil_mode", 0)? != 0;
     for k in 0..spatial {
+        if kernel[k] > xd[2 + k] + 2 * padding[k] {
+            return Err(Error::Invalid(format!(
+                "kernel {} on axis {k} is larger than the padded input {} + 2 * {}",
+                kernel[k],
+                xd[2 + k],
+                padding[k]
+            )));
+        }
         if 2 * padding[k] > kernel[k] {
             return Err(Error::Invalid(format!(
                 "padding {} on axis {k} exceeds half the kernel {}; not supported",
