@@ -244,3 +244,15 @@ fn corrupted_files_give_errors_or_models_never_panics() {
     // Most corruptions hit tensor data or names, which still import.
     assert!(imported > 0);
 }
+
+#[test]
+fn a_relu_reading_only_a_convolution_is_fused_into_it() {
+    let count = |name: &str| {
+        let model = OnnxModel::load(fixtures().join(format!("{name}.onnx"))).unwrap();
+        let net = model.import(gpu(), &ImportOptions::default()).unwrap();
+        net.graph.nodes().len()
+    };
+    // x, w, b and one fused convolution; the shared case keeps its ReLU and adds the sum.
+    assert_eq!(count("conv_relu"), 4);
+    assert_eq!(count("conv_relu_shared"), 5);
+}
