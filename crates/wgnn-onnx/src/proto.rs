@@ -2,8 +2,6 @@
 //! numbers as in onnx.proto, IR version 10). Fields left out are skipped by the decoder, so a
 //! file using them still decodes; what the importer cannot honour it refuses by name later.
 
-#![allow(clippy::doc_markdown)]
-
 use prost::Message;
 
 #[derive(Clone, PartialEq, Message)]

@@ -12,7 +12,7 @@ use wgnn_onnx_classify::{load_labels, Normalize, OnnxClassifier};
 ///
 /// The model takes one RGB batch [N, 3, H, W] and gives class scores first; each picture is
 /// resized to H x W as a whole (PIL-exact bilinear) and the top classes are printed with their
-/// softmax probabilities. An operator the importer does not support is named, with its node.
+/// softmax probabilities. Operators and attributes the importer does not support are named.
 #[derive(Parser)]
 #[command(version)]
 struct Args {
