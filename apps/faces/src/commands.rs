@@ -10,7 +10,7 @@ use std::time::Instant;
 use serde_json::json;
 
 use super::augment::Augment;
-use super::cnn_train::{CnnTrainConfig, CnnTrainer, StepStats};
+use super::cnn_train::{BestSoFar, CnnTrainConfig, CnnTrainer, StepStats};
 use super::dataset::{load_image, ImageFolder, LoadedImages, Preprocess};
 use super::embed::{trunk_weights, ImageRunner, ModelEmbedder, ProjectionRunner};
 use super::gallery::{Gallery, Identification, Verification};
@@ -32,6 +32,10 @@ pub trait Progress {
     fn advance(&mut self, _done: usize) {}
     /// An epoch ended (after the stage of its batches).
     fn epoch(&mut self, _stats: &EpochStats) -> Result<()> {
+        Ok(())
+    }
+    /// A step of `train --model cnn` ended, with the validation accuracy when it evaluated.
+    fn training_step(&mut self, _stats: &StepStats, _validation: Option<f64>) -> Result<()> {
         Ok(())
     }
     /// A warning or a note for the user.
@@ -279,77 +283,249 @@ pub struct CnnTrainRequest {
     pub data: PathBuf,
     /// The last `holdout_identities` identities (natural order) are left out of training.
     pub holdout_identities: usize,
+    /// The last `validation_identities` of the rest are not trained on but measured every
+    /// `eval_every` steps (N-way one-shot within their groups, `ways` ways); 0: no validation.
+    pub validation_identities: usize,
+    pub ways: usize,
+    pub eval_every: usize,
+    /// Stop after this many evaluations without a better validation accuracy (0: never).
+    pub patience: usize,
+    /// Each training identity also enters rotated by 90, 180 and 270 degrees, as three new
+    /// identities (characters, not faces: a rotated character is another character).
+    pub rotated_classes: bool,
     pub config: CnnTrainConfig,
-    pub steps: usize,
+    /// Write a checkpoint every this many steps (0: never) to `checkpoint`.
+    pub checkpoint_every: usize,
+    pub checkpoint: Option<PathBuf>,
+    /// Continue from this checkpoint.
+    pub resume: Option<PathBuf>,
 }
 
 /// What `train --model cnn` produced.
 pub struct TrainedCnn {
     pub model: SiameseModel,
+    /// The steps this run took (after the checkpoint it resumed from, if any).
     pub steps: Vec<StepStats>,
+    /// (step, validation accuracy) of each evaluation of this run.
+    pub validation: Vec<(u64, f64)>,
+    /// The best validation accuracy and its step, whose weights the model holds.
+    pub best: Option<(f64, u64)>,
+    /// Validation stopped the training before the last step.
+    pub stopped_early: bool,
     pub total_seconds: f64,
+}
+
+/// Images of identities with a group index per identity, at the network's input size.
+struct CnnImages {
+    images: LoadedImages,
+    group_of: Vec<u32>,
+}
+
+fn load_for_cnn(folder: &ImageFolder, preprocess: Preprocess) -> Result<CnnImages> {
+    let mut groups: Vec<&str> = folder.identities.iter().map(|i| i.group()).collect();
+    groups.sort_unstable();
+    groups.dedup();
+    let group_of = folder
+        .identities
+        .iter()
+        .map(|i| groups.binary_search(&i.group()).unwrap_or(0) as u32)
+        .collect();
+    Ok(CnnImages {
+        images: folder.load(preprocess)?,
+        group_of,
+    })
+}
+
+/// Appends every image rotated by 90, 180 and 270 degrees, each rotation of an identity a new
+/// identity.
+fn add_rotated_classes(images: &mut LoadedImages, side: usize, channels: usize) {
+    let image_len = channels * side * side;
+    let identities = images.labels.iter().max().map_or(0, |&l| l + 1);
+    let n = images.len();
+    for turns in 1..4u32 {
+        for i in 0..n {
+            let image = &images.data[i * image_len..][..image_len];
+            let rotated = crate::distort::rotate_quarter(image, channels, side, turns as usize);
+            images.data.extend_from_slice(&rotated);
+            images.labels.push(images.labels[i] + turns * identities);
+            images.paths.push(images.paths[i].clone());
+        }
+    }
 }
 
 /// `train --model cnn`: a convolutional network trained from random weights with the triplet
 /// loss on the images of `data` (at the network's input size, greyscale or RGB, no face
-/// detection), then its threshold chosen on the training images and its normalisation folded
-/// into the convolutions. The impostor tail for open-set identification comes from the training
-/// images themselves (cross-validation would train the network five more times).
+/// detection), with validation and early stopping when asked, checkpoints and resumption; then
+/// its threshold chosen on the training images and its normalisation folded into the
+/// convolutions. The impostor tail for open-set identification comes from the training images
+/// themselves (cross-validation would train the network five more times).
 pub fn train_cnn(
     gpu: &Gpu,
     request: &CnnTrainRequest,
     progress: &mut dyn Progress,
 ) -> Result<TrainedCnn> {
     let started = Instant::now();
-    let spec = &request.config.spec;
+    let config = &request.config;
+    let spec = &config.spec;
     spec.validate()?;
-    if request.steps == 0 {
+    if config.steps == 0 {
         return Err(Error::Invalid("--steps must be at least 1".into()));
     }
+    if request.checkpoint_every > 0 && request.checkpoint.is_none() {
+        return Err(Error::Invalid(
+            "--checkpoint-every needs a checkpoint path".into(),
+        ));
+    }
+    if request.validation_identities > 0 && request.eval_every == 0 {
+        return Err(Error::Invalid(
+            "--validation-identities needs --eval-every of at least 1".into(),
+        ));
+    }
     let folder = training_folder(&request.data, request.holdout_identities, progress)?;
+    let (folder, validation_folder) = folder.split_holdout(request.validation_identities)?;
+    if folder.identities.is_empty() {
+        return Err(Error::Invalid(format!(
+            "--validation-identities {} leaves no identity to train on",
+            request.validation_identities
+        )));
+    }
     let preprocess = Network::Cnn(spec.clone()).preprocess();
+    let fingerprint = format!(
+        "{}; validation {}; rotated classes {}",
+        data_fingerprint(&folder, preprocess),
+        data_fingerprint(&validation_folder, preprocess),
+        request.rotated_classes
+    );
     progress.stage("loading images", 0);
-    let images = folder.load(preprocess)?;
-    let mut trainer = CnnTrainer::new(gpu, request.config.clone(), &images.data, &images.labels)?;
-    progress.stage("training", request.steps);
-    let mut steps = Vec::with_capacity(request.steps);
-    for step in 0..request.steps {
-        steps.push(trainer.step()?);
-        progress.advance(step + 1);
+    let mut training = folder.load(preprocess)?;
+    let originals = training.len();
+    if request.rotated_classes {
+        add_rotated_classes(&mut training, spec.input, spec.channels);
+    }
+    let validation = match request.validation_identities {
+        0 => None,
+        _ => Some(load_for_cnn(&validation_folder, preprocess)?),
+    };
+    let source = crate::cnn_train::BatchSource::new(config, &training.data, &training.labels)?;
+    let (mut trainer, mut best) = match &request.resume {
+        None => (
+            CnnTrainer::new(gpu, config.clone(), source.batch_size())?,
+            BestSoFar::default(),
+        ),
+        Some(path) => {
+            CnnTrainer::resume(gpu, config.clone(), source.batch_size(), &fingerprint, path)?
+        }
+    };
+    let first = trainer.steps_done();
+    if first >= config.steps as u64 {
+        return Err(Error::Invalid(format!(
+            "the checkpoint is at step {first}: nothing is left of --steps {}",
+            config.steps
+        )));
+    }
+    progress.stage("training", config.steps);
+    progress.advance(first as usize);
+    let mut steps = Vec::new();
+    let mut evaluations = Vec::new();
+    let mut last_checkpoint: Option<u64> = None;
+    let mut stopped_early = false;
+    let outcome = source.prefetched(first..config.steps as u64, |batch| {
+        let stats = trainer.step(&batch)?;
+        let step = stats.step;
+        let mut accuracy = None;
+        if let Some(v) = &validation {
+            if step % request.eval_every as u64 == 0 || step == config.steps as u64 {
+                let embeddings = trainer.embed(&v.images.data)?;
+                let (a, _) = metrics::episodic_one_shot(
+                    &embeddings,
+                    spec.embedding_dim,
+                    &v.images.labels,
+                    &v.group_of,
+                    request.ways,
+                )?;
+                accuracy = Some(a);
+                evaluations.push((step, a));
+                if best.best.is_none_or(|(b, _)| a > b) {
+                    best.best = Some((a, step));
+                    best.params = trainer.snapshot()?;
+                    best.evaluations_since = 0;
+                } else {
+                    best.evaluations_since += 1;
+                }
+            }
+        }
+        let stop = request.patience > 0 && best.evaluations_since >= request.patience;
+        if (request.checkpoint_every > 0 && step % request.checkpoint_every as u64 == 0) || stop {
+            if let Some(path) = &request.checkpoint {
+                trainer.save_checkpoint(path, &fingerprint, &best)?;
+                last_checkpoint = Some(step);
+            }
+        }
+        progress.training_step(&stats, accuracy)?;
+        progress.advance(step as usize);
+        steps.push(stats);
+        if stop {
+            stopped_early = true;
+            progress.note(&format!(
+                "stopped at step {step}: no better validation accuracy in the last {} \
+                 evaluations",
+                request.patience
+            ));
+        }
+        Ok(!stop)
+    });
+    if let Err(e) = outcome {
+        let checkpoint = match (last_checkpoint, &request.checkpoint, &request.resume) {
+            (Some(step), Some(path), _) => format!(
+                "the last good checkpoint is {} (step {step}): continue from it with --resume \
+                 and a lower --learning-rate (now {})",
+                path.display(),
+                config.learning_rate
+            ),
+            (None, _, Some(path)) => format!(
+                "the last good checkpoint is the one this run resumed from, {}: continue from it \
+                 with a lower --learning-rate (now {})",
+                path.display(),
+                config.learning_rate
+            ),
+            _ => format!(
+                "no checkpoint was written (--checkpoint-every); train again with a lower \
+                 --learning-rate (now {})",
+                config.learning_rate
+            ),
+        };
+        return Err(Error::Invalid(format!(
+            "{e}; no model was written; {checkpoint}"
+        )));
+    }
+    if !best.params.is_empty() {
+        trainer.restore(&best.params)?;
     }
     progress.stage("threshold", 0);
-    let embeddings = crate::cnn_train::embed(gpu, spec, trainer.params(), &images.data)?;
+    let embeddings =
+        trainer.embed(&training.data[..originals * training.data.len() / training.len()])?;
+    let labels = &training.labels[..originals];
     let dim = spec.embedding_dim;
-    let threshold = metrics::choose_threshold(&embeddings, dim, &images.labels)?;
+    let threshold = metrics::choose_threshold(&embeddings, dim, labels)?;
     let folded = spec.fold_batch_norm(gpu, trainer.params())?;
-    let c = &request.config;
-    let training = json!({
-        "config": {
-            "model": "cnn",
-            "steps": request.steps,
-            "identities_per_batch": c.identities_per_batch,
-            "images_per_identity": c.images_per_identity,
-            "margin": c.margin,
-            "mining": c.mining.as_str(),
-            "learning_rate": c.learning_rate,
-            "weight_decay": c.weight_decay,
-            "seed": c.seed,
-        },
+    let record = json!({
+        "config": config.to_json(),
         "data": request.data.display().to_string(),
         "holdout_identities": request.holdout_identities,
+        "validation_identities": request.validation_identities,
+        "rotated_classes": request.rotated_classes,
         "identities": folder.identities.iter().map(|i| i.name.clone()).collect::<Vec<_>>(),
-        "images": images.len(),
+        "images": originals,
+        "best_validation": best.best.map(|(accuracy, step)| json!({"accuracy": accuracy, "step": step})),
     });
-    let mut model =
-        SiameseModel::new(gpu, Network::Cnn(spec.clone()), folded, threshold, training)?;
-    model.impostors = Some(ImpostorTail::from_embeddings(
-        &embeddings,
-        dim,
-        &images.labels,
-    )?);
+    let mut model = SiameseModel::new(gpu, Network::Cnn(spec.clone()), folded, threshold, record)?;
+    model.impostors = Some(ImpostorTail::from_embeddings(&embeddings, dim, labels)?);
     Ok(TrainedCnn {
         model,
         steps,
+        validation: evaluations,
+        best: best.best,
+        stopped_early,
         total_seconds: started.elapsed().as_secs_f64(),
     })
 }
@@ -515,6 +691,16 @@ pub struct Evaluation {
     pub head: VerificationHead,
     /// The model's stored threshold (distance) or 0.5 (probability, logistic).
     pub model_threshold: f64,
+    /// N-way one-shot within groups, when asked: (N, mean accuracy, episodes with their
+    /// identities' names and accuracies).
+    pub within_groups: Option<WithinGroups>,
+}
+
+/// `eval --ways N`: one-shot identification in episodes of N identities of one group.
+pub struct WithinGroups {
+    pub ways: usize,
+    pub accuracy: f64,
+    pub episodes: Vec<(Vec<String>, f64)>,
 }
 
 impl Evaluation {
@@ -526,8 +712,17 @@ impl Evaluation {
             VerificationHead::Distance => "distance",
             VerificationHead::Logistic => "logistic",
         };
+        let within = match &self.within_groups {
+            Some(w) => format!(
+                ", \"ways\": {}, \"episodes\": {}, \"one_shot_within_groups\": {}",
+                w.ways,
+                w.episodes.len(),
+                serde_json::Value::from(w.accuracy)
+            ),
+            None => String::new(),
+        };
         format!(
-            "{line}, \"head\": \"{head}\", \"model_threshold\": {}}}",
+            "{line}, \"head\": \"{head}\", \"model_threshold\": {}{within}}}",
             serde_json::Value::from(self.model_threshold)
         )
     }
@@ -541,6 +736,18 @@ pub fn evaluate(
     model: &SiameseModel,
     data: &Path,
     head: VerificationHead,
+    progress: &mut dyn Progress,
+) -> Result<Evaluation> {
+    evaluate_with_ways(gpu, model, data, head, None, progress)
+}
+
+/// `evaluate`, plus N-way one-shot within groups when `ways` is given (`metrics::episodic_one_shot`).
+pub fn evaluate_with_ways(
+    gpu: &Gpu,
+    model: &SiameseModel,
+    data: &Path,
+    head: VerificationHead,
+    ways: Option<usize>,
     progress: &mut dyn Progress,
 ) -> Result<Evaluation> {
     let verifier = match head {
@@ -584,11 +791,36 @@ pub fn evaluate(
             (pairs, 0.5)
         }
     };
+    let within_groups = match ways {
+        None => None,
+        Some(ways) => {
+            let mut groups: Vec<&str> = folder.identities.iter().map(|i| i.group()).collect();
+            groups.sort_unstable();
+            groups.dedup();
+            let group_of: Vec<u32> = folder
+                .identities
+                .iter()
+                .map(|i| groups.binary_search(&i.group()).unwrap_or(0) as u32)
+                .collect();
+            let (accuracy, episodes) =
+                metrics::episodic_one_shot(&embeddings, dim, &labels, &group_of, ways)?;
+            let name = |label: &u32| folder.identities[*label as usize].name.clone();
+            Some(WithinGroups {
+                ways,
+                accuracy,
+                episodes: episodes
+                    .into_iter()
+                    .map(|(members, a)| (members.iter().map(name).collect(), a))
+                    .collect(),
+            })
+        }
+    };
     Ok(Evaluation {
         metrics,
         pairs,
         head,
         model_threshold,
+        within_groups,
     })
 }
 

@@ -28,6 +28,7 @@ pub mod cnn;
 pub mod cnn_train;
 pub mod commands;
 pub mod dataset;
+pub mod distort;
 pub mod embed;
 pub mod gallery;
 pub mod metrics;

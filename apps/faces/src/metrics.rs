@@ -25,6 +25,10 @@
 //!   - VAL at FAR = 1e-3: the largest true accept rate among thresholds whose false accept rate
 //!     is <= 1e-3 (no interpolation).
 //!   - [`choose_threshold`]: the mean of the 10 fold thresholds of the cross-validation.
+//! - **N-way one-shot within groups** ([`episodic_one_shot`], Lake et al.'s Omniglot task): the
+//!   identities of each group (Omniglot's alphabet), in order, are cut into episodes of N (a last
+//!   shorter episode joins the one before; a group of fewer than N identities is one episode); the one-shot
+//!   accuracy above is computed within each episode, and the figure is the mean over episodes.
 
 use std::collections::BTreeMap;
 
@@ -147,6 +151,72 @@ pub fn one_shot_accuracy(embeddings: &[f32], dim: usize, labels: &[u32]) -> Resu
         ));
     }
     Ok(mean(&round_accuracies))
+}
+
+/// One episode of [`episodic_one_shot`]: its identities and its one-shot accuracy.
+pub type Episode = (Vec<u32>, f64);
+
+/// N-way one-shot accuracy within groups (see the module documentation): the mean over
+/// episodes and each episode's accuracy, with its identities. `group_of[label]` is the group of
+/// identity `label`.
+pub fn episodic_one_shot(
+    embeddings: &[f32],
+    dim: usize,
+    labels: &[u32],
+    group_of: &[u32],
+    ways: usize,
+) -> Result<(f64, Vec<Episode>)> {
+    check_embeddings("episodic_one_shot", embeddings, dim, labels.len())?;
+    if ways < 2 {
+        return Err(Error::Invalid(format!(
+            "{ways}-way identification: at least 2 ways"
+        )));
+    }
+    let mut identities: Vec<u32> = labels.to_vec();
+    identities.sort_unstable();
+    identities.dedup();
+    let mut groups = BTreeMap::<u32, Vec<u32>>::new();
+    for &label in &identities {
+        let group = *group_of
+            .get(label as usize)
+            .ok_or_else(|| Error::Invalid(format!("identity {label} has no group")))?;
+        groups.entry(group).or_default().push(label);
+    }
+    let mut episodes: Vec<Vec<u32>> = Vec::new();
+    for members in groups.values() {
+        let count = (members.len() / ways).max(1);
+        for e in 0..count {
+            let end = if e + 1 == count {
+                members.len()
+            } else {
+                (e + 1) * ways
+            };
+            episodes.push(members[e * ways..end].to_vec());
+        }
+    }
+    let mut results = Vec::new();
+    for episode in episodes {
+        if episode.len() < 2 {
+            continue;
+        }
+        let rows: Vec<usize> = (0..labels.len())
+            .filter(|&i| episode.binary_search(&labels[i]).is_ok())
+            .collect();
+        let sub: Vec<f32> = rows
+            .iter()
+            .flat_map(|&i| embeddings[i * dim..(i + 1) * dim].iter().copied())
+            .collect();
+        let sub_labels: Vec<u32> = rows.iter().map(|&i| labels[i]).collect();
+        let accuracy = one_shot_accuracy(&sub, dim, &sub_labels)?;
+        results.push((episode, accuracy));
+    }
+    if results.is_empty() {
+        return Err(Error::Invalid(
+            "no group has two identities for one-shot identification".into(),
+        ));
+    }
+    let accuracies: Vec<f64> = results.iter().map(|(_, a)| *a).collect();
+    Ok((mean(&accuracies), results))
 }
 
 impl Pairs {

@@ -664,11 +664,26 @@ fn a_table_of_bad_arguments_is_refused_by_name_before_any_work() {
     let gallery = f.path("table_gallery.json");
     let photo = orl(1, 1);
     // (arguments, exit code: 2 from clap, 1 from the checks before the GPU, what to name)
+    let cnn = |extra: &[&'static str]| -> Vec<&str> {
+        let mut args = vec!["train", "--model", "cnn", "--data", data, "--out", &out];
+        args.extend_from_slice(extra);
+        args
+    };
     let cases: Vec<(Vec<&str>, i32, &str)> = vec![
         (
             vec!["train", "--data", data, "--out", &out, "--epochs", "-1"],
             2,
             "--epochs",
+        ),
+        (cnn(&["--distort", "spin=3"]), 1, "--distort"),
+        (cnn(&["--distort", "rotation=400"]), 1, "--distort"),
+        (cnn(&["--ways", "0"]), 2, "--ways"),
+        (cnn(&["--eval-every", "0"]), 2, "--eval-every"),
+        (cnn(&["--lr-schedule", "wavy"]), 2, "--lr-schedule"),
+        (
+            vec!["eval", "--model", model, "--data", data, "--ways", "1x"],
+            2,
+            "--ways",
         ),
         (
             vec![
@@ -912,6 +927,7 @@ fn a_convolutional_model_trains_from_random_weights_and_serves_every_command() {
     let f = fixture();
     let data = s(&f.data);
     let model = f.path("cnn.safetensors");
+    let log = f.path("cnn_log.jsonl");
     let args = [
         "train",
         "--model",
@@ -937,8 +953,40 @@ fn a_convolutional_model_trains_from_random_weights_and_serves_every_command() {
         "--images-per-identity",
         "3",
         "--quiet",
+        "--validation-identities",
+        "2",
+        "--eval-every",
+        "3",
+        "--checkpoint-every",
+        "3",
+        "--log-json",
+        &log,
     ];
     ok(&args);
+    // One JSON line per step, the validation accuracy on evaluation steps.
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 6);
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(line["step"], i as u64 + 1);
+        assert!(line["loss"].as_f64().unwrap() >= 0.0, "{line}");
+        assert!(line["learning_rate"].as_f64().unwrap() > 0.0, "{line}");
+        let active = line["active_triplets"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&active), "{line}");
+        assert_eq!(
+            line.get("validation_one_shot").is_some(),
+            (i + 1) % 3 == 0,
+            "{line}"
+        );
+    }
+    let checkpoint = f.path("cnn.checkpoint.safetensors");
+    assert_eq!(
+        wgnn::nn::read_safetensors_metadata(&checkpoint).unwrap()["step"],
+        "6"
+    );
     let metadata = wgnn::nn::read_safetensors_metadata(&model).unwrap();
     let network: serde_json::Value = serde_json::from_str(&metadata["network"]).unwrap();
     assert_eq!(network["architecture"], "cnn");
@@ -949,6 +997,15 @@ fn a_convolutional_model_trains_from_random_weights_and_serves_every_command() {
     ]);
     let eval: serde_json::Value = serde_json::from_str(eval.trim()).unwrap();
     assert!(eval["one_shot_accuracy"].as_f64().unwrap() > 0.0, "{eval}");
+    let within = ok(&[
+        "eval", "--model", &model, "--data", data, "--json", "--quiet", "--ways", "2",
+    ]);
+    let within: serde_json::Value = serde_json::from_str(within.trim()).unwrap();
+    assert_eq!(within["ways"], 2);
+    let identities = within["identities"].as_u64().unwrap();
+    assert_eq!(within["episodes"].as_u64().unwrap(), identities / 2);
+    let accuracy = within["one_shot_within_groups"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&accuracy), "{within}");
     let gallery = f.path("cnn_gallery.json");
     ok(&[
         "enroll",

@@ -8,6 +8,7 @@ pub mod activation;
 pub mod batch_norm;
 pub mod concat;
 pub mod conv;
+pub mod dropout;
 pub mod elementwise;
 pub mod gram;
 pub mod loss;
@@ -16,7 +17,10 @@ pub mod norm;
 pub mod optim;
 pub mod pool;
 pub mod reduce;
+pub mod resize;
+pub mod softmax;
 pub mod testing;
+pub mod view;
 
 /// Every multi-index below `dims`, row-major (last dimension fastest).
 pub(crate) fn multi_indices(dims: &[usize]) -> Vec<Vec<usize>> {

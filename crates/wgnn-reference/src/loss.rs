@@ -137,3 +137,67 @@ pub fn triplet_loss_backward(
     }
     de
 }
+
+/// The logits [N, C, inner...] as (N, C, inner).
+fn class_view(dims: &[usize]) -> (usize, usize, usize) {
+    (dims[0], dims[1], dims[2..].iter().product())
+}
+
+/// Cross-entropy of `logits` (`dims` [N, C, ...]) against class `labels` ([N, ...] row-major):
+/// the mean over positions whose label is not `ignore` of log(sum_c exp(x_c)) - x_label, each
+/// log-sum-exp shifted by the position's maximum.
+pub fn cross_entropy(
+    logits: &[f64],
+    dims: &[usize],
+    labels: &[usize],
+    ignore: Option<usize>,
+) -> f64 {
+    let (n, classes, inner) = class_view(dims);
+    let (mut total, mut count) = (0.0, 0.0);
+    for b in 0..n {
+        for j in 0..inner {
+            let label = labels[b * inner + j];
+            if Some(label) == ignore {
+                continue;
+            }
+            let x = |c: usize| logits[(b * classes + c) * inner + j];
+            let m = (0..classes).map(x).fold(f64::NEG_INFINITY, f64::max);
+            let lse = m + (0..classes).map(|c| (x(c) - m).exp()).sum::<f64>().ln();
+            total += lse - x(label);
+            count += 1.0;
+        }
+    }
+    total / count
+}
+
+/// dlogits of `cross_entropy`: (softmax(x) - onehot(label)) / count * dy at labelled positions,
+/// 0 at ignored ones.
+pub fn cross_entropy_backward(
+    logits: &[f64],
+    dims: &[usize],
+    labels: &[usize],
+    ignore: Option<usize>,
+    dy: f64,
+) -> Vec<f64> {
+    let (n, classes, inner) = class_view(dims);
+    let count = labels.iter().filter(|&&l| Some(l) != ignore).count() as f64;
+    let mut dx = vec![0.0; logits.len()];
+    for b in 0..n {
+        for j in 0..inner {
+            let label = labels[b * inner + j];
+            if Some(label) == ignore {
+                continue;
+            }
+            let at = |c: usize| (b * classes + c) * inner + j;
+            let m = (0..classes)
+                .map(|c| logits[at(c)])
+                .fold(f64::NEG_INFINITY, f64::max);
+            let s: f64 = (0..classes).map(|c| (logits[at(c)] - m).exp()).sum();
+            for c in 0..classes {
+                let target = if c == label { 1.0 } else { 0.0 };
+                dx[at(c)] = ((logits[at(c)] - m).exp() / s - target) / count * dy;
+            }
+        }
+    }
+    dx
+}

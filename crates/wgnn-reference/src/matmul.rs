@@ -1,16 +1,27 @@
-//! Matrix products in float64: batched op(A) op(B) with op = identity or transpose, a rank-2
-//! operand next to a rank-3 one shared over the batch (see `ops::matmul`).
+//! Matrix products in float64: batched op(A) op(B) with op = identity or transpose, whose batch
+//! dims (those before the last two) broadcast as numpy's `matmul` (see `ops::matmul`).
 
 /// The sizes and index maps of one product.
 struct Product {
+    /// C's batch dims: the numpy broadcast of A's and B's (dims before the last two).
+    batch_dims: Vec<usize>,
+    a_batch_dims: Vec<usize>,
+    b_batch_dims: Vec<usize>,
     batch: usize,
     m: usize,
     n: usize,
     k: usize,
-    a_batched: bool,
-    b_batched: bool,
     transpose_a: bool,
     transpose_b: bool,
+}
+
+/// The index of the matrix of an operand with batch dims `dims` that C's batch multi-index
+/// `index` reads: dims aligned right, index 0 along a dim of size 1 (broadcast).
+fn operand_batch(index: &[usize], dims: &[usize]) -> usize {
+    let skip = index.len() - dims.len();
+    dims.iter()
+        .zip(&index[skip..])
+        .fold(0, |acc, (&d, &i)| acc * d + if d == 1 { 0 } else { i })
 }
 
 impl Product {
@@ -21,33 +32,49 @@ impl Product {
         let (m, k) = if transpose_a { (ac, ar) } else { (ar, ac) };
         let (kb, n) = if transpose_b { (bc, br) } else { (br, bc) };
         assert_eq!(k, kb, "inner dimensions differ");
-        let (a_batched, b_batched) = (a_dims.len() == 3, b_dims.len() == 3);
-        let batch = if a_batched {
-            a_dims[0]
-        } else if b_batched {
-            b_dims[0]
-        } else {
-            1
+        let a_batch_dims = a_dims[..a_dims.len() - 2].to_vec();
+        let b_batch_dims = b_dims[..b_dims.len() - 2].to_vec();
+        let rank = a_batch_dims.len().max(b_batch_dims.len());
+        let padded = |d: &[usize]| {
+            let mut p = vec![1; rank - d.len()];
+            p.extend_from_slice(d);
+            p
         };
+        let batch_dims: Vec<usize> = padded(&a_batch_dims)
+            .iter()
+            .zip(padded(&b_batch_dims))
+            .map(|(&x, y)| {
+                assert!(x == y || x == 1 || y == 1, "batch dims do not broadcast");
+                x.max(y)
+            })
+            .collect();
         Product {
-            batch,
+            batch: batch_dims.iter().product(),
+            batch_dims,
+            a_batch_dims,
+            b_batch_dims,
             m,
             n,
             k,
-            a_batched,
-            b_batched,
             transpose_a,
             transpose_b,
         }
     }
 
+    /// C's batch multi-index of flat batch `batch`.
+    fn batch_index(&self, batch: usize) -> Vec<usize> {
+        let mut index = vec![0; self.batch_dims.len()];
+        let mut rest = batch;
+        for (i, &d) in index.iter_mut().zip(&self.batch_dims).rev() {
+            *i = rest % d;
+            rest /= d;
+        }
+        index
+    }
+
     /// Index in A's storage of op(A[batch])(m, k).
     fn a_index(&self, batch: usize, m: usize, k: usize) -> usize {
-        let base = if self.a_batched {
-            batch * self.m * self.k
-        } else {
-            0
-        };
+        let base = operand_batch(&self.batch_index(batch), &self.a_batch_dims) * self.m * self.k;
         base + if self.transpose_a {
             k * self.m + m
         } else {
@@ -57,11 +84,7 @@ impl Product {
 
     /// Index in B's storage of op(B[batch])(k, n).
     fn b_index(&self, batch: usize, k: usize, n: usize) -> usize {
-        let base = if self.b_batched {
-            batch * self.k * self.n
-        } else {
-            0
-        };
+        let base = operand_batch(&self.batch_index(batch), &self.b_batch_dims) * self.k * self.n;
         base + if self.transpose_b {
             n * self.k + k
         } else {
@@ -74,7 +97,7 @@ impl Product {
     }
 }
 
-/// C[b] = op(A[b]) op(B[b]), C row-major [batch, M, N] (or [M, N]).
+/// C[b] = op(A[b]) op(B[b]), C row-major [batch..., M, N] (or [M, N]).
 pub fn forward(
     a: &[f64],
     a_dims: &[usize],

@@ -32,6 +32,7 @@ pub fn all_shaders() -> Vec<&'static gpu::Shader> {
         &ops::conv::tiled::SHADER,
         &ops::conv::subgroup::SHADER,
         &ops::conv::REDUCE_SHADER,
+        &ops::dropout::SHADER,
         &ops::elementwise::SHADER,
         &ops::gram::tiled::SHADER,
         &ops::gram::subgroup::SHADER,
@@ -42,6 +43,9 @@ pub fn all_shaders() -> Vec<&'static gpu::Shader> {
         &ops::norm::SHADER,
         &ops::pool::SHADER,
         &ops::reduce::SHADER,
+        &ops::resize::SHADER,
+        &ops::softmax::SHADER,
+        &ops::view::SHADER,
         &optim::SHADER,
     ]
 }

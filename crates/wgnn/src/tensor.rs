@@ -1,4 +1,5 @@
-//! Tensors: a shape (up to 5-D, N C D H W) and a GPU storage buffer of f32 (or u32 indices).
+//! Tensors: a shape (up to 6-D: N C D H W, or any row-major layout) and a GPU storage buffer of
+//! f32 (or u32 indices).
 
 use std::fmt;
 use std::sync::Arc;
@@ -6,7 +7,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 
-pub const MAX_RANK: usize = 5;
+pub const MAX_RANK: usize = 6;
 
 /// Row-major dimensions, outermost first (NCW, NCHW, NCDHW; [rows, cols] for matrices).
 #[derive(Clone, PartialEq, Eq, Hash)]

@@ -2,7 +2,8 @@
 use wgnn_reference::testing as common;
 
 use common::*;
-use wgnn::ops::concat::{ConcatChannels, SliceChannels};
+use wgnn::ops::concat::Concat;
+use wgnn::ops::view::{Slice, SliceAxis};
 use wgnn::rng::Rng;
 use wgnn_reference::concat as reference;
 
@@ -72,7 +73,7 @@ fn forward_and_backward_match_reference() {
             .map(|(x, s)| (x.as_slice(), s.as_slice()))
             .collect();
         let expect = reference::concat_channels(&inputs);
-        let y = wgnn::graph::eval(gpu(), &ConcatChannels, &refs).unwrap();
+        let y = wgnn::graph::eval(gpu(), &Concat { axis: 1 }, &refs).unwrap();
         let mut out_shape = shapes[0].clone();
         out_shape[1] = shapes.iter().map(|s| s[1]).sum();
         assert_eq!(y.shape.dims(), out_shape.as_slice());
@@ -84,7 +85,8 @@ fn forward_and_backward_match_reference() {
         let tup = tensor(&out_shape, &up);
         let mut start = 0;
         for s in &shapes {
-            let slice = SliceChannels { start, len: s[1] };
+            let range = SliceAxis::new(1, start as i64, (start + s[1]) as i64, 1);
+            let slice = Slice { axes: vec![range] };
             let dx = eval(&slice, &[&tup]);
             let expect = reference::slice_channels(&up, &out_shape, start, s[1]);
             assert_close(

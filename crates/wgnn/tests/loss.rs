@@ -1,12 +1,13 @@
 //! Losses against the float64 reference: forward, the backward ops, gradients through compiled
-//! graphs (by hand for the u32 triplets), repeated triplet indices with active and inactive
-//! hinges, extreme logits, and bad shapes.
+//! graphs (by hand for the u32 triplets and labels), repeated triplet indices with active and
+//! inactive hinges, cross-entropy with [N, C] and [N, C, d1, d2] logits, ignored and
+//! out-of-range labels and labels changed between steps, extreme logits, and bad shapes.
 use wgnn_reference::testing as common;
 
 use common::*;
 use wgnn::ops::loss::{
-    BceInput, BceWithLogits, BceWithLogitsBackward, Mse, MseBackward, TotalVariation,
-    TotalVariationBackward, TripletLoss, TripletLossBackward,
+    BceInput, BceWithLogits, BceWithLogitsBackward, CrossEntropy, CrossEntropyBackward, Mse,
+    MseBackward, TotalVariation, TotalVariationBackward, TripletLoss, TripletLossBackward,
 };
 use wgnn::rng::Rng;
 use wgnn::{Graph, Plan, PlanSpec, Tensor};
@@ -358,4 +359,271 @@ fn bad_shapes_are_errors() {
     let tf = tensor(&[4, 3], &[0.0; 12]);
     let op = TripletLoss { margin: 1.0 };
     assert!(wgnn::graph::eval(gpu(), &op, &[&te, &tf]).is_err());
+}
+
+/// Logits [N, C, ...] with labels [N, ...] (about one in five `IGNORED` when `ignore`).
+struct CrossEntropyCase {
+    dims: Vec<usize>,
+    logits: Vec<f64>,
+    labels: Vec<usize>,
+    ignore: Option<usize>,
+}
+
+const IGNORED: usize = 3;
+
+impl CrossEntropyCase {
+    fn random(rng: &mut Rng, dims: &[usize], ignore: bool) -> Self {
+        let positions = numel(dims) / dims[1];
+        let labels = (0..positions)
+            .map(|_| {
+                if ignore && rng.uniform() < 0.2 {
+                    IGNORED
+                } else {
+                    rng.below(dims[1])
+                }
+            })
+            .collect();
+        Self {
+            dims: dims.to_vec(),
+            logits: (0..numel(dims)).map(|_| rng.range(-4.0, 4.0)).collect(),
+            labels,
+            ignore: ignore.then_some(IGNORED),
+        }
+    }
+
+    fn label_dims(&self) -> Vec<usize> {
+        let mut dims = self.dims.clone();
+        dims.remove(1);
+        dims
+    }
+
+    fn labels_u32(&self) -> Vec<u32> {
+        self.labels.iter().map(|&l| l as u32).collect()
+    }
+
+    fn label_tensor(&self) -> Tensor {
+        Tensor::from_u32(gpu(), self.label_dims().as_slice(), &self.labels_u32()).unwrap()
+    }
+
+    fn ignore_u32(&self) -> Option<u32> {
+        self.ignore.map(|i| i as u32)
+    }
+
+    fn loss(&self) -> f64 {
+        reference::cross_entropy(&self.logits, &self.dims, &self.labels, self.ignore)
+    }
+
+    fn dlogits(&self, dy: f64) -> Vec<f64> {
+        reference::cross_entropy_backward(&self.logits, &self.dims, &self.labels, self.ignore, dy)
+    }
+}
+
+/// Logit shapes: [N, C]; [N, C, d1, d2] with odd sizes; more classes than a workgroup; and
+/// 600 positions, past the length where the sum of terms goes through chunks.
+const CE_SHAPES: [&[usize]; 4] = [&[7, 5], &[3, 4, 5, 3], &[3, 300], &[600, 6]];
+
+#[test]
+fn cross_entropy_reference_backward_matches_finite_differences() {
+    let mut rng = Rng::new(6);
+    for dims in [&[5, 4][..], &[2, 5, 3, 2]] {
+        for ignore in [false, true] {
+            let case = CrossEntropyCase::random(&mut rng, dims, ignore);
+            let up = 0.6;
+            let f =
+                |v: &[f64]| up * reference::cross_entropy(v, &case.dims, &case.labels, case.ignore);
+            let what = format!("cross-entropy {dims:?} ignore {ignore}");
+            assert_gradient(&what, &f, &case.logits, &case.dlogits(up));
+        }
+    }
+}
+
+#[test]
+fn cross_entropy_matches_reference() {
+    let mut rng = Rng::new(7);
+    for dims in CE_SHAPES {
+        for ignore in [false, true] {
+            let case = CrossEntropyCase::random(&mut rng, dims, ignore);
+            let what = format!("cross-entropy {dims:?} ignore {ignore}");
+            let tx = tensor(dims, &case.logits);
+            let tl = case.label_tensor();
+            let op = CrossEntropy {
+                ignore_index: case.ignore_u32(),
+            };
+            assert_close(&what, &eval(&op, &[&tx, &tl]), &[case.loss()], 1e-4, 1e-3);
+            let up = -1.3;
+            let backward = CrossEntropyBackward {
+                ignore_index: case.ignore_u32(),
+            };
+            let g = eval(&backward, &[&tx, &tl, &tensor(&[1], &[up])]);
+            let expect = case.dlogits(up);
+            let floor = 1e-3 / case.labels.len() as f64;
+            assert_close(&format!("{what} backward"), &g, &expect, 1e-4, floor);
+            if ignore {
+                // Every class of an ignored position gets exactly 0.
+                let inner = numel(&dims[2..]);
+                for (q, _) in case
+                    .labels
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &l)| l == IGNORED)
+                {
+                    let (b, j) = (q / inner, q % inner);
+                    for c in 0..dims[1] {
+                        assert_eq!(
+                            g[(b * dims[1] + c) * inner + j],
+                            0.0,
+                            "{what}: position {q}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A plan computing the loss and dlogits of `cross_entropy[_ignoring]` over u32 labels.
+fn cross_entropy_plan(dims: &[usize], ignore: Option<u32>) -> (Plan, [wgnn::NodeId; 3]) {
+    let mut graph = Graph::new();
+    let x = graph.input("logits", dims);
+    let mut label_dims = dims.to_vec();
+    label_dims.remove(1);
+    let labels = graph.input_u32("labels", label_dims.as_slice());
+    let loss = match ignore {
+        Some(index) => graph.cross_entropy_ignoring(x, labels, index).unwrap(),
+        None => graph.cross_entropy(x, labels).unwrap(),
+    };
+    let seed = graph.input("seed", [1]);
+    let grads = graph.backward(loss, seed, &[x]).unwrap();
+    let spec = PlanSpec {
+        outputs: vec![loss, grads[0]],
+        ..Default::default()
+    };
+    let params = wgnn::nn::ParamStore::new();
+    let plan = Plan::compile(gpu(), &graph, &params, spec).unwrap();
+    (plan, [x, labels, seed])
+}
+
+#[test]
+fn cross_entropy_through_a_graph_with_labels_changed_per_step() {
+    let mut rng = Rng::new(8);
+    let gpu = gpu();
+    for (dims, ignore) in [(&[6, 7][..], false), (&[3, 5, 2, 3], true)] {
+        let first = CrossEntropyCase::random(&mut rng, dims, ignore);
+        let (mut plan, [x, labels, seed]) = cross_entropy_plan(dims, first.ignore_u32());
+        plan.write_input(gpu, x, &to_f32(&first.logits)).unwrap();
+        plan.write_input(gpu, seed, &[0.9]).unwrap();
+        // Two steps on the same logits, each with its own labels, through one compiled plan.
+        let mut second = CrossEntropyCase::random(&mut rng, dims, ignore);
+        second.logits = first.logits.clone();
+        assert_ne!(first.labels, second.labels);
+        for case in [&first, &second] {
+            plan.write_input_u32(gpu, labels, &case.labels_u32())
+                .unwrap();
+            let results = plan.step(gpu).unwrap();
+            let what = format!("cross-entropy {dims:?} (graph)");
+            assert_close(&what, &results[0], &[case.loss()], 1e-4, 1e-3);
+            let floor = 1e-3 / case.labels.len() as f64;
+            let expect = case.dlogits(0.9);
+            assert_close(
+                &format!("{what} backward"),
+                &results[1],
+                &expect,
+                1e-4,
+                floor,
+            );
+        }
+    }
+}
+
+#[test]
+fn cross_entropy_with_large_logits_stays_finite() {
+    // Logits of +-1e4 around each position: exp(1e4) overflows without the shift by the
+    // maximum. The labels pick both the largest logit (loss near 0) and far smaller ones.
+    let mut rng = Rng::new(9);
+    let dims = [4, 6];
+    let logits: Vec<f64> = (0..24)
+        .map(|k| ((if k % 2 == 0 { 1e4 } else { -1e4 }) + rng.range(-3.0, 3.0)) as f32 as f64)
+        .collect();
+    let case = CrossEntropyCase {
+        dims: dims.to_vec(),
+        logits,
+        labels: vec![0, 1, 4, 5],
+        ignore: None,
+    };
+    let (tx, tl) = (tensor(&dims, &case.logits), case.label_tensor());
+    let loss = eval(&CrossEntropy::default(), &[&tx, &tl]);
+    assert!(loss[0].is_finite(), "loss {loss:?}");
+    assert_close(
+        "cross-entropy large logits",
+        &loss,
+        &[case.loss()],
+        1e-4,
+        1e-3,
+    );
+    let g = eval(
+        &CrossEntropyBackward::default(),
+        &[&tx, &tl, &tensor(&[1], &[1.0])],
+    );
+    assert!(g.iter().all(|v| v.is_finite()), "{g:?}");
+    assert_close(
+        "cross-entropy large logits backward",
+        &g,
+        &case.dlogits(1.0),
+        1e-4,
+        1e-4,
+    );
+}
+
+#[test]
+fn cross_entropy_label_out_of_range_gives_nan_and_all_ignored_gives_nan() {
+    let dims = [2, 3];
+    let tx = tensor(&dims, &[0.1, 0.2, 0.3, 0.4, 0.5, 0.6]);
+    let tl = Tensor::from_u32(gpu(), [2], &[1, 3]).unwrap();
+    let loss = eval(&CrossEntropy::default(), &[&tx, &tl]);
+    assert!(loss[0].is_nan(), "loss {loss:?}");
+    let g = eval(
+        &CrossEntropyBackward::default(),
+        &[&tx, &tl, &tensor(&[1], &[1.0])],
+    );
+    assert!(g[3..].iter().all(|v| v.is_nan()), "the bad position: {g:?}");
+    assert!(
+        g[..3].iter().all(|v| v.is_finite()),
+        "the good position: {g:?}"
+    );
+    // The out-of-range label as the ignored one counts for nothing instead.
+    let ignoring = CrossEntropy {
+        ignore_index: Some(3),
+    };
+    let expect = reference::cross_entropy(&to_f64(&to_f32(&[0.1, 0.2, 0.3])), &[1, 3], &[1], None);
+    assert_close(
+        "ignoring 3",
+        &eval(&ignoring, &[&tx, &tl]),
+        &[expect],
+        1e-4,
+        1e-3,
+    );
+    let all_ignored = Tensor::from_u32(gpu(), [2], &[3, 3]).unwrap();
+    let loss = eval(&ignoring, &[&tx, &all_ignored]);
+    assert!(loss[0].is_nan(), "every label ignored: {loss:?}");
+}
+
+#[test]
+fn cross_entropy_bad_shapes_and_dtypes_are_errors() {
+    let mut g = Graph::new();
+    let x = g.input("x", [4, 5, 3]);
+    let message = |r: wgnn::Result<wgnn::NodeId>| r.unwrap_err().to_string();
+    let labels = g.input_u32("labels", [4, 3]);
+    assert!(g.cross_entropy(x, labels).is_ok());
+    let wrong = g.input_u32("wrong", [4, 5]);
+    assert!(message(g.cross_entropy(x, wrong)).contains("without the class axis 1"));
+    let flat = g.input("flat", [5]);
+    let l1 = g.input_u32("l1", [1]);
+    assert!(message(g.cross_entropy(flat, l1)).contains("logits must be [N, C]"));
+    let f32_labels = g.input("f32 labels", [4, 3]);
+    assert!(message(g.cross_entropy(x, f32_labels)).contains("labels must be U32"));
+    assert!(message(g.cross_entropy(labels, labels)).contains("logits must be F32"));
+    // The ops check dtypes when evaluated eagerly, too.
+    let tx = tensor(&[2, 3], &[0.5; 6]);
+    let tf = tensor(&[2], &[0.0; 2]);
+    assert!(wgnn::graph::eval(gpu(), &CrossEntropy::default(), &[&tx, &tf]).is_err());
 }

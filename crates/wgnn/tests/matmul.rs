@@ -228,12 +228,18 @@ fn bad_shapes_are_errors() {
         "inner dimensions 3 and 5"
     );
     let v = g.input("v", [4]);
-    assert!(g.matmul(a, v).is_err(), "rank 1");
-    let t4 = g.input("t4", [2, 2, 4, 5]);
-    assert!(g.matmul(a, t4).is_err(), "rank 4");
+    let message = |r: wgnn::Result<wgnn::NodeId>| r.unwrap_err().to_string();
+    assert!(message(g.matmul_t(a, v, false, false)).contains("rank >= 2"));
+    let t4 = g.input("t4", [2, 2, 5, 5]);
+    assert!(message(g.matmul(a, t4)).contains("inner dimensions differ"));
     let b1 = g.input("b1", [2, 3, 4]);
     let b2 = g.input("b2", [3, 4, 5]);
-    assert!(g.matmul(b1, b2).is_err(), "batch sizes 2 and 3");
+    assert!(message(g.matmul(b1, b2)).contains("do not broadcast"));
+    let b3 = g.input("b3", [2, 1, 4, 5]);
+    let b4 = g.input("b4", [3, 3, 5, 6]);
+    assert!(message(g.matmul(b3, b4)).contains("do not broadcast"));
+    let v5 = g.input("v5", [5]);
+    assert!(message(g.matmul(a, v5)).contains("inner dimensions differ"));
     let x = g.input("x", [5, 4]);
     let w = g.input("w", [3, 4]);
     let bad_bias = g.input("bad_bias", [4]);
@@ -249,4 +255,141 @@ fn bad_shapes_are_errors() {
     let ta = tensor(&[3, 4], &[0.5; 12]);
     let tb = tensor(&[5, 6], &[0.5; 30]);
     assert!(wgnn::graph::eval(gpu(), &MatMul::default(), &[&ta, &tb]).is_err());
+}
+
+/// Batch dims of (A, B) that broadcast as numpy's matmul: equal, one side 1, one side missing,
+/// ranks 3 to 6, and a shared matrix next to a size-1 batch dim.
+const BROADCASTS: [(&[usize], &[usize]); 6] = [
+    (&[2, 3], &[3]),
+    (&[2, 1], &[1, 3]),
+    (&[3], &[2, 1]),
+    (&[2, 1, 3], &[2, 1]),
+    (&[2, 1, 2, 1], &[3, 1, 2]),
+    (&[1, 3], &[]),
+];
+
+/// The stored dims of an operand: `batch` then the matrix (`rows x cols` of op(X), stored
+/// transposed when `t`).
+fn batched(batch: &[usize], rows: usize, cols: usize, t: bool) -> Vec<usize> {
+    let mut dims = batch.to_vec();
+    dims.extend(stored(None, rows, cols, t));
+    dims
+}
+
+#[test]
+fn reference_broadcast_backward_matches_finite_differences() {
+    let mut rng = Rng::new(21);
+    for (ab, bb) in BROADCASTS {
+        let flags = (true, false);
+        let (ad, bd) = (batched(ab, 3, 2, flags.0), batched(bb, 2, 3, flags.1));
+        let a = random_nonzero(&mut rng, numel(&ad));
+        let b = random_nonzero(&mut rng, numel(&bd));
+        let c_len = reference::forward(&a, &ad, &b, &bd, flags.0, flags.1).len();
+        let up = random_f64(&mut rng, c_len);
+        let (da, db) = reference::backward(&a, &ad, &b, &bd, flags.0, flags.1, &up);
+        let what = format!("A {ad:?} B {bd:?}");
+        let fa = |x: &[f64]| dot(&reference::forward(x, &ad, &b, &bd, flags.0, flags.1), &up);
+        assert_gradient(&format!("{what} dA"), &fa, &a, &da);
+        let fb = |x: &[f64]| dot(&reference::forward(&a, &ad, x, &bd, flags.0, flags.1), &up);
+        assert_gradient(&format!("{what} dB"), &fb, &b, &db);
+    }
+}
+
+/// Broadcast batches, forward (output poisoned) and backward through the graph (gradients summed
+/// over the broadcast dims), every transpose combination, at odd sizes and at sizes that take the
+/// subgroup design's vec4 kernel (K and N multiples of 4), with M past 32 for its 64-row tiles.
+fn check_broadcast(seed: u64) {
+    let mut rng = Rng::new(seed);
+    for sizes in [(5, 7, 3), (9, 8, 12), (37, 12, 8)] {
+        for flags in FLAGS {
+            for (ab, bb) in BROADCASTS {
+                let (ad, bd) = (
+                    batched(ab, sizes.0, sizes.2, flags.0),
+                    batched(bb, sizes.2, sizes.1, flags.1),
+                );
+                let a = random_nonzero(&mut rng, numel(&ad));
+                let b = random_nonzero(&mut rng, numel(&bd));
+                let op = MatMul {
+                    transpose_a: flags.0,
+                    transpose_b: flags.1,
+                };
+                let (ta, tb) = (tensor(&ad, &a), tensor(&bd, &b));
+                let c = wgnn::graph::eval(gpu(), &op, &[&ta, &tb]).unwrap();
+                // Sums of up to 37 x 12 products of values in [-1, 1] (dB's also over broadcast
+                // dims) round to ~1e-6 in f32: results below the floor are judged absolutely.
+                let expect = reference::forward(&a, &ad, &b, &bd, flags.0, flags.1);
+                let what = format!("A {ad:?} B {bd:?} flags {flags:?}");
+                let mut c_dims: Vec<usize> = (0..ab.len().max(bb.len()))
+                    .map(|k| {
+                        let at = |d: &[usize]| {
+                            (k + d.len())
+                                .checked_sub(ab.len().max(bb.len()))
+                                .map_or(1, |i| d[i])
+                        };
+                        at(ab).max(at(bb))
+                    })
+                    .collect();
+                c_dims.extend([sizes.0, sizes.1]);
+                assert_eq!(c.shape.dims(), c_dims.as_slice(), "{what}");
+                assert_close(&what, &c.to_vec(gpu()).unwrap(), &expect, 1e-4, 0.05);
+
+                let up = random_f64(&mut rng, expect.len());
+                let (_, grads) = graph_vjp(&[(&ad, &a), (&bd, &b)], &up, &|g, ids| {
+                    g.matmul_t(ids[0], ids[1], flags.0, flags.1).unwrap()
+                });
+                let (da, db) = reference::backward(&a, &ad, &b, &bd, flags.0, flags.1, &up);
+                assert_close(&format!("{what} dA"), &grads[0], &da, 1e-4, 0.05);
+                assert_close(&format!("{what} dB"), &grads[1], &db, 1e-4, 0.05);
+            }
+        }
+    }
+}
+
+#[test]
+fn broadcast_batches_match_reference() {
+    eprintln!("subgroup design: {}", gpu().subgroup_broadcast);
+    check_broadcast(22);
+}
+
+/// The same on the tiled design (the fallback where the device has subgroups).
+#[test]
+fn broadcast_batches_match_reference_on_fallback() {
+    without_subgroups(|| check_broadcast(23));
+}
+
+/// numpy's 1-D operands: A [K] is a row, B [K] a column, and the added dim leaves the result.
+#[test]
+fn vectors_are_promoted_as_numpy_does() {
+    let mut rng = Rng::new(24);
+    let k = 5;
+    // (A dims, B dims, promoted A, promoted B, C dims)
+    type Case<'a> = (
+        &'a [usize],
+        &'a [usize],
+        &'a [usize],
+        &'a [usize],
+        &'a [usize],
+    );
+    let cases: [Case; 4] = [
+        (&[k], &[2, k, 3], &[1, k], &[2, k, 3], &[2, 3]),
+        (&[2, 3, 7, k], &[k], &[2, 3, 7, k], &[k, 1], &[2, 3, 7]),
+        (&[k], &[k], &[1, k], &[k, 1], &[1]),
+        (&[k], &[k, 3], &[1, k], &[k, 3], &[3]),
+    ];
+    for (ad, bd, pa, pb, cd) in cases {
+        let a = random_nonzero(&mut rng, numel(ad));
+        let b = random_nonzero(&mut rng, numel(bd));
+        let expect = reference::forward(&a, pa, &b, pb, false, false);
+        let up = random_f64(&mut rng, expect.len());
+        let (c, grads) = graph_vjp(&[(ad, &a), (bd, &b)], &up, &|g, ids| {
+            let c = g.matmul(ids[0], ids[1]).unwrap();
+            assert_eq!(g.shape(c).dims(), cd, "A {ad:?} B {bd:?}");
+            c
+        });
+        let (da, db) = reference::backward(&a, pa, &b, pb, false, false, &up);
+        let what = format!("A {ad:?} B {bd:?}");
+        assert_close(&what, &c, &expect, 1e-4, 1e-2);
+        assert_close(&format!("{what} dA"), &grads[0], &da, 1e-4, 1e-2);
+        assert_close(&format!("{what} dB"), &grads[1], &db, 1e-4, 1e-2);
+    }
 }

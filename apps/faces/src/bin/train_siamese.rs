@@ -13,8 +13,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use wgnn::{Error, Gpu, Result};
 use wgnn_faces::augment::Augment;
 use wgnn_faces::cnn::CnnSpec;
-use wgnn_faces::cnn_train::CnnTrainConfig;
+use wgnn_faces::cnn_train::{CnnTrainConfig, LrSchedule, StepStats};
 use wgnn_faces::commands::{self, Progress, Threshold, TrainRequest, VerificationHead};
+use wgnn_faces::distort::Distortion;
 use wgnn_faces::gallery::UNKNOWN;
 use wgnn_faces::mining::Mining;
 use wgnn_faces::model::SiameseModel;
@@ -45,7 +46,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train a model on DIR/<identity>/<image> and write it to --out.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Embed every image of a folder and report one-shot identification and verification.
     Eval(EvalArgs),
     /// Train a logistic unit on |f(x1) - f(x2)| (embedding frozen) and store it in the model.
@@ -83,8 +84,38 @@ struct TrainArgs {
     #[arg(long, value_enum, default_value = "face-resnet")]
     model: ModelKind,
     /// cnn: training steps (one P x K batch each).
-    #[arg(long, value_name = "N", default_value_t = 2000, value_parser = wgnn_cli::positive, allow_negative_numbers = true)]
+    #[arg(long, value_name = "N", default_value_t = CnnTrainConfig::default().steps, value_parser = wgnn_cli::positive, allow_negative_numbers = true)]
     steps: usize,
+    /// cnn: how the learning rate moves over the steps (cosine: down to 1 % at the last step).
+    #[arg(long, value_enum, default_value = "cosine")]
+    lr_schedule: LrSchedule,
+    /// cnn: random affine distortion of every image each time it enters a batch: `none` or
+    /// rotation=DEGREES,shear=DEGREES,scale=FRACTION,shift=FRACTION (each drawn uniformly in
+    /// [-x, x]; a key left out is 0; shift is a fraction of the side).
+    #[arg(long, value_name = "SPEC", default_value_t = CnnTrainConfig::default().distortion.to_text())]
+    distort: String,
+    /// cnn: also train on every identity rotated by 90, 180 and 270 degrees, as three new
+    /// identities (for characters and symbols, where a rotated one is another one; not faces;
+    /// off by default).
+    #[arg(long)]
+    rotated_classes: bool,
+    /// cnn: keep the last V training identities (natural order; for DIR/<group>/<identity>,
+    /// the last groups' identities) out of training and measure N-way one-shot accuracy
+    /// within their groups (--ways) every --eval-every steps; the model keeps the weights of
+    /// the best evaluation [default: 0, no validation].
+    #[arg(long, value_name = "V", default_value_t = 0, value_parser = wgnn_cli::count, allow_negative_numbers = true)]
+    validation_identities: usize,
+    /// cnn: steps between validation evaluations.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = wgnn_cli::positive, allow_negative_numbers = true)]
+    eval_every: usize,
+    /// cnn: stop when this many evaluations in a row bring no better validation accuracy
+    /// (0: run every step).
+    #[arg(long, value_name = "E", default_value_t = 5, value_parser = wgnn_cli::count, allow_negative_numbers = true)]
+    patience: usize,
+    /// cnn: identities per validation episode (one-shot N-way within a group, Lake et al.'s
+    /// Omniglot task; a group with fewer is one episode).
+    #[arg(long, value_name = "N", default_value_t = 20, value_parser = wgnn_cli::positive, allow_negative_numbers = true)]
+    ways: usize,
     /// cnn: channels of every block's 3x3 convolution.
     #[arg(long, value_name = "C", default_value_t = CnnSpec::default().width, value_parser = wgnn_cli::positive, allow_negative_numbers = true)]
     width: usize,
@@ -104,12 +135,13 @@ struct TrainArgs {
     /// Passes over the training identities with the triplet loss.
     #[arg(long, value_name = "N", default_value_t = TrainConfig::default().epochs, value_parser = wgnn_cli::positive, allow_negative_numbers = true)]
     epochs: usize,
-    /// P: identities per batch.
-    #[arg(long, value_name = "P", default_value_t = TrainConfig::default().identities_per_batch, value_parser = wgnn_cli::positive, allow_negative_numbers = true)]
-    identities_per_batch: usize,
-    /// K: images per identity in a batch (repeats when a person has fewer).
-    #[arg(long, value_name = "K", default_value_t = TrainConfig::default().images_per_identity, value_parser = wgnn_cli::positive, allow_negative_numbers = true)]
-    images_per_identity: usize,
+    /// P: identities per batch [default: 8 for face-resnet, 20 for cnn].
+    #[arg(long, value_name = "P", value_parser = wgnn_cli::positive, allow_negative_numbers = true)]
+    identities_per_batch: Option<usize>,
+    /// K: images per identity in a batch (repeats when a person has fewer) [default: 4 for
+    /// face-resnet, 5 for cnn].
+    #[arg(long, value_name = "K", value_parser = wgnn_cli::positive, allow_negative_numbers = true)]
+    images_per_identity: Option<usize>,
     /// Triplet margin on squared L2 distances between unit embeddings (0 to 4).
     #[arg(long, default_value_t = TrainConfig::default().margin, value_parser = wgnn_cli::positive_number, allow_negative_numbers = true)]
     margin: f32,
@@ -154,18 +186,22 @@ struct TrainArgs {
     /// Seed of everything random: same seed, same data, same model file, bit for bit.
     #[arg(long, default_value_t = TrainConfig::default().seed, allow_negative_numbers = true)]
     seed: u64,
-    /// Write a checkpoint every N epochs to --checkpoint (0: never).
-    #[arg(long, value_name = "N", default_value_t = 0, value_parser = wgnn_cli::count, allow_negative_numbers = true)]
-    checkpoint_every: usize,
+    /// Write a checkpoint every N epochs (face-resnet) or steps (cnn) to --checkpoint, atomically
+    /// (0: never) [default: 0 for face-resnet, 250 for cnn].
+    #[arg(long, value_name = "N", value_parser = wgnn_cli::count, allow_negative_numbers = true)]
+    checkpoint_every: Option<usize>,
     /// Checkpoint file [default: MODEL with `.checkpoint.safetensors`].
     #[arg(long, value_name = "PATH", value_parser = wgnn_cli::path)]
     checkpoint: Option<PathBuf>,
-    /// Continue an interrupted run from this checkpoint, with the same flags (only --epochs
-    /// may differ; the learning-rate drop follows it) [default: start afresh].
+    /// Continue an interrupted run from this checkpoint, with the same flags (only --epochs,
+    /// or --steps for cnn, may differ; the learning-rate schedule follows it), bit for bit as
+    /// if never interrupted [default: start afresh].
     #[arg(long, value_name = "CHECKPOINT", value_parser = wgnn_cli::path)]
     resume: Option<PathBuf>,
     /// Write one JSON line per epoch (appended when resuming): {"epoch", "loss",
-    /// "active_triplets", "pos_dist", "neg_dist", "ms"} [default: no log].
+    /// "active_triplets", "pos_dist", "neg_dist", "ms"}; for cnn one per step: {"step",
+    /// "loss", "active_triplets", "learning_rate"}, with "validation_one_shot" on evaluation
+    /// steps [default: no log].
     #[arg(long, value_name = "PATH", value_parser = wgnn_cli::path)]
     log_json: Option<PathBuf>,
     /// face-resnet: size WIDTHxHEIGHT photos are resized to before the face and its landmarks
@@ -201,6 +237,12 @@ struct EvalArgs {
     /// logistic unit of train-verifier (its own decision, P(same) >= 0.5).
     #[arg(long, value_enum, default_value = "distance")]
     head: VerificationHead,
+    /// Also report N-way one-shot accuracy within groups: the identities of each group
+    /// (DIR/<group>/<identity>/, e.g. an Omniglot alphabet) in episodes of N, one image of each
+    /// as the gallery in turn, the others as probes (Lake et al.'s 20-way task with N = 20)
+    /// [default: off].
+    #[arg(long, value_name = "N", value_parser = wgnn_cli::positive, allow_negative_numbers = true)]
+    ways: Option<usize>,
     /// No progress bars (off by default).
     #[arg(long)]
     quiet: bool,
@@ -406,7 +448,7 @@ fn run(command: Command) -> Result<()> {
     }
     let gpu = Gpu::new()?;
     match command {
-        Command::Train(args) => train(&gpu, args),
+        Command::Train(args) => train(&gpu, *args),
         Command::Eval(args) => eval(&gpu, args),
         Command::TrainVerifier(args) => train_verifier(&gpu, args),
         Command::Enroll(args) => {
@@ -524,8 +566,12 @@ fn train_config(args: &TrainArgs) -> Result<TrainConfig> {
         init: args.init,
         whitening_shrinkage: args.whitening_shrinkage,
         epochs: args.epochs,
-        identities_per_batch: args.identities_per_batch,
-        images_per_identity: args.images_per_identity,
+        identities_per_batch: args
+            .identities_per_batch
+            .unwrap_or(TrainConfig::default().identities_per_batch),
+        images_per_identity: args
+            .images_per_identity
+            .unwrap_or(TrainConfig::default().images_per_identity),
         margin: args.margin,
         mining: args.mining,
         optimizer: args.optimizer,
@@ -561,12 +607,19 @@ fn cnn_config(args: &TrainArgs) -> Result<CnnTrainConfig> {
             depth: args.depth,
             embedding_dim: args.embedding_dim,
         },
-        identities_per_batch: args.identities_per_batch,
-        images_per_identity: args.images_per_identity,
+        identities_per_batch: args
+            .identities_per_batch
+            .unwrap_or(CnnTrainConfig::default().identities_per_batch),
+        images_per_identity: args
+            .images_per_identity
+            .unwrap_or(CnnTrainConfig::default().images_per_identity),
         margin: args.margin,
         mining: args.mining,
         learning_rate: args.learning_rate,
+        schedule: args.lr_schedule,
         weight_decay: args.weight_decay,
+        steps: args.steps,
+        distortion: Distortion::parse(&args.distort)?,
         seed: args.seed,
     };
     if config.identities_per_batch < 2 || config.images_per_identity < 2 {
@@ -580,13 +633,24 @@ fn cnn_config(args: &TrainArgs) -> Result<CnnTrainConfig> {
 }
 
 fn train_cnn(gpu: &Gpu, args: TrainArgs) -> Result<()> {
+    let checkpoint = args
+        .checkpoint
+        .clone()
+        .unwrap_or_else(|| default_checkpoint(&args.out));
     let request = commands::CnnTrainRequest {
         data: args.data.clone(),
         holdout_identities: args.holdout_identities,
+        validation_identities: args.validation_identities,
+        ways: args.ways,
+        eval_every: args.eval_every,
+        patience: args.patience,
+        rotated_classes: args.rotated_classes,
         config: cnn_config(&args)?,
-        steps: args.steps,
+        checkpoint_every: args.checkpoint_every.unwrap_or(CNN_CHECKPOINT_EVERY),
+        checkpoint: Some(checkpoint),
+        resume: args.resume.clone(),
     };
-    let mut progress = Bars::new(args.quiet, None);
+    let mut progress = Bars::new(args.quiet, open_log(&args)?);
     let trained = commands::train_cnn(gpu, &request, &mut progress)?;
     progress.finish();
     trained.model.save(gpu, &args.out)?;
@@ -598,8 +662,20 @@ fn train_cnn(gpu: &Gpu, args: TrainArgs) -> Result<()> {
         .map(|s| s.loss)
         .collect();
     let loss = tail.iter().sum::<f32>() / tail.len().max(1) as f32;
+    let best = match trained.best {
+        Some((accuracy, step)) => format!(
+            "; best validation one-shot {accuracy:.4} at step {step}{}",
+            if trained.stopped_early {
+                " (stopped early)"
+            } else {
+                ""
+            }
+        ),
+        None => String::new(),
+    };
     eprintln!(
-        "wrote {} (threshold {:.4}, mean loss of the last {} steps {loss:.4}); {} steps in {:.1} s",
+        "wrote {} (threshold {:.4}, mean loss of the last {} steps {loss:.4}{best}); {} steps in \
+         {:.1} s",
         args.out.display(),
         trained.model.threshold,
         tail.len(),
@@ -607,6 +683,27 @@ fn train_cnn(gpu: &Gpu, args: TrainArgs) -> Result<()> {
         trained.total_seconds
     );
     Ok(())
+}
+
+/// Checkpoint interval of `train --model cnn`, in steps.
+const CNN_CHECKPOINT_EVERY: usize = 250;
+
+/// The --log-json file: created, or appended to when resuming.
+fn open_log(args: &TrainArgs) -> Result<Option<File>> {
+    let Some(path) = &args.log_json else {
+        return Ok(None);
+    };
+    let file = if args.resume.is_some() {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+    } else {
+        File::create(path)
+    };
+    Ok(Some(file.map_err(|e| {
+        Error::file(path, format!("cannot write: {e}"))
+    })?))
 }
 
 fn train(gpu: &Gpu, args: TrainArgs) -> Result<()> {
@@ -622,25 +719,11 @@ fn train(gpu: &Gpu, args: TrainArgs) -> Result<()> {
         data: args.data.clone(),
         holdout_identities: args.holdout_identities,
         config,
-        checkpoint_every: args.checkpoint_every,
+        checkpoint_every: args.checkpoint_every.unwrap_or(0),
         checkpoint: Some(checkpoint),
         resume: args.resume.clone(),
     };
-    let log = match &args.log_json {
-        None => None,
-        Some(path) => {
-            let file = if args.resume.is_some() {
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-            } else {
-                File::create(path)
-            };
-            Some(file.map_err(|e| Error::file(path, format!("cannot write: {e}")))?)
-        }
-    };
-    let mut progress = Bars::new(args.quiet, log);
+    let mut progress = Bars::new(args.quiet, open_log(&args)?);
     let trained = commands::train(gpu, &request, &mut progress)?;
     progress.finish();
     trained.model.save(gpu, &args.out)?;
@@ -673,7 +756,8 @@ fn default_checkpoint(out: &Path) -> PathBuf {
 fn eval(gpu: &Gpu, args: EvalArgs) -> Result<()> {
     let model = SiameseModel::load(gpu, &args.model)?;
     let mut progress = Bars::new(args.quiet, None);
-    let evaluation = commands::evaluate(gpu, &model, &args.data, args.head, &mut progress)?;
+    let evaluation =
+        commands::evaluate_with_ways(gpu, &model, &args.data, args.head, args.ways, &mut progress)?;
     progress.finish();
     if let Some(path) = &args.roc {
         write_roc_png(path, &evaluation.pairs, 640, 480)?;
@@ -685,6 +769,14 @@ fn eval(gpu: &Gpu, args: EvalArgs) -> Result<()> {
         println!("identities            {}", m.identities);
         println!("images                {}", m.images);
         println!("one-shot accuracy     {:.4}", m.one_shot_accuracy);
+        if let Some(w) = &evaluation.within_groups {
+            println!(
+                "{}-way within groups   {:.4} ({} episodes)",
+                w.ways,
+                w.accuracy,
+                w.episodes.len()
+            );
+        }
         match evaluation.head {
             VerificationHead::Distance => {
                 println!(
@@ -743,6 +835,8 @@ struct Bars {
     quiet: bool,
     bar: Option<ProgressBar>,
     log: Option<File>,
+    /// The last validation accuracy, shown beside the loss.
+    validation: Option<f64>,
 }
 
 impl Bars {
@@ -751,6 +845,7 @@ impl Bars {
             quiet,
             bar: None,
             log,
+            validation: None,
         }
     }
 
@@ -811,6 +906,37 @@ impl Progress for Bars {
                     stats.ms
                 );
             }
+        }
+        Ok(())
+    }
+
+    fn training_step(&mut self, stats: &StepStats, validation: Option<f64>) -> Result<()> {
+        if let Some(log) = &mut self.log {
+            let mut line = serde_json::json!({
+                "step": stats.step,
+                "loss": stats.loss,
+                "active_triplets": stats.active_triplets,
+                "learning_rate": stats.learning_rate,
+            });
+            if let Some(accuracy) = validation {
+                line["validation_one_shot"] = accuracy.into();
+            }
+            writeln!(log, "{line}")
+                .and_then(|_| log.flush())
+                .map_err(|e| Error::Invalid(format!("--log-json: cannot write: {e}")))?;
+        }
+        if let Some(accuracy) = validation {
+            self.validation = Some(accuracy);
+        }
+        if let Some(bar) = &self.bar {
+            let validation = self
+                .validation
+                .map(|a| format!(", validation {a:.3}"))
+                .unwrap_or_default();
+            bar.set_message(format!(
+                "loss {:.4}, active {:.2}{validation}",
+                stats.loss, stats.active_triplets
+            ));
         }
         Ok(())
     }

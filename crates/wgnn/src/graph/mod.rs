@@ -96,7 +96,8 @@ impl Graph {
         })
     }
 
-    /// A u32 input (indices, e.g. triplets), fed with `Plan::write_input_u32`.
+    /// A u32 input (indices: triplets, class labels, dropout seeds), fed with
+    /// `Plan::write_input_u32`.
     pub fn input_u32(&mut self, name: &str, shape: impl Into<Shape>) -> NodeId {
         let id = self.input(name, shape);
         self.nodes[id.0].dtype = DType::U32;

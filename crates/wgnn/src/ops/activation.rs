@@ -1,20 +1,28 @@
-//! Activations (ReLU, LeakyReLU, Sigmoid, Tanh, ELU): `activation.wgsl`.
+//! Pointwise activations: ReLU, leaky ReLU, sigmoid, tanh, ELU, SiLU, GELU (exact, with erf, and
+//! the tanh approximation), hard-swish, hard-sigmoid, clamp and erf: `activation.wgsl`, with the
+//! f32 erf of `erf.wgsl` (WGSL has none).
 //! Backward: dx = dy * f'(x), one kernel for every kind.
 
 use crate::error::{Error, Result};
 use crate::gpu::{
-    bytes_of, shader_struct, wgsl_file, workgroups_for, Dispatch, Shader, WORKGROUP_INDEX,
+    bytes_of, shader_struct, wgsl_file, workgroups_for, Dispatch, Shader, WgslFile, WORKGROUP_INDEX,
 };
 use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op, SpatialMap};
 use crate::tensor::{Shape, Tensor};
 
 pub static SHADER: Shader = Shader {
     name: "activation",
-    file: wgsl_file!("ops/activation.wgsl", [&WORKGROUP_INDEX, &super::SIGMOID]),
+    file: wgsl_file!(
+        "ops/activation.wgsl",
+        [&WORKGROUP_INDEX, &super::SIGMOID, &ERF]
+    ),
     subgroups: false,
     structs: &[("Params", Params::LAYOUT)],
 };
 const WORKGROUP: usize = 256;
+
+/// erf(z) and erfc(z) in f32 for the GELU and erf kinds.
+static ERF: WgslFile = wgsl_file!("ops/erf.wgsl");
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Activation {
@@ -23,16 +31,47 @@ pub enum Activation {
     Sigmoid,
     Tanh,
     Elu(f32),
+    /// x sigmoid(x) (also called swish).
+    Silu,
+    /// x Phi(x), Phi the standard normal CDF (0.5 (1 + erf(x / sqrt 2))): PyTorch's
+    /// `gelu(approximate="none")`, ONNX's `Gelu`.
+    Gelu,
+    /// 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))): PyTorch's `gelu(approximate="tanh")`.
+    GeluTanh,
+    /// x relu6(x + 3) / 6 (PyTorch's `hardswish`, ONNX's `HardSwish`).
+    HardSwish,
+    /// clamp(alpha x + beta, 0, 1): PyTorch's `hardsigmoid` is alpha 1/6, beta 0.5; ONNX's
+    /// `HardSigmoid` defaults to alpha 0.2, beta 0.5.
+    HardSigmoid {
+        alpha: f32,
+        beta: f32,
+    },
+    /// min(max(x, min), max); the gradient passes where min <= x <= max (PyTorch's `clamp`).
+    /// Bounds may be infinite.
+    Clamp {
+        min: f32,
+        max: f32,
+    },
+    /// The error function (ONNX's `Erf`).
+    Erf,
 }
 
 impl Activation {
-    fn kind(self) -> (u32, f32) {
+    /// The kernel's `kind` and its two parameters (`alpha`, `beta`).
+    fn kind(self) -> (u32, f32, f32) {
         match self {
-            Activation::Relu => (0, 0.0),
-            Activation::LeakyRelu(a) => (1, a),
-            Activation::Sigmoid => (2, 0.0),
-            Activation::Tanh => (3, 0.0),
-            Activation::Elu(a) => (4, a),
+            Activation::Relu => (0, 0.0, 0.0),
+            Activation::LeakyRelu(a) => (1, a, 0.0),
+            Activation::Sigmoid => (2, 0.0, 0.0),
+            Activation::Tanh => (3, 0.0, 0.0),
+            Activation::Elu(a) => (4, a, 0.0),
+            Activation::Silu => (5, 0.0, 0.0),
+            Activation::Gelu => (6, 0.0, 0.0),
+            Activation::GeluTanh => (7, 0.0, 0.0),
+            Activation::HardSwish => (8, 0.0, 0.0),
+            Activation::HardSigmoid { alpha, beta } => (9, alpha, beta),
+            Activation::Clamp { min, max } => (10, min, max),
+            Activation::Erf => (11, 0.0, 0.0),
         }
     }
 
@@ -43,6 +82,51 @@ impl Activation {
             Activation::Sigmoid => "sigmoid",
             Activation::Tanh => "tanh",
             Activation::Elu(_) => "elu",
+            Activation::Silu => "silu",
+            Activation::Gelu => "gelu",
+            Activation::GeluTanh => "gelu_tanh",
+            Activation::HardSwish => "hard_swish",
+            Activation::HardSigmoid { .. } => "hard_sigmoid",
+            Activation::Clamp { .. } => "clamp",
+            Activation::Erf => "erf",
+        }
+    }
+
+    /// PyTorch's `hardsigmoid`: relu6(x + 3) / 6.
+    pub fn hard_sigmoid() -> Self {
+        Activation::HardSigmoid {
+            alpha: 1.0 / 6.0,
+            beta: 0.5,
+        }
+    }
+
+    /// Checks the parameters: slopes and offsets finite, clamp bounds not NaN and in order.
+    pub fn validate(self) -> Result<()> {
+        let finite = |what: &str, v: f32| {
+            if v.is_finite() {
+                Ok(())
+            } else {
+                Err(Error::Invalid(format!(
+                    "{}: {what} must be finite, not {v}",
+                    self.name()
+                )))
+            }
+        };
+        match self {
+            Activation::LeakyRelu(a) | Activation::Elu(a) => finite("alpha", a),
+            Activation::HardSigmoid { alpha, beta } => {
+                finite("alpha", alpha)?;
+                finite("beta", beta)
+            }
+            Activation::Clamp { min, max } => {
+                if min.is_nan() || max.is_nan() || min > max {
+                    return Err(Error::Invalid(format!(
+                        "clamp: needs min <= max (neither NaN), not min {min} and max {max}"
+                    )));
+                }
+                Ok(())
+            }
+            _ => Ok(()),
         }
     }
 }
@@ -52,17 +136,17 @@ shader_struct! {
         n: u32,
         kind: u32,
         alpha: f32,
-        _pad: u32,
+        beta: f32,
     }
 }
 
 fn params(activation: Activation, n: usize) -> Params {
-    let (kind, alpha) = activation.kind();
+    let (kind, alpha, beta) = activation.kind();
     Params {
         n: n as u32,
         kind,
         alpha,
-        _pad: 0,
+        beta,
     }
 }
 
@@ -94,6 +178,7 @@ impl Op for ActivationForward {
     }
 
     fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {
+        self.0.validate()?;
         Ok(inputs[0].clone())
     }
 
@@ -128,6 +213,7 @@ impl Op for ActivationBackward {
     }
 
     fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {
+        self.0.validate()?;
         if inputs[0] != inputs[1] {
             return Err(Error::shape(
                 self.name(),
@@ -178,5 +264,38 @@ impl Graph {
 
     pub fn elu(&mut self, x: NodeId, alpha: f32) -> Result<NodeId> {
         self.activation(x, Activation::Elu(alpha))
+    }
+
+    pub fn silu(&mut self, x: NodeId) -> Result<NodeId> {
+        self.activation(x, Activation::Silu)
+    }
+
+    /// GELU with the exact normal CDF (erf).
+    pub fn gelu(&mut self, x: NodeId) -> Result<NodeId> {
+        self.activation(x, Activation::Gelu)
+    }
+
+    /// GELU's tanh approximation.
+    pub fn gelu_tanh(&mut self, x: NodeId) -> Result<NodeId> {
+        self.activation(x, Activation::GeluTanh)
+    }
+
+    pub fn hard_swish(&mut self, x: NodeId) -> Result<NodeId> {
+        self.activation(x, Activation::HardSwish)
+    }
+
+    /// clamp(alpha x + beta, 0, 1); PyTorch's `hardsigmoid` is alpha 1/6, beta 0.5
+    /// ([`Activation::hard_sigmoid`]).
+    pub fn hard_sigmoid(&mut self, x: NodeId, alpha: f32, beta: f32) -> Result<NodeId> {
+        self.activation(x, Activation::HardSigmoid { alpha, beta })
+    }
+
+    /// min(max(x, min), max), an error unless min <= max.
+    pub fn clamp(&mut self, x: NodeId, min: f32, max: f32) -> Result<NodeId> {
+        self.activation(x, Activation::Clamp { min, max })
+    }
+
+    pub fn erf(&mut self, x: NodeId) -> Result<NodeId> {
+        self.activation(x, Activation::Erf)
     }
 }

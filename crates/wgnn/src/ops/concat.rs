@@ -1,6 +1,8 @@
-//! Concatenation along channels (dim 1) and its backward, channel slicing:
-//! `concat.wgsl`. A concatenation of K tensors is K copy dispatches into disjoint
-//! channel ranges of the output.
+//! Concatenation along any axis and its backward, slices of one axis: `concat.wgsl`. A
+//! concatenation of K tensors is K copy dispatches into disjoint ranges of the output along the
+//! axis. The kernels see a tensor as [outer, axis, inner] (outer: the product of the dims before
+//! the axis, inner: after it), so one kernel serves every axis. `Graph::slice` (in `ops::view`)
+//! uses the slice kernel for a step-1 slice of one axis.
 
 use crate::error::{Error, Result};
 use crate::gpu::{
@@ -30,26 +32,27 @@ shader_struct! {
     }
 }
 
-/// A copy between `narrow` [N, c, inner...] and channels offset..offset + c of `wide`: the
-/// entry (`entry`, or its vec4 variant `entry4` where a batch item's ranges are whole vec4s),
-/// its parameters and its invocations.
+/// A copy between `narrow` [outer, c, inner] and indices offset..offset + c along `axis` of
+/// `wide` (equal to `narrow` in every other dim): the entry (`entry`, or its vec4 variant `entry4`
+/// where an outer item's ranges are whole vec4s), its parameters and its invocations.
 fn copy_call(
     entry: &'static str,
     entry4: &'static str,
     narrow: &Shape,
     wide: &Shape,
+    axis: usize,
     offset: usize,
 ) -> (&'static str, Params, usize) {
-    let inner: usize = narrow.dims()[2..].iter().product();
+    let inner: usize = narrow.dims()[axis + 1..].iter().product();
     let (block, wide_block, start) = (
-        narrow.dims()[1] * inner,
-        wide.dims()[1] * inner,
+        narrow.dims()[axis] * inner,
+        wide.dims()[axis] * inner,
         offset * inner,
     );
     let mut params = Params {
         count: narrow.numel() as u32,
-        narrow_channels: narrow.dims()[1] as u32,
-        wide_channels: wide.dims()[1] as u32,
+        narrow_channels: narrow.dims()[axis] as u32,
+        wide_channels: wide.dims()[axis] as u32,
         offset: offset as u32,
         inner: inner as u32,
         block4: 0,
@@ -67,45 +70,90 @@ fn copy_call(
     }
 }
 
-/// Concatenates its inputs (one or more, equal in every dim but 1) along dim 1.
-#[derive(Debug)]
-pub struct ConcatChannels;
+/// The dispatch that copies indices offset..offset + narrow's length along `axis` of `wide` into
+/// `narrow` (a slice of one axis with step 1).
+pub(crate) fn slice_axis(
+    ctx: &mut EncodeCtx<'_>,
+    wide: &Tensor,
+    narrow: &Tensor,
+    axis: usize,
+    offset: usize,
+) -> Result<Dispatch> {
+    let (entry, params, invocations) = copy_call(
+        "slice_channels",
+        "slice_channels4",
+        &narrow.shape,
+        &wide.shape,
+        axis,
+        offset,
+    );
+    ctx.gpu.dispatch(
+        &SHADER,
+        entry,
+        bytes_of(&params),
+        &[&wide.buffer],
+        &[&narrow.buffer],
+        workgroups_for(invocations, WORKGROUP),
+    )
+}
 
-impl Op for ConcatChannels {
+/// An axis of `rank` dims given as in ONNX and numpy (negative counts from the end), or an
+/// error naming the op and the valid range.
+pub(crate) fn resolve_axis(op: &str, axis: isize, rank: usize) -> Result<usize> {
+    let r = rank as isize;
+    if axis < -r || axis >= r {
+        return Err(Error::shape(
+            op,
+            format!(
+                "axis {axis} is out of range for rank {rank} (valid: {} to {})",
+                -r,
+                r - 1
+            ),
+        ));
+    }
+    Ok(if axis < 0 { axis + r } else { axis } as usize)
+}
+
+/// Concatenates its inputs (one or more, of equal rank and equal in every dim but `axis`) along
+/// `axis` (negative counts from the end).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Concat {
+    pub axis: isize,
+}
+
+impl Op for Concat {
     fn name(&self) -> &'static str {
-        "concat_channels"
+        "concat"
     }
 
-    fn spatial_map(&self, _inputs: &[&Shape]) -> Option<SpatialMap> {
-        Some(SpatialMap::Pointwise)
+    fn spatial_map(&self, inputs: &[&Shape]) -> Option<SpatialMap> {
+        // Along the batch or the channels positions map to themselves; along a spatial axis the
+        // inputs sit side by side, which a receptive field does not describe.
+        let axis = resolve_axis(self.name(), self.axis, inputs.first()?.rank()).ok()?;
+        (axis < 2).then_some(SpatialMap::Pointwise)
     }
 
     fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {
         let Some(first) = inputs.first() else {
             return Err(Error::shape(self.name(), "nothing to concatenate"));
         };
-        if first.rank() < 2 {
-            return Err(Error::shape(
-                self.name(),
-                format!("inputs need a channel dim (rank >= 2), not {first}"),
-            ));
-        }
-        let mut channels = 0;
+        let axis = resolve_axis(self.name(), self.axis, first.rank())?;
+        let mut length = 0;
         for shape in inputs {
             let same_rank = shape.rank() == first.rank();
             if !same_rank
-                || shape.dims()[0] != first.dims()[0]
-                || shape.dims()[2..] != first.dims()[2..]
+                || shape.dims()[..axis] != first.dims()[..axis]
+                || shape.dims()[axis + 1..] != first.dims()[axis + 1..]
             {
                 return Err(Error::shape(
                     self.name(),
-                    "inputs must agree in every dim but the channels (dim 1)",
+                    format!("inputs must have equal ranks and agree in every dim but the concatenation axis {axis}"),
                 ));
             }
-            channels += shape.dims()[1];
+            length += shape.dims()[axis];
         }
         let mut dims = first.dims().to_vec();
-        dims[1] = channels;
+        dims[axis] = length;
         Shape::new(&dims)
     }
 
@@ -115,6 +163,7 @@ impl Op for ConcatChannels {
         inputs: &[&Tensor],
         output: &Tensor,
     ) -> Result<Vec<Dispatch>> {
+        let axis = resolve_axis(self.name(), self.axis, output.shape.rank())?;
         let mut offset = 0;
         let mut dispatches = Vec::with_capacity(inputs.len());
         for input in inputs {
@@ -123,6 +172,7 @@ impl Op for ConcatChannels {
                 "concat_copy4",
                 &input.shape,
                 &output.shape,
+                axis,
                 offset,
             );
             dispatches.push(ctx.gpu.dispatch(
@@ -133,18 +183,20 @@ impl Op for ConcatChannels {
                 &[&output.buffer],
                 workgroups_for(invocations, WORKGROUP),
             )?);
-            offset += input.shape.dims()[1];
+            offset += input.shape.dims()[axis];
         }
         Ok(dispatches)
     }
 
     fn backward(&self, g: &mut Graph, ctx: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {
+        // Each input's gradient is its range of the output gradient along the axis.
+        let axis = resolve_axis(self.name(), self.axis, g.shape(ctx.grad).rank())?;
         let mut start = 0;
         let mut grads = Vec::with_capacity(ctx.inputs.len());
         for (&input, &needed) in ctx.inputs.iter().zip(ctx.needs_grad) {
-            let len = g.shape(input).dims()[1];
+            let len = g.shape(input).dims()[axis];
             grads.push(if needed {
-                Some(g.apply(SliceChannels { start, len }, &[ctx.grad])?)
+                Some(g.slice_range(ctx.grad, axis, start, len)?)
             } else {
                 None
             });
@@ -158,101 +210,40 @@ impl Op for ConcatChannels {
     }
 }
 
-/// Channels start..start + len of [N, C, inner...].
-#[derive(Debug)]
-pub struct SliceChannels {
-    pub start: usize,
-    pub len: usize,
-}
-
-impl Op for SliceChannels {
-    fn name(&self) -> &'static str {
-        "slice_channels"
+impl Graph {
+    /// Concatenates tensors along `axis` (negative counts from the end): inputs of equal rank,
+    /// equal in every other dim.
+    pub fn concat(&mut self, xs: &[NodeId], axis: isize) -> Result<NodeId> {
+        self.apply(Concat { axis }, xs)
     }
 
-    fn spatial_map(&self, _inputs: &[&Shape]) -> Option<SpatialMap> {
-        Some(SpatialMap::Pointwise)
-    }
-
-    fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {
-        let shape = inputs[0];
-        if shape.rank() < 2 {
-            return Err(Error::shape(
-                self.name(),
-                format!("input needs a channel dim (rank >= 2), not {shape}"),
-            ));
+    /// Concatenates tensors [N, C_i, rest...] into [N, sum C_i, rest...].
+    pub fn concat_channels(&mut self, xs: &[NodeId]) -> Result<NodeId> {
+        if let Some(&first) = xs.first() {
+            if self.shape(first).rank() < 2 {
+                return Err(Error::shape(
+                    "concat_channels",
+                    format!(
+                        "inputs need a channel dim (rank >= 2), not {}",
+                        self.shape(first)
+                    ),
+                ));
+            }
         }
-        if self.len == 0 || self.start + self.len > shape.dims()[1] {
+        self.concat(xs, 1)
+    }
+
+    /// Channels start..start + len of x [N, C, rest...].
+    pub fn slice_channels(&mut self, x: NodeId, start: usize, len: usize) -> Result<NodeId> {
+        if self.shape(x).rank() < 2 {
             return Err(Error::shape(
-                self.name(),
+                "slice_channels",
                 format!(
-                    "channels {}..{} are not a non-empty range of {shape}",
-                    self.start,
-                    self.start + self.len
+                    "input needs a channel dim (rank >= 2), not {}",
+                    self.shape(x)
                 ),
             ));
         }
-        let mut dims = shape.dims().to_vec();
-        dims[1] = self.len;
-        Shape::new(&dims)
-    }
-
-    fn encode(
-        &self,
-        ctx: &mut EncodeCtx<'_>,
-        inputs: &[&Tensor],
-        output: &Tensor,
-    ) -> Result<Vec<Dispatch>> {
-        let (entry, params, invocations) = copy_call(
-            "slice_channels",
-            "slice_channels4",
-            &output.shape,
-            &inputs[0].shape,
-            self.start,
-        );
-        Ok(vec![ctx.gpu.dispatch(
-            &SHADER,
-            entry,
-            bytes_of(&params),
-            &[&inputs[0].buffer],
-            &[&output.buffer],
-            workgroups_for(invocations, WORKGROUP),
-        )?])
-    }
-
-    fn backward(&self, g: &mut Graph, ctx: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {
-        // The adjoint of a slice: the gradient in its channels, zeros elsewhere.
-        let dims = g.shape(ctx.inputs[0]).dims().to_vec();
-        let mut parts = Vec::new();
-        let zeros = |g: &mut Graph, channels: usize| -> Result<NodeId> {
-            let mut shape = dims.clone();
-            shape[1] = channels;
-            g.fill(Shape::new(&shape)?, 0.0)
-        };
-        if self.start > 0 {
-            parts.push(zeros(g, self.start)?);
-        }
-        parts.push(ctx.grad);
-        let after = dims[1] - self.start - self.len;
-        if after > 0 {
-            parts.push(zeros(g, after)?);
-        }
-        Ok(vec![Some(g.concat_channels(&parts)?)])
-    }
-
-    fn flops(&self, _: &[&Shape], _: &Shape) -> u64 {
-        0
-    }
-}
-
-impl Graph {
-    /// Concatenates tensors [N, C_i, rest...] into [N, sum C_i, rest...].
-    pub fn concat_channels(&mut self, xs: &[NodeId]) -> Result<NodeId> {
-        self.apply(ConcatChannels, xs)
-    }
-
-    /// Channels start..start + len of x.
-    pub fn slice_channels(&mut self, x: NodeId, start: usize, len: usize) -> Result<NodeId> {
-        self.apply(SliceChannels { start, len }, &[x])
+        self.slice_range(x, 1, start, len)
     }
 }

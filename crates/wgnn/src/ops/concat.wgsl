@@ -1,14 +1,15 @@
-// Channel concatenation and its backward, on row-major [N, C, inner...] tensors (inner = the
-// product of the dims after C; any rank >= 2).
+// Concatenation along an axis and its backward, on row-major tensors seen as [outer, C, inner]
+// (C: the axis, named channels below; outer, inner: the products of the dims before and after it).
 //   concat_copy:    wide[n, offset + c, s] = narrow[n, c, s]: copies one input of a
-//                   concatenation into its channel range of the output. A concatenation of K
-//                   tensors is K dispatches; their ranges are disjoint and cover the output.
-//   slice_channels: narrow[n, c, s] = wide[n, offset + c, s]: the backward of concatenation.
+//                   concatenation into its range of the output. A concatenation of K tensors is
+//                   K dispatches; their ranges are disjoint and cover the output.
+//   slice_channels: narrow[n, c, s] = wide[n, offset + c, s]: the backward of concatenation,
+//                   and any slice of one axis with step 1.
 // One invocation per element of the narrow tensor, 256 per workgroup; a pure copy.
-//   concat_copy4, slice_channels4: the same for 4 elements per invocation where a batch item's
+//   concat_copy4, slice_channels4: the same for 4 elements per invocation where an outer item's
 //                   narrow range, its offset and the wide item are whole vec4s: lavapipe turns
 //                   each load or store into a loop over the SIMD lanes, and one loop moving 4
-//                   components costs far less than 4 (and a batch item's narrow range is
+//                   components costs far less than 4 (and an outer item's narrow range is
 //                   contiguous in the wide tensor: one division instead of three).
 
 #include "gpu/workgroup_index.wgsl"

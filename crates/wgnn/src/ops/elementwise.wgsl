@@ -1,4 +1,4 @@
-// Elementwise ops on row-major tensors of rank <= 5 (shapes padded on the left with 1s to 8
+// Elementwise ops on row-major tensors of rank <= 6 (shapes padded on the left with 1s to 8
 // slots in the uniform; slot k holds dimension k counted from the left).
 //   fill:         y[i] = alpha
 //   scale:        y[i] = alpha * a[i]

@@ -1,6 +1,6 @@
 //! Losses, each a mean reduced to shape [1]: mean squared error, binary cross-entropy on
-//! logits, total variation of images, and the triplet margin loss on embeddings.
-//! `loss.wgsl`. Forward kernels write one term per element (or triplet) to scratch and
+//! logits, total variation of images, the triplet margin loss on embeddings, and cross-entropy
+//! of class logits against integer labels. `loss.wgsl`. Forward kernels write one term per element (or triplet) to scratch and
 //! the reduce family adds them in a fixed order; backward kernels scale by the upstream dy[0].
 
 use crate::error::{Error, Result};
@@ -32,8 +32,8 @@ shader_struct! {
         margin: f32,
         inv_v: f32,
         inv_h: f32,
-        _pad0: u32,
-        _pad1: u32,
+        ignore_index: u32,
+        has_ignore: u32,
         _pad2: u32,
     }
 }
@@ -550,6 +550,215 @@ impl Op for TripletLossBackward {
     }
 }
 
+/// Cross-entropy of f32 logits [N, C] or [N, C, d1, ...] (classes along axis 1, as in
+/// PyTorch's `cross_entropy`) against u32 class labels [N] or [N, d1, ...]: the mean over every
+/// labelled position of log(sum_c exp(x_c)) - x_label, computed with the maximum subtracted.
+/// Labels are a graph input like any other (`Graph::input_u32`, written with
+/// `Plan::write_input_u32` before each step), so they change per step without recompiling.
+/// A label equal to `ignore_index` counts for nothing (neither term nor count; the loss is NaN
+/// when every label is ignored). A label >= C that is not ignored cannot be caught when the
+/// graph is built: it makes the loss and the gradients of its position NaN.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CrossEntropy {
+    pub ignore_index: Option<u32>,
+}
+
+/// The gradient of `CrossEntropy` for the logits, (softmax(x) - onehot(label)) * dy / count;
+/// inputs (logits, labels, dy).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CrossEntropyBackward {
+    pub ignore_index: Option<u32>,
+}
+
+/// Checks logits [N, C, ...] and labels [N, ...]; returns params with n the labelled positions,
+/// dim C and width the product of the dimensions after C.
+fn cross_entropy_params(
+    op: &str,
+    logits: &Shape,
+    labels: &Shape,
+    ignore_index: Option<u32>,
+) -> Result<Params> {
+    if logits.rank() < 2 {
+        return Err(Error::shape(
+            op,
+            format!("logits must be [N, C] or [N, C, d1, ...], not {logits}"),
+        ));
+    }
+    let mut expect = logits.dims().to_vec();
+    let classes = expect.remove(1);
+    if labels.dims() != expect.as_slice() {
+        return Err(Error::shape(
+            op,
+            format!(
+                "labels must have the shape of the logits {logits} without the class axis 1, \
+                 {expect:?}, not {labels}"
+            ),
+        ));
+    }
+    let positions = labels.numel();
+    Ok(Params {
+        n: positions as u32,
+        dim: classes as u32,
+        width: (positions / logits.dim(0)) as u32,
+        ignore_index: ignore_index.unwrap_or(0),
+        has_ignore: ignore_index.is_some() as u32,
+        ..Default::default()
+    })
+}
+
+fn check_cross_entropy_dtypes(op: &str, logits: &Tensor, labels: &Tensor) -> Result<()> {
+    if logits.dtype != DType::F32 || labels.dtype != DType::U32 {
+        return Err(Error::Invalid(format!(
+            "{op}: expects f32 logits and u32 labels, not {:?} and {:?}",
+            logits.dtype, labels.dtype
+        )));
+    }
+    Ok(())
+}
+
+/// The dispatch of `ce_stats`: per position its term, weight, maximum and log-sum, in a
+/// scratch buffer [4, positions].
+fn encode_cross_entropy_stats(
+    ctx: &mut EncodeCtx<'_>,
+    params: &Params,
+    logits: &Tensor,
+    labels: &Tensor,
+) -> Result<(Dispatch, std::sync::Arc<wgpu::Buffer>)> {
+    let positions = params.n as usize;
+    let stats = ctx.scratch("cross-entropy stats", 4 * 4 * positions as u64)?;
+    let dispatch = ctx.gpu.dispatch(
+        &SHADER,
+        "ce_stats",
+        bytes_of(params),
+        &[&logits.buffer, &labels.buffer],
+        &[&stats],
+        workgroups_for(positions, WORKGROUP),
+    )?;
+    Ok((dispatch, stats))
+}
+
+/// The sum of the terms and the count of labelled positions (rows 0 and 1 of the stats) into a
+/// scratch buffer of two values.
+fn encode_cross_entropy_sums(
+    ctx: &mut EncodeCtx<'_>,
+    stats: &wgpu::Buffer,
+    positions: usize,
+) -> Result<(Vec<Dispatch>, std::sync::Arc<wgpu::Buffer>)> {
+    let sums = ctx.scratch("cross-entropy sums", 8)?;
+    let dispatches = reduce::encode_sum(ctx, stats, [2, positions, 1], 1.0, &sums)?;
+    Ok((dispatches, sums))
+}
+
+impl Op for CrossEntropy {
+    fn name(&self) -> &'static str {
+        "cross_entropy"
+    }
+
+    fn spatial_map(&self, _inputs: &[&Shape]) -> Option<SpatialMap> {
+        Some(SpatialMap::Global)
+    }
+
+    fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {
+        cross_entropy_params(self.name(), inputs[0], inputs[1], self.ignore_index)?;
+        Ok(Shape::scalar())
+    }
+
+    fn encode(
+        &self,
+        ctx: &mut EncodeCtx<'_>,
+        inputs: &[&Tensor],
+        output: &Tensor,
+    ) -> Result<Vec<Dispatch>> {
+        check_cross_entropy_dtypes(self.name(), inputs[0], inputs[1])?;
+        let params = cross_entropy_params(
+            self.name(),
+            &inputs[0].shape,
+            &inputs[1].shape,
+            self.ignore_index,
+        )?;
+        let (stats_dispatch, stats) =
+            encode_cross_entropy_stats(ctx, &params, inputs[0], inputs[1])?;
+        let (sum_dispatches, sums) = encode_cross_entropy_sums(ctx, &stats, params.n as usize)?;
+        let mut dispatches = vec![stats_dispatch];
+        dispatches.extend(sum_dispatches);
+        dispatches.push(ctx.gpu.dispatch(
+            &SHADER,
+            "ce_mean",
+            bytes_of(&params),
+            &[&sums],
+            &[&output.buffer],
+            1,
+        )?);
+        Ok(dispatches)
+    }
+
+    fn backward(&self, g: &mut Graph, ctx: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {
+        let grad = g.apply(
+            CrossEntropyBackward {
+                ignore_index: self.ignore_index,
+            },
+            &[ctx.inputs[0], ctx.inputs[1], ctx.grad],
+        )?;
+        Ok(vec![Some(grad), None])
+    }
+
+    fn flops(&self, inputs: &[&Shape], _: &Shape) -> u64 {
+        4 * inputs[0].numel() as u64
+    }
+}
+
+impl Op for CrossEntropyBackward {
+    fn name(&self) -> &'static str {
+        "cross_entropy_backward"
+    }
+
+    fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {
+        cross_entropy_params(self.name(), inputs[0], inputs[1], self.ignore_index)?;
+        if inputs[2].numel() != 1 {
+            return Err(Error::shape(
+                self.name(),
+                "the upstream gradient must have one element",
+            ));
+        }
+        Ok(inputs[0].clone())
+    }
+
+    fn encode(
+        &self,
+        ctx: &mut EncodeCtx<'_>,
+        inputs: &[&Tensor],
+        output: &Tensor,
+    ) -> Result<Vec<Dispatch>> {
+        check_cross_entropy_dtypes(self.name(), inputs[0], inputs[1])?;
+        let params = cross_entropy_params(
+            self.name(),
+            &inputs[0].shape,
+            &inputs[1].shape,
+            self.ignore_index,
+        )?;
+        let (stats_dispatch, stats) =
+            encode_cross_entropy_stats(ctx, &params, inputs[0], inputs[1])?;
+        let (sum_dispatches, sums) = encode_cross_entropy_sums(ctx, &stats, params.n as usize)?;
+        let mut dispatches = vec![stats_dispatch];
+        dispatches.extend(sum_dispatches);
+        dispatches.push(ctx.gpu.dispatch(
+            &SHADER,
+            "ce_backward",
+            bytes_of(&params),
+            &[
+                &inputs[0].buffer,
+                &inputs[1].buffer,
+                &inputs[2].buffer,
+                &stats,
+                &sums,
+            ],
+            &[&output.buffer],
+            workgroups_for(output.shape.numel(), WORKGROUP),
+        )?);
+        Ok(dispatches)
+    }
+}
+
 impl Graph {
     /// mean((a - b)^2), shape [1].
     pub fn mse(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
@@ -586,5 +795,44 @@ impl Graph {
             }
         }
         self.apply(TripletLoss { margin }, &[embeddings, triplets])
+    }
+
+    /// Mean cross-entropy of f32 `logits` [N, C, ...] against u32 class `labels` [N, ...]
+    /// (see [`CrossEntropy`]), shape [1].
+    pub fn cross_entropy(&mut self, logits: NodeId, labels: NodeId) -> Result<NodeId> {
+        self.cross_entropy_op(CrossEntropy { ignore_index: None }, logits, labels)
+    }
+
+    /// As `cross_entropy`, with positions labelled `ignore_index` left out of the mean.
+    pub fn cross_entropy_ignoring(
+        &mut self,
+        logits: NodeId,
+        labels: NodeId,
+        ignore_index: u32,
+    ) -> Result<NodeId> {
+        let op = CrossEntropy {
+            ignore_index: Some(ignore_index),
+        };
+        self.cross_entropy_op(op, logits, labels)
+    }
+
+    fn cross_entropy_op(
+        &mut self,
+        op: CrossEntropy,
+        logits: NodeId,
+        labels: NodeId,
+    ) -> Result<NodeId> {
+        for (what, id, dtype) in [
+            ("logits", logits, DType::F32),
+            ("labels", labels, DType::U32),
+        ] {
+            if id.index() < self.nodes().len() && self.node(id).dtype != dtype {
+                return Err(Error::Invalid(format!(
+                    "cross_entropy: {what} must be {dtype:?}, not {:?}",
+                    self.node(id).dtype
+                )));
+            }
+        }
+        self.apply(op, &[logits, labels])
     }
 }

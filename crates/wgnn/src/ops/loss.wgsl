@@ -16,6 +16,16 @@
 //                         t[t] = max(0, |e_a - e_p|^2 - |e_a - e_n|^2 + margin); an index out of
 //                         range gives NaN, so that a broken index list cannot pass unnoticed
 //   triplet_backward:     one workgroup of 64 per embedding row r; see the kernel.
+//   ce_stats:             cross-entropy of logits [N, C, inner] (classes along axis 1, inner the
+//                         product of the dimensions after it) against u32 labels [N, inner]; one
+//                         invocation per position q = (n, j) writes four rows of [4, positions]:
+//                         the term lse - x[label] computed as (m - x[label]) + log(s) (0 where
+//                         ignored, NaN for a label >= C), the weight (1, or 0 where ignored), the
+//                         maximum m over the classes and log(s), s = sum_c exp(x_c - m)
+//   ce_mean:              loss = sums[0] / sums[1] (sum of terms over the count of weights), NaN
+//                         when every label is ignored
+//   ce_backward:          one invocation per logit: g = (exp((x - m) - log s) - [c == label])
+//                         * dy[0] / count, 0 where ignored, NaN for a label >= C
 
 #include "gpu/workgroup_index.wgsl"
 #include "ops/sigmoid.wgsl"
@@ -27,11 +37,12 @@ struct Params {
     width: u32,     // tv: w
     scale: f32,
     which: u32,     // bce_backward: 0 logits, 1 targets
+    // cross-entropy: n positions, dim classes, width inner
     margin: f32,
     inv_v: f32,     // tv: 1 / (planes (h - 1) w)
     inv_h: f32,     // tv: 1 / (planes h (w - 1))
-    _pad0: u32,
-    _pad1: u32,
+    ignore_index: u32,  // cross-entropy: the label that counts for nothing, if has_ignore
+    has_ignore: u32,
     _pad2: u32,
 }
 
@@ -56,6 +67,16 @@ struct Params {
 @group(0) @binding(3) var<storage, read> triplet_dy: array<f32>;
 @group(0) @binding(4) var<storage, read> triplet_hinge: array<f32>;
 @group(0) @binding(5) var<storage, read_write> triplet_grad: array<f32>;
+// cross-entropy: logits at 1 (a), labels at 2; ce_stats: stats out at 3; ce_mean: sums at 1,
+// loss at 2; ce_backward: dy at 3, stats at 4, sums at 5 (the count at [1]), out at 6
+@group(0) @binding(2) var<storage, read> labels: array<u32>;
+@group(0) @binding(3) var<storage, read_write> ce_stats_out: array<f32>;
+@group(0) @binding(1) var<storage, read> ce_sums: array<f32>;
+@group(0) @binding(2) var<storage, read_write> ce_loss: array<f32>;
+@group(0) @binding(3) var<storage, read> ce_dy: array<f32>;
+@group(0) @binding(4) var<storage, read> ce_stats_in: array<f32>;
+@group(0) @binding(5) var<storage, read> ce_count: array<f32>;
+@group(0) @binding(6) var<storage, read_write> ce_grad: array<f32>;
 
 const WG: u32 = 256u;
 
@@ -249,4 +270,81 @@ fn triplet_backward(@builtin(workgroup_id) wid: vec3<u32>,
         }
         workgroupBarrier();
     }
+}
+
+// A quiet NaN, for results that must not pass unnoticed (an out-of-range label); through a
+// `let`, which is not a constant expression (one may not evaluate to NaN).
+fn nan() -> f32 {
+    let bits = 0x7fc00000u;
+    return bitcast<f32>(bits);
+}
+
+fn ce_ignored(label: u32) -> bool {
+    return p.has_ignore == 1u && label == p.ignore_index;
+}
+
+@compute @workgroup_size(WG)
+fn ce_stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_index) lid: u32) {
+    let q = element(wid, nwg, lid);
+    if q >= p.n {
+        return;
+    }
+    let label = labels[q];
+    if ce_ignored(label) {
+        ce_stats_out[q] = 0.0;
+        ce_stats_out[p.n + q] = 0.0;
+        ce_stats_out[2u * p.n + q] = 0.0;
+        ce_stats_out[3u * p.n + q] = 0.0;
+        return;
+    }
+    let start = (q / p.width) * p.dim * p.width + q % p.width;
+    let end = start + p.dim * p.width;
+    var m = a[start];
+    for (var at = start + p.width; at < end; at += p.width) {
+        m = max(m, a[at]);
+    }
+    var s = 0.0;
+    for (var at = start; at < end; at += p.width) {
+        s += exp(a[at] - m);
+    }
+    let log_s = log(s);
+    var term = nan();
+    if label < p.dim {
+        term = (m - a[start + label * p.width]) + log_s;
+    }
+    ce_stats_out[q] = term;
+    ce_stats_out[p.n + q] = 1.0;
+    ce_stats_out[2u * p.n + q] = m;
+    ce_stats_out[3u * p.n + q] = log_s;
+}
+
+@compute @workgroup_size(1)
+fn ce_mean() {
+    ce_loss[0] = select(ce_sums[0] / ce_sums[1], nan(), ce_sums[1] == 0.0);
+}
+
+@compute @workgroup_size(WG)
+fn ce_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+    let e = element(wid, nwg, lid);
+    let total = p.n * p.dim;
+    if e >= total {
+        return;
+    }
+    let j = e % p.width;
+    let c = (e / p.width) % p.dim;
+    let q = (e / (p.dim * p.width)) * p.width + j;
+    let label = labels[q];
+    if ce_ignored(label) {
+        ce_grad[e] = 0.0;
+        return;
+    }
+    if label >= p.dim {
+        ce_grad[e] = nan();
+        return;
+    }
+    let prob = exp((a[e] - ce_stats_in[2u * p.n + q]) - ce_stats_in[3u * p.n + q]);
+    let onehot = select(0.0, 1.0, c == label);
+    ce_grad[e] = (prob - onehot) * (ce_dy[0] / ce_count[1]);
 }

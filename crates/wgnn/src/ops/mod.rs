@@ -4,7 +4,8 @@
 //! The families whose kernels come in several designs (conv, matmul, gram: see
 //! `gemm::GemmVariant`) are folders: `mod.rs` with what the designs share and one dispatcher per
 //! kernel role, `common.wgsl`, and a Rust and a WGSL file per design. WGSL that several families
-//! include sits here too: the GEMM building blocks (`gemm/`) and `sigmoid.wgsl`.
+//! include sits here too: the GEMM building blocks (`gemm/`) and `sigmoid.wgsl`; and so does a
+//! helper that one family includes but that is a function in its own right (`erf.wgsl`).
 //! Reverse-mode autodiff ([`autodiff`]) sits here too: it chains the families' backward rules
 //! and sums the gradients of a node that feeds several others with `add`.
 
@@ -13,6 +14,7 @@ mod autodiff;
 pub mod batch_norm;
 pub mod concat;
 pub mod conv;
+pub mod dropout;
 pub mod elementwise;
 mod gemm;
 pub mod gram;
@@ -22,6 +24,9 @@ pub mod norm;
 pub mod padding;
 pub mod pool;
 pub mod reduce;
+pub mod resize;
+pub mod softmax;
+pub mod view;
 
 use crate::gpu::{wgsl_file, WgslFile};
 

@@ -49,7 +49,7 @@ impl Pads {
 
     /// ONNX's pads attribute: all begins, then all ends.
     pub fn from_onnx(pads: &[usize]) -> Result<Self> {
-        if pads.len() % 2 != 0 {
+        if !pads.len().is_multiple_of(2) {
             return Err(Error::shape(
                 "pads",
                 format!(

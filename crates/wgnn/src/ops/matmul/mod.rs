@@ -1,16 +1,22 @@
-//! Matrix products: batched `C[b] = op(A[b]) op(B[b])` with op = identity or transpose, and the
-//! linear layer built on it.
+//! Matrix products: batched `C[b] = op(A[b]) op(B[b])` with op = identity or transpose, whose
+//! batch dims broadcast as numpy's `matmul` does, and the linear layer built on it.
 //!
-//! Shapes: A is [M, K] or [batch, M, K] (stored [K, M] / [batch, K, M] when `transpose_a`), B is
-//! [K, N] or [batch, K, N] (stored [N, K] / [batch, N, K] when `transpose_b`). A rank-2 operand
-//! next to a rank-3 one is shared by every batch element (a weight matrix); its gradient sums
-//! over the batch. The kernels see strides (`common.wgsl`), so one kernel serves every layout.
+//! Shapes: A is [..., M, K] (stored [..., K, M] when `transpose_a`), B is [..., K, N] (stored
+//! [..., N, K] when `transpose_b`); the dims before the last two are batch dims (up to 4), which
+//! broadcast: aligned from the right, equal or 1 (a missing dim counts as 1). C is
+//! [batch..., M, N], the broadcast batch dims first. A rank-2 operand next to a batched one is
+//! shared by every batch element (a weight matrix). `Graph::matmul` also takes 1-D operands as
+//! numpy does: A [K] is a row [1, K] and B [K] a column [K, 1], and the added dim is dropped from
+//! the result ([K] x [K] gives [1]: wgnn has no 0-D tensors). The kernels see strides
+//! (`common.wgsl`): one kernel serves every layout and every broadcast, without copies.
 //!
 //! Backward, with dC the upstream gradient (transposes composed so that one kernel serves all):
 //! - d op(A) = dC op(B)^T, so dA = matmul_t(dC, B, false, !tb), or op(B) dC^T = matmul_t(B, dC,
 //!   tb, true) when A is stored transposed;
 //! - d op(B) = op(A)^T dC, so dB = matmul_t(A, dC, !ta, false), or dC^T op(A) = matmul_t(dC, A,
-//!   true, ta) when B is stored transposed.
+//!   true, ta) when B is stored transposed;
+//!
+//! each computed over C's batch and summed over the batch dims that the operand broadcasts.
 //!
 //! The kernel comes in two designs (`GemmVariant`), one file each: `tiled` (tiles staged in
 //! workgroup memory, every device) and `subgroup` (rows of op(A) shared by subgroup broadcasts,
@@ -35,16 +41,22 @@ shader_struct! {
         m: u32,
         n: u32,
         k: u32,
-        a_batch: u32,
         a_m: u32,
         a_k: u32,
-        b_batch: u32,
         b_k: u32,
         b_n: u32,
         tiles_m: u32,
         tiles_n: u32,
+        pad0: u32,
+        pad1: u32,
+        batch_dims: [u32; MAX_BATCH_DIMS],
+        a_batch_strides: [u32; MAX_BATCH_DIMS],
+        b_batch_strides: [u32; MAX_BATCH_DIMS],
     }
 }
+
+/// Batch dims the kernels decompose (a vec4 in `Params`): rank 6 operands.
+const MAX_BATCH_DIMS: usize = 4;
 
 /// C = op(A) op(B), batched; see the module documentation for shapes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -54,25 +66,44 @@ pub struct MatMul {
 }
 
 /// The sizes of one product, resolved from the operand shapes.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Dims {
-    /// 0 when both operands are rank 2 (the output is then rank 2 too).
-    batch: usize,
-    a_batched: bool,
-    b_batched: bool,
+    /// C's batch dims (empty when both operands are matrices: C is then a matrix too).
+    batch: Vec<usize>,
+    /// Elements of each operand per step along each of C's batch dims; 0 where it broadcasts.
+    a_strides: Vec<usize>,
+    b_strides: Vec<usize>,
     m: usize,
     n: usize,
     k: usize,
+}
+
+/// The strides of an operand's batch dims `dims` (aligned right with C's `batch`) for matrices
+/// of `matrix` elements: row-major, 0 where the operand's dim is 1 or missing.
+fn batch_strides(dims: &[usize], batch: &[usize], matrix: usize) -> Vec<usize> {
+    let missing = batch.len() - dims.len();
+    let mut strides = vec![0; batch.len()];
+    let mut stride = matrix;
+    for (k, &d) in dims.iter().enumerate().rev() {
+        if d != 1 {
+            strides[missing + k] = stride;
+        }
+        stride *= d;
+    }
+    strides
 }
 
 impl MatMul {
     fn dims(&self, a: &Shape, b: &Shape) -> Result<Dims> {
         let name = self.name();
         for (what, s) in [("A", a), ("B", b)] {
-            if !(2..=3).contains(&s.rank()) {
+            if s.rank() < 2 {
                 return Err(Error::shape(
                     name,
-                    format!("{what} must be a matrix or a batch of matrices, not {s}"),
+                    format!(
+                        "{what} must be a matrix or a batch of matrices (rank >= 2), not {s} \
+                         (Graph::matmul takes vectors)"
+                    ),
                 ));
             }
         }
@@ -98,22 +129,39 @@ impl MatMul {
                 ),
             ));
         }
-        let (a_batched, b_batched) = (a.rank() == 3, b.rank() == 3);
-        let batch = match (a_batched, b_batched) {
-            (true, true) if a.dim(0) != b.dim(0) => {
-                return Err(Error::shape(
-                    name,
-                    format!("batch sizes differ: {} and {}", a.dim(0), b.dim(0)),
-                ))
-            }
-            (true, _) => a.dim(0),
-            (_, true) => b.dim(0),
-            _ => 0,
-        };
+        let (a_batch, b_batch) = (&a.dims()[..a.rank() - 2], &b.dims()[..b.rank() - 2]);
+        let rank = a_batch.len().max(b_batch.len());
+        let mut batch = Vec::with_capacity(rank);
+        for k in 0..rank {
+            // Dim k of the result's batch in an operand's dims aligned right (1 where missing).
+            let from_end =
+                |dims: &[usize]| (k + dims.len()).checked_sub(rank).map_or(1, |i| dims[i]);
+            batch.push(match (from_end(a_batch), from_end(b_batch)) {
+                (x, y) if x == y => x,
+                (1, y) => y,
+                (x, 1) => x,
+                (x, y) => {
+                    return Err(Error::shape(
+                        name,
+                        format!(
+                            "batch dims {a_batch:?} and {b_batch:?} do not broadcast \
+                             (batch dim {k} from the left of the result: {x} and {y}; sizes \
+                             must be equal or 1)"
+                        ),
+                    ))
+                }
+            });
+        }
+        if rank > MAX_BATCH_DIMS {
+            return Err(Error::shape(
+                name,
+                format!("{rank} batch dims: at most {MAX_BATCH_DIMS} are supported"),
+            ));
+        }
         Ok(Dims {
+            a_strides: batch_strides(a_batch, &batch, m * ka),
+            b_strides: batch_strides(b_batch, &batch, ka * n),
             batch,
-            a_batched,
-            b_batched,
             m,
             n,
             k: ka,
@@ -125,19 +173,31 @@ impl MatMul {
         let (m, n, k) = (d.m, d.n, d.k);
         let (a_m, a_k) = if self.transpose_a { (1, m) } else { (k, 1) };
         let (b_k, b_n) = if self.transpose_b { (1, k) } else { (n, 1) };
+        // Batch dims right-aligned in the vec4s: missing outer dims are 1 with stride 0.
+        let slots = |values: &[usize], fill: u32| {
+            let mut out = [fill; MAX_BATCH_DIMS];
+            let skip = MAX_BATCH_DIMS - values.len();
+            for (slot, &v) in out[skip..].iter_mut().zip(values) {
+                *slot = v as u32;
+            }
+            out
+        };
         Params {
-            batch: d.batch.max(1) as u32,
+            batch: d.batch.iter().product::<usize>() as u32,
             m: m as u32,
             n: n as u32,
             k: k as u32,
-            a_batch: if d.a_batched { m * k } else { 0 } as u32,
             a_m: a_m as u32,
             a_k: a_k as u32,
-            b_batch: if d.b_batched { k * n } else { 0 } as u32,
             b_k: b_k as u32,
             b_n: b_n as u32,
             tiles_m: m.div_ceil(rows) as u32,
             tiles_n: n.div_ceil(cols) as u32,
+            pad0: 0,
+            pad1: 0,
+            batch_dims: slots(&d.batch, 1),
+            a_batch_strides: slots(&d.a_strides, 0),
+            b_batch_strides: slots(&d.b_strides, 0),
         }
     }
 }
@@ -174,11 +234,9 @@ impl Op for MatMul {
 
     fn output_shape(&self, inputs: &[&Shape]) -> Result<Shape> {
         let d = self.dims(inputs[0], inputs[1])?;
-        if d.batch == 0 {
-            Shape::new(&[d.m, d.n])
-        } else {
-            Shape::new(&[d.batch, d.m, d.n])
-        }
+        let mut dims = d.batch;
+        dims.extend([d.m, d.n]);
+        Shape::new(&dims)
     }
 
     fn encode(
@@ -226,24 +284,57 @@ impl Op for MatMul {
     }
 }
 
-/// A gradient computed per batch element for an operand shared by the batch (rank 2 next to
-/// rank 3) is summed over the batch.
+/// A gradient computed over C's batch for an operand that broadcasts some batch dims (a matrix
+/// shared by the batch, or dims of size 1) is summed over those dims.
 fn sum_shared_batch(g: &mut Graph, grad: NodeId, operand: NodeId) -> Result<NodeId> {
-    if g.shape(grad).rank() > g.shape(operand).rank() {
+    let (grad_shape, shape) = (g.shape(grad), g.shape(operand));
+    if grad_shape == shape {
+        Ok(grad)
+    } else if grad_shape.rank() == shape.rank() + 1 && grad_shape.dims()[1..] == *shape.dims() {
+        // One leading dim (a batch times a shared matrix): the reduction kernel along it.
         g.sum_axis(grad, 0, false)
     } else {
-        Ok(grad)
+        g.sum_to_shape(grad, operand)
     }
 }
 
 impl Graph {
-    /// A B for matrices [M, K] x [K, N], batches [batch, M, K] x [batch, K, N], or a batch
-    /// times a shared matrix ([batch, M, K] x [K, N]).
+    /// A B as numpy's `matmul`: matrices [M, K] x [K, N], batches [..., M, K] x [..., K, N]
+    /// whose batch dims broadcast (a batch times a shared matrix: [batch, M, K] x [K, N]), and
+    /// 1-D operands: A [K] is a row and B [K] a column, whose added dim is dropped from C.
     pub fn matmul(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
-        self.matmul_t(a, b, false, false)
+        let (a_vector, b_vector) = (self.shape(a).rank() == 1, self.shape(b).rank() == 1);
+        let a = if a_vector {
+            let k = self.shape(a).dim(0);
+            self.reshape(a, [1, k])?
+        } else {
+            a
+        };
+        let b = if b_vector {
+            let k = self.shape(b).dim(0);
+            self.reshape(b, [k, 1])?
+        } else {
+            b
+        };
+        let c = self.matmul_t(a, b, false, false)?;
+        if !(a_vector || b_vector) {
+            return Ok(c);
+        }
+        let mut dims = self.shape(c).dims().to_vec();
+        if b_vector {
+            dims.pop();
+        }
+        if a_vector {
+            dims.remove(dims.len() - 1 - usize::from(!b_vector));
+        }
+        if dims.is_empty() {
+            dims.push(1);
+        }
+        self.reshape(c, Shape::new(&dims)?)
     }
 
-    /// op(A) op(B), where op transposes its operand when the flag is set.
+    /// op(A) op(B), where op transposes its operand (of rank >= 2) when the flag is set; batch
+    /// dims broadcast as in `matmul`.
     pub fn matmul_t(
         &mut self,
         a: NodeId,

@@ -63,9 +63,10 @@ fn bcast_tile(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, lane: u32) -> BcastTile 
     let rows = lane_rows(m0, lane, p.m - 1u);
     let rows_high = lane_rows(m0 + ROWS, lane, p.m - 1u);
     let cols = min(vec4(n) + LANES, vec4(p.n - 1u));
-    let a_base = vec4(batch * p.a_batch);
+    let offsets = batch_offsets(batch);
+    let a_base = vec4(offsets.x);
     return BcastTile(batch, m0, n, w < total, a_base + rows * p.a_m, a_base + rows_high * p.a_m,
-                     vec4(batch * p.b_batch) + cols * p.b_n);
+                     vec4(offsets.y) + cols * p.b_n);
 }
 
 // C[row][n..n+3] at base + row * N + n.., the row below M and the columns below N.

@@ -74,8 +74,9 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     let batch = flat / tiles;
     let m0 = (flat % tiles) / p.tiles_n * TILE;
     let n0 = (flat % tiles) % p.tiles_n * TILE;
-    let a_base = batch * p.a_batch;
-    let b_base = batch * p.b_batch;
+    let offsets = batch_offsets(batch);
+    let a_base = offsets.x;
+    let b_base = offsets.y;
     // This invocation's block: rows m0 + BLOCK * row .., columns n0 + BLOCK * col ..
     let row = lid / GRID;
     let col = lid % GRID;
