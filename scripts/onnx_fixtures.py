@@ -5,7 +5,8 @@
   short chain, such as the Shape -> Gather -> Unsqueeze -> Concat -> Reshape that PyTorch
   exports for flatten) on random inputs that are never zero;
 - `cases.safetensors`: for each case `<case>/in/<input>` and `<case>/out/<output>`, the outputs
-  computed by onnx.reference.ReferenceEvaluator (float32);
+  computed by onnx.reference.ReferenceEvaluator (float32), except Softmax and LogSoftmax at
+  opsets 11 and 12, whose coerced-matrix meaning the evaluator lacks (computed in numpy);
 - `unsupported_*.onnx`: models the importer must refuse (the Rust tests assert the message);
 - `squeezenet1_1.onnx`: SqueezeNet v1.1 as ONNX (RGB in [0, 1] in, logits out, the Caffe
   preprocessing as Slice/Concat/Mul/Sub nodes) whose weights are external data pointing into
@@ -52,16 +53,20 @@ def model(nodes, inputs, outputs, initialisers=(), opset=17, output_shapes=None)
         [numpy_helper.from_array(a, n) for n, a in initialisers],
     )
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    m.ir_version = 8
+    # The oldest IR version that carries the opset (opset 19 needs IR 9, opset 21 IR 10).
+    m.ir_version = 8 if opset <= 18 else 9 if opset <= 20 else 10
     return m
 
 
 CASES = {}
 
 
-def case(name, nodes, inputs, outputs, initialisers=(), opset=17):
+def case(name, nodes, inputs, outputs, initialisers=(), opset=17, expected=None):
+    """`expected` (inputs -> outputs) replaces the reference evaluator where it departs from
+    the operator's specification at `opset`."""
     draft = model(nodes, inputs, outputs, initialisers, opset)
-    results = ReferenceEvaluator(draft).run(None, dict(inputs))
+    evaluate = expected or (lambda feeds: ReferenceEvaluator(draft).run(None, feeds))
+    results = evaluate(dict(inputs))
     m = model(nodes, inputs, outputs, initialisers, opset, [list(r.shape) for r in results])
     onnx.checker.check_model(m)
     onnx.save(m, OUT / f"{name}.onnx")
@@ -236,7 +241,7 @@ def operator_cases():
 
 def refused_cases():
     x4 = rand(1, 4, 6, 6)
-    refused("softmax", [node("Softmax", ["x"], ["y"], axis=1)], [("x", x4)], ["y"])
+    refused("nonzero", [node("NonZero", ["x"], ["y"])], [("x", x4)], ["y"])
     refused("group_conv", [node("Conv", ["x", "w"], ["y"], group=2)], [("x", x4)], ["y"],
             [("w", rand(4, 2, 3, 3))])
     refused("asymmetric_pads", [node("Conv", ["x", "w"], ["y"], pads=[0, 1, 1, 1])], [("x", x4)], ["y"],
@@ -250,15 +255,181 @@ def refused_cases():
     refused("maxpool_indices", [node("MaxPool", ["x"], ["y", "idx"], kernel_shape=[2, 2])],
             [("x", x4)], ["y"])
     refused("unknown_attribute", [node("Relu", ["x"], ["y"], flavour=3)], [("x", x4)], ["y"])
-    refused("concat_axis2", [node("Concat", ["x", "x"], ["y"], axis=2)], [("x", x4)], ["y"])
     refused("div_computed", [node("Div", ["x", "x"], ["y"])], [("x", x4)], ["y"])
     refused("missing_initialiser", [node("Conv", ["x", "w"], ["y"])], [("x", x4)], ["y"])
-    refused("matmul_rank4", [node("MatMul", ["x", "x"], ["y"])], [("x", x4)], ["y"])
     refused("old_opset", [node("Relu", ["x"], ["y"])], [("x", x4)], ["y"], opset=10)
     refused("batchnorm_training",
             [node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"], training_mode=1)],
             [("x", x4)], ["y"], [("s", rand(4)), ("b", rand(4)), ("m", rand(4)), ("v", positive(4))],
             opset=15)
+
+
+def coerced_softmax(axis, log=False):
+    """Softmax and LogSoftmax of opsets 1 to 12: the input as a matrix whose rows are the dims
+    before `axis`, normalised along each row (float64). ONNX's reference evaluator applies the
+    opset 13 meaning (along `axis` alone) at every opset, so these cases use this instead."""
+
+    def run(feeds):
+        x = feeds["x"].astype(np.float64)
+        a = axis % x.ndim
+        m = x.reshape(int(np.prod(x.shape[:a])), -1)
+        shifted = m - m.max(axis=1, keepdims=True)
+        total = np.exp(shifted).sum(axis=1, keepdims=True)
+        y = shifted - np.log(total) if log else np.exp(shifted) / total
+        return [y.reshape(x.shape).astype(np.float32)]
+
+    return run
+
+
+def engine_op_cases():
+    """Operators on the engine's softmax, activations, views, concat, resize and broadcast
+    matmul; written after the cases above so that their random inputs stay as they were."""
+    i64 = lambda *v: np.array(v, dtype=np.int64)
+    f32 = lambda *v: np.array(v, dtype=np.float32)
+    scalar = lambda v: np.array(v, dtype=np.float32)
+    x4 = rand(2, 3, 4, 5)
+
+    # Softmax and LogSoftmax: along an axis from opset 13, over a matrix coerced at `axis`
+    # before (for a rank-4 input and axis 1 the two differ).
+    case("softmax_axis1", [node("Softmax", ["x"], ["y"], axis=1)], [("x", 3 * x4)], ["y"], opset=13)
+    case("softmax_default_axis", [node("Softmax", ["x"], ["y"])], [("x", 3 * rand(2, 3, 6))], ["y"], opset=13)
+    case("softmax_opset11_coerced", [node("Softmax", ["x"], ["y"], axis=1)], [("x", 3 * x4)], ["y"], opset=11,
+         expected=coerced_softmax(1))
+    case("softmax_opset12_axis0", [node("Softmax", ["x"], ["y"], axis=0)], [("x", 3 * rand(2, 3, 4))], ["y"],
+         opset=12, expected=coerced_softmax(0))
+    # Along the last axis both meanings agree: the reference evaluator's outputs.
+    case("softmax_opset11_last", [node("Softmax", ["x"], ["y"], axis=-1)], [("x", 3 * rand(2, 3, 4))], ["y"],
+         opset=11)
+    case("log_softmax_axis0", [node("LogSoftmax", ["x"], ["y"], axis=0)], [("x", 3 * rand(3, 4, 2))], ["y"],
+         opset=13)
+    case("log_softmax_opset11_coerced", [node("LogSoftmax", ["x"], ["y"])], [("x", 3 * rand(2, 3, 4))], ["y"],
+         opset=11, expected=coerced_softmax(1, log=True))
+
+    # Activations (inputs stretched to cover the kinks of the hard ones).
+    case("erf", [node("Erf", ["x"], ["y"])], [("x", 2.5 * x4)], ["y"], opset=13)
+    case("gelu", [node("Gelu", ["x"], ["y"])], [("x", 3 * x4)], ["y"], opset=20)
+    case("gelu_tanh", [node("Gelu", ["x"], ["y"], approximate="tanh")], [("x", 3 * x4)], ["y"], opset=20)
+    case("hard_swish", [node("HardSwish", ["x"], ["y"])], [("x", 4 * x4)], ["y"], opset=14)
+    case("hard_sigmoid", [node("HardSigmoid", ["x"], ["y"], alpha=0.3, beta=0.4)], [("x", 4 * x4)], ["y"])
+    case("hard_sigmoid_default", [node("HardSigmoid", ["x"], ["y"])], [("x", 4 * x4)], ["y"])
+    case("clip", [node("Clip", ["x", "lo", "hi"], ["y"])], [("x", x4)], ["y"],
+         [("lo", scalar(-0.5)), ("hi", scalar(0.3))], opset=13)
+    case("clip_max_only", [node("Clip", ["x", "", "hi"], ["y"])], [("x", x4)], ["y"], [("hi", scalar(0.2))])
+    case("clip_min_constant_node", [node("Constant", [], ["lo"], value_float=-0.25),
+                                    node("Clip", ["x", "lo"], ["y"])], [("x", x4)], ["y"], opset=12)
+    case("clip_unbounded", [node("Clip", ["x"], ["y"])], [("x", x4)], ["y"])
+    # min > max: every value becomes max.
+    case("clip_inverted", [node("Clip", ["x", "lo", "hi"], ["y"])], [("x", x4)], ["y"],
+         [("lo", scalar(0.5)), ("hi", scalar(-0.2))])
+
+    # Transpose, on computed tensors (up to rank 6) and folded on a constant.
+    case("transpose_default", [node("Transpose", ["x"], ["y"])], [("x", rand(2, 3, 4))], ["y"])
+    case("transpose_perm", [node("Transpose", ["x"], ["y"], perm=[0, 2, 3, 1])], [("x", x4)], ["y"])
+    case("transpose_rank6", [node("Transpose", ["x"], ["y"], perm=[5, 0, 3, 1, 4, 2])],
+         [("x", rand(2, 1, 3, 2, 2, 3))], ["y"])
+    case("transpose_constant", [node("Transpose", ["w"], ["wt"], perm=[1, 0]), node("Add", ["x", "wt"], ["y"])],
+         [("x", rand(2, 4, 3))], ["y"], [("w", rand(3, 4))])
+
+    # Concat, Slice and Split along any axis.
+    case("concat_axis2", [node("Concat", ["x", "z"], ["y"], axis=2)], [("x", x4), ("z", rand(2, 3, 2, 5))], ["y"])
+    case("concat_last_axis", [node("Concat", ["x", "z", "w"], ["y"], axis=-1)],
+         [("x", rand(2, 3)), ("z", rand(2, 1)), ("w", rand(2, 4))], ["y"])
+    case("concat_axis0_constant", [node("Concat", ["x", "c"], ["y"], axis=0)], [("x", rand(2, 3, 4))], ["y"],
+         [("c", rand(1, 3, 4))])
+    case("slice_any_axes", [node("Slice", ["x", "s", "e", "a", "st"], ["y"])], [("x", x4)], ["y"],
+         [("s", i64(1, 0, -1)), ("e", i64(2, 4, -1000)), ("a", i64(0, 2, 3)), ("st", i64(1, 2, -2))])
+    case("slice_rank6_last", [node("Slice", ["x", "s", "e", "a"], ["y"])], [("x", rand(2, 1, 2, 3, 1, 5))], ["y"],
+         [("s", i64(1)), ("e", i64(4)), ("a", i64(-1))])
+    case("split_last_axis", [node("Split", ["x", "sp"], ["y0", "y1"], axis=-1)], [("x", x4)], ["y0", "y1"],
+         [("sp", i64(2, 3))])
+    case("split_num_outputs", [node("Split", ["x"], ["y0", "y1", "y2"], axis=2, num_outputs=3)],
+         [("x", rand(2, 3, 7, 2))], ["y0", "y1", "y2"], opset=18)
+
+    # MatMul with broadcast batches and 1-D operands.
+    case("matmul_broadcast4", [node("MatMul", ["a", "b"], ["y"])], [("a", rand(2, 1, 3, 5)), ("b", rand(4, 5, 6))],
+         ["y"])
+    case("matmul_rank6", [node("MatMul", ["a", "b"], ["y"])],
+         [("a", rand(2, 1, 2, 1, 3, 4)), ("b", rand(1, 2, 1, 2, 4, 2))], ["y"])
+    case("matmul_vector_left", [node("MatMul", ["a", "b"], ["y"])], [("a", rand(5)), ("b", rand(2, 5, 3))], ["y"])
+    case("matmul_vector_right", [node("MatMul", ["a", "b"], ["y"])], [("a", rand(2, 3, 5))], ["y"],
+         [("b", rand(5))])
+
+    # Resize over the spatial axes: each nearest rounding and coordinate mode, scales and sizes,
+    # 1-D to 3-D, opset 11's roi input, opset 18's axes.
+    x = rand(1, 2, 3, 4)
+    case("resize_nearest", [node("Resize", ["x", "", "s"], ["y"])], [("x", x)], ["y"],
+         [("s", f32(1, 1, 2, 1.5))], opset=13)
+    case("resize_nearest_asymmetric_floor",
+         [node("Resize", ["x", "", "s"], ["y"], coordinate_transformation_mode="asymmetric",
+               nearest_mode="floor")], [("x", x)], ["y"], [("s", f32(1, 1, 2, 2))], opset=13)
+    # (ONNX's reference evaluator has no tf_half_pixel_for_nn, an opset 11-12 mode: no case.)
+    case("resize_nearest_pytorch_half_pixel_ceil",
+         [node("Resize", ["x", "", "", "z"], ["y"], coordinate_transformation_mode="pytorch_half_pixel",
+               nearest_mode="ceil")], [("x", x)], ["y"], [("z", i64(1, 2, 5, 7))], opset=13)
+    case("resize_nearest_prefer_ceil_down",
+         [node("Resize", ["x", "", "", "z"], ["y"], nearest_mode="round_prefer_ceil")],
+         [("x", rand(1, 2, 5, 7))], ["y"], [("z", i64(1, 2, 2, 3))], opset=13)
+    case("resize_nearest_align_corners",
+         [node("Resize", ["x", "", "", "z"], ["y"], coordinate_transformation_mode="align_corners")],
+         [("x", x)], ["y"], [("z", i64(1, 2, 7, 6))], opset=13)
+    case("resize_linear", [node("Resize", ["x", "", "s"], ["y"], mode="linear")], [("x", x)], ["y"],
+         [("s", f32(1, 1, 2, 2))], opset=13)
+    case("resize_linear_align_corners",
+         [node("Resize", ["x", "", "", "z"], ["y"], mode="linear", coordinate_transformation_mode="align_corners")],
+         [("x", x)], ["y"], [("z", i64(1, 2, 7, 5))], opset=13)
+    case("resize_linear_pytorch_half_pixel",
+         [node("Resize", ["x", "", "", "z"], ["y"], mode="linear",
+               coordinate_transformation_mode="pytorch_half_pixel")],
+         [("x", x)], ["y"], [("z", i64(1, 2, 1, 6))], opset=13)
+    case("resize_linear_asymmetric_down",
+         [node("Resize", ["x", "", "s"], ["y"], mode="linear", coordinate_transformation_mode="asymmetric")],
+         [("x", rand(1, 2, 5, 8))], ["y"], [("s", f32(1, 1, 0.6, 0.5))], opset=13)
+    case("resize_linear_1d", [node("Resize", ["x", "", "s"], ["y"], mode="linear")], [("x", rand(2, 3, 5))], ["y"],
+         [("s", f32(1, 1, 1.6))], opset=13)
+    case("resize_linear_3d", [node("Resize", ["x", "", "", "z"], ["y"], mode="linear")],
+         [("x", rand(1, 2, 2, 3, 4))], ["y"], [("z", i64(1, 2, 3, 5, 6))], opset=13)
+    case("resize_opset11_roi", [node("Resize", ["x", "roi", "s"], ["y"], mode="linear")], [("x", x)], ["y"],
+         [("roi", np.zeros(0, np.float32)), ("s", f32(1, 1, 1.5, 2.5))], opset=11)
+    case("resize_axes_opset18", [node("Resize", ["x", "", "", "z"], ["y"], axes=[3, 2])], [("x", x)], ["y"],
+         [("z", i64(6, 5))], opset=18)
+
+    # A small classifier ending in softmax.
+    case("classifier_softmax",
+         [node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
+          node("HardSwish", ["c1"], ["h1"]),
+          node("Resize", ["h1", "", "s"], ["u"], mode="linear"),
+          node("GlobalAveragePool", ["u"], ["p"]),
+          node("Flatten", ["p"], ["f"]),
+          node("Gemm", ["f", "w2", "b2"], ["logits"], transB=1),
+          node("Softmax", ["logits"], ["y"], axis=1)],
+         [("x", rand(2, 3, 6, 6))], ["y"],
+         [("w1", rand(4, 3, 3, 3)), ("b1", rand(4)), ("s", f32(1, 1, 2, 2)), ("w2", rand(5, 4)), ("b2", rand(5))],
+         opset=14)
+
+
+def engine_op_refusals():
+    x = rand(1, 2, 3, 4)
+    f32 = lambda *v: np.array(v, dtype=np.float32)
+    i64 = lambda *v: np.array(v, dtype=np.int64)
+    scales = [("s", f32(1, 1, 2, 2))]
+    refused("resize_cubic", [node("Resize", ["x", "", "s"], ["y"], mode="cubic")], [("x", x)], ["y"], scales,
+            opset=13)
+    refused("resize_antialias", [node("Resize", ["x", "", "s"], ["y"], mode="linear", antialias=1)],
+            [("x", x)], ["y"], [("s", f32(1, 1, 0.5, 0.5))], opset=18)
+    refused("resize_exclude_outside", [node("Resize", ["x", "", "s"], ["y"], exclude_outside=1)],
+            [("x", x)], ["y"], scales, opset=13)
+    refused("resize_tf_crop_and_resize",
+            [node("Resize", ["x", "roi", "s"], ["y"], coordinate_transformation_mode="tf_crop_and_resize")],
+            [("x", x)], ["y"], [("roi", f32(0, 0, 0, 0, 1, 1, 1, 1))] + scales, opset=13)
+    refused("resize_channels", [node("Resize", ["x", "", "s"], ["y"])], [("x", x)], ["y"],
+            [("s", f32(1, 2, 1, 1))], opset=13)
+    refused("resize_keep_aspect_ratio",
+            [node("Resize", ["x", "", "", "z"], ["y"], keep_aspect_ratio_policy="not_larger")],
+            [("x", x)], ["y"], [("z", i64(1, 2, 6, 6))], opset=18)
+    refused("resize_computed_scales", [node("Resize", ["x", "", "s"], ["y"])], [("x", x), ("s", f32(1, 1, 2, 2))],
+            ["y"], opset=13)
+    refused("clip_computed_bound", [node("Clip", ["x", "lo"], ["y"])], [("x", x), ("lo", f32(0.5))], ["y"],
+            opset=13)
 
 
 def squeezenet():
@@ -353,6 +524,8 @@ def main():
         old.unlink()
     operator_cases()
     refused_cases()
+    engine_op_cases()
+    engine_op_refusals()
     write_safetensors(OUT / "cases.safetensors", CASES)
     squeezenet()
     total = sum(p.stat().st_size for p in OUT.iterdir())

@@ -39,6 +39,8 @@ pub struct Ctx<'a> {
     /// Nodes already mapped together with an earlier one (a ReLU fused into its convolution).
     pub fused: HashSet<usize>,
     nodes: &'a [NodeProto],
+    /// The default domain's opset version (where an operator's meaning changed with it).
+    pub opset: i64,
 }
 
 impl Ctx<'_> {
@@ -272,6 +274,7 @@ fn input_shape(info: &InputInfo, options: &ImportOptions) -> Result<Shape> {
 pub fn import(
     gpu: &Gpu,
     proto: &GraphProto,
+    opset: i64,
     external_dir: Option<&Path>,
     options: &ImportOptions,
 ) -> Result<Imported> {
@@ -297,6 +300,7 @@ pub fn import(
         graph_outputs: proto.output.iter().map(|o| o.name.clone()).collect(),
         fused: HashSet::new(),
         nodes: &proto.node,
+        opset,
     };
     for t in &proto.initializer {
         let c = constant::decode(t, external_dir)
@@ -343,6 +347,12 @@ pub fn import(
             ctx.values.insert(name.clone(), value);
         }
     }
+    let mut values: BTreeMap<String, NodeId> = BTreeMap::new();
+    for (name, value) in &ctx.values {
+        if let Value::Node(id) = value {
+            values.insert(name.clone(), *id);
+        }
+    }
     let mut outputs = Vec::new();
     for o in &proto.output {
         let id = ctx
@@ -356,6 +366,7 @@ pub fn import(
         inputs,
         outputs,
         parameters: ctx.parameters,
+        values,
     })
 }
 

@@ -102,6 +102,9 @@ pub struct Imported {
     pub outputs: Vec<(String, NodeId)>,
     /// Every parameter node with its name, in order of first use: what to train.
     pub parameters: Vec<(String, NodeId)>,
+    /// Every ONNX value that is a node of the graph (inputs, and what operators compute), by
+    /// name: intermediate activations, or the logits under a final Softmax.
+    pub values: BTreeMap<String, NodeId>,
 }
 
 impl Imported {
@@ -113,6 +116,16 @@ impl Imported {
     /// The output called `name`, or an error listing the outputs.
     pub fn output(&self, name: &str) -> Result<NodeId> {
         find(&self.outputs, name, "output")
+    }
+
+    /// The node of the ONNX value `name`, or an error saying it is not one (a constant, or
+    /// absent).
+    pub fn value(&self, name: &str) -> Result<NodeId> {
+        self.values.get(name).copied().ok_or_else(|| {
+            Error::Invalid(format!(
+                "the model has no computed value `{name}` (it is absent, or a constant folded at import)"
+            ))
+        })
     }
 }
 
@@ -211,12 +224,17 @@ impl OnnxModel {
 
     /// Builds the graph and uploads its parameters.
     pub fn import(&self, gpu: &Gpu, options: &ImportOptions) -> Result<Imported> {
-        import::import(gpu, self.graph(), self.external_dir.as_deref(), options).map_err(
-            |e| match e {
-                Error::Invalid(message) => Error::Invalid(format!("{}: {message}", self.source)),
-                other => other,
-            },
+        import::import(
+            gpu,
+            self.graph(),
+            self.opset,
+            self.external_dir.as_deref(),
+            options,
         )
+        .map_err(|e| match e {
+            Error::Invalid(message) => Error::Invalid(format!("{}: {message}", self.source)),
+            other => other,
+        })
     }
 
     /// The operator types the model uses that no mapping covers, sorted; empty when every

@@ -129,3 +129,56 @@ pub fn elu(ctx: &mut Ctx<'_>, n: &NodeView<'_>) -> Result<Vec<Value>> {
     let alpha = n.float("alpha", 1.0)?;
     activation(ctx, n, Activation::Elu(alpha))
 }
+
+pub fn erf(ctx: &mut Ctx<'_>, n: &NodeView<'_>) -> Result<Vec<Value>> {
+    activation(ctx, n, Activation::Erf)
+}
+
+/// `approximate` "none" (x Phi(x), with erf) or "tanh".
+pub fn gelu(ctx: &mut Ctx<'_>, n: &NodeView<'_>) -> Result<Vec<Value>> {
+    let approximate = n.string("approximate")?;
+    let f = match approximate.as_deref().unwrap_or("none") {
+        "none" => Activation::Gelu,
+        "tanh" => Activation::GeluTanh,
+        other => {
+            return Err(Error::Invalid(format!(
+                "approximate = `{other}` is not supported; only `none` and `tanh`"
+            )))
+        }
+    };
+    activation(ctx, n, f)
+}
+
+pub fn hard_swish(ctx: &mut Ctx<'_>, n: &NodeView<'_>) -> Result<Vec<Value>> {
+    activation(ctx, n, Activation::HardSwish)
+}
+
+/// clamp(alpha x + beta, 0, 1), ONNX's defaults alpha 0.2 and beta 0.5.
+pub fn hard_sigmoid(ctx: &mut Ctx<'_>, n: &NodeView<'_>) -> Result<Vec<Value>> {
+    let (alpha, beta) = (n.float("alpha", 0.2)?, n.float("beta", 0.5)?);
+    activation(ctx, n, Activation::HardSigmoid { alpha, beta })
+}
+
+/// min(max(x, min), max) with the bounds as optional inputs (opset 11 on), each a constant
+/// single value; an absent bound is infinite. Where min > max every value becomes max, as ONNX
+/// states.
+pub fn clip(ctx: &mut Ctx<'_>, n: &NodeView<'_>) -> Result<Vec<Value>> {
+    let bound = |ctx: &Ctx<'_>, i: usize, what: &str, absent: f32| -> Result<f32> {
+        let Some(name) = n.input(i) else {
+            return Ok(absent);
+        };
+        let values = ctx.constant(name, what)?.floats();
+        match values.as_slice() {
+            [v] if !v.is_nan() => Ok(*v),
+            [v] => Err(Error::Invalid(format!("{what} (`{name}`) is {v}"))),
+            _ => Err(Error::Invalid(format!(
+                "{what} (`{name}`) holds {} values; it must be a single value",
+                values.len()
+            ))),
+        }
+    };
+    let min = bound(ctx, 1, "the minimum", f32::NEG_INFINITY)?;
+    let max = bound(ctx, 2, "the maximum", f32::INFINITY)?;
+    let min = min.min(max);
+    activation(ctx, n, Activation::Clamp { min, max })
+}

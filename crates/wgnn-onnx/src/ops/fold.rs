@@ -179,6 +179,23 @@ pub fn slice(c: &Constant, ranges: &[(usize, i64, usize)]) -> Constant {
     c.gather(dims, &indices)
 }
 
+/// The axes of `c` permuted: the result's axis k is `c`'s axis `perm[k]` (a permutation).
+pub fn transpose(c: &Constant, perm: &[usize]) -> Constant {
+    let dims: Vec<usize> = perm.iter().map(|&a| c.dims[a]).collect();
+    let s = strides(&c.dims);
+    let count: usize = dims.iter().product();
+    let indices: Vec<usize> = (0..count)
+        .map(|flat| {
+            unravel(flat, &dims)
+                .iter()
+                .zip(perm)
+                .map(|(&i, &a)| i * s[a])
+                .sum()
+        })
+        .collect();
+    c.gather(dims, &indices)
+}
+
 /// numpy's `take(data, indices, axis)`: indices already made non-negative and checked.
 pub fn take(c: &Constant, indices: &[usize], index_dims: &[usize], axis: usize) -> Constant {
     let outer: usize = c.dims[..axis].iter().product();

@@ -50,17 +50,10 @@ pub fn gemm(ctx: &mut Ctx<'_>, n: &NodeView<'_>) -> Result<Vec<Value>> {
     node(y)
 }
 
-/// numpy's matmul for matrices, batches of matrices, and a batch times a matrix.
+/// numpy's matmul: 1-D operands promoted (and the added dim dropped), batch dims (up to 4, so
+/// rank 6) broadcast.
 pub fn matmul(ctx: &mut Ctx<'_>, n: &NodeView<'_>) -> Result<Vec<Value>> {
     let a = ctx.tensor(n.required(0)?)?;
     let b = ctx.tensor(n.required(1)?)?;
-    let (ra, rb) = (ctx.graph.shape(a).rank(), ctx.graph.shape(b).rank());
-    if !(2..=3).contains(&ra) || !(2..=3).contains(&rb) {
-        return Err(Error::Invalid(format!(
-            "operands {} and {} are not supported: each must be a matrix or one batch of matrices (rank 2 or 3)",
-            ctx.graph.shape(a),
-            ctx.graph.shape(b)
-        )));
-    }
     node(ctx.graph.matmul(a, b)?)
 }

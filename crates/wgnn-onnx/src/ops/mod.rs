@@ -6,7 +6,8 @@
 //! Files by family: `conv` and `pool` (windowed ops and their padding), `linear` (Gemm,
 //! MatMul), `elementwise` (arithmetic and activations), `shape` (reshaping, slicing, constants
 //! and the shape arithmetic folded on the CPU, with `fold`'s helpers), `norm` (batch and L2
-//! normalisation), `reduce` (means and sums over axes).
+//! normalisation), `reduce` (means and sums over axes), `softmax` (Softmax, LogSoftmax),
+//! `resize` (Resize).
 
 mod conv;
 mod elementwise;
@@ -15,7 +16,9 @@ mod linear;
 mod norm;
 mod pool;
 mod reduce;
+mod resize;
 mod shape;
+mod softmax;
 
 use wgnn::error::{Error, Result};
 use wgnn::graph::NodeId;
@@ -57,6 +60,7 @@ static TABLE: &[(&str, Mapping)] = &[
         row(norm::batch_norm, &["epsilon", "momentum", "training_mode"]),
     ),
     ("Cast", row(shape::cast, &["to", "saturate"])),
+    ("Clip", row(elementwise::clip, &[])),
     ("Concat", row(shape::concat, &["axis"])),
     (
         "Constant",
@@ -88,16 +92,24 @@ static TABLE: &[(&str, Mapping)] = &[
     ("Div", row(elementwise::div, &[])),
     ("Dropout", row(shape::dropout, &["seed", "ratio"])),
     ("Elu", row(elementwise::elu, &["alpha"])),
+    ("Erf", row(elementwise::erf, &[])),
     ("Flatten", row(shape::flatten, &["axis"])),
     ("Gather", row(shape::gather, &["axis"])),
+    ("Gelu", row(elementwise::gelu, &["approximate"])),
     (
         "Gemm",
         row(linear::gemm, &["alpha", "beta", "transA", "transB"]),
     ),
     ("GlobalAveragePool", row(pool::global_average_pool, &[])),
     ("GlobalMaxPool", row(pool::global_max_pool, &[])),
+    (
+        "HardSigmoid",
+        row(elementwise::hard_sigmoid, &["alpha", "beta"]),
+    ),
+    ("HardSwish", row(elementwise::hard_swish, &[])),
     ("Identity", row(shape::identity, &[])),
     ("LeakyRelu", row(elementwise::leaky_relu, &["alpha"])),
+    ("LogSoftmax", row(softmax::log_softmax, &["axis"])),
     (
         "LpNormalization",
         row(norm::lp_normalization, &["axis", "p"]),
@@ -136,9 +148,27 @@ static TABLE: &[(&str, Mapping)] = &[
     ),
     ("Relu", row(elementwise::relu, &[])),
     ("Reshape", row(shape::reshape, &["allowzero"])),
+    (
+        "Resize",
+        row(
+            resize::resize,
+            &[
+                "mode",
+                "coordinate_transformation_mode",
+                "nearest_mode",
+                "cubic_coeff_a",
+                "exclude_outside",
+                "extrapolation_value",
+                "antialias",
+                "axes",
+                "keep_aspect_ratio_policy",
+            ],
+        ),
+    ),
     ("Shape", row(shape::shape, &["start", "end"])),
     ("Sigmoid", row(elementwise::sigmoid, &[])),
     ("Slice", row(shape::slice, &[])),
+    ("Softmax", row(softmax::softmax, &["axis"])),
     (
         "Split",
         row(shape::split, &["axis", "split", "num_outputs"]),
@@ -147,6 +177,7 @@ static TABLE: &[(&str, Mapping)] = &[
     ("Sub", row(elementwise::sub, &[])),
     ("Sum", row(elementwise::sum, &[])),
     ("Tanh", row(elementwise::tanh, &[])),
+    ("Transpose", row(shape::transpose, &["perm"])),
     ("Unsqueeze", row(shape::unsqueeze, &["axes"])),
 ];
 
@@ -191,6 +222,6 @@ mod tests {
         for (name, _) in TABLE {
             assert!(mapping(name).is_some(), "{name}");
         }
-        assert!(mapping("Softmax").is_none());
+        assert!(mapping("NonZero").is_none());
     }
 }

@@ -1,8 +1,9 @@
-//! Shapes and plumbing: Reshape, Flatten, Squeeze, Unsqueeze, Concat, Slice, Split, Identity,
-//! Dropout (inference), Constant, Cast, and the shape arithmetic folded on the CPU (Shape,
-//! Gather; Concat, Slice and the rest when their inputs are constants).
+//! Shapes and plumbing: Reshape, Flatten, Squeeze, Unsqueeze, Transpose, Concat, Slice, Split,
+//! Identity, Dropout (inference), Constant, Cast, and the shape arithmetic folded on the CPU
+//! (Shape, Gather; Concat, Slice, Transpose and the rest when their inputs are constants).
 
 use wgnn::error::{Error, Result};
+use wgnn::ops::view::SliceAxis;
 use wgnn::tensor::Shape;
 
 use super::{axis, fold, node};
@@ -190,7 +191,7 @@ pub fn gather(ctx: &mut Ctx<'_>, n: &NodeView<'_>) -> Result<Vec<Value>> {
     ))])
 }
 
-/// Along the channels (axis 1) on the GPU; along any axis when every input is a constant.
+/// Along any axis: on the GPU, or folded when every input is a constant.
 pub fn concat(ctx: &mut Ctx<'_>, n: &NodeView<'_>) -> Result<Vec<Value>> {
     let names: Vec<&str> = n.proto.input.iter().map(String::as_str).collect();
     if names.is_empty() {
@@ -217,16 +218,11 @@ pub fn concat(ctx: &mut Ctx<'_>, n: &NodeView<'_>) -> Result<Vec<Value>> {
     if constants.len() == names.len() {
         return Ok(vec![Value::Const(fold::concat(&constants, a)?)]);
     }
-    if a != 1 {
-        return Err(Error::Invalid(format!(
-            "concatenation along axis {a} is not supported; only along the channels (axis 1)"
-        )));
-    }
     let ids = names
         .iter()
         .map(|name| ctx.tensor(name))
         .collect::<Result<Vec<_>>>()?;
-    node(ctx.graph.concat_channels(&ids)?)
+    node(ctx.graph.concat(&ids, a as isize)?)
 }
 
 /// One axis of a slice: (start, step, count) in ONNX's clamping rules.
@@ -254,8 +250,7 @@ fn slice_range(start: i64, end: i64, step: i64, len: usize) -> Result<(usize, i6
     Ok((start.max(0) as usize, step, count as usize))
 }
 
-/// On constants along any axes; on computed tensors a contiguous range of channels (axis 1),
-/// every other listed axis taken whole.
+/// Along any axes with any steps, on the GPU or folded for a constant.
 pub fn slice(ctx: &mut Ctx<'_>, n: &NodeView<'_>) -> Result<Vec<Value>> {
     let data = n.required(0)?;
     let dims = ctx.dims(data)?;
@@ -277,39 +272,24 @@ pub fn slice(ctx: &mut Ctx<'_>, n: &NodeView<'_>) -> Result<Vec<Value>> {
         )));
     }
     let mut ranges: Vec<(usize, i64, usize)> = dims.iter().map(|&d| (0, 1, d)).collect();
+    let mut listed = Vec::with_capacity(starts.len());
     for k in 0..starts.len() {
         let a = axis(axes[k], dims.len())?;
+        if listed.iter().any(|s: &SliceAxis| s.axis == a as isize) {
+            return Err(Error::Invalid(format!("axis {a} is listed twice")));
+        }
         ranges[a] = slice_range(starts[k], ends[k], steps[k], dims[a])?;
+        listed.push(SliceAxis::new(a as isize, starts[k], ends[k], steps[k]));
     }
     if let Value::Const(c) = ctx.value(data)? {
         return Ok(vec![Value::Const(fold::slice(c, &ranges))]);
     }
-    for (a, &(start, step, count)) in ranges.iter().enumerate() {
-        let whole = start == 0 && step == 1 && count == dims[a];
-        if a != 1 && !whole {
-            return Err(Error::Invalid(format!(
-                "slicing axis {a} is not supported; only a range of channels (axis 1) with step 1"
-            )));
-        }
-        if a == 1 && step != 1 {
-            return Err(Error::Invalid(format!(
-                "a step of {step} is not supported; only 1"
-            )));
-        }
-    }
-    if dims.len() < 2 {
-        return Err(Error::Invalid(format!(
-            "slicing a rank-{} tensor is not supported",
-            dims.len()
-        )));
-    }
     let x = ctx.tensor(data)?;
-    let (start, _, count) = ranges[1];
-    node(ctx.graph.slice_channels(x, start, count)?)
+    node(ctx.graph.slice(x, &listed)?)
 }
 
-/// Along the channels on the GPU, along any axis for constants; the sizes come from the
-/// `split` input or attribute, or `num_outputs` (or the node's output count) equal parts.
+/// Along any axis, on the GPU or folded for a constant; the sizes come from the `split` input
+/// or attribute, or `num_outputs` (or the node's output count) equal parts.
 pub fn split(ctx: &mut Ctx<'_>, n: &NodeView<'_>) -> Result<Vec<Value>> {
     let data = n.required(0)?;
     let dims = ctx.dims(data)?;
@@ -335,11 +315,6 @@ pub fn split(ctx: &mut Ctx<'_>, n: &NodeView<'_>) -> Result<Vec<Value>> {
         Value::Const(c) => Some(c.clone()),
         Value::Node(_) => None,
     };
-    if constant.is_none() && a != 1 {
-        return Err(Error::Invalid(format!(
-            "splitting along axis {a} is not supported; only along the channels (axis 1)"
-        )));
-    }
     let mut outputs = Vec::with_capacity(sizes.len());
     let mut start = 0usize;
     for &size in &sizes {
@@ -353,7 +328,7 @@ pub fn split(ctx: &mut Ctx<'_>, n: &NodeView<'_>) -> Result<Vec<Value>> {
             }
             None => {
                 let x = ctx.tensor(data)?;
-                Value::Node(ctx.graph.slice_channels(x, start, size)?)
+                Value::Node(ctx.graph.slice_range(x, a, start, size)?)
             }
         });
         start += size;
@@ -423,4 +398,35 @@ pub fn cast(ctx: &mut Ctx<'_>, n: &NodeView<'_>) -> Result<Vec<Value>> {
             Ok(vec![Value::Const(Constant { dims: c.dims, data })])
         }
     }
+}
+
+/// The axes permuted by `perm` (default: reversed), on the GPU or folded for a constant.
+pub fn transpose(ctx: &mut Ctx<'_>, n: &NodeView<'_>) -> Result<Vec<Value>> {
+    let data = n.required(0)?;
+    let rank = ctx.dims(data)?.len();
+    let perm: Vec<usize> = match n.ints("perm")? {
+        Some(p) => {
+            let resolved: Vec<usize> = p
+                .iter()
+                .map(|&v| usize::try_from(v).ok().filter(|&a| a < rank))
+                .collect::<Option<_>>()
+                .ok_or_else(|| {
+                    Error::Invalid(format!("perm {p:?} is not a permutation of 0..{rank}"))
+                })?;
+            let mut sorted = resolved.clone();
+            sorted.sort_unstable();
+            if sorted != (0..rank).collect::<Vec<_>>() {
+                return Err(Error::Invalid(format!(
+                    "perm {p:?} is not a permutation of 0..{rank}"
+                )));
+            }
+            resolved
+        }
+        None => (0..rank).rev().collect(),
+    };
+    if let Value::Const(c) = ctx.value(data)? {
+        return Ok(vec![Value::Const(fold::transpose(c, &perm))]);
+    }
+    let x = ctx.tensor(data)?;
+    node(ctx.graph.transpose(x, &perm)?)
 }
