@@ -1,5 +1,7 @@
 //! Image classification and fine-tuning with an ONNX model imported by `wgnn-onnx`: the
-//! model's one input is an RGB batch [N, 3, H, W] and its first output the class scores.
+//! model's one input is an RGB batch [N, 3, H, W] and its first output the class scores, or
+//! their Softmax or LogSoftmax over the classes (then the scores under it are taken: the
+//! probabilities are the same, and fine-tuning teaches the scores).
 //! - [`OnnxClassifier`]: the top classes of a picture (softmax over the scores, float64);
 //! - [`fine_tune`]: trains chosen parameters (by default the last layer's) on labelled pictures.
 
@@ -86,8 +88,32 @@ pub fn input_size(model: &OnnxModel, size: Option<usize>) -> Result<(String, usi
     }
 }
 
+/// The ONNX value under the model's first output when that output is a Softmax or LogSoftmax
+/// over axis 1 of a matrix [N, classes] (at every opset, the class scores normalised row by
+/// row), else None.
+fn scores_under_softmax(model: &OnnxModel, net: &Imported, output: &str) -> Option<NodeId> {
+    let graph = model.proto().graph.as_ref()?;
+    let producer = graph
+        .node
+        .iter()
+        .find(|n| n.output.first().map(String::as_str) == Some(output))?;
+    if !matches!(producer.op_type.as_str(), "Softmax" | "LogSoftmax") {
+        return None;
+    }
+    let scores = net.value(producer.input.first()?).ok()?;
+    let default_axis = if model.opset() >= 13 { -1 } else { 1 };
+    let axis = producer
+        .attribute
+        .iter()
+        .find(|a| a.name == "axis")
+        .map_or(default_axis, |a| a.i);
+    let over_classes = net.graph.shape(scores).rank() == 2 && (axis == 1 || axis == -1);
+    over_classes.then_some(scores)
+}
+
 /// Imports `model` for `batch` pictures of `height` x `width`; returns the network with its
-/// input and its first output flattened to [batch, classes].
+/// input and its class scores [batch, classes] (the first output flattened, or the scores under
+/// its final Softmax or LogSoftmax).
 fn import(
     gpu: &Gpu,
     model: &OnnxModel,
@@ -103,6 +129,7 @@ fn import(
         .first()
         .cloned()
         .ok_or_else(|| Error::Invalid("the model has no output".to_string()))?;
+    let scores = scores_under_softmax(model, &net, &name).unwrap_or(scores);
     let dims = net.graph.shape(scores).dims().to_vec();
     let classes = dims.iter().product::<usize>() / batch;
     if dims[0] != batch || dims[1] != classes {

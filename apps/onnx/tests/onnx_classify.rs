@@ -6,7 +6,7 @@ use std::process::Command;
 
 use wgnn_models::imaging::io::load;
 use wgnn_onnx::OnnxModel;
-use wgnn_onnx_classify::{fine_tune, FineTune, Normalize};
+use wgnn_onnx_classify::{fine_tune, FineTune, Normalize, OnnxClassifier};
 use wgnn_reference::testing::gpu;
 
 #[path = "../examples/onnx_finetune.rs"]
@@ -73,11 +73,11 @@ fn onnx_classify_names_what_it_refuses() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("squeezenet1_1.safetensors"), "{stderr}");
 
-    let softmax = squeezenet().with_file_name("unsupported_softmax.onnx");
-    let output = onnx_classify(&["--model".as_ref(), softmax.as_os_str(), cat.as_os_str()]);
+    let nonzero = squeezenet().with_file_name("unsupported_nonzero.onnx");
+    let output = onnx_classify(&["--model".as_ref(), nonzero.as_os_str(), cat.as_os_str()]);
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("does not support: Softmax"), "{stderr}");
+    assert!(stderr.contains("does not support: NonZero"), "{stderr}");
 
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("onnx_classify");
     std::fs::create_dir_all(&dir).unwrap();
@@ -162,4 +162,81 @@ fn fine_tuning_example_runs_small_and_its_loss_falls() {
         [0, 1, 2, 3],
         "each photo gets the class it was taught"
     );
+}
+
+/// The fixture's SqueezeNet with `op` (Softmax or LogSoftmax over axis 1) after its logits,
+/// whose output `probabilities` is the model's only output, written under the test folder.
+fn squeezenet_ending_in(op: &str) -> PathBuf {
+    use prost::Message;
+    use wgnn_onnx::proto::{attribute_type, AttributeProto, NodeProto};
+    let model = OnnxModel::load(squeezenet()).unwrap();
+    let mut proto = model.proto().clone();
+    let graph = proto.graph.as_mut().unwrap();
+    graph.node.push(NodeProto {
+        input: vec!["logits".to_string()],
+        output: vec!["probabilities".to_string()],
+        op_type: op.to_string(),
+        attribute: vec![AttributeProto {
+            name: "axis".to_string(),
+            r#type: attribute_type::INT,
+            i: 1,
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    graph.output[0].name = "probabilities".to_string();
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("onnx_classify");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("squeezenet_{op}.onnx"));
+    std::fs::write(&path, proto.encode_to_vec()).unwrap();
+    path
+}
+
+#[test]
+fn a_model_ending_in_softmax_gives_the_probabilities_of_its_scores() {
+    let (model, assets, cat) = (
+        squeezenet_ending_in("Softmax"),
+        asset(""),
+        asset("chelsea.png"),
+    );
+    let output = onnx_classify(&[
+        "--model".as_ref(),
+        model.as_os_str(),
+        "--external-data".as_ref(),
+        assets.as_os_str(),
+        "--json".as_ref(),
+        cat.as_os_str(),
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    let line: serde_json::Value =
+        serde_json::from_str(String::from_utf8(output.stdout).unwrap().trim()).unwrap();
+    let top = &line["top"][0];
+    assert_eq!(top["class"], "Egyptian cat");
+    // A softmax of the model's probabilities would give about 1 / 1000 here.
+    assert!(
+        (top["probability"].as_f64().unwrap() - 0.514).abs() < 1e-3,
+        "{line}"
+    );
+
+    // Through the library at 64 x 64: the same classes and probabilities as the plain model,
+    // for Softmax and LogSoftmax alike.
+    let gpu = gpu();
+    let picture = load(cat).unwrap();
+    let top3 = |path: PathBuf| {
+        let model = OnnxModel::load(path).unwrap().with_external_dir(&assets);
+        let mut classifier =
+            OnnxClassifier::new(gpu, &model, Normalize::Unit, Some(64), None).unwrap();
+        classifier.top_k(gpu, &picture, 3).unwrap()
+    };
+    let plain = top3(squeezenet());
+    for op in ["Softmax", "LogSoftmax"] {
+        let ending = top3(squeezenet_ending_in(op));
+        for (a, b) in plain.iter().zip(&ending) {
+            assert_eq!(a.index, b.index, "{op}");
+            assert!(
+                (a.probability - b.probability).abs() < 1e-6,
+                "{op}: {a:?} {b:?}"
+            );
+        }
+    }
 }

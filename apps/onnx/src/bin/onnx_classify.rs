@@ -10,9 +10,9 @@ use wgnn_onnx_classify::{load_labels, Normalize, OnnxClassifier};
 
 /// Classify pictures with an ONNX image classifier (opset 11 to 21) imported into wgnn.
 ///
-/// The model takes one RGB batch [N, 3, H, W] and gives class scores first; each picture is
-/// resized to H x W as a whole (PIL-exact bilinear) and the top classes are printed with their
-/// softmax probabilities. Operators and attributes the importer does not support are named.
+/// The model takes one RGB batch [N, 3, H, W] and gives class scores first (or their Softmax or
+/// LogSoftmax over the classes); each picture is resized to H x W as a whole (PIL-exact
+/// bilinear) and the top classes are printed with their softmax probabilities. Operators and attributes the importer does not support are named.
 #[derive(Parser)]
 #[command(version)]
 struct Args {
