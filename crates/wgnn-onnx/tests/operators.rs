@@ -264,7 +264,17 @@ fn unsupported_operators_are_listed_before_import() {
 fn corrupted_files_give_errors_or_models_never_panics() {
     let mut rng = wgnn::rng::Rng::new(11);
     let mut imported = 0;
-    for name in ["small_cnn", "torch_flatten", "conv3d", "split_channels"] {
+    for name in [
+        "small_cnn",
+        "torch_flatten",
+        "conv3d",
+        "split_channels",
+        "classifier_softmax",
+        "resize_opset11_roi",
+        "slice_any_axes",
+        "transpose_rank6",
+        "clip",
+    ] {
         let bytes = std::fs::read(fixtures().join(format!("{name}.onnx"))).unwrap();
         for _ in 0..150 {
             let mut corrupted = bytes.clone();

@@ -225,13 +225,16 @@ pub fn concat(ctx: &mut Ctx<'_>, n: &NodeView<'_>) -> Result<Vec<Value>> {
     node(ctx.graph.concat(&ids, a as isize)?)
 }
 
-/// One axis of a slice: (start, step, count) in ONNX's clamping rules.
+/// One axis of a slice: (start, step, count) in ONNX's clamping rules. A step longer than the
+/// axis picks one element, so it comes back as the axis length (same sign): the same slice, with
+/// no arithmetic near the ends of i64.
 fn slice_range(start: i64, end: i64, step: i64, len: usize) -> Result<(usize, i64, usize)> {
     if step == 0 {
         return Err(Error::Invalid("a step of 0".to_string()));
     }
     let len = len as i64;
-    let norm = |v: i64| if v < 0 { v + len } else { v };
+    let step = step.clamp(-len, len);
+    let norm = |v: i64| if v < 0 { v.saturating_add(len) } else { v };
     let (start, end) = if step > 0 {
         (norm(start).clamp(0, len), norm(end).clamp(0, len))
     } else {
@@ -279,7 +282,7 @@ pub fn slice(ctx: &mut Ctx<'_>, n: &NodeView<'_>) -> Result<Vec<Value>> {
             return Err(Error::Invalid(format!("axis {a} is listed twice")));
         }
         ranges[a] = slice_range(starts[k], ends[k], steps[k], dims[a])?;
-        listed.push(SliceAxis::new(a as isize, starts[k], ends[k], steps[k]));
+        listed.push(SliceAxis::new(a as isize, starts[k], ends[k], ranges[a].1));
     }
     if let Value::Const(c) = ctx.value(data)? {
         return Ok(vec![Value::Const(fold::slice(c, &ranges))]);
@@ -429,4 +432,29 @@ pub fn transpose(ctx: &mut Ctx<'_>, n: &NodeView<'_>) -> Result<Vec<Value>> {
     }
     let x = ctx.tensor(data)?;
     node(ctx.graph.transpose(x, &perm)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slice_range;
+
+    #[test]
+    fn slice_ranges_follow_onnx_clamping_even_at_the_ends_of_i64() {
+        assert_eq!(slice_range(-2, 1000, 1, 4).unwrap(), (2, 1, 2));
+        assert_eq!(slice_range(-1, -1000, -2, 5).unwrap(), (4, -2, 3));
+        assert_eq!(slice_range(0, i64::MAX, i64::MAX, 5).unwrap(), (0, 5, 1));
+        assert_eq!(
+            slice_range(i64::MAX, i64::MIN, i64::MIN, 5).unwrap(),
+            (4, -5, 1)
+        );
+        assert_eq!(slice_range(i64::MIN, i64::MAX, 2, 5).unwrap(), (0, 2, 3));
+        assert!(slice_range(3, 3, 1, 4)
+            .unwrap_err()
+            .to_string()
+            .contains("empty"));
+        assert!(slice_range(0, 4, 0, 4)
+            .unwrap_err()
+            .to_string()
+            .contains("step of 0"));
+    }
 }
