@@ -175,7 +175,7 @@ fn unsupported_models_are_refused_naming_node_operator_and_reason() {
             "resize_cubic",
             &[
                 "(Resize",
-                "mode = `cubic` (only `nearest` and `linear` are) is not supported",
+                "mode = `cubic` is not supported; only `nearest` and `linear` are",
             ],
         ),
         (

@@ -42,8 +42,8 @@ pub fn resize(ctx: &mut Ctx<'_>, n: &NodeView<'_>) -> Result<Vec<Value>> {
             },
         ),
         other => {
-            return Err(unsupported(format!(
-                "mode = `{other}` (only `nearest` and `linear` are)"
+            return Err(Error::Invalid(format!(
+                "mode = `{other}` is not supported; only `nearest` and `linear` are"
             )))
         }
     };
@@ -75,6 +75,12 @@ pub fn resize(ctx: &mut Ctx<'_>, n: &NodeView<'_>) -> Result<Vec<Value>> {
         Some(a) => a.iter().map(|&v| axis(v, rank)).collect::<Result<_>>()?,
         None => (0..rank).collect(),
     };
+    if let Some(a) = (1..given_axes.len()).find(|&k| given_axes[..k].contains(&given_axes[k])) {
+        return Err(Error::Invalid(format!(
+            "axis {} is listed twice in `axes`",
+            given_axes[a]
+        )));
+    }
     let nonempty = |ctx: &Ctx<'_>, i: usize, what: &str| -> Result<Option<_>> {
         match n.input(i) {
             Some(name) => {
