@@ -6,7 +6,8 @@
   exports for flatten) on random inputs that are never zero;
 - `cases.safetensors`: for each case `<case>/in/<input>` and `<case>/out/<output>`, the outputs
   computed by onnx.reference.ReferenceEvaluator (float32), except Softmax and LogSoftmax at
-  opsets 11 and 12, whose coerced-matrix meaning the evaluator lacks (computed in numpy);
+  opsets 11 and 12, whose coerced-matrix meaning the evaluator lacks, and Resize's opset 11-12
+  tf_half_pixel_for_nn, which it does not implement (both computed in numpy from the spec);
 - `unsupported_*.onnx`: models the importer must refuse (the Rust tests assert the message);
 - `squeezenet1_1.onnx`: SqueezeNet v1.1 as ONNX (RGB in [0, 1] in, logits out, the Caffe
   preprocessing as Slice/Concat/Mul/Sub nodes) whose weights are external data pointing into
@@ -281,6 +282,25 @@ def coerced_softmax(axis, log=False):
     return run
 
 
+def tf_half_pixel_nearest(sizes, rounding):
+    """Resize of opsets 11 and 12 in mode nearest with coordinate_transformation_mode
+    tf_half_pixel_for_nn, which ONNX's reference evaluator lacks: per spatial axis the source
+    coordinate (x + 0.5) / scale (scale = output / input length), rounded by `rounding` and
+    clamped to the axis."""
+
+    def run(feeds):
+        x = feeds["x"]
+        y = x
+        for a in range(2, x.ndim):
+            length, out = x.shape[a], sizes[a]
+            source = (np.arange(out, dtype=np.float64) + 0.5) / (out / length)
+            index = np.clip(rounding(source), 0, length - 1).astype(np.int64)
+            y = np.take(y, index, axis=a)
+        return [y.astype(np.float32)]
+
+    return run
+
+
 def engine_op_cases():
     """Operators on the engine's softmax, activations, views, concat, resize and broadcast
     matmul; written after the cases above so that their random inputs stay as they were."""
@@ -362,7 +382,11 @@ def engine_op_cases():
     case("resize_nearest_asymmetric_floor",
          [node("Resize", ["x", "", "s"], ["y"], coordinate_transformation_mode="asymmetric",
                nearest_mode="floor")], [("x", x)], ["y"], [("s", f32(1, 1, 2, 2))], opset=13)
-    # (ONNX's reference evaluator has no tf_half_pixel_for_nn, an opset 11-12 mode: no case.)
+    case("resize_nearest_tf_half_pixel_opset11",
+         [node("Resize", ["x", "roi", "sc", "z"], ["y"], coordinate_transformation_mode="tf_half_pixel_for_nn",
+               nearest_mode="ceil")], [("x", x)], ["y"],
+         [("roi", np.zeros(0, np.float32)), ("sc", np.zeros(0, np.float32)), ("z", i64(1, 2, 5, 7))], opset=11,
+         expected=tf_half_pixel_nearest([1, 2, 5, 7], np.ceil))
     case("resize_nearest_pytorch_half_pixel_ceil",
          [node("Resize", ["x", "", "", "z"], ["y"], coordinate_transformation_mode="pytorch_half_pixel",
                nearest_mode="ceil")], [("x", x)], ["y"], [("z", i64(1, 2, 5, 7))], opset=13)
