@@ -414,6 +414,14 @@ def engine_op_cases():
          [("x", rand(1, 2, 2, 3, 4))], ["y"], [("z", i64(1, 2, 3, 5, 6))], opset=13)
     case("resize_opset11_roi", [node("Resize", ["x", "roi", "s"], ["y"], mode="linear")], [("x", x)], ["y"],
          [("roi", np.zeros(0, np.float32)), ("s", f32(1, 1, 1.5, 2.5))], opset=11)
+    # not_larger: one scale of 2 makes [6, 8] (stretch would give [6, 10]); not_smaller: one scale
+    # of 7/3 on both axes gives the stretched shape [7, 9] with other columns (linear).
+    case("resize_not_larger", [node("Resize", ["x", "", "", "z"], ["y"], axes=[2, 3],
+                                    keep_aspect_ratio_policy="not_larger")],
+         [("x", x)], ["y"], [("z", i64(6, 10))], opset=18)
+    case("resize_not_smaller", [node("Resize", ["x", "", "", "z"], ["y"], mode="linear", axes=[2, 3],
+                                     keep_aspect_ratio_policy="not_smaller")],
+         [("x", x)], ["y"], [("z", i64(7, 9))], opset=18)
     case("resize_axes_opset18", [node("Resize", ["x", "", "", "z"], ["y"], axes=[3, 2])], [("x", x)], ["y"],
          [("z", i64(6, 5))], opset=18)
 
@@ -447,9 +455,10 @@ def engine_op_refusals():
             [("x", x)], ["y"], [("roi", f32(0, 0, 0, 0, 1, 1, 1, 1))] + scales, opset=13)
     refused("resize_channels", [node("Resize", ["x", "", "s"], ["y"])], [("x", x)], ["y"],
             [("s", f32(1, 2, 1, 1))], opset=13)
+    # One scale of 2.5 makes the 3 rows 7.5: ONNX rounds up to 8, the engine's scales down.
     refused("resize_keep_aspect_ratio",
-            [node("Resize", ["x", "", "", "z"], ["y"], keep_aspect_ratio_policy="not_larger")],
-            [("x", x)], ["y"], [("z", i64(1, 2, 6, 6))], opset=18)
+            [node("Resize", ["x", "", "", "z"], ["y"], keep_aspect_ratio_policy="not_smaller", axes=[2, 3])],
+            [("x", x)], ["y"], [("z", i64(6, 10))], opset=18)
     refused("resize_computed_scales", [node("Resize", ["x", "", "s"], ["y"])], [("x", x), ("s", f32(1, 1, 2, 2))],
             ["y"], opset=13)
     refused("clip_computed_bound", [node("Clip", ["x", "lo"], ["y"])], [("x", x), ("lo", f32(0.5))], ["y"],

@@ -2,7 +2,8 @@
 //! spatial dims], to constant `scales` or `sizes` (all axes, or those of `axes`), with every
 //! coordinate transformation and nearest rounding that `wgnn::ops::resize` covers. Refused:
 //! cubic, antialiasing, `exclude_outside`, tf_crop_and_resize and half_pixel_symmetric, resizing
-//! N or C, and a `keep_aspect_ratio_policy` other than stretch.
+//! N or C, and a `keep_aspect_ratio_policy` whose rounded lengths the engine's scale factors do
+//! not give.
 
 use wgnn::error::{Error, Result};
 use wgnn::ops::resize::{
@@ -18,8 +19,40 @@ fn unsupported(what: String) -> Error {
 
 /// The target along every axis of the input.
 enum Full {
-    Scales(Vec<f32>),
+    Scales(Vec<f64>),
     Sizes(Vec<i64>),
+}
+
+/// `sizes` under keep_aspect_ratio_policy not_larger (not_smaller): one scale, the smallest
+/// (largest) ratio of size to length over the listed axes, for every listed axis, as ONNX's
+/// scales. ONNX rounds scale x length half up for the output and the engine rounds it down, so
+/// a length with a fractional part of a half or more is refused.
+fn keep_aspect_ratio(
+    policy: &str,
+    dims: &[usize],
+    axes: &[usize],
+    sizes: &[i64],
+) -> Result<Vec<f64>> {
+    let ratios = axes
+        .iter()
+        .zip(sizes)
+        .map(|(&a, &v)| v as f64 / dims[a] as f64);
+    let scale = if policy == "not_larger" {
+        ratios.fold(f64::INFINITY, f64::min)
+    } else {
+        ratios.fold(f64::NEG_INFINITY, f64::max)
+    };
+    let mut full = vec![1.0; dims.len()];
+    for &a in axes {
+        let exact = scale * dims[a] as f64;
+        if exact.floor() != (exact + 0.5).floor() {
+            return Err(unsupported(format!(
+                "keep_aspect_ratio_policy = `{policy}` here: axis {a} becomes {exact} long, which ONNX rounds up and the engine's scale factors round down"
+            )));
+        }
+        full[a] = scale;
+    }
+    Ok(full)
 }
 
 pub fn resize(ctx: &mut Ctx<'_>, n: &NodeView<'_>) -> Result<Vec<Value>> {
@@ -105,9 +138,9 @@ pub fn resize(ctx: &mut Ctx<'_>, n: &NodeView<'_>) -> Result<Vec<Value>> {
             if s.len() != given_axes.len() {
                 return Err(count_mismatch("scales", s.len()));
             }
-            let mut full = vec![1.0f32; rank];
+            let mut full = vec![1.0f64; rank];
             for (&a, &v) in given_axes.iter().zip(&s) {
-                full[a] = v;
+                full[a] = v as f64;
             }
             Full::Scales(full)
         }
@@ -116,15 +149,21 @@ pub fn resize(ctx: &mut Ctx<'_>, n: &NodeView<'_>) -> Result<Vec<Value>> {
             if s.len() != given_axes.len() {
                 return Err(count_mismatch("sizes", s.len()));
             }
-            let policy = n.string("keep_aspect_ratio_policy")?;
-            if let Some(p) = policy.filter(|p| p != "stretch") {
-                return Err(unsupported(format!("keep_aspect_ratio_policy = `{p}`")));
+            match n.string("keep_aspect_ratio_policy")?.as_deref() {
+                None | Some("stretch") => {
+                    let mut full: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
+                    for (&a, &v) in given_axes.iter().zip(&s) {
+                        full[a] = v;
+                    }
+                    Full::Sizes(full)
+                }
+                Some(policy @ ("not_larger" | "not_smaller")) => {
+                    Full::Scales(keep_aspect_ratio(policy, &dims, &given_axes, &s)?)
+                }
+                Some(other) => {
+                    return Err(unsupported(format!("keep_aspect_ratio_policy = `{other}`")))
+                }
             }
-            let mut full: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
-            for (&a, &v) in given_axes.iter().zip(&s) {
-                full[a] = v;
-            }
-            Full::Sizes(full)
         }
         (Some(_), Some(_)) => {
             return Err(Error::Invalid(
@@ -155,7 +194,7 @@ pub fn resize(ctx: &mut Ctx<'_>, n: &NodeView<'_>) -> Result<Vec<Value>> {
         )));
     }
     let target = match full {
-        Full::Scales(s) => ResizeTarget::Scales(s[2..].iter().map(|&v| v as f64).collect()),
+        Full::Scales(s) => ResizeTarget::Scales(s[2..].to_vec()),
         Full::Sizes(s) => ResizeTarget::Sizes(
             s[2..]
                 .iter()
