@@ -243,7 +243,7 @@ def operator_cases():
 def refused_cases():
     x4 = rand(1, 4, 6, 6)
     refused("nonzero", [node("NonZero", ["x"], ["y"])], [("x", x4)], ["y"])
-    # Formerly refused geometries, now supported: the same models as supported cases (same draws).
+    # Grouped convolution, begin/end and automatic padding, dilated and exclude-pad pooling.
     case("conv_group2", [node("Conv", ["x", "w"], ["y"], group=2)], [("x", x4)], ["y"],
             [("w", rand(4, 2, 3, 3))])
     case("conv_asymmetric_pads", [node("Conv", ["x", "w"], ["y"], pads=[0, 1, 1, 1])], [("x", x4)], ["y"],
