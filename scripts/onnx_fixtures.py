@@ -243,15 +243,16 @@ def operator_cases():
 def refused_cases():
     x4 = rand(1, 4, 6, 6)
     refused("nonzero", [node("NonZero", ["x"], ["y"])], [("x", x4)], ["y"])
-    refused("group_conv", [node("Conv", ["x", "w"], ["y"], group=2)], [("x", x4)], ["y"],
+    # Grouped convolution, begin/end and automatic padding, dilated and exclude-pad pooling.
+    case("conv_group2", [node("Conv", ["x", "w"], ["y"], group=2)], [("x", x4)], ["y"],
             [("w", rand(4, 2, 3, 3))])
-    refused("asymmetric_pads", [node("Conv", ["x", "w"], ["y"], pads=[0, 1, 1, 1])], [("x", x4)], ["y"],
+    case("conv_asymmetric_pads", [node("Conv", ["x", "w"], ["y"], pads=[0, 1, 1, 1])], [("x", x4)], ["y"],
             [("w", rand(2, 4, 3, 3))])
-    refused("same_even_kernel", [node("Conv", ["x", "w"], ["y"], auto_pad="SAME_UPPER")], [("x", x4)],
+    case("conv_same_even_kernel", [node("Conv", ["x", "w"], ["y"], auto_pad="SAME_UPPER")], [("x", x4)],
             ["y"], [("w", rand(2, 4, 2, 2))])
-    refused("avgpool_exclude_pad", [node("AveragePool", ["x"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])],
+    case("avgpool_exclude_pad", [node("AveragePool", ["x"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])],
             [("x", x4)], ["y"])
-    refused("maxpool_dilation", [node("MaxPool", ["x"], ["y"], kernel_shape=[2, 2], dilations=[2, 2])],
+    case("maxpool_dilation", [node("MaxPool", ["x"], ["y"], kernel_shape=[2, 2], dilations=[2, 2])],
             [("x", x4)], ["y"])
     refused("maxpool_indices", [node("MaxPool", ["x"], ["y", "idx"], kernel_shape=[2, 2])],
             [("x", x4)], ["y"])
@@ -551,6 +552,77 @@ def squeezenet():
         onnx.checker.check_model(str(Path(scratch) / target.name))
 
 
+def padding_group_transpose_cases():
+    """Grouped convolution, begin/end and automatic padding, dilated pooling, ConvTranspose.
+    Drawn from their own generator, so the cases above keep their draws."""
+    global rng
+    saved, rng = rng, np.random.default_rng(20261208)
+    x4 = rand(2, 4, 7, 8)
+    case("conv_depthwise", [node("Conv", ["x", "w", "b"], ["y"], group=4, pads=[1, 1, 1, 1])],
+         [("x", x4)], ["y"], [("w", rand(4, 1, 3, 3)), ("b", rand(4))])
+    case("conv_group2_multiplier", [node("Conv", ["x", "w"], ["y"], group=2, strides=[2, 1])],
+         [("x", x4)], ["y"], [("w", rand(6, 2, 3, 2))])
+    case("conv_group_relu", [node("Conv", ["x", "w", "b"], ["c"], group=2, pads=[0, 1, 2, 1]),
+                             node("Relu", ["c"], ["y"])],
+         [("x", x4)], ["y"], [("w", rand(4, 2, 3, 3)), ("b", rand(4))])
+    case("conv_same_lower_stride", [node("Conv", ["x", "w"], ["y"], auto_pad="SAME_LOWER", strides=[2, 3])],
+         [("x", x4)], ["y"], [("w", rand(3, 4, 2, 4))])
+    case("conv1d_asymmetric", [node("Conv", ["x", "w"], ["y"], pads=[2, 0], dilations=[2])],
+         [("x", rand(1, 3, 9))], ["y"], [("w", rand(2, 3, 3))])
+    case("maxpool_asymmetric_pads",
+         [node("MaxPool", ["x"], ["y"], kernel_shape=[3, 2], strides=[2, 2], pads=[0, 1, 2, 0])],
+         [("x", x4)], ["y"])
+    case("maxpool_dilation_pads_ceil",
+         [node("MaxPool", ["x"], ["y"], kernel_shape=[2, 3], dilations=[2, 1], strides=[2, 2],
+               pads=[1, 1, 1, 0], ceil_mode=1)],
+         [("x", x4)], ["y"])
+    case("avgpool_exclude_pad_asymmetric",
+         [node("AveragePool", ["x"], ["y"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 0, 2, 1])],
+         [("x", x4)], ["y"])
+    case("avgpool_same_upper", [node("AveragePool", ["x"], ["y"], kernel_shape=[2, 2], strides=[2, 3], auto_pad="SAME_UPPER")],
+         [("x", x4)], ["y"])
+    case("avgpool_include_pad_asymmetric",
+         [node("AveragePool", ["x"], ["y"], kernel_shape=[2, 3], pads=[1, 2, 0, 1], count_include_pad=1)],
+         [("x", x4)], ["y"])
+    case("avgpool_dilation", [node("AveragePool", ["x"], ["y"], kernel_shape=[2, 2], dilations=[2, 3])],
+         [("x", x4)], ["y"], opset=19)
+    case("convtranspose", [node("ConvTranspose", ["x", "w", "b"], ["y"])],
+         [("x", x4)], ["y"], [("w", rand(4, 3, 3, 3)), ("b", rand(3))])
+    case("convtranspose_stride_pads_outpad",
+         [node("ConvTranspose", ["x", "w"], ["y"], strides=[2, 3], pads=[1, 0, 0, 2],
+               output_padding=[1, 2], dilations=[1, 2])],
+         [("x", x4)], ["y"], [("w", rand(4, 2, 3, 3))])
+    # ONNX's reference evaluator does not run grouped ConvTranspose: one ungrouped run per group.
+    wg, bg = rand(4, 3, 2, 3), rand(6)
+
+    def grouped_transpose(feeds, groups=2):
+        c, o = wg.shape[0] // groups, wg.shape[1]
+        parts = []
+        for k in range(groups):
+            single = model([node("ConvTranspose", ["x", "w", "b"], ["y"], strides=[2, 2])],
+                           [("x", feeds["x"][:, k * c:(k + 1) * c])], ["y"],
+                           [("w", wg[k * c:(k + 1) * c]), ("b", bg[k * o:(k + 1) * o])], 17)
+            parts.append(ReferenceEvaluator(single).run(None, {"x": feeds["x"][:, k * c:(k + 1) * c]})[0])
+        return [np.concatenate(parts, axis=1)]
+
+    case("convtranspose_group", [node("ConvTranspose", ["x", "w", "b"], ["y"], group=2, strides=[2, 2])],
+         [("x", x4)], ["y"], [("w", wg), ("b", bg)], expected=grouped_transpose)
+    case("convtranspose_same_upper",
+         [node("ConvTranspose", ["x", "w"], ["y"], auto_pad="SAME_UPPER", strides=[2, 2])],
+         [("x", x4)], ["y"], [("w", rand(4, 2, 3, 3))])
+    case("convtranspose1d_same_lower",
+         [node("ConvTranspose", ["x", "w"], ["y"], auto_pad="SAME_LOWER", strides=[3])],
+         [("x", rand(1, 2, 5))], ["y"], [("w", rand(2, 3, 4))])
+    refused("convtranspose_output_shape",
+            [node("ConvTranspose", ["x", "w"], ["y"], strides=[2, 2], output_shape=[14, 16])],
+            [("x", x4)], ["y"], [("w", rand(4, 2, 3, 3))])
+    refused("avgpool_ceil_include_pad_overhang",
+            [node("AveragePool", ["x"], ["y"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1],
+                  ceil_mode=1, count_include_pad=1)],
+            [("x", x4)], ["y"])
+    rng = saved
+
+
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
     for old in OUT.glob("*.onnx"):
@@ -559,6 +631,7 @@ def main():
     refused_cases()
     engine_op_cases()
     engine_op_refusals()
+    padding_group_transpose_cases()
     write_safetensors(OUT / "cases.safetensors", CASES)
     squeezenet()
     total = sum(p.stat().st_size for p in OUT.iterdir())

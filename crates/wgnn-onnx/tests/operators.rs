@@ -139,19 +139,21 @@ fn unsupported_models_are_refused_naming_node_operator_and_reason() {
             "nonzero",
             &["(NonZero", "operator NonZero is not supported", "Conv"],
         ),
-        ("group_conv", &["(Conv", "`group` = 2", "grouped"]),
         (
-            "asymmetric_pads",
-            &["(Conv", "asymmetric", "[0, 1]", "[1, 1]"],
-        ),
-        ("same_even_kernel", &["(Conv", "asymmetric", "SAME_UPPER"]),
-        (
-            "avgpool_exclude_pad",
-            &["(AveragePool", "count_include_pad = 0"],
+            "convtranspose_output_shape",
+            &[
+                "(ConvTranspose",
+                "`output_shape` = [14, 16] is not supported",
+                "pads",
+            ],
         ),
         (
-            "maxpool_dilation",
-            &["(MaxPool", "`dilations`", "dilated pooling"],
+            "avgpool_ceil_include_pad_overhang",
+            &[
+                "(AveragePool",
+                "ceil_mode with count_include_pad = 1",
+                "axis 1",
+            ],
         ),
         (
             "maxpool_indices",

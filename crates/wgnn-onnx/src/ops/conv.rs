@@ -1,9 +1,8 @@
-//! Conv, and the padding rules that convolution and pooling share: `pads` or `auto_pad`,
-//! resolved with `wgnn::ops::padding` and accepted when both sides of every axis are equal
-//! (the engine's kernels pad symmetrically).
+//! Conv and ConvTranspose, and the padding rules that convolution and pooling share: `pads`
+//! (begin and end per axis) or `auto_pad`, handed to the engine as `wgnn::ops::padding` values.
 
 use wgnn::error::{Error, Result};
-use wgnn::ops::conv::ConvParams;
+use wgnn::ops::conv::{ConvParams, ConvTransposeParams};
 use wgnn::ops::padding::{AutoPad, Pads};
 
 use super::node;
@@ -27,60 +26,121 @@ pub(super) fn per_axis(
     }
 }
 
-/// The padding per spatial axis (equal on both sides) from `pads` or `auto_pad`.
-pub(super) fn symmetric_pads(
-    n: &NodeView<'_>,
-    input: &[usize],
-    kernel: &[usize],
-    stride: &[usize],
-    dilation: &[usize],
-) -> Result<Vec<usize>> {
-    let spatial = input.len();
+/// The padding of a convolution or pooling node: explicit `pads` (begin and end per spatial
+/// axis, which may differ), or the `auto_pad` mode that the engine resolves against the input.
+pub(super) fn padding(n: &NodeView<'_>, spatial: usize) -> Result<(Pads, Option<AutoPad>)> {
     let mode = n
         .string("auto_pad")?
         .unwrap_or_else(|| "NOTSET".to_string());
-    let auto = |m| Pads::auto(m, input, kernel, stride, dilation);
-    let pads = match mode.as_str() {
-        "NOTSET" => match n.ints("pads")? {
-            None => Pads::none(spatial),
-            Some(p) if p.len() == 2 * spatial && p.iter().all(|&x| x >= 0) => {
-                Pads::from_onnx(&p.iter().map(|&x| x as usize).collect::<Vec<_>>())?
-            }
-            Some(p) => {
-                return Err(Error::Invalid(format!(
-                    "attribute `pads` = {p:?} must hold {} non-negative values",
-                    2 * spatial
-                )))
-            }
-        },
-        "VALID" => auto(AutoPad::Valid)?,
-        "SAME_UPPER" => auto(AutoPad::SameUpper)?,
-        "SAME_LOWER" => auto(AutoPad::SameLower)?,
+    let auto = match mode.as_str() {
+        "NOTSET" => None,
+        "VALID" => Some(AutoPad::Valid),
+        "SAME_UPPER" => Some(AutoPad::SameUpper),
+        "SAME_LOWER" => Some(AutoPad::SameLower),
         other => {
             return Err(Error::Invalid(format!(
                 "auto_pad `{other}` is not one of NOTSET, VALID, SAME_UPPER, SAME_LOWER"
             )))
         }
     };
-    if !pads.is_symmetric() {
-        return Err(Error::Invalid(format!(
-            "padding {:?} before and {:?} after (auto_pad {mode}) is asymmetric; only equal padding on both sides of each axis is supported",
-            pads.begin, pads.end
-        )));
-    }
-    Ok(pads.begin)
+    let pads = match n.ints("pads")? {
+        None => Pads::none(spatial),
+        Some(_) if auto.is_some() => {
+            return Err(Error::Invalid(format!(
+                "attribute `pads` is given with auto_pad {mode}; ONNX allows only one of them"
+            )))
+        }
+        Some(p) if p.len() == 2 * spatial && p.iter().all(|&x| x >= 0) => {
+            Pads::from_onnx(&p.iter().map(|&x| x as usize).collect::<Vec<_>>())?
+        }
+        Some(p) => {
+            return Err(Error::Invalid(format!(
+                "attribute `pads` = {p:?} must hold {} non-negative values",
+                2 * spatial
+            )))
+        }
+    };
+    Ok((pads, auto))
 }
 
-/// Conv: x [N, C, spatial...] with w [O, C, kernel...], 1 to 3 spatial axes, group 1. A Relu
+/// Conv: x [N, C, spatial...] with w [O, C / group, kernel...], 1 to 3 spatial axes, any group
+/// that divides C and O (group = C: depthwise). A Relu
 /// that is the output's only reader is fused into the convolution's kernel.
 pub fn conv(ctx: &mut Ctx<'_>, n: &NodeView<'_>) -> Result<Vec<Value>> {
     let x = ctx.tensor(n.required(0)?)?;
     let w = ctx.tensor(n.required(1)?)?;
     let bias = n.input(2).map(|b| ctx.tensor(b)).transpose()?;
-    let group = n.int("group", 1)?;
-    if group != 1 {
+    let (xd, wd) = (
+        ctx.graph.shape(x).dims().to_vec(),
+        ctx.graph.shape(w).dims().to_vec(),
+    );
+    if !(3..=5).contains(&wd.len()) || xd.len() != wd.len() {
         return Err(Error::Invalid(format!(
-            "attribute `group` = {group} is not supported (grouped or depthwise convolution); only group = 1 is"
+            "input {xd:?} and weight {wd:?} must both be rank 3 to 5 (1 to 3 spatial axes)"
+        )));
+    }
+    let spatial = wd.len() - 2;
+    let group = n.int("group", 1)?;
+    if group < 1 || xd[1] % group as usize != 0 || wd[0] % group as usize != 0 {
+        return Err(Error::Invalid(format!(
+            "attribute `group` = {group} must be at least 1 and divide both the input's {} channels and the weight's {} output channels",
+            xd[1], wd[0]
+        )));
+    }
+    let group = group as usize;
+    if wd[1] * group != xd[1] {
+        return Err(Error::Invalid(format!(
+            "weight {wd:?} must have {} / {group} = {} input channels per group, not {}",
+            xd[1],
+            xd[1] / group,
+            wd[1]
+        )));
+    }
+    let kernel = wd[2..].to_vec();
+    if let Some(k) = n.ints("kernel_shape")? {
+        if k.iter().map(|&v| v as usize).ne(kernel.iter().copied()) {
+            return Err(Error::Invalid(format!(
+                "attribute `kernel_shape` = {k:?} differs from the weight's {kernel:?}"
+            )));
+        }
+    }
+    let stride = per_axis(n, "strides", spatial, 1)?;
+    let dilation = per_axis(n, "dilations", spatial, 1)?;
+    let (pads, auto) = padding(n, spatial)?;
+    let mut params = ConvParams::new(spatial)
+        .strides(&stride)
+        .pads(pads)
+        .dilations(&dilation)
+        .groups(group);
+    if let Some(mode) = auto {
+        params = params.auto_pad(mode);
+    }
+    let fused_relu = n.proto.output.first().and_then(|out| {
+        ctx.sole_consumer(out)
+            .filter(|(_, c)| c.op_type == "Relu" && c.domain.is_empty() && c.attribute.is_empty())
+            .map(|(index, c)| (index, c.output.first().cloned().unwrap_or_default()))
+    });
+    match fused_relu {
+        Some((index, relu_output)) => {
+            let y = ctx.graph.conv_relu(x, w, bias, &params)?;
+            ctx.fused.insert(index);
+            ctx.define(&relu_output, Value::Node(y));
+            node(y)
+        }
+        None => node(ctx.graph.conv(x, w, bias, &params)?),
+    }
+}
+
+/// ConvTranspose: x [N, C, spatial...] with w [C, O / group, kernel...], 1 to 3 spatial axes,
+/// with strides, dilations, begin/end `pads` or `auto_pad`, `output_padding` and `group`.
+/// `output_shape` is refused: give the padding that produces the shape instead.
+pub fn conv_transpose(ctx: &mut Ctx<'_>, n: &NodeView<'_>) -> Result<Vec<Value>> {
+    let x = ctx.tensor(n.required(0)?)?;
+    let w = ctx.tensor(n.required(1)?)?;
+    let bias = n.input(2).map(|b| ctx.tensor(b)).transpose()?;
+    if let Some(shape) = n.ints("output_shape")? {
+        return Err(Error::Invalid(format!(
+            "attribute `output_shape` = {shape:?} is not supported; give `pads` (or auto_pad) and `output_padding` that produce it instead"
         )));
     }
     let (xd, wd) = (
@@ -101,25 +161,35 @@ pub fn conv(ctx: &mut Ctx<'_>, n: &NodeView<'_>) -> Result<Vec<Value>> {
             )));
         }
     }
+    let group = n.int("group", 1)?;
+    if group < 1 || xd[1] % group as usize != 0 || wd[0] != xd[1] {
+        return Err(Error::Invalid(format!(
+            "attribute `group` = {group} must be at least 1 and divide the input's {} channels, and the weight {wd:?} must have {} rows",
+            xd[1], xd[1]
+        )));
+    }
     let stride = per_axis(n, "strides", spatial, 1)?;
     let dilation = per_axis(n, "dilations", spatial, 1)?;
-    let padding = symmetric_pads(n, &xd[2..], &kernel, &stride, &dilation)?;
-    let params = ConvParams::new(spatial)
-        .strides(&stride)
-        .paddings(&padding)
-        .dilations(&dilation);
-    let fused_relu = n.proto.output.first().and_then(|out| {
-        ctx.sole_consumer(out)
-            .filter(|(_, c)| c.op_type == "Relu" && c.domain.is_empty() && c.attribute.is_empty())
-            .map(|(index, c)| (index, c.output.first().cloned().unwrap_or_default()))
-    });
-    match fused_relu {
-        Some((index, relu_output)) => {
-            let y = ctx.graph.conv_relu(x, w, bias, &params)?;
-            ctx.fused.insert(index);
-            ctx.define(&relu_output, Value::Node(y));
-            node(y)
+    let output_padding = match n.ints("output_padding")? {
+        None => vec![0; spatial],
+        Some(v) if v.len() == spatial && v.iter().all(|&x| x >= 0) => {
+            v.iter().map(|&x| x as usize).collect()
         }
-        None => node(ctx.graph.conv(x, w, bias, &params)?),
+        Some(v) => {
+            return Err(Error::Invalid(format!(
+                "attribute `output_padding` = {v:?} must hold {spatial} non-negative values"
+            )))
+        }
+    };
+    let (pads, auto) = padding(n, spatial)?;
+    let mut conv = ConvParams::new(spatial)
+        .strides(&stride)
+        .pads(pads)
+        .dilations(&dilation)
+        .groups(group as usize);
+    if let Some(mode) = auto {
+        conv = conv.auto_pad(mode);
     }
+    let params = ConvTransposeParams::new(conv).output_paddings(&output_padding);
+    node(ctx.graph.conv_transpose(x, w, bias, &params)?)
 }

@@ -89,6 +89,22 @@ static TABLE: &[(&str, Mapping)] = &[
             ],
         ),
     ),
+    (
+        "ConvTranspose",
+        row(
+            conv::conv_transpose,
+            &[
+                "auto_pad",
+                "kernel_shape",
+                "pads",
+                "strides",
+                "dilations",
+                "group",
+                "output_padding",
+                "output_shape",
+            ],
+        ),
+    ),
     ("Div", row(elementwise::div, &[])),
     ("Dropout", row(shape::dropout, &["seed", "ratio"])),
     ("Elu", row(elementwise::elu, &["alpha"])),

@@ -1,15 +1,17 @@
 //! MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool.
 //!
-//! The engine pools as PyTorch does: a window that would start in the right padding under
-//! `ceil_mode` is dropped, and average pooling divides by the window clipped to the padded
-//! input. Those agree with ONNX when `count_include_pad` is 1 or there is no padding, and when
-//! no window hangs over the padded input's end; other combinations are refused.
+//! Windows take kernel, strides, dilations, begin/end `pads` or `auto_pad`, and `ceil_mode`
+//! (where a window that would start in the end padding is dropped, as in ONNX's reference).
+//! Average pooling divides by the real elements of the window (`count_include_pad` = 0) or by
+//! its taps in the padded input (1); the second under `ceil_mode` with a window that hangs over
+//! the padded input's end is refused, where ONNX's reference and the engine count differently.
+//! A window without a real element is refused by the engine, naming the window.
 
 use wgnn::error::{Error, Result};
 use wgnn::ops::pool::PoolParams;
 use wgnn::tensor::Shape;
 
-use super::conv::{per_axis, symmetric_pads};
+use super::conv::{padding, per_axis};
 use super::node;
 use crate::import::{Ctx, NodeView, Value};
 
@@ -37,51 +39,28 @@ fn window(n: &NodeView<'_>, xd: &[usize], kind: &Kind) -> Result<PoolParams> {
         }
     };
     let dilation = per_axis(n, "dilations", spatial, 1)?;
-    if dilation.iter().any(|&d| d != 1) {
-        return Err(Error::Invalid(format!(
-            "attribute `dilations` = {dilation:?} is not supported (dilated pooling); only 1s are"
-        )));
-    }
     let stride = per_axis(n, "strides", spatial, 1)?;
-    let padding = symmetric_pads(n, &xd[2..], &kernel, &stride, &dilation)?;
+    let (pads, auto) = padding(n, spatial)?;
     let ceil_mode = n.int("ceil_mode", 0)? != 0;
-    for k in 0..spatial {
-        if kernel[k] > xd[2 + k] + 2 * padding[k] {
-            return Err(Error::Invalid(format!(
-                "kernel {} on axis {k} is larger than the padded input {} + 2 * {}",
-                kernel[k],
-                xd[2 + k],
-                padding[k]
-            )));
-        }
-        if 2 * padding[k] > kernel[k] {
-            return Err(Error::Invalid(format!(
-                "padding {} on axis {k} exceeds half the kernel {}; not supported",
-                padding[k], kernel[k]
-            )));
-        }
-    }
-    let params = PoolParams::new(&kernel)
+    let include_pad = n.int("count_include_pad", 0)? != 0;
+    let mut params = PoolParams::new(&kernel)
         .strides(&stride)
-        .paddings(&padding)
-        .ceil_mode(ceil_mode);
-    if let Kind::Average = kind {
-        let include_pad = n.int("count_include_pad", 0)? != 0;
-        let padded = padding.iter().any(|&p| p > 0);
-        if padded && !include_pad {
-            return Err(Error::Invalid(
-                "count_include_pad = 0 with padding is not supported (the engine divides by the padded window); give count_include_pad = 1 or no padding"
-                    .to_string(),
-            ));
-        }
-        let overhang = (0..spatial).any(|k| {
-            let span = xd[2 + k] + 2 * padding[k] - kernel[k];
-            ceil_mode && !span.is_multiple_of(stride[k])
-        });
-        if overhang && (padded || include_pad) {
-            return Err(Error::Invalid(
-                "ceil_mode with a window past the input's end is supported for average pooling only without padding and with count_include_pad = 0".to_string(),
-            ));
+        .dilations(&dilation)
+        .pads(pads.clone())
+        .ceil_mode(ceil_mode)
+        .count_include_pad(include_pad);
+    if let Some(mode) = auto {
+        params = params.auto_pad(mode);
+    }
+    if let (Kind::Average, None, true) = (kind, auto, include_pad && ceil_mode) {
+        for k in 0..spatial {
+            let span = (kernel[k] - 1) * dilation[k] + 1;
+            let padded = xd[2 + k] + pads.total(k);
+            if padded >= span && !(padded - span).is_multiple_of(stride[k]) {
+                return Err(Error::Invalid(format!(
+                    "ceil_mode with count_include_pad = 1 and a window past the padded input's end on spatial axis {k} is not supported (ONNX and the engine count that window's divisor differently)"
+                )));
+            }
         }
     }
     Ok(params)
