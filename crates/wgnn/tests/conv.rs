@@ -1200,7 +1200,7 @@ fn graph_routes_groups_by_channels_per_group() {
         .unwrap();
     let names = op_names(&g);
     assert_eq!(names.iter().filter(|&&n| n == "conv2d").count(), 2);
-    assert_eq!(names.last(), Some(&"concat_channels"));
+    assert_eq!(names.last(), Some(&"concat"));
 
     // A bias of the wrong size is an error on either route.
     let mut g = Graph::new();

@@ -572,7 +572,7 @@ fn graph_routes_groups_by_channels_per_group() {
         .unwrap();
     let ops = names(&g);
     assert_eq!(ops.iter().filter(|&&n| n == "conv_transpose2d").count(), 2);
-    assert_eq!(ops.last(), Some(&"concat_channels"));
+    assert_eq!(ops.last(), Some(&"concat"));
 
     let mut g = Graph::new();
     let x = g.input("x", [1, 16, 4, 4]);
