@@ -2,7 +2,7 @@
 //! Grey input 56x48, batch 50 (10 identities x 5 images); conv 3x3 pad 1 with 32, 64, 128 and
 //! 256 channels, each followed by ReLU and the first three by 2x2 max pooling; global average
 //! pooling; linear 256 -> 128; L2 normalisation; the triplet loss (margin 0.2) on the batch-hard
-//! triplets of the initial weights (mining is the caller's, on the CPU, and outside the step);
+//! triplets of the initial weights (mined by `train_siamese`'s own CPU mining, outside the step);
 //! the backward pass; the Adam update. Throughput in FLOPs (GFLOP/s) as `Plan::summary` counts
 //! them for the whole step.
 
@@ -13,6 +13,7 @@ use wgnn::ops::{conv::ConvParams, pool::PoolParams};
 use wgnn::optim::{Adam, AdamConfig};
 use wgnn::rng::Rng;
 use wgnn::{Plan, PlanSpec};
+use wgnn_faces::mining::{mine_triplets, Mining, MiningConfig};
 
 use crate::gpu;
 
@@ -20,30 +21,6 @@ const IDENTITIES: usize = 10;
 const IMAGES: usize = 5;
 const BATCH: usize = IDENTITIES * IMAGES;
 const EMBEDDING: usize = 128;
-
-/// Per anchor: the farthest image of its identity and the nearest of another.
-fn batch_hard(embeddings: &[f32]) -> Vec<u32> {
-    let row = |i: usize| &embeddings[i * EMBEDDING..(i + 1) * EMBEDDING];
-    let d = |i: usize, j: usize| -> f32 {
-        row(i)
-            .iter()
-            .zip(row(j))
-            .map(|(a, b)| (a - b) * (a - b))
-            .sum()
-    };
-    let mut triplets = Vec::with_capacity(BATCH * 3);
-    for a in 0..BATCH {
-        let same = |j: usize| j / IMAGES == a / IMAGES;
-        let p = (0..BATCH)
-            .filter(|&j| j != a && same(j))
-            .max_by(|&i, &j| d(a, i).total_cmp(&d(a, j)));
-        let n = (0..BATCH)
-            .filter(|&j| !same(j))
-            .min_by(|&i, &j| d(a, i).total_cmp(&d(a, j)));
-        triplets.extend([a as u32, p.unwrap() as u32, n.unwrap() as u32]);
-    }
-    triplets
-}
 
 pub fn benches(c: &mut Criterion) {
     let gpu = gpu();
@@ -112,7 +89,15 @@ pub fn benches(c: &mut Criterion) {
     )
     .unwrap();
     embed.write_input(gpu, x, &images).unwrap();
-    let mined = batch_hard(&embed.step(gpu).unwrap()[0]);
+    let labels: Vec<u32> = (0..BATCH as u32).map(|i| i / IMAGES as u32).collect();
+    let config = MiningConfig {
+        strategy: Mining::BatchHard,
+        margin: 0.2,
+        active_only: false,
+    };
+    let embeddings = embed.step(gpu).unwrap().remove(0);
+    let mined = mine_triplets(&embeddings, EMBEDDING, &labels, config).unwrap();
+    let mined: Vec<u32> = mined.triplets.into_iter().flatten().collect();
 
     let mut adam = Adam::new(gpu, AdamConfig::default()).unwrap();
     let spec = PlanSpec::training(vec![loss], w.into_iter().zip(grads).collect(), &mut adam);

@@ -12,6 +12,7 @@
 //! checkpoint (weights, running statistics, Adam's moments, step, best validation weights)
 //! continues exactly as the uninterrupted run.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::mpsc::sync_channel;
@@ -28,6 +29,7 @@ use wgnn::{Error, Gpu, Plan, PlanSpec, Result};
 
 use crate::cnn::CnnSpec;
 use crate::distort::{step_rng, Distortion};
+use crate::embed::BatchedPlan;
 use crate::mining::{mine_triplets, Mining, MiningConfig};
 use crate::sampler::{Batch, BatchSampler};
 
@@ -263,7 +265,10 @@ pub struct CnnTrainer<'a> {
     train_input: NodeId,
     triplets_input: NodeId,
     triplet_count: usize,
+    /// The network with running statistics, for validation and the final embeddings.
+    inference: BatchedPlan,
     steps: u64,
+    diverged_at: Cell<Option<u64>>,
 }
 
 impl<'a> CnnTrainer<'a> {
@@ -359,6 +364,9 @@ impl<'a> CnnTrainer<'a> {
             )?
         };
         adam.set_step_count(gpu, steps)?;
+        let item = [spec.channels, spec.input, spec.input];
+        let inference =
+            BatchedPlan::compile(gpu, &item, &params, |g, x| spec.build_inference(g, x))?;
         Ok(Self {
             gpu,
             config,
@@ -370,7 +378,9 @@ impl<'a> CnnTrainer<'a> {
             train_input,
             triplets_input,
             triplet_count,
+            inference,
             steps,
+            diverged_at: Cell::new(None),
         })
     }
 
@@ -470,6 +480,7 @@ impl<'a> CnnTrainer<'a> {
     pub fn save_checkpoint(&self, path: &Path, fingerprint: &str, best: &BestSoFar) -> Result<()> {
         for (name, _, values) in self.snapshot()? {
             if values.iter().any(|x| !x.is_finite()) {
+                self.diverged_at.set(Some(self.steps));
                 return Err(Error::Invalid(format!(
                     "training diverged by step {}: `{name}` holds NaN or infinity",
                     self.steps
@@ -584,6 +595,7 @@ impl<'a> CnnTrainer<'a> {
     }
 
     fn diverged(&self) -> Error {
+        self.diverged_at.set(Some(self.steps + 1));
         Error::Invalid(format!(
             "training diverged at step {}: the loss became NaN or infinite",
             self.steps + 1,
@@ -591,37 +603,13 @@ impl<'a> CnnTrainer<'a> {
     }
 
     /// Embeddings of `images` ([N, channels, input, input]) with the running statistics.
-    pub fn embed(&self, images: &[f32]) -> Result<Vec<f32>> {
-        embed(self.gpu, &self.config.spec, &self.params, images)
+    pub fn embed(&mut self, images: &[f32]) -> Result<Vec<f32>> {
+        self.inference.run(self.gpu, images, &mut |_| {})
     }
-}
 
-/// Embeddings of `images` by the network of `spec` with `params` (running statistics), a
-/// compiled plan of up to 64 images run as often as needed (the last batch padded).
-pub fn embed(gpu: &Gpu, spec: &CnnSpec, params: &ParamStore, images: &[f32]) -> Result<Vec<f32>> {
-    let image_len = spec.channels * spec.input * spec.input;
-    let n = images.len() / image_len;
-    let batch = n.clamp(1, 64);
-    let mut g = Graph::new();
-    let x = g.input("images", [batch, spec.channels, spec.input, spec.input]);
-    let e = spec.build_inference(&mut g, x)?;
-    let mut plan = Plan::compile(
-        gpu,
-        &g,
-        params,
-        PlanSpec {
-            outputs: vec![e],
-            ..Default::default()
-        },
-    )?;
-    let mut out = Vec::with_capacity(n * spec.embedding_dim);
-    for start in (0..n).step_by(batch) {
-        let end = (start + batch).min(n);
-        let mut input = images[start * image_len..end * image_len].to_vec();
-        input.resize(batch * image_len, 0.0);
-        plan.write_input(gpu, x, &input)?;
-        let e = plan.step(gpu)?.remove(0);
-        out.extend_from_slice(&e[..(end - start) * spec.embedding_dim]);
+    /// Whether training stopped because the loss, an embedding or a weight became NaN or
+    /// infinite (rather than for another error).
+    pub fn diverged_at(&self) -> Option<u64> {
+        self.diverged_at.get()
     }
-    Ok(out)
 }

@@ -315,27 +315,6 @@ pub struct TrainedCnn {
     pub total_seconds: f64,
 }
 
-/// Images of identities with a group index per identity, at the network's input size.
-struct CnnImages {
-    images: LoadedImages,
-    group_of: Vec<u32>,
-}
-
-fn load_for_cnn(folder: &ImageFolder, preprocess: Preprocess) -> Result<CnnImages> {
-    let mut groups: Vec<&str> = folder.identities.iter().map(|i| i.group()).collect();
-    groups.sort_unstable();
-    groups.dedup();
-    let group_of = folder
-        .identities
-        .iter()
-        .map(|i| groups.binary_search(&i.group()).unwrap_or(0) as u32)
-        .collect();
-    Ok(CnnImages {
-        images: folder.load(preprocess)?,
-        group_of,
-    })
-}
-
 /// Appends every image rotated by 90, 180 and 270 degrees, each rotation of an identity a new
 /// identity.
 fn add_rotated_classes(images: &mut LoadedImages, side: usize, channels: usize) {
@@ -404,7 +383,10 @@ pub fn train_cnn(
     }
     let validation = match request.validation_identities {
         0 => None,
-        _ => Some(load_for_cnn(&validation_folder, preprocess)?),
+        _ => Some((
+            validation_folder.load(preprocess)?,
+            validation_folder.group_of_identities(),
+        )),
     };
     let source = crate::cnn_train::BatchSource::new(config, &training.data, &training.labels)?;
     let (mut trainer, mut best) = match &request.resume {
@@ -433,14 +415,14 @@ pub fn train_cnn(
         let stats = trainer.step(&batch)?;
         let step = stats.step;
         let mut accuracy = None;
-        if let Some(v) = &validation {
+        if let Some((images, group_of)) = &validation {
             if step % request.eval_every as u64 == 0 || step == config.steps as u64 {
-                let embeddings = trainer.embed(&v.images.data)?;
+                let embeddings = trainer.embed(&images.data)?;
                 let (a, _) = metrics::episodic_one_shot(
                     &embeddings,
                     spec.embedding_dim,
-                    &v.images.labels,
-                    &v.group_of,
+                    &images.labels,
+                    group_of,
                     request.ways,
                 )?;
                 accuracy = Some(a);
@@ -475,6 +457,9 @@ pub fn train_cnn(
         Ok(!stop)
     });
     if let Err(e) = outcome {
+        if trainer.diverged_at().is_none() {
+            return Err(e);
+        }
         let checkpoint = match (last_checkpoint, &request.checkpoint, &request.resume) {
             (Some(step), Some(path), _) => format!(
                 "the last good checkpoint is {} (step {step}): continue from it with --resume \
@@ -502,8 +487,8 @@ pub fn train_cnn(
         trainer.restore(&best.params)?;
     }
     progress.stage("threshold", 0);
-    let embeddings =
-        trainer.embed(&training.data[..originals * training.data.len() / training.len()])?;
+    let image_len = spec.channels * spec.input * spec.input;
+    let embeddings = trainer.embed(&training.data[..originals * image_len])?;
     let labels = &training.labels[..originals];
     let dim = spec.embedding_dim;
     let threshold = metrics::choose_threshold(&embeddings, dim, labels)?;
@@ -794,14 +779,7 @@ pub fn evaluate_with_ways(
     let within_groups = match ways {
         None => None,
         Some(ways) => {
-            let mut groups: Vec<&str> = folder.identities.iter().map(|i| i.group()).collect();
-            groups.sort_unstable();
-            groups.dedup();
-            let group_of: Vec<u32> = folder
-                .identities
-                .iter()
-                .map(|i| groups.binary_search(&i.group()).unwrap_or(0) as u32)
-                .collect();
+            let group_of = folder.group_of_identities();
             let (accuracy, episodes) =
                 metrics::episodic_one_shot(&embeddings, dim, &labels, &group_of, ways)?;
             let name = |label: &u32| folder.identities[*label as usize].name.clone();

@@ -137,6 +137,17 @@ impl ImageFolder {
             .collect()
     }
 
+    /// The group of each identity, as an index into the sorted list of the folder's groups.
+    pub fn group_of_identities(&self) -> Vec<u32> {
+        let mut groups: Vec<&str> = self.identities.iter().map(|i| i.group()).collect();
+        groups.sort_unstable();
+        groups.dedup();
+        self.identities
+            .iter()
+            .map(|i| groups.binary_search(&i.group()).unwrap_or(0) as u32)
+            .collect()
+    }
+
     /// Splits off the last `holdout` identities (in natural order): `(training, holdout)`.
     /// Warnings stay with the training part.
     pub fn split_holdout(&self, holdout: usize) -> Result<(ImageFolder, ImageFolder)> {

@@ -23,7 +23,7 @@ pub fn trunk_weights(gpu: &Gpu) -> Result<ParamStore> {
 }
 
 /// A compiled plan from a batch of `BATCH` inputs to one output per input.
-struct BatchedPlan {
+pub(crate) struct BatchedPlan {
     plan: Plan,
     input: NodeId,
     image_len: usize,
@@ -32,7 +32,7 @@ struct BatchedPlan {
 
 impl BatchedPlan {
     /// `build` maps the input node `[BATCH, item...]` to the output node.
-    fn compile(
+    pub(crate) fn compile(
         gpu: &Gpu,
         item: &[usize],
         params: &ParamStore,
@@ -62,7 +62,7 @@ impl BatchedPlan {
 
     /// Runs `images` (`[N, item...]` row-major) through the plan, calling `progress(done)`
     /// after each batch.
-    fn run(
+    pub(crate) fn run(
         &mut self,
         gpu: &Gpu,
         images: &[f32],
