@@ -287,3 +287,72 @@ fn an_update_target_that_nothing_else_reads_compiles() {
         [-0.5, -1.5, -2.5]
     );
 }
+
+/// `Plan::profile` times every dispatch of a step once per repeat, groups them by kernel, and
+/// carries the FLOPs of their ops; both timings (GPU timestamps where the device has them, the
+/// host's clock everywhere) cover the same dispatches.
+#[test]
+fn profile_times_every_dispatch_and_counts_the_ops_flops() {
+    let gpu = gpu();
+    let mut rng = Rng::new(41);
+    let mut params = ParamStore::new();
+    let w_data = rng.vec_f32(7 * 3, -1.0, 1.0);
+    params.insert("w", wgnn::Tensor::from_f32(gpu, [7, 3], &w_data).unwrap());
+    let mut g = Graph::new();
+    let x = g.input("x", [5, 7]);
+    let w = g.params_from(&params, &["w"]).unwrap()[0];
+    let h = g.matmul(x, w).unwrap();
+    let h = g.tanh(h).unwrap();
+    let loss = g.sum(h).unwrap();
+    let mut plan = Plan::compile(
+        gpu,
+        &g,
+        &params,
+        PlanSpec {
+            outputs: vec![loss],
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    plan.write_input(gpu, x, &rng.vec_f32(5 * 7, -1.0, 1.0))
+        .unwrap();
+    let before = plan.step(gpu).unwrap();
+
+    let profile = plan.profile(gpu, 3).unwrap();
+    let summary = plan.summary();
+    assert_eq!(profile.timing, wgnn::graph::Profile::best_timing(gpu));
+    assert_eq!(profile.dispatches.len(), summary.dispatches);
+    let calls: usize = profile.rows.iter().map(|r| r.calls).sum();
+    assert_eq!(calls, summary.dispatches);
+    let flops: f64 = profile.rows.iter().map(|r| r.flops).sum();
+    assert!(
+        (flops - summary.flops as f64).abs() < 1e-6 * summary.flops as f64,
+        "rows count {flops} FLOPs, the plan {}",
+        summary.flops
+    );
+    for row in &profile.rows {
+        assert!(row.ms.is_finite() && row.ms >= 0.0, "{row:?}");
+    }
+    let total: f64 = profile.rows.iter().map(|r| r.ms).sum();
+    assert!((total - profile.gpu_ms).abs() < 1e-9 && profile.gpu_ms > 0.0);
+    assert!(profile.step_ms.is_some_and(|ms| ms > 0.0));
+    let table = profile.to_string();
+    for row in &profile.rows {
+        assert!(table.contains(&row.kernel), "{table}");
+    }
+    // Slowest first.
+    assert!(profile.rows.windows(2).all(|w| w[0].ms >= w[1].ms));
+
+    let host = wgnn::graph::Profile::measure(
+        gpu,
+        plan.dispatches(),
+        plan.dispatch_costs(),
+        1,
+        wgnn::graph::Timing::HostClock,
+    )
+    .unwrap();
+    assert_eq!(host.dispatches.len(), summary.dispatches);
+    assert!(host.to_string().contains("host clock"));
+    // Profiling ran the forward pass as steps do; nothing about the plan changed.
+    assert_eq!(plan.step(gpu).unwrap(), before);
+}

@@ -103,6 +103,9 @@ pub struct Gpu {
     /// The device has subgroup operations with subgroups of at least 8 invocations, which the
     /// subgroup kernels (`ops/*/subgroup.wgsl`) need (broadcasts from lanes 0 to 7).
     pub subgroup_broadcast: bool,
+    /// The device was opened with timestamp queries at the start and end of compute passes,
+    /// which `Plan::profile` uses to time each kernel on the GPU itself.
+    pub timestamps: bool,
     pipelines: PipelineCache,
 }
 
@@ -149,13 +152,17 @@ impl Gpu {
         let subgroup_broadcast = subgroups
             && adapter.features().contains(wgpu::Features::SUBGROUP)
             && adapter.get_info().subgroup_min_size >= SUBGROUP_BROADCAST_LANES;
+        let timestamps = adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
+        let mut required_features = wgpu::Features::empty();
+        if subgroup_broadcast {
+            required_features |= wgpu::Features::SUBGROUP;
+        }
+        if timestamps {
+            required_features |= wgpu::Features::TIMESTAMP_QUERY;
+        }
         let descriptor = wgpu::DeviceDescriptor {
             label: Some("wgnn"),
-            required_features: if subgroup_broadcast {
-                wgpu::Features::SUBGROUP
-            } else {
-                wgpu::Features::empty()
-            },
+            required_features,
             required_limits: limits.clone(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
@@ -169,6 +176,7 @@ impl Gpu {
             adapter: info,
             limits,
             subgroup_broadcast,
+            timestamps,
             pipelines: PipelineCache::default(),
         })
     }

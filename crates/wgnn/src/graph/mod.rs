@@ -8,10 +8,12 @@
 
 mod op;
 mod plan;
+mod profile;
 mod receptive_field;
 
 pub use op::{eval, BackwardCtx, EncodeCtx, Op};
 pub use plan::{Parameters, Plan, PlanSpec, PlanSummary, UpdateRule, UpdateSlot};
+pub use profile::{DispatchCost, KernelRow, Profile, Timing};
 pub use receptive_field::{AxisField, AxisWindow, ReceptiveField, SpatialMap};
 
 use std::fmt;

@@ -60,6 +60,12 @@ pub trait Op: fmt::Debug + Send + Sync {
     fn flops(&self, _inputs: &[&Shape], output: &Shape) -> u64 {
         output.numel() as u64
     }
+
+    /// Bytes one forward evaluation reads and writes at least (for throughput figures): by
+    /// default every input once and the output once.
+    fn bytes(&self, inputs: &[&Shape], output: &Shape) -> u64 {
+        inputs.iter().map(|s| s.bytes()).sum::<u64>() + output.bytes()
+    }
 }
 
 /// What `Op::encode` may use: the GPU, and scratch buffers that live as long as the plan.

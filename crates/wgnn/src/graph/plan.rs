@@ -7,6 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
+use super::profile::{DispatchCost, Profile};
 use super::{EncodeCtx, Graph, NodeId, NodeKind};
 use crate::error::{Error, Result};
 use crate::gpu::{BufferPool, Dispatch, Gpu};
@@ -121,6 +122,8 @@ pub struct Plan {
     tensors: HashMap<NodeId, Tensor>,
     input_written: HashMap<NodeId, bool>,
     dispatches: Vec<Dispatch>,
+    /// What each dispatch computes, in the order of `dispatches`.
+    costs: Vec<DispatchCost>,
     outputs: Vec<(NodeId, wgpu::Buffer)>,
     names: HashMap<NodeId, String>,
     summary: PlanSummary,
@@ -186,6 +189,7 @@ impl Plan {
         let mut pooled: HashMap<NodeId, Arc<wgpu::Buffer>> = HashMap::new();
         let mut input_written = HashMap::new();
         let mut dispatches = Vec::new();
+        let mut costs = Vec::new();
         let mut summary = PlanSummary::default();
 
         for (i, node) in nodes.iter().enumerate() {
@@ -235,7 +239,9 @@ impl Plan {
                     };
                     let inputs: Vec<&Tensor> = node.inputs.iter().map(|j| &tensors[j]).collect();
                     let input_shapes: Vec<_> = inputs.iter().map(|t| &t.shape).collect();
-                    summary.flops += op.flops(&input_shapes, &node.shape);
+                    let flops = op.flops(&input_shapes, &node.shape);
+                    let bytes = op.bytes(&input_shapes, &node.shape);
+                    summary.flops += flops;
                     let mut prepared =
                         op.encode(&mut ctx, &inputs, &output).map_err(|e| match e {
                             Error::Validation { kernel, message } => Error::Validation {
@@ -244,6 +250,11 @@ impl Plan {
                             },
                             other => other,
                         })?;
+                    let share = prepared.len().max(1) as f64;
+                    costs.extend((0..prepared.len()).map(|_| DispatchCost {
+                        flops: flops as f64 / share,
+                        bytes: bytes as f64 / share,
+                    }));
                     dispatches.append(&mut prepared);
                     summary.ops += 1;
                     if node.is_gradient {
@@ -308,6 +319,7 @@ impl Plan {
             tensors,
             input_written,
             dispatches,
+            costs,
             outputs,
             names,
             summary,
@@ -322,6 +334,30 @@ impl Plan {
     /// The prepared dispatches of one step, in order (for profiling them one by one).
     pub fn dispatches(&self) -> &[Dispatch] {
         &self.dispatches
+    }
+
+    /// What each dispatch of `dispatches` computes: its op's FLOPs and bytes, split evenly over
+    /// the op's dispatches (zero for the optimiser's).
+    pub fn dispatch_costs(&self) -> &[DispatchCost] {
+        &self.costs
+    }
+
+    /// Times each kernel of a step on its own, then whole steps (`repeats` of each, medians).
+    /// The step runs as it would in training: parameters it updates change.
+    pub fn profile(&mut self, gpu: &Gpu, repeats: usize) -> Result<Profile> {
+        // A first step compiles nothing more but warms caches and checks the inputs.
+        self.step_without_readback(gpu)?;
+        let timing = Profile::best_timing(gpu);
+        let mut profile = Profile::measure(gpu, &self.dispatches, &self.costs, repeats, timing)?;
+        let mut steps = Vec::new();
+        for _ in 0..repeats.max(1) {
+            let start = std::time::Instant::now();
+            self.step_without_readback(gpu)?;
+            steps.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+        steps.sort_by(f64::total_cmp);
+        profile.step_ms = Some(steps[steps.len() / 2]);
+        Ok(profile)
     }
 
     fn input_tensor(&self, id: NodeId, dtype: DType, len: usize) -> Result<&Tensor> {
