@@ -217,7 +217,9 @@ fn large_cases() -> Vec<Case> {
 /// chunks of output channels): every channel count, rank, stride (with phases of unequal size),
 /// padding and dilation, widths that leave partial groups of 4, more output channels than one
 /// staged chunk holds, and phases of more than one workgroup's 64 blocks (the broadcasting
-/// kernel interleaves the phases by workgroup).
+/// kernel interleaves the phases by workgroup). So does dw (blocks of 8 output channels by 9
+/// taps, in slices of the terms): output channels that leave a partial block (45, 5, 7), kernels
+/// of more than 9 taps (5 x 5, 3-D), one slice (the 1-D case's 18 terms) and many.
 fn few_channel_cases() -> Vec<Case> {
     vec![
         case(
@@ -849,7 +851,10 @@ fn graph_gradients_match_reference() {
 
 #[test]
 fn results_are_bit_identical_between_runs() {
-    for c in large_cases() {
+    for c in large_cases()
+        .into_iter()
+        .chain(few_channel_cases().into_iter().filter(|c| c.bias))
+    {
         let d = data(&c, 700);
         let tx = tensor(&c.x, &d.x);
         let tw = tensor(&c.w, &d.w);

@@ -1,7 +1,9 @@
 // Grouped convolution (groups > 1: depthwise and the like) as direct loops, for every device:
-// grouped_forward, grouped_backward_input and grouped_backward_weight. Layout and bindings are
-// common.wgsl's; the weight is w [O, C / groups, KD, KH, KW], and output channel o reads the
-// input channels of its group, g * c_group .. (g + 1) * c_group for g = o / o_group.
+// grouped_forward, grouped_backward_input and grouped_backward_weight; and the weight gradient
+// of ungrouped convolutions of few input channels (few_channels_backward_weight, at the end).
+// Layout and bindings are common.wgsl's; the weight is w [O, C / groups, KD, KH, KW], and
+// output channel o reads the input channels of its group, g * c_group .. (g + 1) * c_group for
+// g = o / o_group.
 //
 // Why not the GEMMs: a group's GEMM has o_group rows and c_group * taps terms, for depthwise
 // 1 row and 9 terms (3 x 3), where the GEMM tiles hold 8 to 64 rows: at least 7 of 8 of their
@@ -218,5 +220,84 @@ fn grouped_backward_weight(@builtin(workgroup_id) wid: vec3<u32>,
     }
     if lid == 0u {
         dw[weight] = partial_sums[0];
+    }
+}
+
+// ---- few_channels_backward_weight ----
+
+// dw of an ungrouped convolution of few input channels (an image's first layer), whose GEMM has
+// C * taps columns (9 for a grey 3 x 3) where the GEMM tiles hold 128 to 256: most of their work
+// would be wasted. Invocation (slice s, block of FEW_O output channels, input channel c, chunk
+// of FEW_TAPS taps) sums the terms k = s, s + splits, ... of batch * out positions, so that
+// neighbouring invocations read neighbouring positions; each term loads FEW_O values of dy and
+// FEW_TAPS of x for FEW_O * FEW_TAPS multiply-adds. Slice s writes its sums at
+// dw[s * O * C * taps + (o * C + c) * taps + t] (the partial sums when splits > 1, which
+// conv_reduce's weight_reduce then adds in order): deterministic.
+const FEW_O: u32 = 8u;
+const FEW_TAPS: u32 = 9u;
+
+@compute @workgroup_size(WG)
+fn few_channels_backward_weight(@builtin(workgroup_id) wid: vec3<u32>,
+                                @builtin(num_workgroups) nwg: vec3<u32>,
+                                @builtin(local_invocation_index) lid: u32) {
+    let flat = workgroup_index(wid, nwg) * WG + lid;
+    let slice = flat % p.splits;
+    let chunks = (p.k_vol + FEW_TAPS - 1u) / FEW_TAPS;
+    let chunk = (flat / p.splits) % chunks;
+    let c = (flat / (p.splits * chunks)) % p.c;
+    let o0 = (flat / (p.splits * chunks * p.c)) * FEW_O;
+    if o0 >= p.o {
+        return;
+    }
+    let t0 = chunk * FEW_TAPS;
+    var offset_z: array<i32, FEW_TAPS>;
+    var offset_y: array<i32, FEW_TAPS>;
+    var offset_x: array<i32, FEW_TAPS>;
+    for (var i = 0u; i < FEW_TAPS; i++) {
+        // Taps past the kernel get an offset that no position brings inside.
+        let tap = split_index(min(t0 + i, p.k_vol - 1u), kernel_radix());
+        offset_z[i] = select(OUTSIDE, i32(tap.z * p.dil_d) - i32(p.pad_d), t0 + i < p.k_vol);
+        offset_y[i] = i32(tap.y * p.dil_h) - i32(p.pad_h);
+        offset_x[i] = i32(tap.x * p.dil_w) - i32(p.pad_w);
+    }
+    var acc: array<f32, 72>;  // FEW_O * FEW_TAPS, output channel major
+    for (var i = 0u; i < FEW_O * FEW_TAPS; i++) {
+        acc[i] = 0.0;
+    }
+    var at = split_index(slice, out_radix());
+    let step = split_index(p.splits, out_radix());
+    for (var k = slice; k < p.n * p.out_spatial; k += p.splits) {
+        let q = (at.z * p.out_h + at.y) * p.out_w + at.x;
+        let dy_first = (at.outer * p.o + o0) * p.out_spatial + q;
+        var d: array<f32, FEW_O>;
+        for (var j = 0u; j < FEW_O; j++) {
+            // Channels past O read channel O - 1 and are never stored.
+            d[j] = dy_w[dy_first + min(j, p.o - 1u - o0) * p.out_spatial];
+        }
+        let x_plane = i32((at.outer * p.c + c) * p.in_spatial);
+        let base_z = i32(at.z * p.stride_d);
+        let base_y = i32(at.y * p.stride_h);
+        let base_x = i32(at.x * p.stride_w);
+        for (var i = 0u; i < FEW_TAPS; i++) {
+            let iz = base_z + offset_z[i];
+            let iy = base_y + offset_y[i];
+            let ix = base_x + offset_x[i];
+            let inside = u32(iz) < p.in_d && u32(iy) < p.in_h && u32(ix) < p.in_w;
+            let at_x = select(0, x_plane + (iz * i32(p.in_h) + iy) * i32(p.in_w) + ix, inside);
+            let xv = select(0.0, x[at_x], inside);
+            for (var j = 0u; j < FEW_O; j++) {
+                acc[j * FEW_TAPS + i] = fma(d[j], xv, acc[j * FEW_TAPS + i]);
+            }
+        }
+        at = add_digits(at, step, out_radix());
+    }
+    let first = slice * p.o * p.c * p.k_vol;
+    for (var j = 0u; j < FEW_O; j++) {
+        let o = o0 + j;
+        for (var i = 0u; i < FEW_TAPS; i++) {
+            if o < p.o && t0 + i < p.k_vol {
+                dw[first + (o * p.c + c) * p.k_vol + t0 + i] = acc[j * FEW_TAPS + i];
+            }
+        }
     }
 }

@@ -7,7 +7,9 @@
 //! Backward: dx is `ConvBackwardInput` (a gather over the taps, i.e. a transposed convolution;
 //! a GEMM, or for at most `FEW_CHANNELS` input channels a direct gather per input position),
 //! dw is `ConvBackwardWeight` (a reduction over batch and output positions, split over K with a
-//! deterministic second pass when the weight is small), dbias is `ConvBackwardBias`.
+//! deterministic second pass when the weight is small; for at most `FEW_CHANNELS` input
+//! channels direct sums in `grouped`, whose GEMM would be at most 36 columns wide in tiles of
+//! 128 to 256), dbias is `ConvBackwardBias`.
 //!
 //! The GEMM kernels come in two designs (`GemmVariant`), one file each: `tiled` (tiles staged in
 //! workgroup memory, every device) and `subgroup` (rows of A shared by subgroup broadcasts, no
@@ -632,8 +634,8 @@ fn backward_input_few_channels(
     }
 }
 
-/// dw from (x, dy): for groups > 1 one reduction per weight, else a GEMM split over K by
-/// `WeightSplit`.
+/// dw from (x, dy): for groups > 1 one reduction per weight; for at most `FEW_CHANNELS` input
+/// channels direct sums in slices; else a GEMM split over K by `WeightSplit`.
 fn backward_weight(
     ctx: &mut EncodeCtx<'_>,
     geo: &Geometry,
@@ -642,6 +644,9 @@ fn backward_weight(
 ) -> Result<Vec<Dispatch>> {
     if geo.groups > 1 {
         return grouped::backward_weight(ctx, geo, inputs, output);
+    }
+    if geo.c <= FEW_CHANNELS {
+        return grouped::few_channels_backward_weight(ctx, geo, inputs, output);
     }
     match GemmVariant::for_device(ctx.gpu) {
         GemmVariant::Tiled => tiled::backward_weight(ctx, geo, inputs, output),
