@@ -403,7 +403,8 @@ fn max_backward_sends_ties_to_the_first_maximal_element() {
 #[test]
 fn global_avg_pool_matches_reference() {
     let mut rng = Rng::new(5);
-    // Rows shorter and longer than the 64-invocation workgroup, ranks 3 to 5.
+    // Rows summed by one invocation each (at most 256 positions) and by a workgroup of 64
+    // (300), ranks 3 to 5.
     for shape in [
         vec![3, 5, 7],
         vec![2, 3, 13, 11],

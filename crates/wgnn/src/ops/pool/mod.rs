@@ -50,6 +50,9 @@ const WORKGROUP: usize = 256;
 /// Consecutive W positions handled by one invocation of the average-pooling backward kernel (see
 /// the shader).
 const CHUNK: usize = 8;
+/// Global average pooling sums rows of at most this many positions one invocation per row
+/// (`global_avg_forward_short`), longer ones one workgroup per row.
+const SHORT_ROW: usize = 256;
 
 /// Window geometry per spatial dimension (1, 2 or 3 of them, outermost first).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -653,13 +656,18 @@ impl Op for GlobalAvgPool {
     ) -> Result<Vec<Dispatch>> {
         let rows = output.shape.numel();
         let params = global_params(&inputs[0].shape, rows);
+        let (entry, workgroups) = if params.spatial as usize <= SHORT_ROW {
+            ("global_avg_forward_short", workgroups_for(rows, WORKGROUP))
+        } else {
+            ("global_avg_forward", rows as u32)
+        };
         Ok(vec![ctx.gpu.dispatch(
             &SHADER,
-            "global_avg_forward",
+            entry,
             bytes_of(&params),
             &[&inputs[0].buffer],
             &[&output.buffer],
-            rows as u32,
+            workgroups,
         )?])
     }
 
