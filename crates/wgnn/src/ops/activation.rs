@@ -5,7 +5,8 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{
-    bytes_of, shader_struct, wgsl_file, workgroups_for, Dispatch, Shader, WgslFile, WORKGROUP_INDEX,
+    bytes_of, shader_struct, wgsl_file, workgroups_for, Dispatch, KernelCall, Shader, WgslFile,
+    WORKGROUP_INDEX,
 };
 use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op, SpatialMap};
 use crate::tensor::{Shape, Tensor};
@@ -57,7 +58,7 @@ pub enum Activation {
 }
 
 impl Activation {
-    /// The kernel's `kind` and its two parameters (`alpha`, `beta`).
+    /// The kernel's KIND and its two parameters (`alpha`, `beta`).
     fn kind(self) -> (u32, f32, f32) {
         match self {
             Activation::Relu => (0, 0.0, 0.0),
@@ -134,20 +135,36 @@ impl Activation {
 shader_struct! {
     struct Params {
         n: u32,
-        kind: u32,
         alpha: f32,
         beta: f32,
     }
 }
 
-fn params(activation: Activation, n: usize) -> Params {
+/// The dispatch of `entry` for `activation` over n elements (or vec4s): the kind as the pipeline
+/// constant KIND, its parameters in the uniform.
+fn dispatch(
+    ctx: &EncodeCtx<'_>,
+    activation: Activation,
+    entry: &'static str,
+    n: usize,
+    reads: &[&wgpu::Buffer],
+    output: &Tensor,
+) -> Result<Dispatch> {
     let (kind, alpha, beta) = activation.kind();
-    Params {
+    let params = Params {
         n: n as u32,
-        kind,
         alpha,
         beta,
-    }
+    };
+    ctx.gpu.prepare(KernelCall {
+        shader: &SHADER,
+        entry,
+        constants: &[("KIND", kind as f64)],
+        params: bytes_of(&params),
+        reads,
+        writes: &[&output.buffer],
+        workgroups: workgroups_for(n, WORKGROUP),
+    })
 }
 
 /// The kernel for `n` elements and its invocations: the vec4 variant (`forward4`,
@@ -189,13 +206,13 @@ impl Op for ActivationForward {
         output: &Tensor,
     ) -> Result<Vec<Dispatch>> {
         let (entry, n) = vectorized("forward", output.shape.numel());
-        Ok(vec![ctx.gpu.dispatch(
-            &SHADER,
+        Ok(vec![dispatch(
+            ctx,
+            self.0,
             entry,
-            bytes_of(&params(self.0, n)),
+            n,
             &[&inputs[0].buffer],
-            &[&output.buffer],
-            workgroups_for(n, WORKGROUP),
+            output,
         )?])
     }
 
@@ -230,13 +247,13 @@ impl Op for ActivationBackward {
         output: &Tensor,
     ) -> Result<Vec<Dispatch>> {
         let (entry, n) = vectorized("backward", output.shape.numel());
-        Ok(vec![ctx.gpu.dispatch(
-            &SHADER,
+        Ok(vec![dispatch(
+            ctx,
+            self.0,
             entry,
-            bytes_of(&params(self.0, n)),
+            n,
             &[&inputs[0].buffer, &inputs[1].buffer],
-            &[&output.buffer],
-            workgroups_for(n, WORKGROUP),
+            output,
         )?])
     }
 }

@@ -5,7 +5,7 @@
 //             read of y).
 // One invocation per element, 256 per workgroup; the dispatch is split over x/y/z by the
 // runtime for large n.
-// kind: 0 ReLU, 1 LeakyReLU(alpha), 2 Sigmoid, 3 Tanh, 4 ELU(alpha), 5 SiLU, 6 GELU (with erf),
+// KIND: 0 ReLU, 1 LeakyReLU(alpha), 2 Sigmoid, 3 Tanh, 4 ELU(alpha), 5 SiLU, 6 GELU (with erf),
 // 7 GELU (tanh approximation), 8 hard-swish, 9 hard-sigmoid clamp(alpha v + beta, 0, 1),
 // 10 clamp(v, alpha, beta), 11 erf.
 // Where a derivative is 0 or 1 on either side of a kink (ReLU, hard-swish, hard-sigmoid,
@@ -18,10 +18,14 @@
 
 struct Params {
     n: u32,
-    kind: u32,
     alpha: f32,
     beta: f32,
 }
+
+// The kind as a pipeline constant: each kind compiles to its own pipeline, whose switch below
+// folds to one case. A switch on a uniform runs every case on lavapipe, which cannot tell that
+// all lanes agree (ReLU's backward ran 6x slower through it).
+override KIND: u32 = 0u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 // forward bindings
@@ -51,7 +55,7 @@ fn gelu_tanh_argument(v: f32) -> f32 {
 }
 
 fn activate(v: f32) -> f32 {
-    switch p.kind {
+    switch KIND {
         case 0u: { return max(v, 0.0); }
         case 1u: { return select(p.alpha * v, v, v > 0.0); }
         case 2u: { return sigmoid(v); }
@@ -76,7 +80,7 @@ fn sigmoid_slope(v: f32) -> f32 {
 }
 
 fn derivative(v: f32) -> f32 {
-    switch p.kind {
+    switch KIND {
         case 0u: { return select(0.0, 1.0, v > 0.0); }
         case 1u: { return select(p.alpha, 1.0, v > 0.0); }
         // s (1 - s) and 1 - t^2 cancel where the curve saturates (relative errors of 1.4e-4

@@ -4,7 +4,8 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{
-    bytes_of, shader_struct, wgsl_file, workgroups_for, Dispatch, Shader, WORKGROUP_INDEX,
+    bytes_of, shader_struct, wgsl_file, workgroups_for, Dispatch, KernelCall, Shader,
+    WORKGROUP_INDEX,
 };
 use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op, SpatialMap};
 use crate::tensor::{Shape, Tensor};
@@ -23,7 +24,7 @@ shader_struct! {
     struct Params {
         n: u32,
         rank: u32,
-        op: u32,
+        pad: u32,
         alpha: f32,
         dims: [u32; SLOTS],
         a_strides: [u32; SLOTS],
@@ -270,7 +271,6 @@ impl Op for Binary {
         let mut params = Params {
             n: n as u32,
             rank: rank as u32,
-            op: self.0 as u32,
             dims: slots(out.iter().copied()),
             a_strides: slots(a_strides),
             b_strides: slots(b_strides),
@@ -283,14 +283,15 @@ impl Op for Binary {
             (false, _) => ("binary", n),
         };
         params.n = invocations as u32;
-        Ok(vec![ctx.gpu.dispatch(
-            &SHADER,
+        Ok(vec![ctx.gpu.prepare(KernelCall {
+            shader: &SHADER,
             entry,
-            bytes_of(&params),
-            &[&inputs[0].buffer, &inputs[1].buffer],
-            &[&output.buffer],
-            workgroups_for(invocations, WORKGROUP),
-        )?])
+            constants: &[("OP", self.0 as u32 as f64)],
+            params: bytes_of(&params),
+            reads: &[&inputs[0].buffer, &inputs[1].buffer],
+            writes: &[&output.buffer],
+            workgroups: workgroups_for(invocations, WORKGROUP),
+        })?])
     }
 
     fn backward(&self, g: &mut Graph, ctx: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {

@@ -20,7 +20,7 @@
 struct Params {
     n: u32,        // output elements
     rank: u32,     // dimensions used (slots 0..rank)
-    op: u32,
+    pad: u32,      // unused: the vec4 arrays below start at 16 bytes either way
     alpha: f32,
     dims: array<vec4<u32>, 2>,       // output dims (sum_to_shape: input dims)
     a_strides: array<vec4<u32>, 2>,  // binary: a's strides in the output's index space (0 = broadcast)
@@ -35,6 +35,26 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
+
+// binary's op as a pipeline constant (0 add, 1 sub, 2 mul): lavapipe cannot tell that a
+// uniform is the same in every lane and would run every case of a switch on it.
+override OP: u32 = 0u;
+
+fn apply_op(va: f32, vb: f32) -> f32 {
+    switch OP {
+        case 0u: { return va + vb; }
+        case 1u: { return va - vb; }
+        default: { return va * vb; }
+    }
+}
+
+fn apply_op4(va: vec4<f32>, vb: vec4<f32>) -> vec4<f32> {
+    switch OP {
+        case 0u: { return va + vb; }
+        case 1u: { return va - vb; }
+        default: { return va * vb; }
+    }
+}
 // fill: y at 1
 @group(0) @binding(1) var<storage, read_write> filled: array<f32>;
 // scale, sum_to_shape: a at 1, y at 2
@@ -90,15 +110,7 @@ fn binary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
         ia += c * slot(sa, u32(k));
         ib += c * slot(sb, u32(k));
     }
-    let va = a[ia];
-    let vb = b[ib];
-    var r: f32;
-    switch p.op {
-        case 0u: { r = va + vb; }
-        case 1u: { r = va - vb; }
-        default: { r = va * vb; }
-    }
-    out[i] = r;
+    out[i] = apply_op(a[ia], b[ib]);
 }
 
 @compute @workgroup_size(WG)
@@ -108,11 +120,7 @@ fn binary_same_shape(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
     if i >= p.n {
         return;
     }
-    switch p.op {
-        case 0u: { out[i] = a[i] + b[i]; }
-        case 1u: { out[i] = a[i] - b[i]; }
-        default: { out[i] = a[i] * b[i]; }
-    }
+    out[i] = apply_op(a[i], b[i]);
 }
 
 // binary_same_shape for operands of a multiple of 4 elements, as vec4s: lavapipe turns each
@@ -129,11 +137,7 @@ fn binary_same_shape4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgr
     if i >= p.n {
         return;
     }
-    switch p.op {
-        case 0u: { out4[i] = a4[i] + b4[i]; }
-        case 1u: { out4[i] = a4[i] - b4[i]; }
-        default: { out4[i] = a4[i] * b4[i]; }
-    }
+    out4[i] = apply_op4(a4[i], b4[i]);
 }
 
 @compute @workgroup_size(WG)
