@@ -445,11 +445,7 @@ impl Op for Pool {
                 Kind::Max => "max_forward",
                 Kind::Avg => "avg_forward",
             },
-            constants: &[
-                ("KD", params.kernel[0] as f64),
-                ("KH", params.kernel[1] as f64),
-                ("KW", params.kernel[2] as f64),
-            ],
+            constants: &kernel_constants(&params),
             params: bytes_of(&params),
             reads: &[&inputs[0].buffer],
             writes: &[&output.buffer],
@@ -544,14 +540,15 @@ impl Op for MaxPoolBackward {
                     }
                     params.phase = [pd, ph, pw, 0];
                     params.count = planes * windows;
-                    dispatches.push(ctx.gpu.dispatch(
-                        &SHADER,
-                        "max_scatter",
-                        bytes_of(&params),
-                        &[&inputs[0].buffer, &inputs[1].buffer],
-                        &[&output.buffer],
-                        workgroups_for(params.count as usize, WORKGROUP),
-                    )?);
+                    dispatches.push(ctx.gpu.prepare(KernelCall {
+                        shader: &SHADER,
+                        entry: "max_scatter",
+                        constants: &kernel_constants(&params),
+                        params: bytes_of(&params),
+                        reads: &[&inputs[0].buffer, &inputs[1].buffer],
+                        writes: &[&output.buffer],
+                        workgroups: workgroups_for(params.count as usize, WORKGROUP),
+                    })?);
                 }
             }
         }
@@ -611,6 +608,15 @@ impl Op for AvgPoolBackward {
         // Linear in dy: its derivative is average pooling again (the adjoint of the adjoint).
         Ok(vec![Some(g.avg_pool(ctx.grad, &self.params)?)])
     }
+}
+
+/// The window size as the pipeline constants KD, KH and KW (pool.wgsl unrolls the tap loops).
+fn kernel_constants(params: &Params) -> [(&'static str, f64); 3] {
+    [
+        ("KD", params.kernel[0] as f64),
+        ("KH", params.kernel[1] as f64),
+        ("KW", params.kernel[2] as f64),
+    ]
 }
 
 fn global_params(shape: &Shape, count: usize) -> Params {

