@@ -3,10 +3,9 @@
 //! `cargo run --release --example stylize_profile -- [SIZE] [ITERATIONS] [SLOWEST]` builds the
 //! default objective (SqueezeNet, default layers and weights) on a SIZE x SIZE image (the
 //! astronaut photo, the embedded painting), times ITERATIONS fused Adam steps (the median after
-//! the first 3), then times every dispatch of the step on its own and prints the kernels by total
-//! time and the SLOWEST (default 8) dispatches.
+//! the first 3), then profiles the step (`StyleProblem::profile`, what `stylize --profile` prints)
+//! and lists the SLOWEST (default 8) dispatches.
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 use wgnn_models::imaging::{io, resize::resize_exact};
@@ -50,24 +49,12 @@ fn main() -> wgnn::Result<()> {
         times.iter().map(|t| t.round()).collect::<Vec<_>>()
     );
 
-    let profile = problem.profile_kernels(&gpu, 3)?;
-    let total: f64 = profile.iter().map(|(_, ms)| ms).sum();
-    let mut by_kernel: BTreeMap<&str, (f64, usize)> = BTreeMap::new();
-    for (label, ms) in &profile {
-        let entry = by_kernel.entry(label).or_default();
-        entry.0 += ms;
-        entry.1 += 1;
-    }
-    let mut by_kernel: Vec<_> = by_kernel.into_iter().collect();
-    by_kernel.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0));
-    println!("dispatches timed one by one: {total:.1} ms in all");
-    for (label, (ms, count)) in by_kernel {
-        println!("{ms:9.2} ms {:5.1}% {count:4}x {label}", 100.0 * ms / total);
-    }
-    let mut slowest: Vec<(usize, &(String, f64))> = profile.iter().enumerate().collect();
+    let profile = problem.profile(&gpu, 3)?;
+    println!("{profile}");
+    let mut slowest: Vec<_> = profile.dispatches.iter().enumerate().collect();
     slowest.sort_by(|a, b| b.1 .1.total_cmp(&a.1 .1));
     println!("slowest dispatches (index in the step):");
-    for (i, (label, ms)) in slowest.into_iter().take(slowest_shown) {
+    for (i, (label, ms, _)) in slowest.into_iter().take(slowest_shown) {
         println!("{ms:9.2} ms  #{i:<4} {label}");
     }
     Ok(())

@@ -11,7 +11,7 @@
 
 use wgnn::error::{Error, Result};
 use wgnn::gpu::Gpu;
-use wgnn::graph::{Graph, NodeId, Plan, PlanSpec};
+use wgnn::graph::{Graph, NodeId, Plan, PlanSpec, Profile};
 use wgnn::nn::ParamStore;
 use wgnn::ops::elementwise::clamp_in_place;
 use wgnn::optim::{Adam, AdamConfig, Optimizer};
@@ -409,22 +409,13 @@ impl StyleProblem {
         self.image.write(gpu, chw)
     }
 
-    /// Times each dispatch of the iteration's plan on its own (`repeats` runs, the median), in
-    /// plan order: (kernel label, milliseconds). Changes the image (the update runs too).
-    pub fn profile_kernels(&self, gpu: &Gpu, repeats: usize) -> Result<Vec<(String, f64)>> {
-        let plan = self.update_plan.as_ref().unwrap_or(&self.eval_plan);
-        let mut out = Vec::new();
-        for dispatch in plan.dispatches() {
-            let mut times = Vec::with_capacity(repeats.max(1));
-            for _ in 0..repeats.max(1) {
-                let start = std::time::Instant::now();
-                gpu.run(std::slice::from_ref(dispatch))?;
-                times.push(start.elapsed().as_secs_f64() * 1e3);
-            }
-            times.sort_by(f64::total_cmp);
-            out.push((dispatch.label.clone(), times[times.len() / 2]));
+    /// Times each kernel of an iteration (`repeats` runs of each, medians), then whole
+    /// iterations: what `--profile` prints. Changes the image (the update runs too).
+    pub fn profile(&mut self, gpu: &Gpu, repeats: usize) -> Result<Profile> {
+        match self.update_plan.as_mut() {
+            Some(plan) => plan.profile(gpu, repeats),
+            None => self.eval_plan.profile(gpu, repeats),
         }
-        Ok(out)
     }
 
     /// Bytes uploaded as targets (for summaries).

@@ -16,6 +16,7 @@ use super::lbfgs::{line_search, Lbfgs, LineSearch};
 use super::problem::{largest_tensor_bytes, ImageData, Losses, Objective, StyleProblem};
 use wgnn::error::{Error, Result};
 use wgnn::gpu::Gpu;
+use wgnn::graph::Profile;
 use wgnn::rng::Rng;
 use wgnn_models::imaging::resize::{fit_longest_side, fit_longest_side_size, resize_exact};
 use wgnn_models::imaging::{color::preserve_colors, io, RgbImage};
@@ -30,6 +31,8 @@ pub const DEFAULT_LEARNING_RATE: f32 = 0.03;
 pub const DEFAULT_CONTENT_WEIGHT: f32 = 1.0;
 pub const DEFAULT_STYLE_WEIGHT: f32 = 1000.0;
 pub const DEFAULT_TV_WEIGHT: f32 = 1000.0;
+/// Runs of each kernel that `--profile` takes the median of.
+pub const PROFILE_REPEATS: usize = 5;
 pub const DEFAULT_SEED: u64 = 0;
 /// Pairs (s, y) that L-BFGS remembers.
 pub const LBFGS_HISTORY: usize = 10;
@@ -109,6 +112,8 @@ pub struct StyleConfig {
     /// 0: no snapshots.
     pub save_every: usize,
     pub log_json: Option<PathBuf>,
+    /// After the run, time every kernel of an iteration of the last scale (`--profile`).
+    pub profile: bool,
 }
 
 impl Default for StyleConfig {
@@ -138,6 +143,7 @@ impl Default for StyleConfig {
             scales: 1,
             save_every: 0,
             log_json: None,
+            profile: false,
         }
     }
 }
@@ -196,6 +202,8 @@ pub struct RunSummary {
     /// The saved picture (after colour preservation when asked).
     pub image: RgbImage,
     pub model_summary: String,
+    /// With `StyleConfig::profile`: the kernels of an iteration at the last scale.
+    pub profile: Option<Profile>,
 }
 
 impl RunSummary {
@@ -624,6 +632,7 @@ pub fn run(gpu: &Gpu, config: &StyleConfig, progress: &mut dyn Progress) -> Resu
     let sizes = scale_sizes(config.size, config.scales);
     let mut previous: Option<(RgbImage, RgbImage)> = None; // (content, result) at a scale
     let mut model_summary = String::new();
+    let mut profile = None;
     for (scale, &size) in sizes.iter().enumerate() {
         let content = fit_longest_side(&pictures.content, size)?;
         let (_, style_sizes) = sizes_at(&pictures, size, config.style_scale)?;
@@ -696,6 +705,9 @@ pub fn run(gpu: &Gpu, config: &StyleConfig, progress: &mut dyn Progress) -> Resu
                 run_lbfgs(gpu, &mut problem, config, scale, &mut recorder, &snapshot)?
             }
         };
+        if config.profile && scale + 1 == sizes.len() {
+            profile = Some(problem.profile(gpu, PROFILE_REPEATS)?);
+        }
         previous = Some((content, RgbImage::new(width, height, result)?));
     }
     let (content, generated) = previous.ok_or_else(|| Error::Invalid("no scale was run".into()))?;
@@ -705,6 +717,7 @@ pub fn run(gpu: &Gpu, config: &StyleConfig, progress: &mut dyn Progress) -> Resu
         records: recorder.records,
         image,
         model_summary,
+        profile,
     })
 }
 

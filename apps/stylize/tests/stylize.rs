@@ -867,6 +867,7 @@ fn stylize_binary_documents_defaults_and_refuses_bad_input() {
         "--scales",
         "--save-every",
         "--log-json",
+        "--profile",
         "[default: stylized.png]",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
@@ -882,4 +883,45 @@ fn stylize_binary_documents_defaults_and_refuses_bad_input() {
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(stderr.contains("--style-weight"), "{stderr}");
     assert!(!output.exists());
+}
+
+/// `--profile` prints the kernels of an iteration: every row's kernel is one the step runs, the
+/// convolutions among them, and the whole iteration's time beside the kernels'.
+#[test]
+fn stylize_profile_prints_the_kernels_of_an_iteration() {
+    let dir = scratch_dir("profile");
+    let output = dir.join("out.png");
+    let run = Command::new(env!("CARGO_BIN_EXE_stylize"))
+        .args([
+            "--size",
+            "40",
+            "--iterations",
+            "2",
+            "--quiet",
+            "--profile",
+            "--output",
+        ])
+        .arg(&output)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(output.exists());
+    for needle in [
+        "GPU ms",
+        "GFLOP/s",
+        "conv",
+        "gram",
+        "optim::adam",
+        "a whole step takes",
+    ] {
+        assert!(
+            stdout.contains(needle),
+            "`{needle}` missing from:\n{stdout}"
+        );
+    }
 }

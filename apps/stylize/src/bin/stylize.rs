@@ -141,6 +141,15 @@ struct Args {
     #[arg(long, value_name = "PATH", value_parser = wgnn_cli::path)]
     log_json: Option<PathBuf>,
 
+    /// After the run, time every kernel of one iteration at the last scale on the GPU (its
+    /// timestamp queries where the adapter has them, else the host's clock around each kernel
+    /// submitted alone; 5 runs each, medians) and print a table to stdout: GPU ms per kernel,
+    /// share, calls per iteration, GFLOP/s and GB/s from the FLOPs and bytes its ops state, and
+    /// a whole iteration's wall time with the host-side part beside the kernels. The profiled
+    /// runs come after the saved result and do not change it.
+    #[arg(long)]
+    profile: bool,
+
     /// No progress bar or summary.
     #[arg(long, short)]
     quiet: bool,
@@ -209,6 +218,7 @@ impl Args {
             scales: self.scales,
             save_every: self.save_every,
             log_json: self.log_json,
+            profile: self.profile,
         }
     }
 }
@@ -303,6 +313,9 @@ fn main() -> ExitCode {
                     last.unwrap_or(f64::NAN),
                     gpu.adapter.name
                 );
+            }
+            if let Some(profile) = &summary.profile {
+                println!("{profile}");
             }
             ExitCode::SUCCESS
         }

@@ -250,10 +250,10 @@ impl Plan {
                             },
                             other => other,
                         })?;
-                    let share = prepared.len().max(1) as f64;
                     costs.extend((0..prepared.len()).map(|_| DispatchCost {
-                        flops: flops as f64 / share,
-                        bytes: bytes as f64 / share,
+                        node: Some(i),
+                        flops: flops as f64,
+                        bytes: bytes as f64,
                     }));
                     dispatches.append(&mut prepared);
                     summary.ops += 1;
@@ -336,8 +336,8 @@ impl Plan {
         &self.dispatches
     }
 
-    /// What each dispatch of `dispatches` computes: its op's FLOPs and bytes, split evenly over
-    /// the op's dispatches (zero for the optimiser's).
+    /// What each dispatch of `dispatches` belongs to: its op's node, FLOPs and bytes (none for
+    /// the optimiser's).
     pub fn dispatch_costs(&self) -> &[DispatchCost] {
         &self.costs
     }

@@ -10,10 +10,13 @@ use std::fmt;
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, Gpu};
 
-/// What one dispatch computes, for throughput figures: its op's FLOPs and bytes, split evenly
-/// over the op's dispatches.
+/// What a dispatch belongs to, for throughput figures: the node (op) that prepared it and that
+/// op's FLOPs and bytes. A profile credits them to the op's slowest dispatch, its main kernel
+/// (the others are small passes such as a weight transpose or the sum of a split reduction).
 #[derive(Clone, Debug, Default)]
 pub struct DispatchCost {
+    /// The op's node; None for dispatches of no op (the optimiser's).
+    pub node: Option<usize>,
     pub flops: f64,
     pub bytes: f64,
 }
@@ -53,7 +56,7 @@ impl KernelRow {
 pub struct Profile {
     pub timing: Timing,
     pub rows: Vec<KernelRow>,
-    /// Each dispatch in step order: its kernel, median milliseconds and cost.
+    /// Each dispatch in step order: its kernel, median milliseconds and the work credited to it.
     pub dispatches: Vec<(String, f64, DispatchCost)>,
     /// The sum of the kernels' times.
     pub gpu_ms: f64,
@@ -91,6 +94,26 @@ impl Profile {
             Timing::Timestamps => timestamped(gpu, dispatches, repeats)?,
             Timing::HostClock => host_clocked(gpu, dispatches, repeats)?,
         };
+        // Each op's work goes to its slowest dispatch.
+        let mut main_dispatch: HashMap<usize, usize> = HashMap::new();
+        for (i, cost) in costs.iter().enumerate().take(dispatches.len()) {
+            if let Some(node) = cost.node {
+                let slowest = main_dispatch.entry(node).or_insert(i);
+                if times[i] > times[*slowest] {
+                    *slowest = i;
+                }
+            }
+        }
+        let credited = |i: usize| -> DispatchCost {
+            match costs.get(i) {
+                Some(cost) if cost.node.is_some_and(|n| main_dispatch[&n] == i) => cost.clone(),
+                Some(cost) => DispatchCost {
+                    node: cost.node,
+                    ..Default::default()
+                },
+                None => DispatchCost::default(),
+            }
+        };
         let mut rows: Vec<KernelRow> = Vec::new();
         let mut index: HashMap<&str, usize> = HashMap::new();
         for (i, d) in dispatches.iter().enumerate() {
@@ -107,23 +130,16 @@ impl Profile {
             let row = &mut rows[at];
             row.calls += 1;
             row.ms += times[i];
-            if let Some(cost) = costs.get(i) {
-                row.flops += cost.flops;
-                row.bytes += cost.bytes;
-            }
+            let cost = credited(i);
+            row.flops += cost.flops;
+            row.bytes += cost.bytes;
         }
         rows.sort_by(|a, b| b.ms.total_cmp(&a.ms));
         let each = dispatches
             .iter()
             .zip(&times)
             .enumerate()
-            .map(|(i, (d, &ms))| {
-                (
-                    d.label.clone(),
-                    ms,
-                    costs.get(i).cloned().unwrap_or_default(),
-                )
-            })
+            .map(|(i, (d, &ms))| (d.label.clone(), ms, credited(i)))
             .collect();
         let gpu_ms = rows.iter().map(|r| r.ms).sum();
         Ok(Profile {
