@@ -6,8 +6,9 @@
   exports for flatten) on random inputs that are never zero;
 - `cases.safetensors`: for each case `<case>/in/<input>` and `<case>/out/<output>`, the outputs
   computed by onnx.reference.ReferenceEvaluator (float32), except Softmax and LogSoftmax at
-  opsets 11 and 12, whose coerced-matrix meaning the evaluator lacks, and Resize's opset 11-12
-  tf_half_pixel_for_nn, which it does not implement (both computed in numpy from the spec);
+  opsets 11 and 12, whose coerced-matrix meaning the evaluator lacks, Resize's opset 11-12
+  tf_half_pixel_for_nn, which it does not implement, and Pad with negative pads, which its
+  numpy.pad refuses (all computed in numpy from the spec);
 - `unsupported_*.onnx`: models the importer must refuse (the Rust tests assert the message);
 - `squeezenet1_1.onnx`: SqueezeNet v1.1 as ONNX (RGB in [0, 1] in, logits out, the Caffe
   preprocessing as Slice/Concat/Mul/Sub nodes) whose weights are external data pointing into
@@ -623,6 +624,52 @@ def padding_group_transpose_cases():
     rng = saved
 
 
+def pad_cases():
+    """Pad in each mode, on any axes, asymmetric, longer than an axis, cropping. Drawn from their
+    own generator, so the cases above keep their draws."""
+    global rng
+    saved, rng = rng, np.random.default_rng(20261209)
+    i64 = lambda *v: np.array(v, dtype=np.int64)
+    x4 = rand(2, 3, 5, 7)
+    case("pad_constant_opset11", [node("Pad", ["x", "p", "v"], ["y"])], [("x", x4)], ["y"],
+         [("p", i64(0, 0, 1, 2, 0, 0, 2, 1)), ("v", np.array(0.5, dtype=np.float32))], opset=11)
+    case("pad_constant_every_axis", [node("Pad", ["x", "p"], ["y"], mode="constant")], [("x", x4)], ["y"],
+         [("p", i64(1, 0, 2, 0, 0, 2, 1, 3))], opset=13)
+    case("pad_reflect", [node("Pad", ["x", "p"], ["y"], mode="reflect")], [("x", x4)], ["y"],
+         [("p", i64(0, 0, 2, 1, 0, 0, 4, 3))], opset=13)
+    # Longer than the axis: numpy's reflection goes on (period 2 (n - 1)).
+    case("pad_reflect_long", [node("Pad", ["x", "p"], ["y"], mode="reflect")], [("x", rand(2, 3, 4))], ["y"],
+         [("p", i64(0, 0, 6, 0, 1, 5))], opset=13)
+    case("pad_edge_axes", [node("Pad", ["x", "p", "", "a"], ["y"], mode="edge")], [("x", x4)], ["y"],
+         [("p", i64(1, 3, 2, 0)), ("a", i64(-1, 2))], opset=18)
+    case("pad_wrap", [node("Pad", ["x", "p"], ["y"], mode="wrap")], [("x", x4)], ["y"],
+         [("p", i64(0, 1, 3, 8, 0, 0, 2, 1))], opset=19)
+
+    # Negative pads crop; the evaluator's numpy.pad refuses them: crop, then pad, in numpy.
+    def crop_then_pad(pads, mode, **extra):
+        def expected(feeds):
+            x = feeds["x"]
+            half = len(pads) // 2
+            starts = [max(-p, 0) for p in pads[:half]]
+            ends = [d - max(-p, 0) for d, p in zip(x.shape, pads[half:])]
+            cropped = x[tuple(slice(s, e) for s, e in zip(starts, ends))]
+            widths = [(max(b, 0), max(e, 0)) for b, e in zip(pads[:half], pads[half:])]
+            return [np.pad(cropped, widths, mode=mode, **extra)]
+        return expected
+
+    negative = [0, 0, -1, 2, 0, 0, 1, -3]
+    case("pad_negative_constant", [node("Pad", ["x", "p", "v"], ["y"])], [("x", x4)], ["y"],
+         [("p", i64(*negative)), ("v", np.array(-2.0, dtype=np.float32))], opset=13,
+         expected=crop_then_pad(negative, "constant", constant_values=-2.0))
+    case("pad_negative_edge", [node("Pad", ["x", "p"], ["y"], mode="edge")], [("x", x4)], ["y"],
+         [("p", i64(*negative))], opset=13, expected=crop_then_pad(negative, "edge"))
+    refused("pad_wrap_opset18", [node("Pad", ["x", "p"], ["y"], mode="wrap")], [("x", x4)], ["y"],
+            [("p", i64(0, 0, 1, 1, 0, 0, 1, 1))], opset=18)
+    refused("pad_removes_axis", [node("Pad", ["x", "p"], ["y"])], [("x", x4)], ["y"],
+            [("p", i64(0, 0, -3, 0, 0, 0, -2, 0))], opset=13)
+    rng = saved
+
+
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
     for old in OUT.glob("*.onnx"):
@@ -632,6 +679,7 @@ def main():
     engine_op_cases()
     engine_op_refusals()
     padding_group_transpose_cases()
+    pad_cases()
     write_safetensors(OUT / "cases.safetensors", CASES)
     squeezenet()
     total = sum(p.stat().st_size for p in OUT.iterdir())

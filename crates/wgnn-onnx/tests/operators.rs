@@ -215,6 +215,21 @@ fn unsupported_models_are_refused_naming_node_operator_and_reason() {
             "clip_computed_bound",
             &["(Clip", "the minimum (`lo`) is computed by the graph"],
         ),
+        (
+            "pad_wrap_opset18",
+            &[
+                "(Pad",
+                "mode = `wrap` is defined from opset 19 on",
+                "opset is 18",
+            ],
+        ),
+        (
+            "pad_removes_axis",
+            &[
+                "(Pad",
+                "the pads -3 and -2 of axis 2 remove all of its 5 elements",
+            ],
+        ),
     ];
     for (name, parts) in expectations {
         let message = refusal(name);
