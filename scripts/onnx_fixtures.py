@@ -7,8 +7,9 @@
 - `cases.safetensors`: for each case `<case>/in/<input>` and `<case>/out/<output>`, the outputs
   computed by onnx.reference.ReferenceEvaluator (float32), except Softmax and LogSoftmax at
   opsets 11 and 12, whose coerced-matrix meaning the evaluator lacks, Resize's opset 11-12
-  tf_half_pixel_for_nn, which it does not implement, and Pad with negative pads, which its
-  numpy.pad refuses (all computed in numpy from the spec);
+  tf_half_pixel_for_nn, which it does not implement, Pad with negative pads, which its
+  numpy.pad refuses, and MaxUnpool to an output_shape above the default size, where it scatters
+  into the default size (all computed in numpy from the spec); MaxPool's indices stay INT64;
 - `unsupported_*.onnx`: models the importer must refuse (the Rust tests assert the message);
 - `squeezenet1_1.onnx`: SqueezeNet v1.1 as ONNX (RGB in [0, 1] in, logits out, the Caffe
   preprocessing as Slice/Concat/Mul/Sub nodes) whose weights are external data pointing into
@@ -45,13 +46,14 @@ def positive(*shape):
     return rng.uniform(0.5, 1.5, size=shape).astype(np.float32)
 
 
-def model(nodes, inputs, outputs, initialisers=(), opset=17, output_shapes=None):
+def model(nodes, inputs, outputs, initialisers=(), opset=17, output_shapes=None, output_types=None):
     shapes = output_shapes or [[] for _ in outputs]
+    types = output_types or [TensorProto.FLOAT for _ in outputs]
     graph = helper.make_graph(
         nodes,
         "g",
         [helper.make_tensor_value_info(n, TensorProto.FLOAT, list(a.shape)) for n, a in inputs],
-        [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in zip(outputs, shapes)],
+        [helper.make_tensor_value_info(n, t, s) for n, t, s in zip(outputs, types, shapes)],
         [numpy_helper.from_array(a, n) for n, a in initialisers],
     )
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
@@ -69,13 +71,16 @@ def case(name, nodes, inputs, outputs, initialisers=(), opset=17, expected=None)
     draft = model(nodes, inputs, outputs, initialisers, opset)
     evaluate = expected or (lambda feeds: ReferenceEvaluator(draft).run(None, feeds))
     results = evaluate(dict(inputs))
-    m = model(nodes, inputs, outputs, initialisers, opset, [list(r.shape) for r in results])
+    # Indices (MaxPool's) are INT64 and stay so, to be compared exactly; the rest is float32.
+    indices = [np.asarray(r).dtype == np.int64 for r in results]
+    types = [TensorProto.INT64 if i else TensorProto.FLOAT for i in indices]
+    m = model(nodes, inputs, outputs, initialisers, opset, [list(r.shape) for r in results], types)
     onnx.checker.check_model(m)
     onnx.save(m, OUT / f"{name}.onnx")
     for n, a in inputs:
         CASES[f"{name}/in/{n}"] = a
-    for n, r in zip(outputs, results):
-        CASES[f"{name}/out/{n}"] = np.asarray(r, dtype=np.float32)
+    for n, r, i in zip(outputs, results, indices):
+        CASES[f"{name}/out/{n}"] = np.asarray(r, dtype=np.int64 if i else np.float32)
 
 
 def refused(name, nodes, inputs, outputs, initialisers=(), opset=17):
@@ -91,9 +96,10 @@ def node(op, inputs, outputs, **attrs):
 def write_safetensors(path, tensors):
     header, offset, blobs = {}, 0, []
     for name in sorted(tensors):
-        data = np.ascontiguousarray(tensors[name], dtype=np.float32).tobytes()
+        dtype = "I64" if tensors[name].dtype == np.int64 else "F32"
+        data = np.ascontiguousarray(tensors[name], dtype=np.int64 if dtype == "I64" else np.float32).tobytes()
         shape = list(tensors[name].shape)
-        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + len(data)]}
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len(data)]}
         offset += len(data)
         blobs.append(data)
     text = json.dumps(header, separators=(",", ":")).encode()
@@ -254,8 +260,6 @@ def refused_cases():
     case("avgpool_exclude_pad", [node("AveragePool", ["x"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])],
             [("x", x4)], ["y"])
     case("maxpool_dilation", [node("MaxPool", ["x"], ["y"], kernel_shape=[2, 2], dilations=[2, 2])],
-            [("x", x4)], ["y"])
-    refused("maxpool_indices", [node("MaxPool", ["x"], ["y", "idx"], kernel_shape=[2, 2])],
             [("x", x4)], ["y"])
     refused("unknown_attribute", [node("Relu", ["x"], ["y"], flavour=3)], [("x", x4)], ["y"])
     refused("div_computed", [node("Div", ["x", "x"], ["y"])], [("x", x4)], ["y"])
@@ -670,6 +674,61 @@ def pad_cases():
     rng = saved
 
 
+def indices_unpool_cases():
+    """MaxPool's Indices (compared exactly) and MaxUnpool from them. Drawn from their own
+    generator, so the cases above keep their draws."""
+    global rng
+    saved, rng = rng, np.random.default_rng(20261210)
+    i64 = lambda *v: np.array(v, dtype=np.int64)
+    x4 = rand(2, 3, 7, 9)
+    case("maxpool_indices", [node("MaxPool", ["x"], ["y", "i"], kernel_shape=[3, 3], strides=[2, 2])],
+         [("x", x4)], ["y", "i"])
+    case("maxpool_indices_pads_dilation_ceil",
+         [node("MaxPool", ["x"], ["y", "i"], kernel_shape=[2, 3], strides=[2, 2], pads=[1, 0, 0, 1],
+               dilations=[2, 1], ceil_mode=1, storage_order=0)],
+         [("x", x4)], ["y", "i"], opset=12)
+    case("maxpool_indices_1d", [node("MaxPool", ["x"], ["y", "i"], kernel_shape=[3], strides=[2])],
+         [("x", rand(2, 3, 9))], ["y", "i"])
+    # Each case has a stride above 1: the evaluator's path for all strides and dilations 1
+    # decomposes a window's argmax by the output's shape and leaves out N and C.
+    case("maxpool_indices_3d", [node("MaxPool", ["x"], ["y", "i"], kernel_shape=[2, 2, 2], strides=[1, 1, 2])],
+         [("x", rand(2, 2, 3, 4, 5))], ["i"])
+    # Unpooling to the default size: (pooled - 1) * stride + kernel - pads.
+    case("maxunpool", [node("MaxPool", ["x"], ["y", "i"], kernel_shape=[2, 2], strides=[2, 2]),
+                       node("MaxUnpool", ["y", "i"], ["z"], kernel_shape=[2, 2], strides=[2, 2])],
+         [("x", rand(2, 3, 6, 8))], ["z"], opset=11)
+    case("maxunpool_pads",
+         [node("MaxPool", ["x"], ["y", "i"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+          node("MaxUnpool", ["y", "i"], ["z"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])],
+         [("x", rand(2, 3, 7, 7))], ["z", "i"])
+    # Back to an odd input's size with output_shape: the indices are positions in that shape.
+    # The evaluator scatters into the default (smaller) size, and fails: numpy, from the spec.
+    pool = node("MaxPool", ["x"], ["y", "i"], kernel_shape=[2, 2], strides=[2, 2])
+
+    def unpool_to_input(feeds):
+        x = feeds["x"]
+        pooled = model([pool], [("x", x)], ["y", "i"], output_types=[TensorProto.FLOAT, TensorProto.INT64])
+        y, i = ReferenceEvaluator(pooled).run(None, {"x": x})
+        z = np.zeros(x.size, dtype=np.float32)
+        z[i.ravel()] = y.ravel()
+        return [z.reshape(x.shape)]
+
+    case("maxunpool_output_shape",
+         [pool, node("MaxUnpool", ["y", "i", "s"], ["z"], kernel_shape=[2, 2], strides=[2, 2])],
+         [("x", x4)], ["z"], [("s", i64(2, 3, 7, 9))], expected=unpool_to_input)
+    refused("maxpool_storage_order",
+            [node("MaxPool", ["x"], ["y", "i"], kernel_shape=[2, 2], storage_order=1)], [("x", x4)], ["y", "i"])
+    refused("maxunpool_constant_indices", [node("MaxUnpool", ["x", "i"], ["z"], kernel_shape=[2, 2])],
+            [("x", rand(1, 1, 2, 2))], ["z"], [("i", i64(0, 3, 9, 10).reshape(1, 1, 2, 2))])
+    refused("indices_cast_to_float",
+            [node("MaxPool", ["x"], ["y", "i"], kernel_shape=[2, 2]), node("Cast", ["i"], ["f"], to=TensorProto.FLOAT)],
+            [("x", x4)], ["f"])
+    refused("indices_added",
+            [node("MaxPool", ["x"], ["y", "i"], kernel_shape=[2, 2]), node("Add", ["i", "i"], ["f"])],
+            [("x", x4)], ["f"])
+    rng = saved
+
+
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
     for old in OUT.glob("*.onnx"):
@@ -680,6 +739,7 @@ def main():
     engine_op_refusals()
     padding_group_transpose_cases()
     pad_cases()
+    indices_unpool_cases()
     write_safetensors(OUT / "cases.safetensors", CASES)
     squeezenet()
     total = sum(p.stat().st_size for p in OUT.iterdir())

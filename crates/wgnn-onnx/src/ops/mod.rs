@@ -147,6 +147,10 @@ static TABLE: &[(&str, Mapping)] = &[
             ],
         ),
     ),
+    (
+        "MaxUnpool",
+        row(pool::max_unpool, &["kernel_shape", "pads", "strides"]),
+    ),
     ("Mul", row(elementwise::mul, &[])),
     ("Neg", row(elementwise::neg, &[])),
     ("Pad", row(pad::pad, &["mode"])),
