@@ -8,8 +8,10 @@
   computed by onnx.reference.ReferenceEvaluator (float32), except Softmax and LogSoftmax at
   opsets 11 and 12, whose coerced-matrix meaning the evaluator lacks, Resize's opset 11-12
   tf_half_pixel_for_nn, which it does not implement, Pad with negative pads, which its
-  numpy.pad refuses, and MaxUnpool to an output_shape above the default size, where it scatters
-  into the default size (all computed in numpy from the spec); MaxPool's indices stay INT64;
+  numpy.pad refuses, MaxUnpool to an output_shape above the default size, where it scatters
+  into the default size (all computed in numpy from the spec), and ConvTranspose's output_shape
+  without auto_pad, which it crops at the end only (the evaluator's own ConvTranspose with the
+  pads of the spec's rule); MaxPool's indices stay INT64;
 - `unsupported_*.onnx`: models the importer must refuse (the Rust tests assert the message);
 - `squeezenet1_1.onnx`: SqueezeNet v1.1 as ONNX (RGB in [0, 1] in, logits out, the Caffe
   preprocessing as Slice/Concat/Mul/Sub nodes) whose weights are external data pointing into
@@ -618,9 +620,6 @@ def padding_group_transpose_cases():
     case("convtranspose1d_same_lower",
          [node("ConvTranspose", ["x", "w"], ["y"], auto_pad="SAME_LOWER", strides=[3])],
          [("x", rand(1, 2, 5))], ["y"], [("w", rand(2, 3, 4))])
-    refused("convtranspose_output_shape",
-            [node("ConvTranspose", ["x", "w"], ["y"], strides=[2, 2], output_shape=[14, 16])],
-            [("x", x4)], ["y"], [("w", rand(4, 2, 3, 3))])
     refused("avgpool_ceil_include_pad_overhang",
             [node("AveragePool", ["x"], ["y"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1],
                   ceil_mode=1, count_include_pad=1)],
@@ -729,6 +728,43 @@ def indices_unpool_cases():
     rng = saved
 
 
+def conv_transpose_output_shape_cases():
+    """ConvTranspose's output_shape, whose pads follow the specification's rule. Drawn from
+    their own generator, so the cases above keep their draws."""
+    global rng
+    saved, rng = rng, np.random.default_rng(20261211)
+    x4 = rand(2, 4, 7, 8)
+    # Without auto_pad the evaluator crops the full output at the end only; the specification
+    # crops the odd position at the start: its own explicit pads, which give that.
+    w = rand(4, 2, 3, 3)
+
+    def explicit_pads(pads, **attrs):
+        def expected(feeds):
+            single = model([node("ConvTranspose", ["x", "w"], ["y"], pads=pads, **attrs)],
+                           [("x", feeds["x"])], ["y"], [("w", w)], 17)
+            return ReferenceEvaluator(single).run(None, {"x": feeds["x"]})
+        return expected
+
+    # Full output 15 x 17: 1 position cropped on each axis, at the start.
+    case("convtranspose_output_shape",
+         [node("ConvTranspose", ["x", "w"], ["y"], strides=[2, 2], output_shape=[14, 16])],
+         [("x", x4)], ["y"], [("w", w)], expected=explicit_pads([1, 1, 0, 0], strides=[2, 2]))
+    # Full output 15 x 24: 3 cropped on each axis, the odd one at the end (SAME_UPPER).
+    case("convtranspose_output_shape_same_upper",
+         [node("ConvTranspose", ["x", "w", "b"], ["y"], strides=[2, 3], auto_pad="SAME_UPPER",
+               output_shape=[12, 21])],
+         [("x", x4)], ["y"], [("w", rand(4, 3, 3, 3)), ("b", rand(3))])
+    # Full output 17 with output_padding: 3 cropped, the odd one at the start (SAME_LOWER).
+    case("convtranspose1d_output_shape_same_lower",
+         [node("ConvTranspose", ["x", "w"], ["y"], strides=[3], output_padding=[1], auto_pad="SAME_LOWER",
+               output_shape=[14])],
+         [("x", rand(1, 2, 5))], ["y"], [("w", rand(2, 3, 4))])
+    refused("convtranspose_output_shape_longer",
+            [node("ConvTranspose", ["x", "w"], ["y"], strides=[2, 2], output_shape=[14, 18])],
+            [("x", x4)], ["y"], [("w", w)])
+    rng = saved
+
+
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
     for old in OUT.glob("*.onnx"):
@@ -740,6 +776,7 @@ def main():
     padding_group_transpose_cases()
     pad_cases()
     indices_unpool_cases()
+    conv_transpose_output_shape_cases()
     write_safetensors(OUT / "cases.safetensors", CASES)
     squeezenet()
     total = sum(p.stat().st_size for p in OUT.iterdir())

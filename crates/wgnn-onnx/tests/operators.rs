@@ -176,11 +176,12 @@ fn unsupported_models_are_refused_naming_node_operator_and_reason() {
             &["(NonZero", "operator NonZero is not supported", "Conv"],
         ),
         (
-            "convtranspose_output_shape",
+            "convtranspose_output_shape_longer",
             &[
                 "(ConvTranspose",
-                "`output_shape` = [14, 16] is not supported",
-                "pads",
+                "`output_shape` = [14, 18] is longer than the full output (17 positions) along \
+                 spatial axis 1",
+                "negative padding is not supported",
             ],
         ),
         (
