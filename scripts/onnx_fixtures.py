@@ -6,8 +6,12 @@
   exports for flatten) on random inputs that are never zero;
 - `cases.safetensors`: for each case `<case>/in/<input>` and `<case>/out/<output>`, the outputs
   computed by onnx.reference.ReferenceEvaluator (float32), except Softmax and LogSoftmax at
-  opsets 11 and 12, whose coerced-matrix meaning the evaluator lacks, and Resize's opset 11-12
-  tf_half_pixel_for_nn, which it does not implement (both computed in numpy from the spec);
+  opsets 11 and 12, whose coerced-matrix meaning the evaluator lacks, Resize's opset 11-12
+  tf_half_pixel_for_nn, which it does not implement, Pad with negative pads, which its
+  numpy.pad refuses, MaxUnpool to an output_shape above the default size, where it scatters
+  into the default size (all computed in numpy from the spec), and ConvTranspose's output_shape
+  without auto_pad, which it crops at the end only (the evaluator's own ConvTranspose with the
+  pads of the spec's rule); MaxPool's indices stay INT64;
 - `unsupported_*.onnx`: models the importer must refuse (the Rust tests assert the message);
 - `squeezenet1_1.onnx`: SqueezeNet v1.1 as ONNX (RGB in [0, 1] in, logits out, the Caffe
   preprocessing as Slice/Concat/Mul/Sub nodes) whose weights are external data pointing into
@@ -44,13 +48,14 @@ def positive(*shape):
     return rng.uniform(0.5, 1.5, size=shape).astype(np.float32)
 
 
-def model(nodes, inputs, outputs, initialisers=(), opset=17, output_shapes=None):
+def model(nodes, inputs, outputs, initialisers=(), opset=17, output_shapes=None, output_types=None):
     shapes = output_shapes or [[] for _ in outputs]
+    types = output_types or [TensorProto.FLOAT for _ in outputs]
     graph = helper.make_graph(
         nodes,
         "g",
         [helper.make_tensor_value_info(n, TensorProto.FLOAT, list(a.shape)) for n, a in inputs],
-        [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in zip(outputs, shapes)],
+        [helper.make_tensor_value_info(n, t, s) for n, t, s in zip(outputs, types, shapes)],
         [numpy_helper.from_array(a, n) for n, a in initialisers],
     )
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
@@ -68,13 +73,16 @@ def case(name, nodes, inputs, outputs, initialisers=(), opset=17, expected=None)
     draft = model(nodes, inputs, outputs, initialisers, opset)
     evaluate = expected or (lambda feeds: ReferenceEvaluator(draft).run(None, feeds))
     results = evaluate(dict(inputs))
-    m = model(nodes, inputs, outputs, initialisers, opset, [list(r.shape) for r in results])
+    # Indices (MaxPool's) are INT64 and stay so, to be compared exactly; the rest is float32.
+    indices = [np.asarray(r).dtype == np.int64 for r in results]
+    types = [TensorProto.INT64 if i else TensorProto.FLOAT for i in indices]
+    m = model(nodes, inputs, outputs, initialisers, opset, [list(r.shape) for r in results], types)
     onnx.checker.check_model(m)
     onnx.save(m, OUT / f"{name}.onnx")
     for n, a in inputs:
         CASES[f"{name}/in/{n}"] = a
-    for n, r in zip(outputs, results):
-        CASES[f"{name}/out/{n}"] = np.asarray(r, dtype=np.float32)
+    for n, r, i in zip(outputs, results, indices):
+        CASES[f"{name}/out/{n}"] = np.asarray(r, dtype=np.int64 if i else np.float32)
 
 
 def refused(name, nodes, inputs, outputs, initialisers=(), opset=17):
@@ -90,9 +98,10 @@ def node(op, inputs, outputs, **attrs):
 def write_safetensors(path, tensors):
     header, offset, blobs = {}, 0, []
     for name in sorted(tensors):
-        data = np.ascontiguousarray(tensors[name], dtype=np.float32).tobytes()
+        dtype = "I64" if tensors[name].dtype == np.int64 else "F32"
+        data = np.ascontiguousarray(tensors[name], dtype=np.int64 if dtype == "I64" else np.float32).tobytes()
         shape = list(tensors[name].shape)
-        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + len(data)]}
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len(data)]}
         offset += len(data)
         blobs.append(data)
     text = json.dumps(header, separators=(",", ":")).encode()
@@ -253,8 +262,6 @@ def refused_cases():
     case("avgpool_exclude_pad", [node("AveragePool", ["x"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])],
             [("x", x4)], ["y"])
     case("maxpool_dilation", [node("MaxPool", ["x"], ["y"], kernel_shape=[2, 2], dilations=[2, 2])],
-            [("x", x4)], ["y"])
-    refused("maxpool_indices", [node("MaxPool", ["x"], ["y", "idx"], kernel_shape=[2, 2])],
             [("x", x4)], ["y"])
     refused("unknown_attribute", [node("Relu", ["x"], ["y"], flavour=3)], [("x", x4)], ["y"])
     refused("div_computed", [node("Div", ["x", "x"], ["y"])], [("x", x4)], ["y"])
@@ -613,13 +620,148 @@ def padding_group_transpose_cases():
     case("convtranspose1d_same_lower",
          [node("ConvTranspose", ["x", "w"], ["y"], auto_pad="SAME_LOWER", strides=[3])],
          [("x", rand(1, 2, 5))], ["y"], [("w", rand(2, 3, 4))])
-    refused("convtranspose_output_shape",
-            [node("ConvTranspose", ["x", "w"], ["y"], strides=[2, 2], output_shape=[14, 16])],
-            [("x", x4)], ["y"], [("w", rand(4, 2, 3, 3))])
     refused("avgpool_ceil_include_pad_overhang",
             [node("AveragePool", ["x"], ["y"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1],
                   ceil_mode=1, count_include_pad=1)],
             [("x", x4)], ["y"])
+    rng = saved
+
+
+def pad_cases():
+    """Pad in each mode, on any axes, asymmetric, longer than an axis, cropping. Drawn from their
+    own generator, so the cases above keep their draws."""
+    global rng
+    saved, rng = rng, np.random.default_rng(20261209)
+    i64 = lambda *v: np.array(v, dtype=np.int64)
+    x4 = rand(2, 3, 5, 7)
+    case("pad_constant_opset11", [node("Pad", ["x", "p", "v"], ["y"])], [("x", x4)], ["y"],
+         [("p", i64(0, 0, 1, 2, 0, 0, 2, 1)), ("v", np.array(0.5, dtype=np.float32))], opset=11)
+    case("pad_constant_every_axis", [node("Pad", ["x", "p"], ["y"], mode="constant")], [("x", x4)], ["y"],
+         [("p", i64(1, 0, 2, 0, 0, 2, 1, 3))], opset=13)
+    case("pad_reflect", [node("Pad", ["x", "p"], ["y"], mode="reflect")], [("x", x4)], ["y"],
+         [("p", i64(0, 0, 2, 1, 0, 0, 4, 3))], opset=13)
+    # Longer than the axis: numpy's reflection goes on (period 2 (n - 1)).
+    case("pad_reflect_long", [node("Pad", ["x", "p"], ["y"], mode="reflect")], [("x", rand(2, 3, 4))], ["y"],
+         [("p", i64(0, 0, 6, 0, 1, 5))], opset=13)
+    case("pad_edge_axes", [node("Pad", ["x", "p", "", "a"], ["y"], mode="edge")], [("x", x4)], ["y"],
+         [("p", i64(1, 3, 2, 0)), ("a", i64(-1, 2))], opset=18)
+    case("pad_wrap", [node("Pad", ["x", "p"], ["y"], mode="wrap")], [("x", x4)], ["y"],
+         [("p", i64(0, 1, 3, 8, 0, 0, 2, 1))], opset=19)
+
+    # Negative pads crop; the evaluator's numpy.pad refuses them: crop, then pad, in numpy.
+    def crop_then_pad(pads, mode, **extra):
+        def expected(feeds):
+            x = feeds["x"]
+            half = len(pads) // 2
+            starts = [max(-p, 0) for p in pads[:half]]
+            ends = [d - max(-p, 0) for d, p in zip(x.shape, pads[half:])]
+            cropped = x[tuple(slice(s, e) for s, e in zip(starts, ends))]
+            widths = [(max(b, 0), max(e, 0)) for b, e in zip(pads[:half], pads[half:])]
+            return [np.pad(cropped, widths, mode=mode, **extra)]
+        return expected
+
+    negative = [0, 0, -1, 2, 0, 0, 1, -3]
+    case("pad_negative_constant", [node("Pad", ["x", "p", "v"], ["y"])], [("x", x4)], ["y"],
+         [("p", i64(*negative)), ("v", np.array(-2.0, dtype=np.float32))], opset=13,
+         expected=crop_then_pad(negative, "constant", constant_values=-2.0))
+    case("pad_negative_edge", [node("Pad", ["x", "p"], ["y"], mode="edge")], [("x", x4)], ["y"],
+         [("p", i64(*negative))], opset=13, expected=crop_then_pad(negative, "edge"))
+    refused("pad_wrap_opset18", [node("Pad", ["x", "p"], ["y"], mode="wrap")], [("x", x4)], ["y"],
+            [("p", i64(0, 0, 1, 1, 0, 0, 1, 1))], opset=18)
+    refused("pad_removes_axis", [node("Pad", ["x", "p"], ["y"])], [("x", x4)], ["y"],
+            [("p", i64(0, 0, -3, 0, 0, 0, -2, 0))], opset=13)
+    rng = saved
+
+
+def indices_unpool_cases():
+    """MaxPool's Indices (compared exactly) and MaxUnpool from them. Drawn from their own
+    generator, so the cases above keep their draws."""
+    global rng
+    saved, rng = rng, np.random.default_rng(20261210)
+    i64 = lambda *v: np.array(v, dtype=np.int64)
+    x4 = rand(2, 3, 7, 9)
+    case("maxpool_indices", [node("MaxPool", ["x"], ["y", "i"], kernel_shape=[3, 3], strides=[2, 2])],
+         [("x", x4)], ["y", "i"])
+    case("maxpool_indices_pads_dilation_ceil",
+         [node("MaxPool", ["x"], ["y", "i"], kernel_shape=[2, 3], strides=[2, 2], pads=[1, 0, 0, 1],
+               dilations=[2, 1], ceil_mode=1, storage_order=0)],
+         [("x", x4)], ["y", "i"], opset=12)
+    case("maxpool_indices_1d", [node("MaxPool", ["x"], ["y", "i"], kernel_shape=[3], strides=[2])],
+         [("x", rand(2, 3, 9))], ["y", "i"])
+    # Each case has a stride above 1: the evaluator's path for all strides and dilations 1
+    # decomposes a window's argmax by the output's shape and leaves out N and C.
+    case("maxpool_indices_3d", [node("MaxPool", ["x"], ["y", "i"], kernel_shape=[2, 2, 2], strides=[1, 1, 2])],
+         [("x", rand(2, 2, 3, 4, 5))], ["i"])
+    # Unpooling to the default size: (pooled - 1) * stride + kernel - pads.
+    case("maxunpool", [node("MaxPool", ["x"], ["y", "i"], kernel_shape=[2, 2], strides=[2, 2]),
+                       node("MaxUnpool", ["y", "i"], ["z"], kernel_shape=[2, 2], strides=[2, 2])],
+         [("x", rand(2, 3, 6, 8))], ["z"], opset=11)
+    case("maxunpool_pads",
+         [node("MaxPool", ["x"], ["y", "i"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+          node("MaxUnpool", ["y", "i"], ["z"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])],
+         [("x", rand(2, 3, 7, 7))], ["z", "i"])
+    # Back to an odd input's size with output_shape: the indices are positions in that shape.
+    # The evaluator scatters into the default (smaller) size, and fails: numpy, from the spec.
+    pool = node("MaxPool", ["x"], ["y", "i"], kernel_shape=[2, 2], strides=[2, 2])
+
+    def unpool_to_input(feeds):
+        x = feeds["x"]
+        pooled = model([pool], [("x", x)], ["y", "i"], output_types=[TensorProto.FLOAT, TensorProto.INT64])
+        y, i = ReferenceEvaluator(pooled).run(None, {"x": x})
+        z = np.zeros(x.size, dtype=np.float32)
+        z[i.ravel()] = y.ravel()
+        return [z.reshape(x.shape)]
+
+    case("maxunpool_output_shape",
+         [pool, node("MaxUnpool", ["y", "i", "s"], ["z"], kernel_shape=[2, 2], strides=[2, 2])],
+         [("x", x4)], ["z"], [("s", i64(2, 3, 7, 9))], expected=unpool_to_input)
+    refused("maxpool_storage_order",
+            [node("MaxPool", ["x"], ["y", "i"], kernel_shape=[2, 2], storage_order=1)], [("x", x4)], ["y", "i"])
+    refused("maxunpool_constant_indices", [node("MaxUnpool", ["x", "i"], ["z"], kernel_shape=[2, 2])],
+            [("x", rand(1, 1, 2, 2))], ["z"], [("i", i64(0, 3, 9, 10).reshape(1, 1, 2, 2))])
+    refused("indices_cast_to_float",
+            [node("MaxPool", ["x"], ["y", "i"], kernel_shape=[2, 2]), node("Cast", ["i"], ["f"], to=TensorProto.FLOAT)],
+            [("x", x4)], ["f"])
+    refused("indices_added",
+            [node("MaxPool", ["x"], ["y", "i"], kernel_shape=[2, 2]), node("Add", ["i", "i"], ["f"])],
+            [("x", x4)], ["f"])
+    rng = saved
+
+
+def conv_transpose_output_shape_cases():
+    """ConvTranspose's output_shape, whose pads follow the specification's rule. Drawn from
+    their own generator, so the cases above keep their draws."""
+    global rng
+    saved, rng = rng, np.random.default_rng(20261211)
+    x4 = rand(2, 4, 7, 8)
+    # Without auto_pad the evaluator crops the full output at the end only; the specification
+    # crops the odd position at the start: its own explicit pads, which give that.
+    w = rand(4, 2, 3, 3)
+
+    def explicit_pads(pads, **attrs):
+        def expected(feeds):
+            single = model([node("ConvTranspose", ["x", "w"], ["y"], pads=pads, **attrs)],
+                           [("x", feeds["x"])], ["y"], [("w", w)], 17)
+            return ReferenceEvaluator(single).run(None, {"x": feeds["x"]})
+        return expected
+
+    # Full output 15 x 17: 1 position cropped on each axis, at the start.
+    case("convtranspose_output_shape",
+         [node("ConvTranspose", ["x", "w"], ["y"], strides=[2, 2], output_shape=[14, 16])],
+         [("x", x4)], ["y"], [("w", w)], expected=explicit_pads([1, 1, 0, 0], strides=[2, 2]))
+    # Full output 15 x 24: 3 cropped on each axis, the odd one at the end (SAME_UPPER).
+    case("convtranspose_output_shape_same_upper",
+         [node("ConvTranspose", ["x", "w", "b"], ["y"], strides=[2, 3], auto_pad="SAME_UPPER",
+               output_shape=[12, 21])],
+         [("x", x4)], ["y"], [("w", rand(4, 3, 3, 3)), ("b", rand(3))])
+    # Full output 17 with output_padding: 3 cropped, the odd one at the start (SAME_LOWER).
+    case("convtranspose1d_output_shape_same_lower",
+         [node("ConvTranspose", ["x", "w"], ["y"], strides=[3], output_padding=[1], auto_pad="SAME_LOWER",
+               output_shape=[14])],
+         [("x", rand(1, 2, 5))], ["y"], [("w", rand(2, 3, 4))])
+    refused("convtranspose_output_shape_longer",
+            [node("ConvTranspose", ["x", "w"], ["y"], strides=[2, 2], output_shape=[14, 18])],
+            [("x", x4)], ["y"], [("w", w)])
     rng = saved
 
 
@@ -632,6 +774,9 @@ def main():
     engine_op_cases()
     engine_op_refusals()
     padding_group_transpose_cases()
+    pad_cases()
+    indices_unpool_cases()
+    conv_transpose_output_shape_cases()
     write_safetensors(OUT / "cases.safetensors", CASES)
     squeezenet()
     total = sum(p.stat().st_size for p in OUT.iterdir())

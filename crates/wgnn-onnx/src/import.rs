@@ -9,7 +9,7 @@ use std::path::Path;
 use wgnn::error::{Error, Result};
 use wgnn::graph::{Graph, NodeId};
 use wgnn::nn::ParamStore;
-use wgnn::tensor::Shape;
+use wgnn::tensor::{DType, Shape};
 use wgnn::Gpu;
 
 use crate::constant::{self, Constant};
@@ -58,12 +58,44 @@ impl Ctx<'_> {
         self.values.insert(name.to_string(), value);
     }
 
-    /// `name` as a node of the graph: constants become parameters named `name`.
+    /// `name` as a node of the graph: constants become parameters named `name`. Indices (u32
+    /// nodes) are refused: only the mappings that read indices take them, through `indices`.
     pub fn tensor(&mut self, name: &str) -> Result<NodeId> {
+        let id = self.node(name)?;
+        if self.graph.node(id).dtype == DType::U32 {
+            return Err(Error::Invalid(format!(
+                "`{name}` holds MaxPool's indices (INT64), which only MaxUnpool reads"
+            )));
+        }
+        Ok(id)
+    }
+
+    /// `name` as a node of the graph, floats or indices.
+    fn node(&mut self, name: &str) -> Result<NodeId> {
         match self.value(name)?.clone() {
             Value::Node(id) => Ok(id),
             Value::Const(c) => self.constant_node(name, &c),
         }
+    }
+
+    /// `name` as indices: a u32 node, as MaxPool's `Indices` output is in the engine (ONNX
+    /// stores them as INT64; the values are the same).
+    pub fn indices(&self, name: &str, what: &str) -> Result<NodeId> {
+        match self.value(name)? {
+            Value::Node(id) if self.graph.node(*id).dtype == DType::U32 => Ok(*id),
+            _ => Err(Error::Invalid(format!(
+                "{what} (`{name}`) must be the `Indices` output of a MaxPool node; other index \
+                 tensors (constants, graph inputs) are not supported"
+            ))),
+        }
+    }
+
+    /// Whether the value `name` is indices (a u32 node).
+    pub fn is_indices(&self, name: &str) -> Result<bool> {
+        Ok(match self.value(name)? {
+            Value::Node(id) => self.graph.node(*id).dtype == DType::U32,
+            Value::Const(_) => false,
+        })
     }
 
     /// A parameter called `name` holding `c` (once per name).
@@ -356,7 +388,7 @@ pub fn import(
     let mut outputs = Vec::new();
     for o in &proto.output {
         let id = ctx
-            .tensor(&o.name)
+            .node(&o.name)
             .map_err(|e| Error::Invalid(format!("graph output `{}`: {e}", o.name)))?;
         outputs.push((o.name.clone(), id));
     }

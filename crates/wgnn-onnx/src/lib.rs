@@ -98,7 +98,8 @@ pub struct Imported {
     pub params: ParamStore,
     /// The graph's inputs (fed with `Plan::write_input`), in the file's order.
     pub inputs: Vec<(String, NodeId)>,
-    /// The graph's outputs, in the file's order.
+    /// The graph's outputs, in the file's order: f32 nodes, but MaxPool's `Indices`, which are
+    /// u32 (`graph.node(id).dtype`; `Plan::step` hands their bits back in f32s).
     pub outputs: Vec<(String, NodeId)>,
     /// Every parameter node with its name, in order of first use: what to train.
     pub parameters: Vec<(String, NodeId)>,

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use wgnn::tensor::DType;
 use wgnn::{Plan, PlanSpec};
 use wgnn_onnx::{ImportOptions, OnnxModel};
 use wgnn_reference::testing::gpu;
@@ -13,19 +14,35 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
-/// `cases.safetensors`: `<case>/in/<input>` and `<case>/out/<output>`, f32, with their dims.
-fn cases() -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
+/// The values of a tensor of `cases.safetensors`: floats, or MaxPool's indices (INT64).
+enum Values {
+    F32(Vec<f32>),
+    I64(Vec<i64>),
+}
+
+/// `cases.safetensors`: `<case>/in/<input>` and `<case>/out/<output>`, with their dims.
+fn cases() -> BTreeMap<String, (Vec<usize>, Values)> {
     let bytes = std::fs::read(fixtures().join("cases.safetensors")).unwrap();
     let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     tensors
         .tensors()
         .into_iter()
         .map(|(name, view)| {
-            let values = view
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
+            let values = match view.dtype() {
+                safetensors::Dtype::F32 => Values::F32(
+                    view.data()
+                        .chunks_exact(4)
+                        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                        .collect(),
+                ),
+                safetensors::Dtype::I64 => Values::I64(
+                    view.data()
+                        .chunks_exact(8)
+                        .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
+                        .collect(),
+                ),
+                other => panic!("{name}: dtype {other:?}"),
+            };
             (name, (view.shape().to_vec(), values))
         })
         .collect()
@@ -45,8 +62,9 @@ fn case_names() -> Vec<String> {
     names
 }
 
-/// Imports and runs one case; the failures, as messages.
-fn check_case(name: &str, data: &BTreeMap<String, (Vec<usize>, Vec<f32>)>) -> Vec<String> {
+/// Imports and runs one case; the failures, as messages. Float outputs match within 2e-5
+/// (relative, above 1); indices exactly.
+fn check_case(name: &str, data: &BTreeMap<String, (Vec<usize>, Values)>) -> Vec<String> {
     let gpu = gpu();
     let model = OnnxModel::load(fixtures().join(format!("{name}.onnx"))).unwrap();
     let net = match model.import(gpu, &ImportOptions::default()) {
@@ -63,7 +81,9 @@ fn check_case(name: &str, data: &BTreeMap<String, (Vec<usize>, Vec<f32>)>) -> Ve
         Err(e) => return vec![format!("{name}: compile failed: {e}")],
     };
     for (input, id) in &net.inputs {
-        let (_, values) = &data[&format!("{name}/in/{input}")];
+        let Values::F32(values) = &data[&format!("{name}/in/{input}")].1 else {
+            panic!("{name}: input {input} is not float");
+        };
         assert!(values.iter().all(|&v| v != 0.0), "{name}: a zero input");
         plan.write_input(gpu, *id, values).unwrap();
     }
@@ -83,13 +103,29 @@ fn check_case(name: &str, data: &BTreeMap<String, (Vec<usize>, Vec<f32>)>) -> Ve
             ));
             continue;
         }
-        let worst = got
-            .iter()
-            .zip(expected)
-            .map(|(&g, &e)| (g - e).abs() / (1.0 + e.abs()))
-            .fold(0.0f32, f32::max);
-        if worst > 2e-5 || got.iter().any(|v| !v.is_finite()) {
-            failures.push(format!("{name}/{output}: differs by {worst} (relative)"));
+        let dtype = net.graph.node(*id).dtype;
+        match expected {
+            Values::F32(expected) if dtype == DType::F32 => {
+                let worst = got
+                    .iter()
+                    .zip(expected)
+                    .map(|(&g, &e)| (g - e).abs() / (1.0 + e.abs()))
+                    .fold(0.0f32, f32::max);
+                if worst > 2e-5 || got.iter().any(|v| !v.is_finite()) {
+                    failures.push(format!("{name}/{output}: differs by {worst} (relative)"));
+                }
+            }
+            // `Plan::step` hands back a u32 output's bits in f32s.
+            Values::I64(expected) if dtype == DType::U32 => {
+                let got: Vec<i64> = got.iter().map(|v| v.to_bits() as i64).collect();
+                if &got != expected {
+                    let wrong = got.iter().zip(expected).filter(|(g, e)| g != e).count();
+                    failures.push(format!("{name}/{output}: {wrong} indices differ"));
+                }
+            }
+            _ => failures.push(format!(
+                "{name}/{output}: the engine's {dtype:?} for ONNX's type"
+            )),
         }
     }
     failures
@@ -140,11 +176,12 @@ fn unsupported_models_are_refused_naming_node_operator_and_reason() {
             &["(NonZero", "operator NonZero is not supported", "Conv"],
         ),
         (
-            "convtranspose_output_shape",
+            "convtranspose_output_shape_longer",
             &[
                 "(ConvTranspose",
-                "`output_shape` = [14, 16] is not supported",
-                "pads",
+                "`output_shape` = [14, 18] is longer than the full output (17 positions) along \
+                 spatial axis 1",
+                "negative padding is not supported",
             ],
         ),
         (
@@ -156,8 +193,33 @@ fn unsupported_models_are_refused_naming_node_operator_and_reason() {
             ],
         ),
         (
-            "maxpool_indices",
-            &["(MaxPool", "output 1 (`idx`) is not supported"],
+            "maxpool_storage_order",
+            &[
+                "(MaxPool",
+                "storage_order = 1 (indices counted column-major) is not supported",
+            ],
+        ),
+        (
+            "maxunpool_constant_indices",
+            &[
+                "(MaxUnpool",
+                "the indices (`i`) must be the `Indices` output of a MaxPool node",
+            ],
+        ),
+        (
+            "indices_cast_to_float",
+            &[
+                "(Cast",
+                "casting MaxPool's indices (`i`) to FLOAT is not supported",
+            ],
+        ),
+        (
+            "indices_added",
+            &[
+                "(Add",
+                "`i` holds MaxPool's indices (INT64)",
+                "only MaxUnpool",
+            ],
         ),
         (
             "unknown_attribute",
@@ -214,6 +276,21 @@ fn unsupported_models_are_refused_naming_node_operator_and_reason() {
         (
             "clip_computed_bound",
             &["(Clip", "the minimum (`lo`) is computed by the graph"],
+        ),
+        (
+            "pad_wrap_opset18",
+            &[
+                "(Pad",
+                "mode = `wrap` is defined from opset 19 on",
+                "opset is 18",
+            ],
+        ),
+        (
+            "pad_removes_axis",
+            &[
+                "(Pad",
+                "the pads -3 and -2 of axis 2 remove all of its 5 elements",
+            ],
         ),
     ];
     for (name, parts) in expectations {

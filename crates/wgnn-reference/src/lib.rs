@@ -15,6 +15,7 @@ pub mod loss;
 pub mod matmul;
 pub mod norm;
 pub mod optim;
+pub mod pad;
 pub mod pool;
 pub mod reduce;
 pub mod resize;

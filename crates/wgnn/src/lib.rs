@@ -42,6 +42,7 @@ pub fn all_shaders() -> Vec<&'static gpu::Shader> {
         &ops::matmul::tiled::SHADER,
         &ops::matmul::subgroup::SHADER,
         &ops::norm::SHADER,
+        &ops::pad::SHADER,
         &ops::pool::SHADER,
         &ops::pool::indices::UNPOOL_SHADER,
         &ops::reduce::SHADER,

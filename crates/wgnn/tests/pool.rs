@@ -756,6 +756,21 @@ fn graph_gradient_through_max_pool_indices_and_unpool() {
     let dvalues = reference::max_unpool_backward(&up, &indices, &out, &shape, false);
     let dx = reference::max_pool_backward(&x, &shape, &p, &dvalues);
     assert_close("pool-unpool backward", &grads[0], &dx, 1e-4, 1e-3);
+    // The same with indices over the whole tensor (ONNX's): the same values and gradients.
+    let (y, grads) = graph_vjp(&[(&shape, &x)], &up, &|g, ids| {
+        let values = g.max_pool(ids[0], &p).unwrap();
+        let indices = g.max_pool_indices(ids[0], &p, IndexBase::Tensor).unwrap();
+        g.max_unpool_to(values, indices, &shape[2..], IndexBase::Tensor)
+            .unwrap()
+    });
+    assert_close("whole-tensor pool-unpool forward", &y, &expect, 1e-6, 1e-6);
+    assert_close(
+        "whole-tensor pool-unpool backward",
+        &grads[0],
+        &dx,
+        1e-4,
+        1e-3,
+    );
 }
 
 #[test]

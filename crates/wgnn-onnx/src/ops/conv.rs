@@ -131,18 +131,42 @@ pub fn conv(ctx: &mut Ctx<'_>, n: &NodeView<'_>) -> Result<Vec<Value>> {
     }
 }
 
+/// The pads that give ConvTranspose an output of `output_shape` (ONNX's rule, which overrides
+/// `pads`): per axis the full output less `output_shape` is cropped, half at each end, the odd
+/// position at the end under SAME_UPPER and at the start otherwise (NOTSET, SAME_LOWER). An
+/// output longer than the full one would need negative pads, which are refused.
+fn pads_for_output_shape(shape: &[i64], full: &[usize], auto: Option<AutoPad>) -> Result<Pads> {
+    if shape.len() != full.len() || shape.iter().any(|&v| v < 1) {
+        return Err(Error::Invalid(format!(
+            "attribute `output_shape` = {shape:?} must hold {} positive values (the spatial \
+             axes only)",
+            full.len()
+        )));
+    }
+    let mut pads = Pads::none(full.len());
+    for (k, (&wanted, &full)) in shape.iter().zip(full).enumerate() {
+        let Some(total) = full.checked_sub(wanted as usize) else {
+            return Err(Error::Invalid(format!(
+                "attribute `output_shape` = {shape:?} is longer than the full output ({full} \
+                 positions) along spatial axis {k}; negative padding is not supported"
+            )));
+        };
+        let (small, large) = (total / 2, total - total / 2);
+        (pads.begin[k], pads.end[k]) = match auto {
+            Some(AutoPad::SameUpper) => (small, large),
+            _ => (large, small),
+        };
+    }
+    Ok(pads)
+}
+
 /// ConvTranspose: x [N, C, spatial...] with w [C, O / group, kernel...], 1 to 3 spatial axes,
-/// with strides, dilations, begin/end `pads` or `auto_pad`, `output_padding` and `group`.
-/// `output_shape` is refused: give the padding that produces the shape instead.
+/// with strides, dilations, begin/end `pads` or `auto_pad`, `output_padding` and `group`, or
+/// `output_shape` (for which the pads are worked out, `auto_pad` choosing their split).
 pub fn conv_transpose(ctx: &mut Ctx<'_>, n: &NodeView<'_>) -> Result<Vec<Value>> {
     let x = ctx.tensor(n.required(0)?)?;
     let w = ctx.tensor(n.required(1)?)?;
     let bias = n.input(2).map(|b| ctx.tensor(b)).transpose()?;
-    if let Some(shape) = n.ints("output_shape")? {
-        return Err(Error::Invalid(format!(
-            "attribute `output_shape` = {shape:?} is not supported; give `pads` (or auto_pad) and `output_padding` that produce it instead"
-        )));
-    }
     let (xd, wd) = (
         ctx.graph.shape(x).dims().to_vec(),
         ctx.graph.shape(w).dims().to_vec(),
@@ -181,7 +205,16 @@ pub fn conv_transpose(ctx: &mut Ctx<'_>, n: &NodeView<'_>) -> Result<Vec<Value>>
             )))
         }
     };
-    let (pads, auto) = padding(n, spatial)?;
+    let (mut pads, mut auto) = padding(n, spatial)?;
+    if let Some(shape) = n.ints("output_shape")? {
+        let full: Vec<usize> = (0..spatial)
+            .map(|k| {
+                (xd[2 + k] - 1) * stride[k] + (kernel[k] - 1) * dilation[k] + 1 + output_padding[k]
+            })
+            .collect();
+        pads = pads_for_output_shape(&shape, &full, auto)?;
+        auto = None;
+    }
     let mut conv = ConvParams::new(spatial)
         .strides(&stride)
         .pads(pads)

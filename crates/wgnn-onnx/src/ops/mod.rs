@@ -7,13 +7,14 @@
 //! MatMul), `elementwise` (arithmetic and activations), `shape` (reshaping, slicing, constants
 //! and the shape arithmetic folded on the CPU, with `fold`'s helpers), `norm` (batch and L2
 //! normalisation), `reduce` (means and sums over axes), `softmax` (Softmax, LogSoftmax),
-//! `resize` (Resize).
+//! `resize` (Resize), `pad` (Pad).
 
 mod conv;
 mod elementwise;
 mod fold;
 mod linear;
 mod norm;
+mod pad;
 mod pool;
 mod reduce;
 mod resize;
@@ -146,8 +147,13 @@ static TABLE: &[(&str, Mapping)] = &[
             ],
         ),
     ),
+    (
+        "MaxUnpool",
+        row(pool::max_unpool, &["kernel_shape", "pads", "strides"]),
+    ),
     ("Mul", row(elementwise::mul, &[])),
     ("Neg", row(elementwise::neg, &[])),
+    ("Pad", row(pad::pad, &["mode"])),
     (
         "ReduceMean",
         row(

@@ -374,10 +374,20 @@ pub fn constant(_ctx: &mut Ctx<'_>, n: &NodeView<'_>) -> Result<Vec<Value>> {
     Ok(vec![Value::Const(c)])
 }
 
-/// Between FLOAT, INT64 and INT32 on constants; a computed tensor only to FLOAT (it is one).
+/// Between FLOAT, INT64 and INT32 on constants; a computed tensor only to its own type: FLOAT,
+/// or INT64 for MaxPool's indices.
 pub fn cast(ctx: &mut Ctx<'_>, n: &NodeView<'_>) -> Result<Vec<Value>> {
     let to = n.int("to", 0)? as i32;
     let x = n.required(0)?;
+    if ctx.is_indices(x)? {
+        return match to {
+            data_type::INT64 => node(ctx.indices(x, "the input")?),
+            other => Err(Error::Invalid(format!(
+                "casting MaxPool's indices (`{x}`) to {} is not supported; only to INT64",
+                data_type::name(other)
+            ))),
+        };
+    }
     match ctx.value(x)?.clone() {
         Value::Node(id) if to == data_type::FLOAT => node(id),
         Value::Node(_) => Err(Error::Invalid(format!(

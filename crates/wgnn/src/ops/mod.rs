@@ -23,6 +23,7 @@ pub mod gram;
 pub mod loss;
 pub mod matmul;
 pub mod norm;
+pub mod pad;
 pub mod padding;
 pub mod pool;
 pub mod reduce;

@@ -341,19 +341,31 @@ impl Graph {
         params: &PoolParams,
         output: Option<&[usize]>,
     ) -> Result<NodeId> {
-        if self.nodes()[indices.0].dtype != DType::U32 {
-            return Err(Error::Invalid(
-                "max_unpool: indices must be a u32 node (max_pool_with_indices gives one)".into(),
-            ));
-        }
         let output = match output {
             Some(size) => size.to_vec(),
             None => params.unpool_size(&self.shape(values).dims()[2..])?,
         };
+        self.max_unpool_to(values, indices, &output, IndexBase::Plane)
+    }
+
+    /// Max-unpooling of `values` by u32 `indices` flattened as `base` says (from
+    /// `max_pool_indices`) to `output` spatial positions.
+    pub fn max_unpool_to(
+        &mut self,
+        values: NodeId,
+        indices: NodeId,
+        output: &[usize],
+        base: IndexBase,
+    ) -> Result<NodeId> {
+        if self.nodes()[indices.0].dtype != DType::U32 {
+            return Err(Error::Invalid(
+                "max_unpool: indices must be a u32 node (max_pool_indices gives one)".into(),
+            ));
+        }
         self.apply(
             MaxUnpool {
-                output,
-                base: IndexBase::Plane,
+                output: output.to_vec(),
+                base,
             },
             &[values, indices],
         )
