@@ -19,7 +19,7 @@ use std::sync::mpsc::sync_channel;
 
 use serde_json::{json, Value};
 
-use wgnn::graph::{Graph, NodeId};
+use wgnn::graph::{Graph, NodeId, Profile};
 use wgnn::nn::{read_safetensors_metadata, ParamStore};
 use wgnn::ops::batch_norm::{TrackRunningStats, BATCH_NORM_MOMENTUM};
 use wgnn::optim::{Adam, AdamConfig, Optimizer};
@@ -477,6 +477,15 @@ impl<'a> CnnTrainer<'a> {
     /// result with its weights, atomically, to `path`.
     /// Refuses (as a divergence) weights that are no longer finite, so the last checkpoint on
     /// disk stays the last good one.
+    /// The kernels of one training step (`Plan::profile`) on the last batch, the weights and
+    /// running statistics kept as they were (the optimiser's moments move on).
+    pub fn profile_step(&mut self, repeats: usize) -> Result<Profile> {
+        let snapshot = self.snapshot()?;
+        let profile = self.train_plan.profile(self.gpu, repeats)?;
+        self.restore(&snapshot)?;
+        Ok(profile)
+    }
+
     pub fn save_checkpoint(&self, path: &Path, fingerprint: &str, best: &BestSoFar) -> Result<()> {
         for (name, _, values) in self.snapshot()? {
             if values.iter().any(|x| !x.is_finite()) {

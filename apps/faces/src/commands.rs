@@ -21,6 +21,7 @@ use super::open_set::{impostor_distances, ImpostorTail};
 use super::train::{collapse_advice, EpochStats, TrainConfig, Trainer, TrainingSet};
 use super::verifier::{train_verifier, VerifierConfig};
 use wgnn::error::{Error, Result};
+use wgnn::graph::Profile;
 use wgnn::nn::ParamStore;
 use wgnn::Gpu;
 
@@ -59,12 +60,19 @@ pub struct TrainRequest {
     pub checkpoint: Option<PathBuf>,
     /// Continue from this checkpoint.
     pub resume: Option<PathBuf>,
+    /// After training, time the kernels of a trunk batch and of a training step (`--profile`).
+    pub profile: bool,
 }
+
+/// Runs of each kernel that `--profile` takes the median of.
+pub const PROFILE_REPEATS: usize = 5;
 
 /// What `train` produced, with timings.
 pub struct Trained {
     pub model: SiameseModel,
     pub epochs: Vec<EpochStats>,
+    /// With `profile`: what was profiled (a trunk batch, a training step) and its kernels.
+    pub profiles: Vec<(String, Profile)>,
     /// Seconds spent on the descriptors (all variants), on the epochs, and in total.
     pub trunk_seconds: f64,
     pub epoch_seconds: f64,
@@ -141,6 +149,7 @@ fn training_descriptors(
     trunk_weights: &ParamStore,
     images: &LoadedImages,
     progress: &mut dyn Progress,
+    profiles: Option<&mut Vec<(String, Profile)>>,
 ) -> Result<Vec<f32>> {
     let spec = &config.network;
     let mut runner = ImageRunner::descriptors(gpu, spec, trunk_weights)?;
@@ -153,6 +162,15 @@ fn training_descriptors(
         let inputs = variant_of_each(&config.augment, spec, images, v, config.seed);
         let before = v * per_variant;
         descriptors.extend(runner.run(gpu, &inputs, &mut |done| progress.advance(before + done))?);
+    }
+    if let Some(profiles) = profiles {
+        profiles.push((
+            format!(
+                "a batch of {} trunk inputs to descriptors",
+                crate::embed::BATCH
+            ),
+            runner.profile(gpu, PROFILE_REPEATS)?,
+        ));
     }
     Ok(descriptors)
 }
@@ -196,7 +214,15 @@ pub fn train(gpu: &Gpu, request: &TrainRequest, progress: &mut dyn Progress) -> 
 
     let trunk_started = Instant::now();
     let weights = trunk_weights(gpu)?;
-    let descriptors = training_descriptors(gpu, config, &weights, &images, progress)?;
+    let mut profiles = Vec::new();
+    let descriptors = training_descriptors(
+        gpu,
+        config,
+        &weights,
+        &images,
+        progress,
+        request.profile.then_some(&mut profiles),
+    )?;
     let trunk_seconds = trunk_started.elapsed().as_secs_f64();
     let set = TrainingSet {
         descriptors,
@@ -237,6 +263,12 @@ pub fn train(gpu: &Gpu, request: &TrainRequest, progress: &mut dyn Progress) -> 
         }
     }
     let epoch_seconds = epochs_started.elapsed().as_secs_f64();
+    if request.profile && !epochs.is_empty() {
+        profiles.push((
+            "a training step of the head".into(),
+            trainer.profile_step(PROFILE_REPEATS)?,
+        ));
+    }
 
     progress.stage("threshold", 0);
     let mut head = ProjectionRunner::new(gpu, &config.network, trainer.head())?;
@@ -271,6 +303,7 @@ pub fn train(gpu: &Gpu, request: &TrainRequest, progress: &mut dyn Progress) -> 
     Ok(Trained {
         model,
         epochs,
+        profiles,
         trunk_seconds,
         epoch_seconds,
         total_seconds: started.elapsed().as_secs_f64(),
@@ -299,11 +332,15 @@ pub struct CnnTrainRequest {
     pub checkpoint: Option<PathBuf>,
     /// Continue from this checkpoint.
     pub resume: Option<PathBuf>,
+    /// After training, time the kernels of a training step (`--profile`).
+    pub profile: bool,
 }
 
 /// What `train --model cnn` produced.
 pub struct TrainedCnn {
     pub model: SiameseModel,
+    /// With `profile`: a training step's kernels.
+    pub profiles: Vec<(String, Profile)>,
     /// The steps this run took (after the checkpoint it resumed from, if any).
     pub steps: Vec<StepStats>,
     /// (step, validation accuracy) of each evaluation of this run.
@@ -483,6 +520,13 @@ pub fn train_cnn(
             "{e}; no model was written; {checkpoint}"
         )));
     }
+    let mut profiles = Vec::new();
+    if request.profile && !steps.is_empty() {
+        profiles.push((
+            format!("a training step of {} images", source.batch_size()),
+            trainer.profile_step(PROFILE_REPEATS)?,
+        ));
+    }
     if !best.params.is_empty() {
         trainer.restore(&best.params)?;
     }
@@ -507,6 +551,7 @@ pub fn train_cnn(
     model.impostors = Some(ImpostorTail::from_embeddings(&embeddings, dim, labels)?);
     Ok(TrainedCnn {
         model,
+        profiles,
         steps,
         validation: evaluations,
         best: best.best,

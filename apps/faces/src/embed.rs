@@ -6,7 +6,7 @@
 
 use super::network::{aligned_chip, NetworkSpec};
 use wgnn::error::{Error, Result};
-use wgnn::graph::{Graph, NodeId, Plan, PlanSpec};
+use wgnn::graph::{Graph, NodeId, Plan, PlanSpec, Profile};
 use wgnn::nn::ParamStore;
 use wgnn::Gpu;
 use wgnn_models::face_detection::FaceDetector;
@@ -58,6 +58,11 @@ impl BatchedPlan {
             image_len: item.iter().product(),
             output_len,
         })
+    }
+
+    /// The kernels of one batch (`Plan::profile`), on the inputs of the last batch run.
+    pub(crate) fn profile(&mut self, gpu: &Gpu, repeats: usize) -> Result<Profile> {
+        self.plan.profile(gpu, repeats)
     }
 
     /// Runs `images` (`[N, item...]` row-major) through the plan, calling `progress(done)`
@@ -172,6 +177,11 @@ impl ImageRunner {
             let trunk = spec.build_trunk(g, x)?;
             spec.build_head(g, trunk)
         })
+    }
+
+    /// The kernels of one batch of the network (`Plan::profile`), on the last batch run.
+    pub fn profile(&mut self, gpu: &Gpu, repeats: usize) -> Result<Profile> {
+        self.inner.profile(gpu, repeats)
     }
 
     /// Values per photo of the output.

@@ -29,7 +29,7 @@ use super::network::{NetworkSpec, PROJECT_BIAS, PROJECT_WEIGHT};
 use super::sampler::BatchSampler;
 use super::whitening::learned_whitening;
 use wgnn::error::{Error, Result};
-use wgnn::graph::{Graph, NodeId, Plan, PlanSpec};
+use wgnn::graph::{Graph, NodeId, Plan, PlanSpec, Profile};
 use wgnn::nn::{read_safetensors_metadata, ParamStore};
 use wgnn::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
 use wgnn::rng::Rng;
@@ -652,6 +652,19 @@ impl<'a> Trainer<'a> {
 
     /// Writes the head, the optimiser state and the position (epochs done, step count)
     /// atomically to `path`.
+    /// The kernels of one training step (`Plan::profile`) on the last batch, the head's weights
+    /// kept as they were (the optimiser's moments move on).
+    pub fn profile_step(&mut self, repeats: usize) -> Result<Profile> {
+        let weights = self.head.to_host(self.gpu)?;
+        let profile = self.train_plan.profile(self.gpu, repeats)?;
+        for (name, _, values) in &weights {
+            if let Some(tensor) = self.head.get(name) {
+                tensor.write(self.gpu, values)?;
+            }
+        }
+        Ok(profile)
+    }
+
     pub fn save_checkpoint(&self, path: &Path) -> Result<()> {
         let mut store = ParamStore::new();
         for (name, tensor) in self.head.iter() {

@@ -142,6 +142,7 @@ fn help_explains_every_subcommand_and_flag_with_defaults() {
         "--log-json",
         "--input-size",
         "--no-mirror",
+        "--profile",
     ] {
         assert!(
             train.contains(flag),

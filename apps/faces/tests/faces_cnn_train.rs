@@ -45,6 +45,7 @@ fn request(data: &std::path::Path, config: CnnTrainConfig) -> CnnTrainRequest {
         checkpoint_every: 0,
         checkpoint: None,
         resume: None,
+        profile: false,
     }
 }
 
@@ -65,6 +66,23 @@ fn the_same_seed_gives_the_same_model_file_bit_for_bit() {
     assert!(a == b, "same seed, different model files");
     let c = model_bytes(&dir, "c.safetensors", &run(tiny(4, 8)));
     assert!(a != c, "another seed should give another model");
+
+    // --profile times a training step after training and leaves the model as it was.
+    let mut profiled = request(&data, tiny(4, 7));
+    profiled.profile = true;
+    let profiled = commands::train_cnn(gpu, &profiled, &mut Quiet).unwrap();
+    assert_eq!(profiled.profiles.len(), 1);
+    let (what, profile) = &profiled.profiles[0];
+    assert!(what.contains("9 images"), "{what}");
+    let kernels: Vec<&str> = profile.rows.iter().map(|r| r.kernel.as_str()).collect();
+    for wanted in ["conv", "batch_norm", "pool::max", "optim::adam"] {
+        assert!(
+            kernels.iter().any(|k| k.contains(wanted)),
+            "no {wanted} kernel among {kernels:?}"
+        );
+    }
+    let d = model_bytes(&dir, "d.safetensors", &profiled);
+    assert!(a == d, "profiling changed the model");
 }
 
 /// Stops training (as an interruption would) once `stop_after` steps are done.

@@ -99,6 +99,7 @@ fn a_tiny_face_resnet_training_beats_raw_pixels_on_held_out_identities() {
         checkpoint_every: 0,
         checkpoint: None,
         resume: None,
+        profile: false,
     };
     let trained = commands::train(gpu, &request, &mut Quiet).unwrap();
     assert_eq!(trained.model.embedding_dim(), OUTPUT_LEN);

@@ -34,6 +34,7 @@ fn fixture() -> &'static Fixture {
             checkpoint_every: 0,
             checkpoint: None,
             resume: None,
+            profile: false,
         };
         let model = commands::train(gpu(), &request, &mut Quiet).unwrap().model;
         Fixture {

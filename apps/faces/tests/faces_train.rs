@@ -18,6 +18,7 @@ fn request(data: &std::path::Path, holdout: usize, config: TrainConfig) -> Train
         checkpoint_every: 0,
         checkpoint: None,
         resume: None,
+        profile: false,
     }
 }
 
@@ -88,6 +89,24 @@ fn the_same_seed_gives_the_same_model_file_bit_for_bit() {
     let w1 = model_bytes(&dir, "w1.safetensors", &run(tiny_config(2)).unwrap());
     let w2 = model_bytes(&dir, "w2.safetensors", &run(tiny_config(2)).unwrap());
     assert!(w1 == w2, "whitening init: same seed, different model files");
+
+    // --profile times a trunk batch and a head step after training; the model stays as it was.
+    let mut profiled = request(&data, 0, random_init(2, 7));
+    profiled.profile = true;
+    let profiled = commands::train(gpu, &profiled, &mut Quiet).unwrap();
+    let what: Vec<&str> = profiled.profiles.iter().map(|(w, _)| w.as_str()).collect();
+    assert_eq!(what.len(), 2, "{what:?}");
+    assert!(
+        what[0].contains("trunk") && what[1].contains("training step"),
+        "{what:?}"
+    );
+    let trunk = &profiled.profiles[0].1;
+    assert!(trunk
+        .rows
+        .iter()
+        .any(|r| r.kernel.contains("conv") && r.flops > 0.0));
+    let d = model_bytes(&dir, "d.safetensors", &profiled);
+    assert!(a == d, "profiling changed the model");
 }
 
 /// Stops training (as an interruption would) once `stop_after` epochs are done.

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use wgnn::graph::Profile;
 use wgnn::{Error, Gpu, Result};
 use wgnn_faces::augment::Augment;
 use wgnn_faces::cnn::CnnSpec;
@@ -198,6 +199,14 @@ struct TrainArgs {
     /// if never interrupted [default: start afresh].
     #[arg(long, value_name = "CHECKPOINT", value_parser = wgnn_cli::path)]
     resume: Option<PathBuf>,
+    /// After training, time every kernel of a training step on the GPU (face-resnet: also of a
+    /// batch of the trunk, the frozen face ResNet) with its timestamp queries where the adapter
+    /// has them, else the host's clock around each kernel submitted alone (5 runs each,
+    /// medians), and print a table to stdout: GPU ms per kernel, share, calls per step, GFLOP/s
+    /// and GB/s from the FLOPs and bytes its ops state, and a whole step's wall time with the
+    /// host-side part beside the kernels. The model written is the trained one, untouched.
+    #[arg(long)]
+    profile: bool,
     /// Write one JSON line per epoch (appended when resuming): {"epoch", "loss",
     /// "active_triplets", "pos_dist", "neg_dist", "ms"}; for cnn one per step: {"step",
     /// "loss", "active_triplets", "learning_rate"}, with "validation_one_shot" on evaluation
@@ -649,6 +658,7 @@ fn train_cnn(gpu: &Gpu, args: TrainArgs) -> Result<()> {
         checkpoint_every: args.checkpoint_every.unwrap_or(CNN_CHECKPOINT_EVERY),
         checkpoint: Some(checkpoint),
         resume: args.resume.clone(),
+        profile: args.profile,
     };
     let mut progress = Bars::new(args.quiet, open_log(&args)?);
     let trained = commands::train_cnn(gpu, &request, &mut progress)?;
@@ -682,7 +692,15 @@ fn train_cnn(gpu: &Gpu, args: TrainArgs) -> Result<()> {
         trained.steps.len(),
         trained.total_seconds
     );
+    print_profiles(&trained.profiles);
     Ok(())
+}
+
+/// `--profile`'s tables, each under what it profiled.
+fn print_profiles(profiles: &[(String, Profile)]) {
+    for (what, profile) in profiles {
+        println!("{what}:\n{profile}\n");
+    }
 }
 
 /// Checkpoint interval of `train --model cnn`, in steps.
@@ -722,6 +740,7 @@ fn train(gpu: &Gpu, args: TrainArgs) -> Result<()> {
         checkpoint_every: args.checkpoint_every.unwrap_or(0),
         checkpoint: Some(checkpoint),
         resume: args.resume.clone(),
+        profile: args.profile,
     };
     let mut progress = Bars::new(args.quiet, open_log(&args)?);
     let trained = commands::train(gpu, &request, &mut progress)?;
@@ -741,6 +760,7 @@ fn train(gpu: &Gpu, args: TrainArgs) -> Result<()> {
         trained.epoch_seconds * 1000.0 / trained.epochs.len().max(1) as f64,
         trained.total_seconds
     );
+    print_profiles(&trained.profiles);
     Ok(())
 }
 
