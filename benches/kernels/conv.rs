@@ -190,6 +190,25 @@ pub fn benches(c: &mut Criterion) {
             kernel: &[3, 3],
         },
     );
+    if crate::gpu_sized_shapes() {
+        let gpu_sized = || ConvShape {
+            x: &[32, 256, 56, 56],
+            o: 256,
+            kernel: &[3, 3],
+        };
+        bench_forward(
+            c,
+            "conv2d_forward",
+            "n32_c256_h56_w56_k256_3x3",
+            gpu_sized(),
+        );
+        bench_backward(
+            c,
+            "conv2d_backward",
+            "n32_c256_h56_w56_k256_3x3",
+            gpu_sized(),
+        );
+    }
     bench_forward(
         c,
         "conv3d_forward",

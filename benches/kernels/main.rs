@@ -57,8 +57,20 @@ pub fn bench_ops(
     g.finish();
 }
 
+/// Whether to run the GPU-sized shapes (matmul 4096^3, conv2d at n32 c256 56x56): on every
+/// adapter that is not a CPU, or where WGNN_BENCH_GPU_SHAPES is set (on lavapipe each of them
+/// takes minutes).
+pub fn gpu_sized_shapes() -> bool {
+    std::env::var_os("WGNN_BENCH_GPU_SHAPES").is_some() || gpu().adapter.device_type != "Cpu"
+}
+
 fn benches(c: &mut Criterion) {
     eprintln!("adapter: {}", gpu().adapter);
+    if !gpu_sized_shapes() {
+        eprintln!(
+            "GPU-sized shapes skipped on a CPU adapter (set WGNN_BENCH_GPU_SHAPES=1 to run them)"
+        );
+    }
     pool::benches(c);
     gram::benches(c);
     matmul::benches(c);
