@@ -204,7 +204,8 @@ struct TrainArgs {
     /// has them, else the host's clock around each kernel submitted alone (5 runs each,
     /// medians), and print a table to stdout: GPU ms per kernel, share, calls per step, GFLOP/s
     /// and GB/s from the FLOPs and bytes its ops state, and a whole step's wall time with the
-    /// host-side part beside the kernels. The model written is the trained one, untouched.
+    /// host-side part beside the kernels. The model written is the trained one, untouched
+    /// (off by default).
     #[arg(long)]
     profile: bool,
     /// Write one JSON line per epoch (appended when resuming): {"epoch", "loss",

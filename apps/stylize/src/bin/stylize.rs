@@ -146,7 +146,7 @@ struct Args {
     /// submitted alone; 5 runs each, medians) and print a table to stdout: GPU ms per kernel,
     /// share, calls per iteration, GFLOP/s and GB/s from the FLOPs and bytes its ops state, and
     /// a whole iteration's wall time with the host-side part beside the kernels. The profiled
-    /// runs come after the saved result and do not change it.
+    /// runs come after the saved result and do not change it (off by default).
     #[arg(long)]
     profile: bool,
 
