@@ -925,3 +925,36 @@ fn stylize_profile_prints_the_kernels_of_an_iteration() {
         );
     }
 }
+
+/// `WGNN_GEMM_VARIANT` forces one GEMM design: a name the engine does not know is refused with
+/// the names it knows, and `tiled` (on every device) runs.
+#[test]
+fn wgnn_gemm_variant_forces_a_design_or_names_the_choices() {
+    let dir = scratch_dir("forced-variant");
+    let output = dir.join("out.png");
+    let run = |variant: &str| {
+        Command::new(env!("CARGO_BIN_EXE_stylize"))
+            .env("WGNN_GEMM_VARIANT", variant)
+            .args(["--size", "40", "--iterations", "1", "--quiet", "--output"])
+            .arg(&output)
+            .output()
+            .unwrap()
+    };
+    let bogus = run("fastest");
+    assert!(!bogus.status.success());
+    let stderr = String::from_utf8_lossy(&bogus.stderr);
+    assert!(
+        stderr.contains("WGNN_GEMM_VARIANT")
+            && stderr.contains("tiled")
+            && stderr.contains("subgroup"),
+        "{stderr}"
+    );
+    assert!(!output.exists());
+    let tiled = run("tiled");
+    assert!(
+        tiled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tiled.stderr)
+    );
+    assert!(output.exists());
+}

@@ -5,6 +5,7 @@ mod kernel;
 mod layout;
 mod pool;
 mod shader;
+mod tuning;
 
 pub use kernel::{bytes_of, workgroups_for, Dispatch, KernelCall};
 pub(crate) use layout::shader_struct;
@@ -12,6 +13,7 @@ pub use layout::{check_structs, compare_struct, StructLayout};
 pub use pool::BufferPool;
 pub(crate) use shader::wgsl_file;
 pub use shader::{assemble, validate_wgsl, Shader, WgslFile};
+pub use tuning::{Tuner, TuningMode};
 
 use crate::error::{Error, Result};
 use kernel::PipelineCache;
@@ -74,6 +76,8 @@ pub struct AdapterChoice {
     /// Use subgroup operations where the adapter has them (kernels that need them have
     /// fallbacks); false opens the device without them, e.g. to test the fallbacks.
     pub subgroups: bool,
+    /// Whether kernels are chosen by timing them; None: `TuningMode::from_env`.
+    pub tuning: Option<TuningMode>,
 }
 
 impl AdapterChoice {
@@ -90,6 +94,7 @@ impl AdapterChoice {
                 .unwrap_or(wgpu::PowerPreference::HighPerformance),
             backends: wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all()),
             subgroups: std::env::var("WGNN_SUBGROUPS").map_or(true, |v| v != "0"),
+            tuning: None,
         }
     }
 }
@@ -106,6 +111,8 @@ pub struct Gpu {
     /// The device was opened with timestamp queries at the start and end of compute passes,
     /// which `Plan::profile` uses to time each kernel on the GPU itself.
     pub timestamps: bool,
+    /// The autotuner's choices of kernel designs (`TuningMode`).
+    pub tuner: Tuner,
     pipelines: PipelineCache,
 }
 
@@ -143,11 +150,16 @@ impl Gpu {
                     .map_err(|e| Error::NoAdapter(format!(" ({e})")))?
             }
         };
-        Self::from_adapter(adapter, choice.subgroups)
+        Self::from_adapter(adapter, choice)
     }
 
-    fn from_adapter(adapter: wgpu::Adapter, subgroups: bool) -> Result<Self> {
+    fn from_adapter(adapter: wgpu::Adapter, choice: &AdapterChoice) -> Result<Self> {
+        let subgroups = choice.subgroups;
         let info = summarize(&adapter.get_info());
+        let tuning = choice.tuning.clone().unwrap_or_else(|| {
+            TuningMode::from_env(adapter.get_info().device_type == wgpu::DeviceType::Cpu)
+        });
+        let tuner = Tuner::new(tuning, &info.name, &info.driver);
         let limits = adapter.limits();
         let subgroup_broadcast = subgroups
             && adapter.features().contains(wgpu::Features::SUBGROUP)
@@ -177,6 +189,7 @@ impl Gpu {
             limits,
             subgroup_broadcast,
             timestamps,
+            tuner,
             pipelines: PipelineCache::default(),
         })
     }

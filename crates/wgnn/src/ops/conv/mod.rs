@@ -585,10 +585,15 @@ fn forward(
     if geo.groups > 1 {
         return grouped::forward(ctx, geo, relu, inputs, output);
     }
-    match GemmVariant::for_device(ctx.gpu) {
-        GemmVariant::Tiled => tiled::forward(ctx, geo, relu, inputs, output),
-        GemmVariant::Subgroup => subgroup::forward(ctx, geo, relu, inputs, output),
-    }
+    gemm::choose(
+        ctx,
+        "conv.forward",
+        geo.forward_gemm(),
+        |ctx, variant| match variant {
+            GemmVariant::Tiled => tiled::forward(ctx, geo, relu, inputs, output),
+            GemmVariant::Subgroup => subgroup::forward(ctx, geo, relu, inputs, output),
+        },
+    )
 }
 
 /// dx from (dy, w): the grouped kernel for groups > 1, else the few-channel gather where it
@@ -615,10 +620,15 @@ fn backward_input(
     inputs: &[&Tensor],
     output: &Tensor,
 ) -> Result<Vec<Dispatch>> {
-    match GemmVariant::for_device(ctx.gpu) {
-        GemmVariant::Tiled => tiled::backward_input(ctx, geo, inputs, output),
-        GemmVariant::Subgroup => subgroup::backward_input(ctx, geo, inputs, output),
-    }
+    gemm::choose(
+        ctx,
+        "conv.backward_input",
+        geo.input_gemm(),
+        |ctx, variant| match variant {
+            GemmVariant::Tiled => tiled::backward_input(ctx, geo, inputs, output),
+            GemmVariant::Subgroup => subgroup::backward_input(ctx, geo, inputs, output),
+        },
+    )
 }
 
 /// dx from (dy, w) for at most `FEW_CHANNELS` input channels, gathered per input position.
@@ -628,10 +638,11 @@ fn backward_input_few_channels(
     inputs: &[&Tensor],
     output: &Tensor,
 ) -> Result<Vec<Dispatch>> {
-    match GemmVariant::for_device(ctx.gpu) {
+    let role = "conv.backward_input_few_channels";
+    gemm::choose(ctx, role, geo.input_gemm(), |ctx, variant| match variant {
         GemmVariant::Tiled => tiled::backward_input_few_channels(ctx, geo, inputs, output),
         GemmVariant::Subgroup => subgroup::backward_input_few_channels(ctx, geo, inputs, output),
-    }
+    })
 }
 
 /// dw from (x, dy): for groups > 1 one reduction per weight; for at most `FEW_CHANNELS` input
@@ -648,10 +659,15 @@ fn backward_weight(
     if geo.c <= FEW_CHANNELS {
         return grouped::few_channels_backward_weight(ctx, geo, inputs, output);
     }
-    match GemmVariant::for_device(ctx.gpu) {
-        GemmVariant::Tiled => tiled::backward_weight(ctx, geo, inputs, output),
-        GemmVariant::Subgroup => subgroup::backward_weight(ctx, geo, inputs, output),
-    }
+    gemm::choose(
+        ctx,
+        "conv.backward_weight",
+        geo.weight_gemm(),
+        |ctx, variant| match variant {
+            GemmVariant::Tiled => tiled::backward_weight(ctx, geo, inputs, output),
+            GemmVariant::Subgroup => subgroup::backward_weight(ctx, geo, inputs, output),
+        },
+    )
 }
 
 /// How backward_weight splits its reduction of length k: (slices, length of each, a multiple of

@@ -16,7 +16,7 @@ use crate::gpu::{
     WORKGROUP_INDEX,
 };
 use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op, SpatialMap};
-use crate::ops::gemm::GemmVariant;
+use crate::ops::gemm::{self, GemmVariant};
 use crate::tensor::{Shape, Tensor};
 
 /// Params and the bindings of both designs' kernels.
@@ -153,18 +153,35 @@ fn split_forward(
 
 /// G from x.
 fn forward(ctx: &mut EncodeCtx<'_>, inputs: &[&Tensor], output: &Tensor) -> Result<Vec<Dispatch>> {
-    match GemmVariant::for_device(ctx.gpu) {
-        GemmVariant::Tiled => tiled::forward(ctx, inputs, output),
-        GemmVariant::Subgroup => subgroup::forward(ctx, inputs, output),
-    }
+    gemm::choose(
+        ctx,
+        "gram.forward",
+        gemm_dims(inputs[0]),
+        |ctx, variant| match variant {
+            GemmVariant::Tiled => tiled::forward(ctx, inputs, output),
+            GemmVariant::Subgroup => subgroup::forward(ctx, inputs, output),
+        },
+    )
+}
+
+/// The GEMM of x [N, C, spatial...]'s Gram matrices, for the autotuner's shape class: C x C
+/// over N x spatial terms.
+fn gemm_dims(x: &Tensor) -> [usize; 3] {
+    let c = x.shape.dims().get(1).copied().unwrap_or(1).max(1);
+    [c, c, x.shape.numel() / c]
 }
 
 /// dF from (x, dG).
 fn backward(ctx: &mut EncodeCtx<'_>, inputs: &[&Tensor], output: &Tensor) -> Result<Vec<Dispatch>> {
-    match GemmVariant::for_device(ctx.gpu) {
-        GemmVariant::Tiled => tiled::backward(ctx, inputs, output),
-        GemmVariant::Subgroup => subgroup::backward(ctx, inputs, output),
-    }
+    gemm::choose(
+        ctx,
+        "gram.backward",
+        gemm_dims(inputs[0]),
+        |ctx, variant| match variant {
+            GemmVariant::Tiled => tiled::backward(ctx, inputs, output),
+            GemmVariant::Subgroup => subgroup::backward(ctx, inputs, output),
+        },
+    )
 }
 
 /// [N, C, spatial...] -> [N, C, C].

@@ -26,9 +26,9 @@ pub(crate) mod subgroup;
 pub(crate) mod tiled;
 
 use crate::error::{Error, Result};
-use crate::gpu::{shader_struct, wgsl_file, Dispatch, Gpu, WgslFile};
+use crate::gpu::{shader_struct, wgsl_file, Dispatch, WgslFile};
 use crate::graph::{BackwardCtx, EncodeCtx, Graph, NodeId, Op, SpatialMap};
-use crate::ops::gemm::GemmVariant;
+use crate::ops::gemm::{self, GemmVariant};
 use crate::tensor::{Shape, Tensor};
 
 /// Params and the bindings of both designs' kernels.
@@ -209,18 +209,21 @@ impl Params {
     }
 }
 
-/// C = op(A) op(B) (inputs A, B) in this device's design.
+/// C = op(A) op(B) (inputs A, B) in the design `gemm::choose` picks.
 fn product(
-    gpu: &Gpu,
+    ctx: &mut EncodeCtx<'_>,
     op: &MatMul,
     d: &Dims,
     inputs: &[&Tensor],
     output: &Tensor,
-) -> Result<Dispatch> {
-    match GemmVariant::for_device(gpu) {
-        GemmVariant::Tiled => tiled::product(gpu, op, d, inputs, output),
-        GemmVariant::Subgroup => subgroup::product(gpu, op, d, inputs, output),
-    }
+) -> Result<Vec<Dispatch>> {
+    let batch: usize = d.batch.iter().product();
+    gemm::choose(ctx, "matmul", [batch * d.m, d.n, d.k], |ctx, variant| {
+        Ok(vec![match variant {
+            GemmVariant::Tiled => tiled::product(ctx.gpu, op, d, inputs, output)?,
+            GemmVariant::Subgroup => subgroup::product(ctx.gpu, op, d, inputs, output)?,
+        }])
+    })
 }
 
 impl Op for MatMul {
@@ -246,7 +249,7 @@ impl Op for MatMul {
         output: &Tensor,
     ) -> Result<Vec<Dispatch>> {
         let d = self.dims(&inputs[0].shape, &inputs[1].shape)?;
-        Ok(vec![product(ctx.gpu, self, &d, inputs, output)?])
+        product(ctx, self, &d, inputs, output)
     }
 
     fn backward(&self, g: &mut Graph, ctx: &BackwardCtx<'_>) -> Result<Vec<Option<NodeId>>> {
