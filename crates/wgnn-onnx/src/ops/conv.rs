@@ -2,6 +2,7 @@
 //! (begin and end per axis) or `auto_pad`, handed to the engine as `wgnn::ops::padding` values.
 
 use wgnn::error::{Error, Result};
+use wgnn::graph::NodeId;
 use wgnn::ops::conv::{ConvParams, ConvTransposeParams};
 use wgnn::ops::padding::{AutoPad, Pads};
 
@@ -63,10 +64,17 @@ pub(super) fn padding(n: &NodeView<'_>, spatial: usize) -> Result<(Pads, Option<
     Ok((pads, auto))
 }
 
-/// Conv: x [N, C, spatial...] with w [O, C / group, kernel...], 1 to 3 spatial axes, any group
-/// that divides C and O (group = C: depthwise). A Relu
-/// that is the output's only reader is fused into the convolution's kernel.
-pub fn conv(ctx: &mut Ctx<'_>, n: &NodeView<'_>) -> Result<Vec<Value>> {
+/// The inputs of Conv and ConvTranspose (x, w and the optional bias) and the dims of x and w,
+/// both of rank 3 to 5.
+struct Operands {
+    x: NodeId,
+    w: NodeId,
+    bias: Option<NodeId>,
+    xd: Vec<usize>,
+    wd: Vec<usize>,
+}
+
+fn operands(ctx: &mut Ctx<'_>, n: &NodeView<'_>) -> Result<Operands> {
     let x = ctx.tensor(n.required(0)?)?;
     let w = ctx.tensor(n.required(1)?)?;
     let bias = n.input(2).map(|b| ctx.tensor(b)).transpose()?;
@@ -79,6 +87,14 @@ pub fn conv(ctx: &mut Ctx<'_>, n: &NodeView<'_>) -> Result<Vec<Value>> {
             "input {xd:?} and weight {wd:?} must both be rank 3 to 5 (1 to 3 spatial axes)"
         )));
     }
+    Ok(Operands { x, w, bias, xd, wd })
+}
+
+/// Conv: x [N, C, spatial...] with w [O, C / group, kernel...], 1 to 3 spatial axes, any group
+/// that divides C and O (group = C: depthwise). A Relu
+/// that is the output's only reader is fused into the convolution's kernel.
+pub fn conv(ctx: &mut Ctx<'_>, n: &NodeView<'_>) -> Result<Vec<Value>> {
+    let Operands { x, w, bias, xd, wd } = operands(ctx, n)?;
     let spatial = wd.len() - 2;
     let group = n.int("group", 1)?;
     if group < 1 || xd[1] % group as usize != 0 || wd[0] % group as usize != 0 {
@@ -164,18 +180,7 @@ fn pads_for_output_shape(shape: &[i64], full: &[usize], auto: Option<AutoPad>) -
 /// with strides, dilations, begin/end `pads` or `auto_pad`, `output_padding` and `group`, or
 /// `output_shape` (for which the pads are worked out, `auto_pad` choosing their split).
 pub fn conv_transpose(ctx: &mut Ctx<'_>, n: &NodeView<'_>) -> Result<Vec<Value>> {
-    let x = ctx.tensor(n.required(0)?)?;
-    let w = ctx.tensor(n.required(1)?)?;
-    let bias = n.input(2).map(|b| ctx.tensor(b)).transpose()?;
-    let (xd, wd) = (
-        ctx.graph.shape(x).dims().to_vec(),
-        ctx.graph.shape(w).dims().to_vec(),
-    );
-    if !(3..=5).contains(&wd.len()) || xd.len() != wd.len() {
-        return Err(Error::Invalid(format!(
-            "input {xd:?} and weight {wd:?} must both be rank 3 to 5 (1 to 3 spatial axes)"
-        )));
-    }
+    let Operands { x, w, bias, xd, wd } = operands(ctx, n)?;
     let spatial = wd.len() - 2;
     let kernel = wd[2..].to_vec();
     if let Some(k) = n.ints("kernel_shape")? {
